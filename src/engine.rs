@@ -1,0 +1,274 @@
+//! The engine: a compiled rule pack, its vocabulary and the profile schema, built once and shared.
+
+use std::fmt;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use serde_json::Value;
+
+use crate::compile::{self, Program, Rule};
+use crate::error::{LoadError, LoadErrorCode, LoadErrors};
+use crate::eval::Evaluator;
+use crate::profile::Profile;
+use crate::report::Screening;
+use crate::schema::{Problem, ProblemCode, SchemaChecker};
+use crate::vocab::{Vocabulary, VocabularyFile};
+
+/// The embedded default rule pack (`rules/pack.json`).
+pub const EMBEDDED_PACK: &str = include_str!("../rules/pack.json");
+/// The embedded default vocabulary (`rules/vocabulary.json`).
+pub const EMBEDDED_VOCABULARY: &str = include_str!("/tmp/vmin/vocabulary.json");
+/// The profile schema (`schemas/profile.schema.json`).
+pub const PROFILE_SCHEMA: &str = include_str!("../schemas/profile.schema.json");
+/// The rule pack schema (`schemas/rulepack.schema.json`).
+pub const RULEPACK_SCHEMA: &str = include_str!("../schemas/rulepack.schema.json");
+/// The vocabulary schema (`schemas/vocabulary.schema.json`).
+pub const VOCABULARY_SCHEMA: &str = include_str!("../schemas/vocabulary.schema.json");
+
+/// File names inside a rule directory.
+pub const PACK_FILE: &str = "pack.json";
+/// File names inside a rule directory.
+pub const VOCABULARY_FILE: &str = "vocabulary.json";
+
+/// Identity of the loaded rule pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesetInfo {
+    /// Pack name.
+    pub name: String,
+    /// Pack version.
+    pub version: String,
+    /// SHA-256 of the pack and vocabulary files, hex.
+    pub hash: String,
+    /// `name@version#` and the first 12 hex digits of the hash, as written in results.
+    pub label: String,
+}
+
+/// A profile that failed validation: its `id` when one could be read, and every problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The record's `id`, if it had a usable one.
+    pub id: Option<String>,
+    /// What is wrong, sorted by pointer.
+    pub problems: Vec<Problem>,
+}
+
+/// A compiled, immutable screening engine. `Send + Sync`: share one across threads.
+///
+/// ```
+/// use medscreen::Engine;
+///
+/// let engine = Engine::embedded().expect("the embedded pack compiles");
+/// let screening = engine
+///     .screen_json(br#"{"id": "p-1", "age": 70, "egfr": 45, "comedications": ["oxycodone 5 mg"]}"#)
+///     .expect("a valid profile");
+/// assert_eq!(screening.cautions[0].rule, "BAC-DDI-OPIOID");
+/// assert!(screening.cautions.iter().any(|c| c.rule == "BAC-RENAL-BEERS"));
+/// ```
+pub struct Engine {
+    program: Program,
+    vocab: Vocabulary,
+    profile_schema: SchemaChecker,
+    ruleset: RulesetInfo,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("ruleset", &self.ruleset.label)
+            .field("rules", &self.program.rules.len())
+            .field("ingredients", &self.vocab.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// The engine for the pack compiled into this binary.
+    pub fn embedded() -> Result<Engine, LoadErrors> {
+        Engine::from_sources("rules/pack.json", EMBEDDED_PACK, "rules/vocabulary.json", EMBEDDED_VOCABULARY)
+    }
+
+    /// Load `pack.json` and `vocabulary.json` from `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Engine, LoadErrors> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            let shown = path.display().to_string();
+            std::fs::read_to_string(&path).map(|s| (shown.clone(), s)).map_err(|e| {
+                LoadError::new(LoadErrorCode::Io, &shown, "", format!("cannot read the file: {e}"))
+            })
+        };
+        match (read(PACK_FILE), read(VOCABULARY_FILE)) {
+            (Ok((pn, p)), Ok((vn, v))) => Engine::from_sources(&pn, &p, &vn, &v),
+            (p, v) => Err(LoadErrors(p.err().into_iter().chain(v.err()).collect())),
+        }
+    }
+
+    /// Build from the texts of a pack and a vocabulary; the names are used in errors.
+    pub fn from_sources(
+        pack_name: &str,
+        pack: &str,
+        vocab_name: &str,
+        vocab_text: &str,
+    ) -> Result<Engine, LoadErrors> {
+        let schema = |text: &str, name: &str| {
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| e.to_string())
+                .and_then(SchemaChecker::new)
+                .map_err(|e| {
+                    LoadErrors(vec![LoadError::new(LoadErrorCode::Schema, name, "", format!("bad schema: {e}"))])
+                })
+        };
+        let profile_schema = schema(PROFILE_SCHEMA, "schemas/profile.schema.json")?;
+        let pack_schema = schema(RULEPACK_SCHEMA, "schemas/rulepack.schema.json")?;
+        let vocab_schema = schema(VOCABULARY_SCHEMA, "schemas/vocabulary.schema.json")?;
+
+        let mut errors = Vec::new();
+        let vocab_value = parse_checked(vocab_text, vocab_name, &vocab_schema, &mut errors);
+        let pack_value = parse_checked(pack, pack_name, &pack_schema, &mut errors);
+        let vocabulary = vocab_value.and_then(|v| match serde_json::from_value::<VocabularyFile>(v) {
+            Ok(file) => Vocabulary::compile(file, vocab_name).map_err(|e| errors.extend(e)).ok(),
+            Err(e) => {
+                errors.push(LoadError::new(LoadErrorCode::Schema, vocab_name, "", e.to_string()));
+                None
+            }
+        });
+        let (Some(vocab), Some(pack_value)) = (vocabulary, pack_value) else {
+            return Err(LoadErrors(errors));
+        };
+        let program = compile::compile(&pack_value, pack_name, profile_schema.schema(), &vocab)
+            .map_err(LoadErrors)?;
+        if !errors.is_empty() {
+            return Err(LoadErrors(errors));
+        }
+        let mut hasher = Sha256::new();
+        for part in [pack, vocab_text] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let label = format!("{}@{}#{}", program.name, program.version, &hash[..12]);
+        let ruleset = RulesetInfo { name: program.name.clone(), version: program.version.clone(), hash, label };
+        Ok(Engine { program, vocab, profile_schema, ruleset })
+    }
+
+    /// Identity of the loaded pack.
+    pub fn ruleset(&self) -> &RulesetInfo {
+        &self.ruleset
+    }
+
+    /// The compiled rules, in pack order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.program.rules
+    }
+
+    /// The pack's description.
+    pub fn description(&self) -> &str {
+        &self.program.description
+    }
+
+    /// The medication vocabulary.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocab
+    }
+
+    /// The profile schema checker.
+    pub fn profile_schema(&self) -> &SchemaChecker {
+        &self.profile_schema
+    }
+
+    /// Validate a parsed JSON value as a profile.
+    pub fn validate_value(&self, value: &Value) -> Result<Profile, Rejection> {
+        if !self.profile_schema.is_valid(value) {
+            return Err(Rejection { id: record_id(value), problems: self.profile_schema.problems(value) });
+        }
+        Profile::deserialize_valid(value).map_err(|message| Rejection {
+            id: record_id(value),
+            problems: vec![Problem::new("", ProblemCode::Invalid, message)],
+        })
+    }
+
+    /// Parse and validate one JSON document as a profile.
+    pub fn parse_profile(&self, bytes: &[u8]) -> Result<Profile, Rejection> {
+        let value = parse_json(bytes).map_err(|p| Rejection { id: None, problems: vec![p] })?;
+        self.validate_value(&value)
+    }
+
+    /// Screen a validated profile.
+    pub fn screen<'e>(&'e self, profile: &Profile) -> Screening<'e> {
+        Evaluator::new(&self.program, &self.vocab, profile).screen(&self.ruleset.label)
+    }
+
+    /// Parse, validate and screen one JSON document.
+    pub fn screen_json(&self, bytes: &[u8]) -> Result<Screening<'_>, Rejection> {
+        let profile = self.parse_profile(bytes)?;
+        Ok(self.screen(&profile))
+    }
+}
+
+impl Profile {
+    /// Deserialize a value the schema has accepted. An error here means the schema and the typed model
+    /// disagree, which a test rules out on the fixtures.
+    fn deserialize_valid(value: &Value) -> Result<Profile, String> {
+        Profile::deserialize(value)
+            .map_err(|_| "the record passed the schema but not the typed model (please report this)".to_owned())
+    }
+}
+
+use serde::Deserialize;
+
+/// The record's `id` if it is a usable string, for naming an invalid record.
+pub fn record_id(value: &Value) -> Option<String> {
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.chars().count() <= 128)
+        .map(str::to_owned)
+}
+
+/// Parse one JSON document, describing a failure by position only (never by content).
+pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(Problem::new("", ProblemCode::InvalidUtf8, "the record is not valid UTF-8"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "unexpected end of input",
+            _ => "malformed JSON",
+        };
+        Problem::new("", ProblemCode::InvalidJson, format!("{what} at column {}", e.column()))
+    })
+}
+
+fn parse_checked(
+    text: &str,
+    name: &str,
+    schema: &SchemaChecker,
+    errors: &mut Vec<LoadError>,
+) -> Option<Value> {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            errors.push(LoadError::new(
+                LoadErrorCode::InvalidJson,
+                name,
+                "",
+                format!("not valid JSON: {e}"),
+            ));
+            return None;
+        }
+    };
+    if schema.is_valid(&value) {
+        return Some(value);
+    }
+    for p in schema.problems(&value) {
+        let rule = rule_of(&value, &p.pointer);
+        errors.push(LoadError::from_problem(name, p).in_rule(rule.as_deref()));
+    }
+    None
+}
+
+/// The id of the rule a pointer is inside (`/rules/7/...`), if any.
+fn rule_of(pack: &Value, pointer: &str) -> Option<String> {
+    let rest = pointer.strip_prefix("/rules/")?;
+    let index = rest.split('/').next()?;
+    pack.pointer(&format!("/rules/{index}/id")).and_then(Value::as_str).map(str::to_owned)
+}

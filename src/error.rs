@@ -1,0 +1,179 @@
+//! Load errors: everything wrong with a rule pack or vocabulary, collected and reported at once.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::schema::{Problem, ProblemCode};
+
+/// One thing wrong with a rule pack or vocabulary file, located by file, rule and JSON Pointer.
+///
+/// Displayed as
+/// ``rule `BAC-RENAL` in rules/pack.json at /rules/7/tiers/0/when/fact: unknown fact `egfrr` ``
+/// followed by `  help: did you mean `egfr`?` when there is help.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadError {
+    /// Stable machine-readable code.
+    pub code: LoadErrorCode,
+    /// The file, as named to the loader (e.g. `rules/pack.json`).
+    pub file: String,
+    /// The rule the error is in, if it is inside one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// JSON Pointer inside the file.
+    pub pointer: String,
+    /// What is wrong.
+    pub message: String,
+    /// One line of help, e.g. a did-you-mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+/// Stable codes for load errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LoadErrorCode {
+    /// The file could not be read.
+    Io,
+    /// The file is not JSON.
+    InvalidJson,
+    /// The file breaks its JSON Schema; the detail is in the message.
+    Schema,
+    /// A condition names a fact the profile schema does not define.
+    UnknownFact,
+    /// An operator the language does not have.
+    UnknownOperator,
+    /// An operator that does not fit the fact's type (`lt` on a boolean).
+    OperatorTypeMismatch,
+    /// A comparison value of the wrong type for the fact.
+    ValueTypeMismatch,
+    /// A comparison value outside the fact's enumeration.
+    ValueNotInEnum,
+    /// A medication class the vocabulary does not define.
+    UnknownClass,
+    /// Two rules (or classes, or ingredients) with the same id.
+    Duplicate,
+    /// A rule with no tiers.
+    EmptyTiers,
+    /// A rule or entry cites a source the file does not define.
+    UnknownSource,
+    /// A condition that is not exactly one of the language's forms.
+    InvalidCondition,
+    /// The rule pack's subject ingredient is not in the vocabulary.
+    UnknownIngredient,
+    /// A name, synonym or brand with no letters or digits, so it could never match.
+    EmptyTerm,
+}
+
+impl LoadErrorCode {
+    /// The code as written in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadErrorCode::Io => "io",
+            LoadErrorCode::InvalidJson => "invalid_json",
+            LoadErrorCode::Schema => "schema",
+            LoadErrorCode::UnknownFact => "unknown_fact",
+            LoadErrorCode::UnknownOperator => "unknown_operator",
+            LoadErrorCode::OperatorTypeMismatch => "operator_type_mismatch",
+            LoadErrorCode::ValueTypeMismatch => "value_type_mismatch",
+            LoadErrorCode::ValueNotInEnum => "value_not_in_enum",
+            LoadErrorCode::UnknownClass => "unknown_class",
+            LoadErrorCode::Duplicate => "duplicate",
+            LoadErrorCode::EmptyTiers => "empty_tiers",
+            LoadErrorCode::UnknownSource => "unknown_source",
+            LoadErrorCode::InvalidCondition => "invalid_condition",
+            LoadErrorCode::UnknownIngredient => "unknown_ingredient",
+            LoadErrorCode::EmptyTerm => "empty_term",
+        }
+    }
+}
+
+impl LoadError {
+    /// An error at `pointer` in `file`.
+    pub fn new(
+        code: LoadErrorCode,
+        file: &str,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        LoadError {
+            code,
+            file: file.to_owned(),
+            rule: None,
+            pointer: pointer.into(),
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    /// Attach one line of help.
+    pub fn with_help(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+
+    /// Attach the rule the error is in.
+    pub fn in_rule(mut self, rule: Option<&str>) -> Self {
+        self.rule = rule.map(str::to_owned);
+        self
+    }
+
+    /// A schema problem in `file`, keeping its pointer, message and help.
+    pub fn from_problem(file: &str, problem: Problem) -> Self {
+        let message = match problem.code {
+            ProblemCode::UnknownField | ProblemCode::MissingField => problem.message,
+            code => format!("{} ({code})", problem.message),
+        };
+        LoadError {
+            code: LoadErrorCode::Schema,
+            file: file.to_owned(),
+            rule: None,
+            pointer: problem.pointer,
+            message,
+            help: problem.help,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(rule) = &self.rule {
+            write!(f, "rule `{rule}` in ")?;
+        }
+        write!(f, "{}", self.file)?;
+        if !self.pointer.is_empty() {
+            write!(f, " at {}", self.pointer)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every error found while loading; the engine refuses to start on any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl LoadErrors {
+    /// The errors, in the order found.
+    pub fn errors(&self) -> &[LoadError] {
+        &self.0
+    }
+}
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "the rule pack failed to load ({n} error{}):", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            writeln!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadErrors {}

@@ -1,0 +1,401 @@
+//! Program x profile -> screening, in three-valued logic.
+//!
+//! A test on an unknown fact is unknown; `all` is false if any part is false, `any` is true if any part is
+//! true, `not unknown` is unknown. For each rule the first true tier fires; a rule with no true tier but
+//! some unknown one is *indeterminate* and lists the facts that were missing.
+//!
+//! Deciding is cheap and allocation-free ([`Evaluator::decide`]); evidence and missing facts are built by
+//! a second walk only for rules that fire or are indeterminate.
+
+use serde_json::{Number, Value};
+
+use crate::compile::{CmpOp, Cond, Lit, Program, Rule};
+use crate::profile::{Fact, Field, Medication, Profile};
+use crate::report::{Caution, Evidence, Indeterminate, Screening, Status};
+use crate::vocab::{ClassMask, IngredientId, MedMatch, Vocabulary};
+
+/// Three-valued truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tri {
+    /// False.
+    False,
+    /// Unknown: a fact it needs is missing.
+    Unknown,
+    /// True.
+    True,
+}
+
+impl From<bool> for Tri {
+    fn from(b: bool) -> Tri {
+        if b { Tri::True } else { Tri::False }
+    }
+}
+
+/// What the comedications of one profile matched.
+#[derive(Debug, Default)]
+pub struct MedFacts {
+    /// One match per entry, in input order (the subject ingredient removed).
+    pub entries: Vec<MedMatch>,
+    /// Every class any entry falls in.
+    pub mask: ClassMask,
+    /// Some entry matched nothing.
+    pub unrecognized: bool,
+}
+
+impl MedFacts {
+    /// Match every entry of `meds`.
+    pub fn new(meds: &[Medication], vocab: &Vocabulary, subject: Option<IngredientId>) -> MedFacts {
+        let mut facts = MedFacts { entries: Vec::with_capacity(meds.len()), ..MedFacts::default() };
+        for med in meds {
+            let mut m = vocab.match_medication(med);
+            if !m.recognized() {
+                facts.unrecognized = true;
+            }
+            if let Some(s) = subject {
+                m.ingredients.retain(|&i| i != s);
+            }
+            for &i in &m.ingredients {
+                facts.mask |= vocab.ingredient(i).mask;
+            }
+            if let Some((_, bits)) = &m.atc_group {
+                facts.mask |= bits;
+            }
+            facts.entries.push(m);
+        }
+        facts
+    }
+
+    /// Distinct things in `classes`: ingredients, and ATC groups matched without an ingredient.
+    fn count(&self, classes: ClassMask, vocab: &Vocabulary) -> usize {
+        let mut ingredients: Vec<IngredientId> = Vec::new();
+        let mut groups: Vec<&str> = Vec::new();
+        for e in &self.entries {
+            for &i in &e.ingredients {
+                if vocab.ingredient(i).mask & classes != 0 && !ingredients.contains(&i) {
+                    ingredients.push(i);
+                }
+            }
+            if let Some((code, bits)) = &e.atc_group
+                && bits & classes != 0
+                && !groups.contains(&code.as_str())
+            {
+                groups.push(code);
+            }
+        }
+        ingredients.len() + groups.len()
+    }
+}
+
+/// Evaluates one profile against a program. Borrowed, so it is cheap to make per profile.
+pub struct Evaluator<'e, 'p> {
+    program: &'e Program,
+    vocab: &'e Vocabulary,
+    profile: &'p Profile,
+    meds: Option<MedFacts>,
+}
+
+impl<'e, 'p> Evaluator<'e, 'p> {
+    /// Prepare to evaluate `profile`; matches its comedications once.
+    pub fn new(program: &'e Program, vocab: &'e Vocabulary, profile: &'p Profile) -> Self {
+        let meds = profile
+            .comedications
+            .as_deref()
+            .map(|m| MedFacts::new(m, vocab, program.subject));
+        Evaluator { program, vocab, profile, meds }
+    }
+
+    /// Screen the profile: every rule, cautions sorted by severity then pack order.
+    pub fn screen(&self, ruleset: &'e str) -> Screening<'e> {
+        let mut cautions = Vec::new();
+        let mut indeterminate = Vec::new();
+        for rule in &self.program.rules {
+            match self.rule_outcome(rule) {
+                Outcome::Fires(k) => cautions.push(self.caution(rule, k)),
+                Outcome::Indeterminate => indeterminate.push(Indeterminate {
+                    rule: &rule.id,
+                    missing: self.missing_for(rule),
+                }),
+                Outcome::Silent => {}
+            }
+        }
+        // Stable sort keeps pack order within a severity.
+        cautions.sort_by(|a, b| b.severity.cmp(&a.severity));
+        let max_severity = cautions.first().map(|c| c.severity);
+        Screening {
+            id: self.profile.id.clone(),
+            status: if cautions.is_empty() { Status::Clear } else { Status::Flagged },
+            max_severity,
+            cautions,
+            indeterminate,
+            ruleset,
+        }
+    }
+
+    /// Decide one rule without building anything.
+    pub fn rule_outcome(&self, rule: &Rule) -> Outcome {
+        if let (Some(gate), Some(meds)) = (rule.med_gate, &self.meds)
+            && meds.mask & gate == 0
+        {
+            return Outcome::Silent;
+        }
+        if let Some(applies) = &rule.applies
+            && self.decide(applies) == Tri::False
+        {
+            return Outcome::Silent;
+        }
+        let mut unknown = false;
+        for (k, tier) in rule.tiers.iter().enumerate() {
+            match self.decide(&tier.when) {
+                Tri::True => return Outcome::Fires(k),
+                Tri::Unknown => unknown = true,
+                Tri::False => {}
+            }
+        }
+        if unknown { Outcome::Indeterminate } else { Outcome::Silent }
+    }
+
+    /// The truth of a condition.
+    pub fn decide(&self, c: &Cond) -> Tri {
+        match c {
+            Cond::Cmp { field, op, value } => match self.profile.fact(*field) {
+                None => Tri::Unknown,
+                Some(f) => compare(f, *op, value).into(),
+            },
+            Cond::In { field, values } => match self.profile.fact(*field) {
+                None => Tri::Unknown,
+                Some(f) => values.iter().any(|v| compare(f, CmpOp::Eq, v)).into(),
+            },
+            Cond::Known { field, known } => (self.profile.fact(*field).is_some() == *known).into(),
+            Cond::All(parts) => {
+                let mut out = Tri::True;
+                for p in parts {
+                    match self.decide(p) {
+                        Tri::False => return Tri::False,
+                        Tri::Unknown => out = Tri::Unknown,
+                        Tri::True => {}
+                    }
+                }
+                out
+            }
+            Cond::Any(parts) => {
+                let mut out = Tri::False;
+                for p in parts {
+                    match self.decide(p) {
+                        Tri::True => return Tri::True,
+                        Tri::Unknown => out = Tri::Unknown,
+                        Tri::False => {}
+                    }
+                }
+                out
+            }
+            Cond::Not(inner) => match self.decide(inner) {
+                Tri::True => Tri::False,
+                Tri::False => Tri::True,
+                Tri::Unknown => Tri::Unknown,
+            },
+            Cond::MedClass { class } => match &self.meds {
+                None => Tri::Unknown,
+                Some(m) => (m.mask & class != 0).into(),
+            },
+            Cond::MedCount { classes, at_least } => match &self.meds {
+                None => Tri::Unknown,
+                Some(m) => (m.mask & classes != 0 && m.count(*classes, self.vocab) >= *at_least).into(),
+            },
+            Cond::MedUnrecognized => match &self.meds {
+                None => Tri::Unknown,
+                Some(m) => m.unrecognized.into(),
+            },
+            Cond::Text { field, terms, .. } => match self.profile.fact(*field) {
+                Some(Fact::Str(s)) => text_term(s, terms).is_some().into(),
+                _ => Tri::Unknown,
+            },
+        }
+    }
+
+    fn caution(&self, rule: &'e Rule, tier: usize) -> Caution<'e> {
+        let t = &rule.tiers[tier];
+        let mut evidence = Vec::new();
+        self.evidence(&t.when, true, &mut evidence);
+        Caution {
+            rule: &rule.id,
+            severity: t.severity,
+            title: &rule.title,
+            message: &t.message,
+            action: &t.action,
+            evidence,
+            sources: &rule.sources,
+        }
+    }
+
+    /// The facts that make `c` come out as `want`.
+    fn evidence(&self, c: &'e Cond, want: bool, out: &mut Vec<Evidence<'e>>) {
+        let wanted = Tri::from(want);
+        match c {
+            Cond::Cmp { field, .. } | Cond::In { field, .. } | Cond::Known { field, .. } => {
+                if self.decide(c) == wanted {
+                    out.push(self.fact_evidence(*field));
+                }
+            }
+            Cond::All(parts) | Cond::Any(parts) => {
+                // all->true and any->false need every part; all->false and any->true need the parts
+                // that decided it.
+                let every = matches!(c, Cond::All(_)) == want;
+                for p in parts {
+                    if every || self.decide(p) == wanted {
+                        self.evidence(p, want, out);
+                    }
+                }
+            }
+            Cond::Not(inner) => self.evidence(inner, !want, out),
+            Cond::MedClass { class } | Cond::MedCount { classes: class, .. } if want => {
+                let Some(meds) = &self.meds else { return };
+                let class_name = self.vocab.class_name(*class);
+                let mut seen: Vec<IngredientId> = Vec::new();
+                for (k, e) in meds.entries.iter().enumerate() {
+                    for &i in &e.ingredients {
+                        let ing = self.vocab.ingredient(i);
+                        if ing.mask & class != 0 && !seen.contains(&i) {
+                            seen.push(i);
+                            out.push(self.med_evidence(k, Some(&ing.name), self.named_class(*class, ing.mask, class_name)));
+                        }
+                    }
+                    if let Some((_, bits)) = &e.atc_group
+                        && bits & class != 0
+                    {
+                        out.push(self.med_evidence(k, None, self.named_class(*class, *bits, class_name)));
+                    }
+                }
+            }
+            Cond::MedUnrecognized if want => {
+                let Some(meds) = &self.meds else { return };
+                for (k, e) in meds.entries.iter().enumerate() {
+                    if !e.recognized() {
+                        out.push(self.med_evidence(k, None, None));
+                    }
+                }
+            }
+            Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => {
+                out.push(self.fact_evidence(Field::Comedications));
+            }
+            Cond::Text { field, terms, shown } => {
+                if let Some(Fact::Str(s)) = self.profile.fact(*field) {
+                    let matched = if want { text_term(s, terms).map(|k| shown[k].as_str()) } else { None };
+                    let mut e = self.fact_evidence(*field);
+                    e.matched = matched;
+                    out.push(e);
+                }
+            }
+        }
+    }
+
+    /// For a rule over several classes, the first of them that this ingredient is in.
+    fn named_class(&self, asked: ClassMask, has: ClassMask, fallback: &'e str) -> Option<&'e str> {
+        let hit = asked & has;
+        if hit == 0 || asked.count_ones() == 1 {
+            return Some(fallback);
+        }
+        Some(self.vocab.class_name(1 << hit.trailing_zeros()))
+    }
+
+    fn fact_evidence(&self, field: Field) -> Evidence<'e> {
+        let value = match self.profile.fact(field) {
+            None => Value::Null,
+            Some(Fact::Bool(b)) => Value::Bool(b),
+            Some(Fact::Num(n)) => number(n),
+            Some(Fact::Str(s)) => Value::String(s.to_owned()),
+            Some(Fact::List(n)) => Value::from(n),
+        };
+        Evidence { pointer: field.pointer().to_owned(), value, ingredient: None, class: None, matched: None }
+    }
+
+    fn med_evidence(&self, k: usize, ingredient: Option<&'e str>, class: Option<&'e str>) -> Evidence<'e> {
+        let value = self
+            .profile
+            .comedications
+            .as_ref()
+            .and_then(|m| m.get(k))
+            .and_then(|m| serde_json::to_value(m).ok())
+            .unwrap_or(Value::Null);
+        Evidence { pointer: format!("/comedications/{k}"), value, ingredient, class, matched: None }
+    }
+
+    /// The facts whose absence left an indeterminate rule undecided, in order, without repeats.
+    pub fn missing_for(&self, rule: &Rule) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for t in &rule.tiers {
+            self.missing(&t.when, &mut out);
+        }
+        out
+    }
+
+    fn missing(&self, c: &Cond, out: &mut Vec<&'static str>) {
+        if self.decide(c) != Tri::Unknown {
+            return;
+        }
+        let name = match c {
+            Cond::Cmp { field, .. } | Cond::In { field, .. } | Cond::Known { field, .. } | Cond::Text { field, .. } => {
+                field.name()
+            }
+            Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => Field::Comedications.name(),
+            Cond::All(parts) | Cond::Any(parts) => {
+                for p in parts {
+                    self.missing(p, out);
+                }
+                return;
+            }
+            Cond::Not(inner) => return self.missing(inner, out),
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+}
+
+/// How one rule came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Tier `k` fired.
+    Fires(usize),
+    /// No tier true, some unknown.
+    Indeterminate,
+    /// Not applicable, or every tier false.
+    Silent,
+}
+
+fn compare(fact: Fact<'_>, op: CmpOp, lit: &Lit) -> bool {
+    match (fact, lit) {
+        (Fact::Num(a), Lit::Num(b)) => match op {
+            CmpOp::Eq => a == *b,
+            CmpOp::Ne => a != *b,
+            CmpOp::Lt => a < *b,
+            CmpOp::Le => a <= *b,
+            CmpOp::Gt => a > *b,
+            CmpOp::Ge => a >= *b,
+        },
+        (Fact::Bool(a), Lit::Bool(b)) => match op {
+            CmpOp::Ne => a != *b,
+            _ => a == *b,
+        },
+        (Fact::Str(a), Lit::Str(b)) => {
+            let eq = a.eq_ignore_ascii_case(b) || (!a.is_ascii() && a.to_lowercase() == *b);
+            if op == CmpOp::Ne { !eq } else { eq }
+        }
+        // The compiler only pairs facts with literals of their own type.
+        _ => false,
+    }
+}
+
+/// The index of the first term found as whole words in `text`.
+fn text_term(text: &str, terms: &[String]) -> Option<usize> {
+    let hay = crate::vocab::normalize(text);
+    terms.iter().position(|t| hay.contains(t.as_str()))
+}
+
+fn number(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        // Integral and well inside i64's exact range.
+        Value::from(n as i64)
+    } else {
+        Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}

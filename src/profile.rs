@@ -1,0 +1,317 @@
+//! The typed patient profile that rules read.
+//!
+//! The JSON Schema in `schemas/profile.schema.json` is the contract for input; this module is its typed
+//! mirror. Every optional fact is an `Option`: `None` means *unknown*, never "no", which is what lets the
+//! evaluator tell "could not evaluate" apart from "does not apply". A test checks that every property of the
+//! schema has exactly one [`Field`] here and that the two agree on every fixture.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// One patient's facts, as validated against the profile schema.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Record identifier, echoed in every result.
+    pub id: String,
+    /// Age in completed years (0..=130).
+    #[serde(deserialize_with = "integral_age")]
+    pub age: u8,
+    /// Administrative sex.
+    #[serde(default)]
+    pub sex: Option<Sex>,
+    /// Currently pregnant.
+    #[serde(default)]
+    pub pregnant: Option<bool>,
+    /// Currently breastfeeding.
+    #[serde(default)]
+    pub breastfeeding: Option<bool>,
+    /// Seizures or epilepsy.
+    #[serde(default)]
+    pub seizure_history: Option<bool>,
+    /// Chronic kidney disease of any stage.
+    #[serde(default)]
+    pub kidney_disease: Option<bool>,
+    /// On dialysis.
+    #[serde(default)]
+    pub dialysis: Option<bool>,
+    /// eGFR in mL/min/1.73 m2 (creatinine clearance accepted as a proxy).
+    #[serde(default)]
+    pub egfr: Option<f64>,
+    /// History of stroke.
+    #[serde(default)]
+    pub stroke_history: Option<bool>,
+    /// Spasticity sustains upright posture, balance or function.
+    #[serde(default)]
+    pub relies_on_spasticity: Option<bool>,
+    /// Liver disease.
+    #[serde(default)]
+    pub liver_disease: Option<bool>,
+    /// Heart disease.
+    #[serde(default)]
+    pub heart_disease: Option<bool>,
+    /// Diabetes mellitus.
+    #[serde(default)]
+    pub diabetes: Option<bool>,
+    /// Psychotic disorder, schizophrenia or confusional state.
+    #[serde(default)]
+    pub psychiatric_disorder: Option<bool>,
+    /// Drinks alcohol.
+    #[serde(default)]
+    pub alcohol_use: Option<bool>,
+    /// Drives or does hazardous work.
+    #[serde(default)]
+    pub operates_machinery: Option<bool>,
+    /// What baclofen would treat, free text.
+    #[serde(default)]
+    pub indication: Option<String>,
+    /// Planned or current baclofen dose, mg per day.
+    #[serde(default)]
+    pub baclofen_daily_dose_mg: Option<f64>,
+    /// A planned stop of baclofen.
+    #[serde(default)]
+    pub discontinuation: Option<Discontinuation>,
+    /// Other medications; `Some(vec![])` means "known: none", `None` means unknown.
+    #[serde(default)]
+    pub comedications: Option<Vec<Medication>>,
+}
+
+/// Administrative sex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sex {
+    /// Female.
+    Female,
+    /// Male.
+    Male,
+    /// Other.
+    Other,
+    /// Recorded as unknown.
+    Unknown,
+}
+
+impl Sex {
+    /// The wire name, as rules compare it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sex::Female => "female",
+            Sex::Male => "male",
+            Sex::Other => "other",
+            Sex::Unknown => "unknown",
+        }
+    }
+}
+
+/// How a planned stop of baclofen is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Discontinuation {
+    /// Stopped at once.
+    Abrupt,
+    /// Dose reduced gradually.
+    Taper,
+}
+
+impl Discontinuation {
+    /// The wire name, as rules compare it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discontinuation::Abrupt => "abrupt",
+            Discontinuation::Taper => "taper",
+        }
+    }
+}
+
+/// A comedication: free text as an EHR exports it, or a coded entry.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Medication {
+    /// Free text, e.g. `oxyCODONE HCl 5 MG Oral Tablet`.
+    Text(String),
+    /// A coded entry with at least one of its members.
+    Coded(CodedMedication),
+}
+
+/// A coded comedication.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodedMedication {
+    /// Display name or free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// RxNorm CUI (ingredient or product).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rxnorm: Option<String>,
+    /// WHO ATC code or group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atc: Option<String>,
+}
+
+/// JSON Schema's `integer` accepts `65.0`; so must the typed model, or the two would disagree.
+fn integral_age<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Error> {
+    let n = f64::deserialize(deserializer)?;
+    if n.fract() == 0.0 && (0.0..=130.0).contains(&n) {
+        // Checked above: integral and within 0..=130, so the cast is exact.
+        Ok(n as u8)
+    } else {
+        Err(serde::de::Error::custom("age must be an integer from 0 to 130"))
+    }
+}
+
+/// A scalar fact a rule can test, named as in the schema.
+///
+/// `comedications` is a field too, so that rules can ask whether it is known; the medication tests read
+/// it through the vocabulary instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum Field {
+    Id,
+    Age,
+    Sex,
+    Pregnant,
+    Breastfeeding,
+    SeizureHistory,
+    KidneyDisease,
+    Dialysis,
+    Egfr,
+    StrokeHistory,
+    ReliesOnSpasticity,
+    LiverDisease,
+    HeartDisease,
+    Diabetes,
+    PsychiatricDisorder,
+    AlcoholUse,
+    OperatesMachinery,
+    Indication,
+    BaclofenDailyDoseMg,
+    Discontinuation,
+    Comedications,
+}
+
+/// A fact's value as rules see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fact<'a> {
+    /// A boolean fact.
+    Bool(bool),
+    /// A number (integers included).
+    Num(f64),
+    /// A string or enumerated value.
+    Str(&'a str),
+    /// A list, known (possibly empty); only `comedications`.
+    List(usize),
+}
+
+impl Field {
+    /// Every field, in schema order.
+    pub const ALL: [Field; 21] = [
+        Field::Id,
+        Field::Age,
+        Field::Sex,
+        Field::Pregnant,
+        Field::Breastfeeding,
+        Field::SeizureHistory,
+        Field::KidneyDisease,
+        Field::Dialysis,
+        Field::Egfr,
+        Field::StrokeHistory,
+        Field::ReliesOnSpasticity,
+        Field::LiverDisease,
+        Field::HeartDisease,
+        Field::Diabetes,
+        Field::PsychiatricDisorder,
+        Field::AlcoholUse,
+        Field::OperatesMachinery,
+        Field::Indication,
+        Field::BaclofenDailyDoseMg,
+        Field::Discontinuation,
+        Field::Comedications,
+    ];
+
+    /// The field's name in the schema and in rules.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Id => "id",
+            Field::Age => "age",
+            Field::Sex => "sex",
+            Field::Pregnant => "pregnant",
+            Field::Breastfeeding => "breastfeeding",
+            Field::SeizureHistory => "seizure_history",
+            Field::KidneyDisease => "kidney_disease",
+            Field::Dialysis => "dialysis",
+            Field::Egfr => "egfr",
+            Field::StrokeHistory => "stroke_history",
+            Field::ReliesOnSpasticity => "relies_on_spasticity",
+            Field::LiverDisease => "liver_disease",
+            Field::HeartDisease => "heart_disease",
+            Field::Diabetes => "diabetes",
+            Field::PsychiatricDisorder => "psychiatric_disorder",
+            Field::AlcoholUse => "alcohol_use",
+            Field::OperatesMachinery => "operates_machinery",
+            Field::Indication => "indication",
+            Field::BaclofenDailyDoseMg => "baclofen_daily_dose_mg",
+            Field::Discontinuation => "discontinuation",
+            Field::Comedications => "comedications",
+        }
+    }
+
+    /// The field's JSON Pointer in a profile.
+    pub fn pointer(self) -> &'static str {
+        match self {
+            Field::Id => "/id",
+            Field::Age => "/age",
+            Field::Sex => "/sex",
+            Field::Pregnant => "/pregnant",
+            Field::Breastfeeding => "/breastfeeding",
+            Field::SeizureHistory => "/seizure_history",
+            Field::KidneyDisease => "/kidney_disease",
+            Field::Dialysis => "/dialysis",
+            Field::Egfr => "/egfr",
+            Field::StrokeHistory => "/stroke_history",
+            Field::ReliesOnSpasticity => "/relies_on_spasticity",
+            Field::LiverDisease => "/liver_disease",
+            Field::HeartDisease => "/heart_disease",
+            Field::Diabetes => "/diabetes",
+            Field::PsychiatricDisorder => "/psychiatric_disorder",
+            Field::AlcoholUse => "/alcohol_use",
+            Field::OperatesMachinery => "/operates_machinery",
+            Field::Indication => "/indication",
+            Field::BaclofenDailyDoseMg => "/baclofen_daily_dose_mg",
+            Field::Discontinuation => "/discontinuation",
+            Field::Comedications => "/comedications",
+        }
+    }
+
+    /// The field named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.iter().copied().find(|f| f.name() == name)
+    }
+}
+
+impl Profile {
+    /// The value of `field`, or `None` when it is unknown (absent or null).
+    #[inline]
+    pub fn fact(&self, field: Field) -> Option<Fact<'_>> {
+        match field {
+            Field::Id => Some(Fact::Str(&self.id)),
+            Field::Age => Some(Fact::Num(f64::from(self.age))),
+            Field::Sex => self.sex.map(|s| Fact::Str(s.as_str())),
+            Field::Pregnant => self.pregnant.map(Fact::Bool),
+            Field::Breastfeeding => self.breastfeeding.map(Fact::Bool),
+            Field::SeizureHistory => self.seizure_history.map(Fact::Bool),
+            Field::KidneyDisease => self.kidney_disease.map(Fact::Bool),
+            Field::Dialysis => self.dialysis.map(Fact::Bool),
+            Field::Egfr => self.egfr.map(Fact::Num),
+            Field::StrokeHistory => self.stroke_history.map(Fact::Bool),
+            Field::ReliesOnSpasticity => self.relies_on_spasticity.map(Fact::Bool),
+            Field::LiverDisease => self.liver_disease.map(Fact::Bool),
+            Field::HeartDisease => self.heart_disease.map(Fact::Bool),
+            Field::Diabetes => self.diabetes.map(Fact::Bool),
+            Field::PsychiatricDisorder => self.psychiatric_disorder.map(Fact::Bool),
+            Field::AlcoholUse => self.alcohol_use.map(Fact::Bool),
+            Field::OperatesMachinery => self.operates_machinery.map(Fact::Bool),
+            Field::Indication => self.indication.as_deref().map(Fact::Str),
+            Field::BaclofenDailyDoseMg => self.baclofen_daily_dose_mg.map(Fact::Num),
+            Field::Discontinuation => self.discontinuation.map(|d| Fact::Str(d.as_str())),
+            Field::Comedications => self.comedications.as_ref().map(|m| Fact::List(m.len())),
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! The medication vocabulary: ingredient names, brands and codes mapped to interaction classes.
+//!
+//! The vocabulary is data (`rules/vocabulary.json`); this module checks it and compiles it into a matcher.
+//! Free text is normalised (lower case; every run of characters that is not a letter or digit, and every
+//! change between letters and digits, becomes one space) and searched with one Aho-Corasick automaton over
+//! every normalised name, synonym and brand padded with spaces, so that only whole words match and
+//! `oxyCODONE HCl 5 MG` finds `oxycodone` while `Morphinecalm` finds nothing. A match inside a longer match
+//! (`valproic` inside `valproic acid`) is dropped. Coded entries match by RxNorm CUI, by exact ATC code,
+//! and, where no exact code is known, by ATC group prefixes that the vocabulary declares wholly in a class.
+//!
+//! Classes are small ids in a 64-bit mask; a subclass sets its parent's bit too, and the Beers
+//! "CNS-active" flag is the virtual class [`BEERS_CNS_CLASS`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LoadError, LoadErrorCode};
+use crate::profile::{CodedMedication, Medication};
+use crate::suggest::did_you_mean;
+
+/// The name rules use for the Beers 2023 "CNS-active" flag, usable wherever a class is.
+pub const BEERS_CNS_CLASS: &str = "beers_cns_active";
+
+/// A set of classes as bits.
+pub type ClassMask = u64;
+
+/// Index of an ingredient in the vocabulary.
+pub type IngredientId = u32;
+
+/// A cited source, as written in rule packs and vocabularies.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Short human label.
+    pub label: String,
+    /// Where to read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A bibliographic citation, where there is no URL or in addition to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citation: Option<String>,
+}
+
+/// The vocabulary file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VocabularyFile {
+    /// Version of the data.
+    pub version: String,
+    /// Sources cited by classes and ingredients, by id.
+    pub sources: BTreeMap<String, Source>,
+    /// Interaction classes.
+    pub classes: Vec<ClassFile>,
+    /// Active ingredients.
+    pub ingredients: Vec<IngredientFile>,
+}
+
+/// One class, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassFile {
+    /// Class id used in rules.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// Parent class id.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// ATC groups whose every member belongs to this class.
+    #[serde(default)]
+    pub atc_prefixes: Vec<String>,
+    /// Source ids.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// One ingredient, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngredientFile {
+    /// Canonical lower-case name.
+    pub name: String,
+    /// Other generic names.
+    #[serde(default)]
+    pub synonyms: Vec<String>,
+    /// Brand names, including combination brands.
+    #[serde(default)]
+    pub brands: Vec<String>,
+    /// WHO ATC codes.
+    #[serde(default)]
+    pub atc: Vec<String>,
+    /// RxNorm ingredient CUI.
+    #[serde(default)]
+    pub rxnorm: Option<String>,
+    /// Class ids.
+    pub classes: Vec<String>,
+    /// CNS-active per AGS Beers 2023.
+    pub beers_cns: bool,
+    /// Source ids.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// A compiled class.
+#[derive(Debug, Clone)]
+pub struct Class {
+    /// Class id.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// This class's bit plus its ancestors' bits.
+    pub mask: ClassMask,
+}
+
+/// A compiled ingredient.
+#[derive(Debug, Clone)]
+pub struct Ingredient {
+    /// Canonical name.
+    pub name: String,
+    /// Its classes, ancestors and the Beers flag included.
+    pub mask: ClassMask,
+    /// RxNorm ingredient CUI.
+    pub rxnorm: Option<String>,
+}
+
+/// What one comedication entry matched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MedMatch {
+    /// Ingredients found, in order of first appearance, without repeats.
+    pub ingredients: Vec<IngredientId>,
+    /// Classes known only from an ATC group (no exact ingredient), with the group's code.
+    pub atc_group: Option<(String, ClassMask)>,
+}
+
+impl MedMatch {
+    /// Whether anything in the vocabulary matched.
+    pub fn recognized(&self) -> bool {
+        !self.ingredients.is_empty() || self.atc_group.is_some()
+    }
+}
+
+/// The compiled vocabulary: immutable, shared by every screening.
+#[derive(Debug)]
+pub struct Vocabulary {
+    version: String,
+    classes: Vec<Class>,
+    class_ids: HashMap<String, usize>,
+    ingredients: Vec<Ingredient>,
+    by_name: HashMap<String, IngredientId>,
+    by_rxnorm: HashMap<String, IngredientId>,
+    by_atc: HashMap<String, IngredientId>,
+    atc_prefixes: Vec<(String, ClassMask)>,
+    automaton: AhoCorasick,
+    pattern_owner: Vec<IngredientId>,
+    beers_bit: ClassMask,
+}
+
+impl Vocabulary {
+    /// Check and compile a vocabulary file's JSON (already schema-checked). `file` names it in errors.
+    pub fn compile(raw: VocabularyFile, file: &str) -> Result<Vocabulary, Vec<LoadError>> {
+        let mut errors = Vec::new();
+        let err = |code, pointer: String, message: String| LoadError::new(code, file, pointer, message);
+
+        // Classes: ids first, then parents, so order in the file does not matter.
+        let mut class_ids: HashMap<String, usize> = HashMap::new();
+        for (i, c) in raw.classes.iter().enumerate() {
+            if c.id == BEERS_CNS_CLASS || class_ids.insert(c.id.clone(), i).is_some() {
+                errors.push(err(
+                    LoadErrorCode::Duplicate,
+                    format!("/classes/{i}/id"),
+                    format!("class `{}` is defined twice (or is reserved)", c.id),
+                ));
+            }
+        }
+        if raw.classes.len() >= 63 {
+            errors.push(err(
+                LoadErrorCode::Duplicate,
+                "/classes".into(),
+                "at most 62 classes are supported".into(),
+            ));
+            return Err(errors);
+        }
+        let beers_bit: ClassMask = 1 << raw.classes.len();
+        let mut parents: Vec<Option<usize>> = vec![None; raw.classes.len()];
+        for (i, c) in raw.classes.iter().enumerate() {
+            if let Some(p) = &c.parent {
+                match class_ids.get(p) {
+                    Some(&pi) => parents[i] = Some(pi),
+                    None => errors.push(
+                        err(
+                            LoadErrorCode::UnknownClass,
+                            format!("/classes/{i}/parent"),
+                            format!("unknown parent class `{p}`"),
+                        )
+                        .with_help(suggest(p, class_ids.keys().map(String::as_str))),
+                    ),
+                }
+            }
+            check_sources(&c.sources, &raw.sources, file, &format!("/classes/{i}/sources"), &mut errors);
+        }
+        let mut classes = Vec::with_capacity(raw.classes.len());
+        for (i, c) in raw.classes.iter().enumerate() {
+            let mut mask = 0;
+            let mut at = Some(i);
+            let mut depth = 0;
+            while let Some(k) = at {
+                mask |= 1 << k;
+                at = parents[k];
+                depth += 1;
+                if depth > raw.classes.len() {
+                    errors.push(err(
+                        LoadErrorCode::UnknownClass,
+                        format!("/classes/{i}/parent"),
+                        format!("class `{}` is its own ancestor", c.id),
+                    ));
+                    break;
+                }
+            }
+            classes.push(Class { id: c.id.clone(), title: c.title.clone(), mask });
+        }
+        let mut atc_prefixes = Vec::new();
+        for (i, c) in raw.classes.iter().enumerate() {
+            for p in &c.atc_prefixes {
+                atc_prefixes.push((p.to_ascii_uppercase(), classes[i].mask));
+            }
+        }
+        // Longest prefix first, so the most specific group is reported.
+        atc_prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+
+        let mut ingredients = Vec::with_capacity(raw.ingredients.len());
+        let mut by_name = HashMap::new();
+        let mut by_rxnorm = HashMap::new();
+        let mut by_atc = HashMap::new();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut pattern_owner: Vec<IngredientId> = Vec::new();
+        for (i, ing) in raw.ingredients.iter().enumerate() {
+            let id = i as IngredientId;
+            let at = format!("/ingredients/{i}");
+            if by_name.insert(ing.name.clone(), id).is_some() {
+                errors.push(err(
+                    LoadErrorCode::Duplicate,
+                    format!("{at}/name"),
+                    format!("ingredient `{}` is defined twice", ing.name),
+                ));
+            }
+            let mut mask = if ing.beers_cns { beers_bit } else { 0 };
+            for (k, cls) in ing.classes.iter().enumerate() {
+                match class_ids.get(cls) {
+                    Some(&ci) => mask |= classes[ci].mask,
+                    None => errors.push(
+                        err(
+                            LoadErrorCode::UnknownClass,
+                            format!("{at}/classes/{k}"),
+                            format!("unknown class `{cls}` for ingredient `{}`", ing.name),
+                        )
+                        .with_help(suggest(cls, class_ids.keys().map(String::as_str))),
+                    ),
+                }
+            }
+            if let Some(cui) = &ing.rxnorm {
+                if let Some(&other) = by_rxnorm.get(cui) {
+                    let other: &IngredientFile = &raw.ingredients[other as usize];
+                    errors.push(err(
+                        LoadErrorCode::Duplicate,
+                        format!("{at}/rxnorm"),
+                        format!("RxNorm CUI `{cui}` is also given to `{}`", other.name),
+                    ));
+                } else {
+                    by_rxnorm.insert(cui.clone(), id);
+                }
+            }
+            for (k, code) in ing.atc.iter().enumerate() {
+                let code = code.to_ascii_uppercase();
+                if let Some(&other) = by_atc.get(&code) {
+                    let other: &IngredientFile = &raw.ingredients[other as usize];
+                    errors.push(err(
+                        LoadErrorCode::Duplicate,
+                        format!("{at}/atc/{k}"),
+                        format!("ATC code `{code}` is also given to `{}`", other.name),
+                    ));
+                } else {
+                    by_atc.insert(code, id);
+                }
+            }
+            check_sources(&ing.sources, &raw.sources, file, &format!("{at}/sources"), &mut errors);
+            let terms = std::iter::once(("name", 0, &ing.name))
+                .chain(ing.synonyms.iter().enumerate().map(|(k, s)| ("synonyms", k, s)))
+                .chain(ing.brands.iter().enumerate().map(|(k, s)| ("brands", k, s)));
+            let mut seen = HashSet::new();
+            for (list, k, term) in terms {
+                let norm = normalize(term);
+                if norm.trim().is_empty() {
+                    let pointer = if list == "name" { format!("{at}/name") } else { format!("{at}/{list}/{k}") };
+                    errors.push(err(
+                        LoadErrorCode::EmptyTerm,
+                        pointer,
+                        format!("`{term}` has no letters or digits, so it can never match"),
+                    ));
+                } else if seen.insert(norm.clone()) {
+                    patterns.push(norm);
+                    pattern_owner.push(id);
+                }
+            }
+            ingredients.push(Ingredient { name: ing.name.clone(), mask, rxnorm: ing.rxnorm.clone() });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let automaton = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| vec![err(LoadErrorCode::EmptyTerm, String::new(), e.to_string())])?;
+        Ok(Vocabulary {
+            version: raw.version,
+            classes,
+            class_ids,
+            ingredients,
+            by_name,
+            by_rxnorm,
+            by_atc,
+            atc_prefixes,
+            automaton,
+            pattern_owner,
+            beers_bit,
+        })
+    }
+
+    /// The vocabulary's version string.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Number of ingredients.
+    pub fn len(&self) -> usize {
+        self.ingredients.len()
+    }
+
+    /// Whether the vocabulary has no ingredients.
+    pub fn is_empty(&self) -> bool {
+        self.ingredients.is_empty()
+    }
+
+    /// The classes, in file order.
+    pub fn classes(&self) -> &[Class] {
+        &self.classes
+    }
+
+    /// Every class name rules may use: the file's classes and [`BEERS_CNS_CLASS`].
+    pub fn class_names(&self) -> impl Iterator<Item = &str> {
+        self.classes.iter().map(|c| c.id.as_str()).chain(std::iter::once(BEERS_CNS_CLASS))
+    }
+
+    /// The bit of class `name` (not its ancestors'), if it exists.
+    pub fn class_bit(&self, name: &str) -> Option<ClassMask> {
+        if name == BEERS_CNS_CLASS {
+            return Some(self.beers_bit);
+        }
+        self.class_ids.get(name).map(|&i| 1 << i)
+    }
+
+    /// The name of the class with bit `bit`.
+    pub fn class_name(&self, bit: ClassMask) -> &str {
+        if bit == self.beers_bit {
+            return BEERS_CNS_CLASS;
+        }
+        let i = bit.trailing_zeros() as usize;
+        self.classes.get(i).map_or("?", |c| c.id.as_str())
+    }
+
+    /// The ingredient with id `id`.
+    pub fn ingredient(&self, id: IngredientId) -> &Ingredient {
+        &self.ingredients[id as usize]
+    }
+
+    /// The ingredients, in file order.
+    pub fn ingredients(&self) -> &[Ingredient] {
+        &self.ingredients
+    }
+
+    /// The ingredient named `name`.
+    pub fn ingredient_id(&self, name: &str) -> Option<IngredientId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Match one comedication entry.
+    pub fn match_medication(&self, med: &Medication) -> MedMatch {
+        let mut out = MedMatch::default();
+        match med {
+            Medication::Text(text) => self.match_text(text, &mut out.ingredients),
+            Medication::Coded(coded) => self.match_coded(coded, &mut out),
+        }
+        out
+    }
+
+    fn match_coded(&self, coded: &CodedMedication, out: &mut MedMatch) {
+        if let Some(cui) = &coded.rxnorm
+            && let Some(&id) = self.by_rxnorm.get(cui.as_str())
+        {
+            push_unique(&mut out.ingredients, id);
+        }
+        if let Some(atc) = &coded.atc {
+            let atc = atc.to_ascii_uppercase();
+            if let Some(&id) = self.by_atc.get(&atc) {
+                push_unique(&mut out.ingredients, id);
+            } else {
+                let mask = self
+                    .atc_prefixes
+                    .iter()
+                    .filter(|(p, _)| atc.starts_with(p.as_str()))
+                    .fold(0, |m, (_, bits)| m | bits);
+                if mask != 0 {
+                    out.atc_group = Some((atc, mask));
+                }
+            }
+        }
+        if let Some(name) = &coded.name {
+            self.match_text(name, &mut out.ingredients);
+        }
+    }
+
+    /// Ingredients named in free text, whole words only.
+    pub fn match_text(&self, text: &str, out: &mut Vec<IngredientId>) {
+        let hay = normalize(text);
+        let mut spans: Vec<(usize, usize, IngredientId)> = Vec::new();
+        for m in self.automaton.find_overlapping_iter(&hay) {
+            spans.push((m.start(), m.end(), self.pattern_owner[m.pattern().as_usize()]));
+        }
+        for &(s, e, id) in &spans {
+            let inside_longer = spans
+                .iter()
+                .any(|&(s2, e2, _)| s2 <= s && e <= e2 && (e2 - s2) > (e - s));
+            if !inside_longer {
+                push_unique(out, id);
+            }
+        }
+    }
+}
+
+fn push_unique(v: &mut Vec<IngredientId>, id: IngredientId) {
+    if !v.contains(&id) {
+        v.push(id);
+    }
+}
+
+/// Normalise text for matching: ` word word `: lower case, one space between words, padded at both ends.
+/// A word is a run of letters or a run of digits.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(' ');
+    let mut prev = Kind::Space;
+    for ch in text.chars() {
+        let kind = if ch.is_alphabetic() {
+            Kind::Letter
+        } else if ch.is_numeric() {
+            Kind::Digit
+        } else {
+            Kind::Space
+        };
+        if kind == Kind::Space {
+            if prev != Kind::Space {
+                out.push(' ');
+            }
+        } else {
+            if prev != Kind::Space && prev != kind {
+                out.push(' ');
+            }
+            out.extend(ch.to_lowercase());
+        }
+        prev = kind;
+    }
+    if prev != Kind::Space {
+        out.push(' ');
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Letter,
+    Digit,
+    Space,
+}
+
+fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    did_you_mean(word, candidates).map(|s| format!("did you mean `{s}`?"))
+}
+
+/// Report every source id in `refs` that `defined` lacks.
+pub(crate) fn check_sources(
+    refs: &[String],
+    defined: &BTreeMap<String, Source>,
+    file: &str,
+    pointer: &str,
+    errors: &mut Vec<LoadError>,
+) {
+    for (k, r) in refs.iter().enumerate() {
+        if !defined.contains_key(r) {
+            errors.push(
+                LoadError::new(
+                    LoadErrorCode::UnknownSource,
+                    file,
+                    format!("{pointer}/{k}"),
+                    format!("unknown source `{r}`"),
+                )
+                .with_help(suggest(r, defined.keys().map(String::as_str))),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn normalize_splits_words_digits_and_punctuation() {
+        assert_eq!(normalize("oxyCODONE HCl 5 MG"), " oxycodone hcl 5 mg ");
+        assert_eq!(normalize("Xanax0.5mg"), " xanax 0 5 mg ");
+        assert_eq!(normalize("  Parkinson's  "), " parkinson s ");
+        assert_eq!(normalize("Hydrocodone/APAP"), " hydrocodone apap ");
+        assert_eq!(normalize(""), " ");
+    }
+}
