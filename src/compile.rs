@@ -217,7 +217,13 @@ pub fn fact_types(profile_schema: &Value) -> BTreeMap<String, FactType> {
     };
     for (name, s) in props {
         let ty = if let Some(options) = s.get("enum").and_then(Value::as_array) {
-            FactType::Enum(options.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            FactType::Enum(
+                options
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            )
         } else {
             let types: Vec<&str> = match s.get("type") {
                 Some(Value::String(t)) => vec![t.as_str()],
@@ -245,8 +251,33 @@ struct Compiler<'a> {
     errors: Vec<LoadError>,
 }
 
-const FORMS: [&str; 7] = ["fact", "all", "any", "not", "medication", "medications", "text"];
-const OPS: [&str; 10] = ["eq", "ne", "lt", "le", "gt", "ge", "in", "known", "unknown", "matches"];
+const FORMS: [&str; 7] = [
+    "fact",
+    "all",
+    "any",
+    "not",
+    "medication",
+    "medications",
+    "text",
+];
+/// Spellings from other rule languages, mapped to ours for the did-you-mean.
+const OP_ALIASES: [(&str, &str); 12] = [
+    ("gte", "ge"),
+    ("lte", "le"),
+    ("==", "eq"),
+    ("=", "eq"),
+    ("!=", "ne"),
+    ("neq", "ne"),
+    ("<", "lt"),
+    ("<=", "le"),
+    (">", "gt"),
+    (">=", "ge"),
+    ("exists", "known"),
+    ("missing", "unknown"),
+];
+const OPS: [&str; 10] = [
+    "eq", "ne", "lt", "le", "gt", "ge", "in", "known", "unknown", "matches",
+];
 
 /// Compile a schema-checked pack. `file` names it in errors.
 pub fn compile(
@@ -256,30 +287,49 @@ pub fn compile(
     vocab: &Vocabulary,
 ) -> Result<Program, Vec<LoadError>> {
     let facts = fact_types(profile_schema);
-    let mut c = Compiler { file, facts: &facts, vocab, rule: None, errors: Vec::new() };
+    let mut c = Compiler {
+        file,
+        facts: &facts,
+        vocab,
+        rule: None,
+        errors: Vec::new(),
+    };
     let sources: BTreeMap<String, Source> = pack
         .get("sources")
         .cloned()
         .and_then(|s| serde_json::from_value(s).ok())
         .unwrap_or_default();
-    let subject = pack.pointer("/subject/ingredient").and_then(Value::as_str).and_then(|name| {
-        let id = vocab.ingredient_id(name);
-        if id.is_none() {
-            c.error(
-                LoadErrorCode::UnknownIngredient,
-                "/subject/ingredient",
-                format!("subject ingredient `{name}` is not in the vocabulary"),
-                did_you_mean(name, vocab.ingredients().iter().map(|i| i.name.as_str())),
-            );
-        }
-        id
-    });
+    let subject = pack
+        .pointer("/subject/ingredient")
+        .and_then(Value::as_str)
+        .and_then(|name| {
+            let id = vocab.ingredient_id(name);
+            if id.is_none() {
+                c.error(
+                    LoadErrorCode::UnknownIngredient,
+                    "/subject/ingredient",
+                    format!("subject ingredient `{name}` is not in the vocabulary"),
+                    did_you_mean(name, vocab.ingredients().iter().map(|i| i.name.as_str())),
+                );
+            }
+            id
+        });
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut rules = Vec::new();
     let empty = Vec::new();
-    for (i, r) in pack.get("rules").and_then(Value::as_array).unwrap_or(&empty).iter().enumerate() {
+    for (i, r) in pack
+        .get("rules")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty)
+        .iter()
+        .enumerate()
+    {
         let at = format!("/rules/{i}");
-        let id = r.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let id = r
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         c.rule = Some(id.clone());
         if let Some(first) = seen.insert(id.clone(), i) {
             c.error(
@@ -289,7 +339,9 @@ pub fn compile(
                 None,
             );
         }
-        let applies = r.get("applies").map(|a| c.cond(a, &format!("{at}/applies")));
+        let applies = r
+            .get("applies")
+            .map(|a| c.cond(a, &format!("{at}/applies")));
         let mut tiers = Vec::new();
         let tier_values = r.get("tiers").and_then(Value::as_array).unwrap_or(&empty);
         if tier_values.is_empty() {
@@ -302,7 +354,10 @@ pub fn compile(
         }
         for (k, t) in tier_values.iter().enumerate() {
             let tat = format!("{at}/tiers/{k}");
-            let when = c.cond(t.get("when").unwrap_or(&Value::Null), &format!("{tat}/when"));
+            let when = c.cond(
+                t.get("when").unwrap_or(&Value::Null),
+                &format!("{tat}/when"),
+            );
             let severity = t
                 .get("severity")
                 .and_then(Value::as_str)
@@ -316,7 +371,13 @@ pub fn compile(
             });
         }
         let mut cited = Vec::new();
-        for (k, s) in r.get("sources").and_then(Value::as_array).unwrap_or(&empty).iter().enumerate() {
+        for (k, s) in r
+            .get("sources")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty)
+            .iter()
+            .enumerate()
+        {
             let s = s.as_str().unwrap_or_default();
             match sources.get(s) {
                 Some(src) => cited.push(src.clone()),
@@ -342,7 +403,12 @@ pub fn compile(
             tags: r
                 .get("tags")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default(),
             applies,
             tiers,
@@ -363,11 +429,20 @@ pub fn compile(
 }
 
 fn str_at(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 impl Compiler<'_> {
-    fn error(&mut self, code: LoadErrorCode, pointer: &str, message: String, suggestion: Option<&str>) {
+    fn error(
+        &mut self,
+        code: LoadErrorCode,
+        pointer: &str,
+        message: String,
+        suggestion: Option<&str>,
+    ) {
         let e = LoadError::new(code, self.file, pointer, message)
             .with_help(suggestion.map(|s| format!("did you mean `{s}`?")))
             .in_rule(self.rule.as_deref());
@@ -379,15 +454,30 @@ impl Compiler<'_> {
     fn cond(&mut self, v: &Value, at: &str) -> Cond {
         let placeholder = Cond::All(Vec::new());
         let Some(obj) = v.as_object() else {
-            self.error(LoadErrorCode::InvalidCondition, at, "a condition must be an object".into(), None);
+            self.error(
+                LoadErrorCode::InvalidCondition,
+                at,
+                "a condition must be an object".into(),
+                None,
+            );
             return placeholder;
         };
-        let forms: Vec<&str> = FORMS.iter().copied().filter(|f| obj.contains_key(*f)).collect();
+        let forms: Vec<&str> = FORMS
+            .iter()
+            .copied()
+            .filter(|f| obj.contains_key(*f))
+            .collect();
         if forms.len() != 1 {
             let msg = if forms.is_empty() {
-                format!("a condition needs one of {}", FORMS.map(|f| format!("`{f}`")).join(", "))
+                format!(
+                    "a condition needs one of {}",
+                    FORMS.map(|f| format!("`{f}`")).join(", ")
+                )
             } else {
-                format!("a condition has exactly one form, found {}", forms.join(" and "))
+                format!(
+                    "a condition has exactly one form, found {}",
+                    forms.join(" and ")
+                )
             };
             self.error(LoadErrorCode::InvalidCondition, at, msg, None);
             return placeholder;
@@ -423,7 +513,11 @@ impl Compiler<'_> {
                     .enumerate()
                     .map(|(k, p)| self.cond(p, &format!("{at}/{form}/{k}")))
                     .collect();
-                if form == "all" { Cond::All(parts) } else { Cond::Any(parts) }
+                if form == "all" {
+                    Cond::All(parts)
+                } else {
+                    Cond::Any(parts)
+                }
             }
             "not" => Cond::Not(Box::new(self.cond(inner, &format!("{at}/not")))),
             "medication" => {
@@ -444,7 +538,10 @@ impl Compiler<'_> {
             }
             "medications" => {
                 let mut classes = 0;
-                let names = inner.get("classes").and_then(Value::as_array).map(Vec::as_slice);
+                let names = inner
+                    .get("classes")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice);
                 let names = names.unwrap_or_default();
                 if names.is_empty() {
                     self.error(
@@ -506,7 +603,10 @@ impl Compiler<'_> {
 
     fn text(&mut self, inner: &Value, at: &str) -> Cond {
         let placeholder = Cond::All(Vec::new());
-        let name = inner.get("fact").and_then(Value::as_str).unwrap_or_default();
+        let name = inner
+            .get("fact")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let Some((field, ty)) = self.field(name, &format!("{at}/text/fact")) else {
             return placeholder;
         };
@@ -514,14 +614,23 @@ impl Compiler<'_> {
             self.error(
                 LoadErrorCode::OperatorTypeMismatch,
                 &format!("{at}/text/fact"),
-                format!("text matching needs a string fact, but `{name}` is {}", ty.describe()),
+                format!(
+                    "text matching needs a string fact, but `{name}` is {}",
+                    ty.describe()
+                ),
                 None,
             );
             return placeholder;
         }
         let mut terms = Vec::new();
         let mut shown = Vec::new();
-        for (k, t) in inner.get("terms").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (k, t) in inner
+            .get("terms")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let t = t.as_str().unwrap_or_default();
             let norm = normalize(t);
             if norm.trim().is_empty() {
@@ -543,7 +652,11 @@ impl Compiler<'_> {
                 None,
             );
         }
-        Cond::Text { field, terms, shown }
+        Cond::Text {
+            field,
+            terms,
+            shown,
+        }
     }
 
     fn comparison(&mut self, obj: &serde_json::Map<String, Value>, at: &str) -> Cond {
@@ -561,11 +674,15 @@ impl Compiler<'_> {
             return placeholder;
         };
         if !OPS.contains(&op_name) {
+            let alias = OP_ALIASES
+                .iter()
+                .find(|(a, _)| *a == op_name)
+                .map(|(_, op)| *op);
             self.error(
                 LoadErrorCode::UnknownOperator,
                 &format!("{at}/op"),
                 format!("unknown operator `{op_name}`"),
-                did_you_mean(op_name, OPS),
+                alias.or_else(|| did_you_mean(op_name, OPS)),
             );
             return placeholder;
         }
@@ -582,13 +699,17 @@ impl Compiler<'_> {
                     None,
                 );
             }
-            return Cond::Known { field, known: op_name == "known" };
+            return Cond::Known {
+                field,
+                known: op_name == "known",
+            };
         }
         if op_name == "matches" {
             self.error(
                 LoadErrorCode::InvalidCondition,
                 &format!("{at}/op"),
-                "free-text matching is written `{\"text\": {\"fact\": ..., \"terms\": [...]}}`".into(),
+                "free-text matching is written `{\"text\": {\"fact\": ..., \"terms\": [...]}}`"
+                    .into(),
                 None,
             );
             return placeholder;
@@ -598,12 +719,16 @@ impl Compiler<'_> {
             FactType::Bool => matches!(op_name, "eq" | "ne"),
             FactType::List => false,
         };
-        let fits = fits && !(matches!(ty, FactType::Str | FactType::Enum(_)) && is_ordering(op_name));
+        let fits =
+            fits && !(matches!(ty, FactType::Str | FactType::Enum(_)) && is_ordering(op_name));
         if !fits {
             self.error(
                 LoadErrorCode::OperatorTypeMismatch,
                 &format!("{at}/op"),
-                format!("operator `{op_name}` does not apply to {} fact `{name}`", ty.describe()),
+                format!(
+                    "operator `{op_name}` does not apply to {} fact `{name}`",
+                    ty.describe()
+                ),
                 None,
             );
             return placeholder;
@@ -645,7 +770,11 @@ impl Compiler<'_> {
             "gt" => CmpOp::Gt,
             _ => CmpOp::Ge,
         };
-        Cond::Cmp { field, op, value: lit }
+        Cond::Cmp {
+            field,
+            op,
+            value: lit,
+        }
     }
 
     fn literal(&mut self, v: &Value, ty: &FactType, name: &str, at: &str) -> Option<Lit> {
@@ -658,7 +787,10 @@ impl Compiler<'_> {
                     self.error(
                         LoadErrorCode::ValueNotInEnum,
                         at,
-                        format!("`{s}` is not a value of `{name}` (one of {})", options.join(", ")),
+                        format!(
+                            "`{s}` is not a value of `{name}` (one of {})",
+                            options.join(", ")
+                        ),
                         did_you_mean(s, options.iter().map(String::as_str)),
                     );
                     return None;
@@ -669,7 +801,10 @@ impl Compiler<'_> {
                 self.error(
                     LoadErrorCode::ValueTypeMismatch,
                     at,
-                    format!("fact `{name}` is {}, so the value must be one too", ty.describe()),
+                    format!(
+                        "fact `{name}` is {}, so the value must be one too",
+                        ty.describe()
+                    ),
                     None,
                 );
                 return None;

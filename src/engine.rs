@@ -3,8 +3,8 @@
 use std::fmt;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::compile::{self, Program, Rule};
 use crate::error::{LoadError, LoadErrorCode, LoadErrors};
@@ -61,8 +61,9 @@ pub struct Rejection {
 /// let screening = engine
 ///     .screen_json(br#"{"id": "p-1", "age": 70, "egfr": 45, "comedications": ["oxycodone 5 mg"]}"#)
 ///     .expect("a valid profile");
-/// assert_eq!(screening.cautions[0].rule, "BAC-DDI-OPIOID");
-/// assert!(screening.cautions.iter().any(|c| c.rule == "BAC-RENAL-BEERS"));
+/// // Most severe first: both of these are critical.
+/// let rules: Vec<&str> = screening.cautions.iter().map(|c| c.rule).collect();
+/// assert_eq!(&rules[..2], ["BAC-RENAL-BEERS", "BAC-DDI-OPIOID"]);
 /// ```
 pub struct Engine {
     program: Program,
@@ -84,7 +85,12 @@ impl fmt::Debug for Engine {
 impl Engine {
     /// The engine for the pack compiled into this binary.
     pub fn embedded() -> Result<Engine, LoadErrors> {
-        Engine::from_sources("rules/pack.json", EMBEDDED_PACK, "rules/vocabulary.json", EMBEDDED_VOCABULARY)
+        Engine::from_sources(
+            "rules/pack.json",
+            EMBEDDED_PACK,
+            "rules/vocabulary.json",
+            EMBEDDED_VOCABULARY,
+        )
     }
 
     /// Load `pack.json` and `vocabulary.json` from `dir`.
@@ -92,13 +98,21 @@ impl Engine {
         let read = |name: &str| {
             let path = dir.join(name);
             let shown = path.display().to_string();
-            std::fs::read_to_string(&path).map(|s| (shown.clone(), s)).map_err(|e| {
-                LoadError::new(LoadErrorCode::Io, &shown, "", format!("cannot read the file: {e}"))
-            })
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok((shown, text)),
+                Err(e) => Err(vec![LoadError::new(
+                    LoadErrorCode::Io,
+                    &shown,
+                    "",
+                    format!("cannot read the file: {e}"),
+                )]),
+            }
         };
         match (read(PACK_FILE), read(VOCABULARY_FILE)) {
             (Ok((pn, p)), Ok((vn, v))) => Engine::from_sources(&pn, &p, &vn, &v),
-            (p, v) => Err(LoadErrors(p.err().into_iter().chain(v.err()).collect())),
+            (p, v) => Err(LoadErrors(
+                p.err().into_iter().chain(v.err()).flatten().collect(),
+            )),
         }
     }
 
@@ -114,7 +128,12 @@ impl Engine {
                 .map_err(|e| e.to_string())
                 .and_then(SchemaChecker::new)
                 .map_err(|e| {
-                    LoadErrors(vec![LoadError::new(LoadErrorCode::Schema, name, "", format!("bad schema: {e}"))])
+                    LoadErrors(vec![LoadError::new(
+                        LoadErrorCode::Schema,
+                        name,
+                        "",
+                        format!("bad schema: {e}"),
+                    )])
                 })
         };
         let profile_schema = schema(PROFILE_SCHEMA, "schemas/profile.schema.json")?;
@@ -124,13 +143,21 @@ impl Engine {
         let mut errors = Vec::new();
         let vocab_value = parse_checked(vocab_text, vocab_name, &vocab_schema, &mut errors);
         let pack_value = parse_checked(pack, pack_name, &pack_schema, &mut errors);
-        let vocabulary = vocab_value.and_then(|v| match serde_json::from_value::<VocabularyFile>(v) {
-            Ok(file) => Vocabulary::compile(file, vocab_name).map_err(|e| errors.extend(e)).ok(),
-            Err(e) => {
-                errors.push(LoadError::new(LoadErrorCode::Schema, vocab_name, "", e.to_string()));
-                None
-            }
-        });
+        let vocabulary =
+            vocab_value.and_then(|v| match serde_json::from_value::<VocabularyFile>(v) {
+                Ok(file) => Vocabulary::compile(file, vocab_name)
+                    .map_err(|e| errors.extend(e))
+                    .ok(),
+                Err(e) => {
+                    errors.push(LoadError::new(
+                        LoadErrorCode::Schema,
+                        vocab_name,
+                        "",
+                        e.to_string(),
+                    ));
+                    None
+                }
+            });
         let (Some(vocab), Some(pack_value)) = (vocabulary, pack_value) else {
             return Err(LoadErrors(errors));
         };
@@ -144,10 +171,24 @@ impl Engine {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
-        let hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let hash: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let label = format!("{}@{}#{}", program.name, program.version, &hash[..12]);
-        let ruleset = RulesetInfo { name: program.name.clone(), version: program.version.clone(), hash, label };
-        Ok(Engine { program, vocab, profile_schema, ruleset })
+        let ruleset = RulesetInfo {
+            name: program.name.clone(),
+            version: program.version.clone(),
+            hash,
+            label,
+        };
+        Ok(Engine {
+            program,
+            vocab,
+            profile_schema,
+            ruleset,
+        })
     }
 
     /// Identity of the loaded pack.
@@ -178,7 +219,10 @@ impl Engine {
     /// Validate a parsed JSON value as a profile.
     pub fn validate_value(&self, value: &Value) -> Result<Profile, Rejection> {
         if !self.profile_schema.is_valid(value) {
-            return Err(Rejection { id: record_id(value), problems: self.profile_schema.problems(value) });
+            return Err(Rejection {
+                id: record_id(value),
+                problems: self.profile_schema.problems(value),
+            });
         }
         Profile::deserialize_valid(value).map_err(|message| Rejection {
             id: record_id(value),
@@ -188,7 +232,10 @@ impl Engine {
 
     /// Parse and validate one JSON document as a profile.
     pub fn parse_profile(&self, bytes: &[u8]) -> Result<Profile, Rejection> {
-        let value = parse_json(bytes).map_err(|p| Rejection { id: None, problems: vec![p] })?;
+        let value = parse_json(bytes).map_err(|p| Rejection {
+            id: None,
+            problems: vec![p],
+        })?;
         self.validate_value(&value)
     }
 
@@ -208,8 +255,9 @@ impl Profile {
     /// Deserialize a value the schema has accepted. An error here means the schema and the typed model
     /// disagree, which a test rules out on the fixtures.
     fn deserialize_valid(value: &Value) -> Result<Profile, String> {
-        Profile::deserialize(value)
-            .map_err(|_| "the record passed the schema but not the typed model (please report this)".to_owned())
+        Profile::deserialize(value).map_err(|_| {
+            "the record passed the schema but not the typed model (please report this)".to_owned()
+        })
     }
 }
 
@@ -227,14 +275,22 @@ pub fn record_id(value: &Value) -> Option<String> {
 /// Parse one JSON document, describing a failure by position only (never by content).
 pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
     if std::str::from_utf8(bytes).is_err() {
-        return Err(Problem::new("", ProblemCode::InvalidUtf8, "the record is not valid UTF-8"));
+        return Err(Problem::new(
+            "",
+            ProblemCode::InvalidUtf8,
+            "the record is not valid UTF-8",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Eof => "unexpected end of input",
             _ => "malformed JSON",
         };
-        Problem::new("", ProblemCode::InvalidJson, format!("{what} at column {}", e.column()))
+        Problem::new(
+            "",
+            ProblemCode::InvalidJson,
+            format!("{what} at column {}", e.column()),
+        )
     })
 }
 
@@ -270,5 +326,7 @@ fn parse_checked(
 fn rule_of(pack: &Value, pointer: &str) -> Option<String> {
     let rest = pointer.strip_prefix("/rules/")?;
     let index = rest.split('/').next()?;
-    pack.pointer(&format!("/rules/{index}/id")).and_then(Value::as_str).map(str::to_owned)
+    pack.pointer(&format!("/rules/{index}/id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }

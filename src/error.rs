@@ -168,7 +168,11 @@ impl LoadErrors {
 impl fmt::Display for LoadErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "the rule pack failed to load ({n} error{}):", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "the rule pack failed to load ({n} error{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "error: {e}")?;
         }

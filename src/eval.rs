@@ -45,7 +45,10 @@ pub struct MedFacts {
 impl MedFacts {
     /// Match every entry of `meds`.
     pub fn new(meds: &[Medication], vocab: &Vocabulary, subject: Option<IngredientId>) -> MedFacts {
-        let mut facts = MedFacts { entries: Vec::with_capacity(meds.len()), ..MedFacts::default() };
+        let mut facts = MedFacts {
+            entries: Vec::with_capacity(meds.len()),
+            ..MedFacts::default()
+        };
         for med in meds {
             let mut m = vocab.match_medication(med);
             if !m.recognized() {
@@ -101,7 +104,12 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             .comedications
             .as_deref()
             .map(|m| MedFacts::new(m, vocab, program.subject));
-        Evaluator { program, vocab, profile, meds }
+        Evaluator {
+            program,
+            vocab,
+            profile,
+            meds,
+        }
     }
 
     /// Screen the profile: every rule, cautions sorted by severity then pack order.
@@ -119,11 +127,15 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             }
         }
         // Stable sort keeps pack order within a severity.
-        cautions.sort_by(|a, b| b.severity.cmp(&a.severity));
+        cautions.sort_by_key(|c| std::cmp::Reverse(c.severity));
         let max_severity = cautions.first().map(|c| c.severity);
         Screening {
             id: self.profile.id.clone(),
-            status: if cautions.is_empty() { Status::Clear } else { Status::Flagged },
+            status: if cautions.is_empty() {
+                Status::Clear
+            } else {
+                Status::Flagged
+            },
             max_severity,
             cautions,
             indeterminate,
@@ -151,7 +163,11 @@ impl<'e, 'p> Evaluator<'e, 'p> {
                 Tri::False => {}
             }
         }
-        if unknown { Outcome::Indeterminate } else { Outcome::Silent }
+        if unknown {
+            Outcome::Indeterminate
+        } else {
+            Outcome::Silent
+        }
     }
 
     /// The truth of a condition.
@@ -199,7 +215,9 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             },
             Cond::MedCount { classes, at_least } => match &self.meds {
                 None => Tri::Unknown,
-                Some(m) => (m.mask & classes != 0 && m.count(*classes, self.vocab) >= *at_least).into(),
+                Some(m) => {
+                    (m.mask & classes != 0 && m.count(*classes, self.vocab) >= *at_least).into()
+                }
             },
             Cond::MedUnrecognized => match &self.meds {
                 None => Tri::Unknown,
@@ -256,13 +274,21 @@ impl<'e, 'p> Evaluator<'e, 'p> {
                         let ing = self.vocab.ingredient(i);
                         if ing.mask & class != 0 && !seen.contains(&i) {
                             seen.push(i);
-                            out.push(self.med_evidence(k, Some(&ing.name), self.named_class(*class, ing.mask, class_name)));
+                            out.push(self.med_evidence(
+                                k,
+                                Some(&ing.name),
+                                self.named_class(*class, ing.mask, class_name),
+                            ));
                         }
                     }
                     if let Some((_, bits)) = &e.atc_group
                         && bits & class != 0
                     {
-                        out.push(self.med_evidence(k, None, self.named_class(*class, *bits, class_name)));
+                        out.push(self.med_evidence(
+                            k,
+                            None,
+                            self.named_class(*class, *bits, class_name),
+                        ));
                     }
                 }
             }
@@ -277,9 +303,17 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => {
                 out.push(self.fact_evidence(Field::Comedications));
             }
-            Cond::Text { field, terms, shown } => {
+            Cond::Text {
+                field,
+                terms,
+                shown,
+            } => {
                 if let Some(Fact::Str(s)) = self.profile.fact(*field) {
-                    let matched = if want { text_term(s, terms).map(|k| shown[k].as_str()) } else { None };
+                    let matched = if want {
+                        text_term(s, terms).map(|k| shown[k].as_str())
+                    } else {
+                        None
+                    };
                     let mut e = self.fact_evidence(*field);
                     e.matched = matched;
                     out.push(e);
@@ -305,10 +339,21 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             Some(Fact::Str(s)) => Value::String(s.to_owned()),
             Some(Fact::List(n)) => Value::from(n),
         };
-        Evidence { pointer: field.pointer().to_owned(), value, ingredient: None, class: None, matched: None }
+        Evidence {
+            pointer: field.pointer().to_owned(),
+            value,
+            ingredient: None,
+            class: None,
+            matched: None,
+        }
     }
 
-    fn med_evidence(&self, k: usize, ingredient: Option<&'e str>, class: Option<&'e str>) -> Evidence<'e> {
+    fn med_evidence(
+        &self,
+        k: usize,
+        ingredient: Option<&'e str>,
+        class: Option<&'e str>,
+    ) -> Evidence<'e> {
         let value = self
             .profile
             .comedications
@@ -316,7 +361,13 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             .and_then(|m| m.get(k))
             .and_then(|m| serde_json::to_value(m).ok())
             .unwrap_or(Value::Null);
-        Evidence { pointer: format!("/comedications/{k}"), value, ingredient, class, matched: None }
+        Evidence {
+            pointer: format!("/comedications/{k}"),
+            value,
+            ingredient,
+            class,
+            matched: None,
+        }
     }
 
     /// The facts whose absence left an indeterminate rule undecided, in order, without repeats.
@@ -333,10 +384,13 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             return;
         }
         let name = match c {
-            Cond::Cmp { field, .. } | Cond::In { field, .. } | Cond::Known { field, .. } | Cond::Text { field, .. } => {
-                field.name()
+            Cond::Cmp { field, .. }
+            | Cond::In { field, .. }
+            | Cond::Known { field, .. }
+            | Cond::Text { field, .. } => field.name(),
+            Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => {
+                Field::Comedications.name()
             }
-            Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => Field::Comedications.name(),
             Cond::All(parts) | Cond::Any(parts) => {
                 for p in parts {
                     self.missing(p, out);

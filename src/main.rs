@@ -54,7 +54,11 @@ fn main() -> ExitCode {
         }
         Command::Check { dir } => match load(Some(&dir)) {
             Ok(engine) => {
-                println!("ok: {} ({} rules)", engine.ruleset().label, engine.rules().len());
+                println!(
+                    "ok: {} ({} rules)",
+                    engine.ruleset().label,
+                    engine.rules().len()
+                );
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -112,10 +116,21 @@ fn screen(engine: &Engine, input: &std::path::Path) -> io::Result<u64> {
             continue;
         }
         match engine.screen_json(record) {
-            Ok(s) => serde_json::to_writer(&mut out, &Screened { line, screening: &s })?,
+            Ok(s) => serde_json::to_writer(
+                &mut out,
+                &Screened {
+                    line,
+                    screening: &s,
+                },
+            )?,
             Err(r) => {
                 invalid += 1;
-                let row = Invalid { line, id: r.id.as_deref(), status: "invalid", errors: &r.problems };
+                let row = Invalid {
+                    line,
+                    id: r.id.as_deref(),
+                    status: "invalid",
+                    errors: &r.problems,
+                };
                 serde_json::to_writer(&mut out, &row)?;
             }
         }

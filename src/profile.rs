@@ -153,7 +153,9 @@ fn integral_age<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Err
         // Checked above: integral and within 0..=130, so the cast is exact.
         Ok(n as u8)
     } else {
-        Err(serde::de::Error::custom("age must be an integer from 0 to 130"))
+        Err(serde::de::Error::custom(
+            "age must be an integer from 0 to 130",
+        ))
     }
 }
 

@@ -45,7 +45,11 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.pointer.is_empty() { "(document)" } else { &self.pointer };
+        let at = if self.pointer.is_empty() {
+            "(document)"
+        } else {
+            &self.pointer
+        };
         write!(f, "{at}: {}", self.message)?;
         if let Some(help) = &self.help {
             write!(f, " (help: {help})")?;
@@ -158,7 +162,11 @@ impl SchemaChecker {
         for err in self.validator.iter_errors(instance) {
             self.explain(&err, &mut out);
         }
-        out.sort_by(|a, b| a.pointer.cmp(&b.pointer).then(a.code.as_str().cmp(b.code.as_str())));
+        out.sort_by(|a, b| {
+            a.pointer
+                .cmp(&b.pointer)
+                .then(a.code.as_str().cmp(b.code.as_str()))
+        });
         out.dedup();
         out
     }
@@ -241,7 +249,10 @@ impl SchemaChecker {
                     .unwrap_or_default();
                 (
                     ProblemCode::InvalidEnum,
-                    format!("must be one of {}", join_or(names.iter().map(String::as_str))),
+                    format!(
+                        "must be one of {}",
+                        join_or(names.iter().map(String::as_str))
+                    ),
                 )
             }
             ValidationErrorKind::Minimum { limit } => {
@@ -250,12 +261,14 @@ impl SchemaChecker {
             ValidationErrorKind::Maximum { limit } => {
                 (ProblemCode::OutOfRange, format!("must be at most {limit}"))
             }
-            ValidationErrorKind::ExclusiveMinimum { limit } => {
-                (ProblemCode::OutOfRange, format!("must be greater than {limit}"))
-            }
-            ValidationErrorKind::ExclusiveMaximum { limit } => {
-                (ProblemCode::OutOfRange, format!("must be less than {limit}"))
-            }
+            ValidationErrorKind::ExclusiveMinimum { limit } => (
+                ProblemCode::OutOfRange,
+                format!("must be greater than {limit}"),
+            ),
+            ValidationErrorKind::ExclusiveMaximum { limit } => (
+                ProblemCode::OutOfRange,
+                format!("must be less than {limit}"),
+            ),
             ValidationErrorKind::MinLength { limit } => (
                 ProblemCode::InvalidLength,
                 format!("must be at least {limit} character{} long", plural(*limit)),
@@ -320,7 +333,11 @@ fn join_or<'a>(items: impl Iterator<Item = &'a str>) -> String {
 }
 
 fn backticked(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -52,7 +52,10 @@ mod tests {
         let fields = ["pregnant", "age", "sex", "egfr", "seizure_history"];
         assert_eq!(did_you_mean("pregnent", fields), Some("pregnant"));
         assert_eq!(did_you_mean("egrf", fields), Some("egfr"));
-        assert_eq!(did_you_mean("seizure_histroy", fields), Some("seizure_history"));
+        assert_eq!(
+            did_you_mean("seizure_histroy", fields),
+            Some("seizure_history")
+        );
         assert_eq!(did_you_mean("AGE", fields), Some("age"));
         assert_eq!(did_you_mean("weight", fields), None);
     }

@@ -161,7 +161,8 @@ impl Vocabulary {
     /// Check and compile a vocabulary file's JSON (already schema-checked). `file` names it in errors.
     pub fn compile(raw: VocabularyFile, file: &str) -> Result<Vocabulary, Vec<LoadError>> {
         let mut errors = Vec::new();
-        let err = |code, pointer: String, message: String| LoadError::new(code, file, pointer, message);
+        let err =
+            |code, pointer: String, message: String| LoadError::new(code, file, pointer, message);
 
         // Classes: ids first, then parents, so order in the file does not matter.
         let mut class_ids: HashMap<String, usize> = HashMap::new();
@@ -198,7 +199,13 @@ impl Vocabulary {
                     ),
                 }
             }
-            check_sources(&c.sources, &raw.sources, file, &format!("/classes/{i}/sources"), &mut errors);
+            check_sources(
+                &c.sources,
+                &raw.sources,
+                file,
+                &format!("/classes/{i}/sources"),
+                &mut errors,
+            );
         }
         let mut classes = Vec::with_capacity(raw.classes.len());
         for (i, c) in raw.classes.iter().enumerate() {
@@ -218,7 +225,11 @@ impl Vocabulary {
                     break;
                 }
             }
-            classes.push(Class { id: c.id.clone(), title: c.title.clone(), mask });
+            classes.push(Class {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                mask,
+            });
         }
         let mut atc_prefixes = Vec::new();
         for (i, c) in raw.classes.iter().enumerate() {
@@ -284,15 +295,30 @@ impl Vocabulary {
                     by_atc.insert(code, id);
                 }
             }
-            check_sources(&ing.sources, &raw.sources, file, &format!("{at}/sources"), &mut errors);
+            check_sources(
+                &ing.sources,
+                &raw.sources,
+                file,
+                &format!("{at}/sources"),
+                &mut errors,
+            );
             let terms = std::iter::once(("name", 0, &ing.name))
-                .chain(ing.synonyms.iter().enumerate().map(|(k, s)| ("synonyms", k, s)))
+                .chain(
+                    ing.synonyms
+                        .iter()
+                        .enumerate()
+                        .map(|(k, s)| ("synonyms", k, s)),
+                )
                 .chain(ing.brands.iter().enumerate().map(|(k, s)| ("brands", k, s)));
             let mut seen = HashSet::new();
             for (list, k, term) in terms {
                 let norm = normalize(term);
                 if norm.trim().is_empty() {
-                    let pointer = if list == "name" { format!("{at}/name") } else { format!("{at}/{list}/{k}") };
+                    let pointer = if list == "name" {
+                        format!("{at}/name")
+                    } else {
+                        format!("{at}/{list}/{k}")
+                    };
                     errors.push(err(
                         LoadErrorCode::EmptyTerm,
                         pointer,
@@ -303,7 +329,11 @@ impl Vocabulary {
                     pattern_owner.push(id);
                 }
             }
-            ingredients.push(Ingredient { name: ing.name.clone(), mask, rxnorm: ing.rxnorm.clone() });
+            ingredients.push(Ingredient {
+                name: ing.name.clone(),
+                mask,
+                rxnorm: ing.rxnorm.clone(),
+            });
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -349,7 +379,10 @@ impl Vocabulary {
 
     /// Every class name rules may use: the file's classes and [`BEERS_CNS_CLASS`].
     pub fn class_names(&self) -> impl Iterator<Item = &str> {
-        self.classes.iter().map(|c| c.id.as_str()).chain(std::iter::once(BEERS_CNS_CLASS))
+        self.classes
+            .iter()
+            .map(|c| c.id.as_str())
+            .chain(std::iter::once(BEERS_CNS_CLASS))
     }
 
     /// The bit of class `name` (not its ancestors'), if it exists.
@@ -425,7 +458,11 @@ impl Vocabulary {
         let hay = normalize(text);
         let mut spans: Vec<(usize, usize, IngredientId)> = Vec::new();
         for m in self.automaton.find_overlapping_iter(&hay) {
-            spans.push((m.start(), m.end(), self.pattern_owner[m.pattern().as_usize()]));
+            spans.push((
+                m.start(),
+                m.end(),
+                self.pattern_owner[m.pattern().as_usize()],
+            ));
         }
         for &(s, e, id) in &spans {
             let inside_longer = spans

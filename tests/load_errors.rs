@@ -1,0 +1,252 @@
+//! Broken rule packs and vocabularies: every load error names file, rule and JSON Pointer, with help
+//! where it fits, and all of them are reported at once.
+
+use medscreen::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY};
+use medscreen::{Engine, LoadError, LoadErrorCode};
+use serde_json::{Value, json};
+
+fn pack() -> Value {
+    serde_json::from_str(EMBEDDED_PACK).expect("pack")
+}
+
+fn rule_index(pack: &Value, id: &str) -> usize {
+    pack["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .position(|r| r["id"] == id)
+        .expect("rule exists")
+}
+
+fn load(pack: &Value) -> Vec<LoadError> {
+    let text = serde_json::to_string_pretty(pack).expect("json");
+    Engine::from_sources(
+        "rules/pack.json",
+        &text,
+        "rules/vocabulary.json",
+        EMBEDDED_VOCABULARY,
+    )
+    .expect_err("should not load")
+    .0
+}
+
+fn only(errors: Vec<LoadError>) -> LoadError {
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    errors.into_iter().next().expect("one")
+}
+
+#[test]
+fn misspelt_fact_in_a_rule() {
+    let mut p = pack();
+    let i = rule_index(&p, "BAC-RENAL");
+    p["rules"][i]["tiers"][0]["when"]["any"][1]["fact"] = json!("egfrr");
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::UnknownFact);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "rule `BAC-RENAL` in rules/pack.json at /rules/{i}/tiers/0/when/any/1/fact: unknown fact `egfrr`\n  help: did you mean `egfr`?"
+        )
+    );
+}
+
+#[test]
+fn operator_that_does_not_fit_the_type() {
+    let mut p = pack();
+    let i = rule_index(&p, "BAC-SEIZURE");
+    p["rules"][i]["tiers"][0]["when"]["op"] = json!("lt");
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::OperatorTypeMismatch);
+    assert_eq!(e.rule.as_deref(), Some("BAC-SEIZURE"));
+    assert_eq!(e.pointer, format!("/rules/{i}/tiers/0/when/op"));
+    assert_eq!(
+        e.message,
+        "operator `lt` does not apply to boolean fact `seizure_history`"
+    );
+}
+
+#[test]
+fn value_of_the_wrong_type_and_outside_the_enum() {
+    let mut p = pack();
+    let a = rule_index(&p, "BAC-ABRUPT-STOP");
+    p["rules"][a]["tiers"][0]["when"]["value"] = json!("abrupto");
+    let d = rule_index(&p, "BAC-DOSE-MAX");
+    p["rules"][d]["tiers"][0]["when"]["value"] = json!("eighty");
+    let errors = load(&p);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    let e = errors
+        .iter()
+        .find(|e| e.code == LoadErrorCode::ValueNotInEnum)
+        .expect("enum error");
+    assert_eq!(e.pointer, format!("/rules/{a}/tiers/0/when/value"));
+    assert_eq!(e.help.as_deref(), Some("did you mean `abrupt`?"));
+    let e = errors
+        .iter()
+        .find(|e| e.code == LoadErrorCode::ValueTypeMismatch)
+        .expect("type error");
+    assert_eq!(e.rule.as_deref(), Some("BAC-DOSE-MAX"));
+    assert_eq!(e.pointer, format!("/rules/{d}/tiers/0/when/value"));
+}
+
+#[test]
+fn unknown_medication_class() {
+    let mut p = pack();
+    let i = rule_index(&p, "BAC-DDI-OPIOID");
+    p["rules"][i]["tiers"][0]["when"]["medication"]["class"] = json!("opiod");
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::UnknownClass);
+    assert_eq!(
+        e.pointer,
+        format!("/rules/{i}/tiers/0/when/medication/class")
+    );
+    assert_eq!(e.message, "unknown medication class `opiod`");
+    assert_eq!(e.help.as_deref(), Some("did you mean `opioid`?"));
+}
+
+#[test]
+fn duplicate_rule_id_and_empty_tiers_are_reported_together() {
+    let mut p = pack();
+    let s = rule_index(&p, "BAC-STROKE");
+    let h = rule_index(&p, "BAC-HEART");
+    p["rules"][h]["id"] = json!("BAC-STROKE");
+    let m = rule_index(&p, "BAC-MACHINERY");
+    p["rules"][m]["tiers"] = json!([]);
+    let errors = load(&p);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[0].code, LoadErrorCode::Duplicate);
+    assert_eq!(errors[0].pointer, format!("/rules/{h}/id"));
+    assert_eq!(
+        errors[0].message,
+        format!("duplicate rule id `BAC-STROKE` (first defined at /rules/{s})")
+    );
+    assert_eq!(errors[1].code, LoadErrorCode::EmptyTiers);
+    assert_eq!(errors[1].rule.as_deref(), Some("BAC-MACHINERY"));
+    assert_eq!(errors[1].pointer, format!("/rules/{m}/tiers"));
+}
+
+#[test]
+fn unknown_operator_with_did_you_mean() {
+    let mut p = pack();
+    let i = rule_index(&p, "BAC-DOSE-MAX");
+    p["rules"][i]["tiers"][0]["when"]["op"] = json!("gte");
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::UnknownOperator);
+    assert_eq!(e.help.as_deref(), Some("did you mean `ge`?"));
+}
+
+#[test]
+fn misspelt_key_is_a_schema_error_in_the_rule() {
+    let mut p = pack();
+    let i = rule_index(&p, "BAC-LIVER");
+    let title = p["rules"][i]["title"].take();
+    p["rules"][i].as_object_mut().expect("rule").remove("title");
+    p["rules"][i]["titel"] = title;
+    let errors = load(&p);
+    let unknown = errors
+        .iter()
+        .find(|e| e.pointer == format!("/rules/{i}/titel"))
+        .expect("unknown key");
+    assert_eq!(unknown.code, LoadErrorCode::Schema);
+    assert_eq!(unknown.rule.as_deref(), Some("BAC-LIVER"));
+    assert_eq!(unknown.message, "unknown field `titel`");
+    assert_eq!(unknown.help.as_deref(), Some("did you mean `title`?"));
+    let missing = errors
+        .iter()
+        .find(|e| e.pointer == format!("/rules/{i}/title"))
+        .expect("missing title");
+    assert_eq!(missing.message, "missing required field `title`");
+}
+
+#[test]
+fn bad_severity_and_misspelt_condition_key() {
+    let mut p = pack();
+    let i = rule_index(&p, "BAC-LIVER");
+    p["rules"][i]["tiers"][0]["severity"] = json!("severe");
+    let j = rule_index(&p, "BAC-DIABETES");
+    p["rules"][j]["tiers"][0]["when"] = json!({"fcat": "diabetes", "op": "eq", "value": true});
+    let errors = load(&p);
+    let sev = errors
+        .iter()
+        .find(|e| e.rule.as_deref() == Some("BAC-LIVER"))
+        .expect("severity");
+    assert_eq!(sev.pointer, format!("/rules/{i}/tiers/0/severity"));
+    assert!(
+        sev.message.contains("`critical`, `warning` or `info`"),
+        "{}",
+        sev.message
+    );
+    let key = errors
+        .iter()
+        .find(|e| e.rule.as_deref() == Some("BAC-DIABETES"))
+        .expect("condition key");
+    assert_eq!(key.pointer, format!("/rules/{j}/tiers/0/when/fcat"));
+    assert_eq!(key.help.as_deref(), Some("did you mean `fact`?"));
+}
+
+#[test]
+fn condition_with_two_forms_and_unknown_source() {
+    let mut p = pack();
+    let i = rule_index(&p, "BAC-ALCOHOL");
+    p["rules"][i]["tiers"][0]["when"]["not"] = json!({"fact": "age", "op": "lt", "value": 18});
+    p["rules"][i]["sources"] = json!(["S99"]);
+    let errors = load(&p);
+    let codes: Vec<LoadErrorCode> = errors.iter().map(|e| e.code).collect();
+    assert!(
+        codes.contains(&LoadErrorCode::InvalidCondition),
+        "{errors:#?}"
+    );
+    assert!(codes.contains(&LoadErrorCode::UnknownSource), "{errors:#?}");
+    let src = errors
+        .iter()
+        .find(|e| e.code == LoadErrorCode::UnknownSource)
+        .expect("source");
+    assert_eq!(src.pointer, format!("/rules/{i}/sources/0"));
+}
+
+#[test]
+fn not_json_and_unreadable_directory() {
+    let e = only(
+        Engine::from_sources(
+            "rules/pack.json",
+            "{ nope",
+            "rules/vocabulary.json",
+            EMBEDDED_VOCABULARY,
+        )
+        .expect_err("bad")
+        .0,
+    );
+    assert_eq!(e.code, LoadErrorCode::InvalidJson);
+    let dir = tempfile::tempdir().expect("dir");
+    let errors = Engine::from_dir(dir.path()).expect_err("empty dir").0;
+    assert_eq!(errors.len(), 2);
+    assert!(errors.iter().all(|e| e.code == LoadErrorCode::Io));
+}
+
+#[test]
+fn vocabulary_errors_name_the_vocabulary_file() {
+    let mut v: Value = serde_json::from_str(EMBEDDED_VOCABULARY).expect("vocab");
+    v["ingredients"][0]["classes"] = json!(["opiod"]);
+    let pack_text = EMBEDDED_PACK;
+    let errors = Engine::from_sources(
+        "rules/pack.json",
+        pack_text,
+        "rules/vocabulary.json",
+        &v.to_string(),
+    )
+    .expect_err("bad vocab")
+    .0;
+    let e = only(errors);
+    assert_eq!(e.code, LoadErrorCode::UnknownClass);
+    assert_eq!(e.file, "rules/vocabulary.json");
+    assert_eq!(e.pointer, "/ingredients/0/classes/0");
+    assert_eq!(e.help.as_deref(), Some("did you mean `opioid`?"));
+}
+
+#[test]
+fn unknown_subject_ingredient() {
+    let mut p = pack();
+    p["subject"]["ingredient"] = json!("baclofem");
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::UnknownIngredient);
+    assert_eq!(e.help.as_deref(), Some("did you mean `baclofen`?"));
+}
