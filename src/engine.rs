@@ -232,7 +232,7 @@ impl Engine {
 
     /// Parse and validate one JSON document as a profile.
     pub fn parse_profile(&self, bytes: &[u8]) -> Result<Profile, Rejection> {
-        let value = parse_json(bytes).map_err(|p| Rejection {
+        let value = crate::json::parse_record(bytes).map_err(|p| Rejection {
             id: None,
             problems: vec![p],
         })?;
@@ -270,28 +270,6 @@ pub fn record_id(value: &Value) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.chars().count() <= 128)
         .map(str::to_owned)
-}
-
-/// Parse one JSON document, describing a failure by position only (never by content).
-pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(Problem::new(
-            "",
-            ProblemCode::InvalidUtf8,
-            "the record is not valid UTF-8",
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Eof => "unexpected end of input",
-            _ => "malformed JSON",
-        };
-        Problem::new(
-            "",
-            ProblemCode::InvalidJson,
-            format!("{what} at column {}", e.column()),
-        )
-    })
 }
 
 fn parse_checked(

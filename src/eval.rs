@@ -116,11 +116,12 @@ impl<'e, 'p> Evaluator<'e, 'p> {
     pub fn screen(&self, ruleset: &'e str) -> Screening<'e> {
         let mut cautions = Vec::new();
         let mut indeterminate = Vec::new();
-        for rule in &self.program.rules {
+        for (index, rule) in self.program.rules.iter().enumerate() {
             match self.rule_outcome(rule) {
-                Outcome::Fires(k) => cautions.push(self.caution(rule, k)),
+                Outcome::Fires(k) => cautions.push(self.caution(index, rule, k)),
                 Outcome::Indeterminate => indeterminate.push(Indeterminate {
                     rule: &rule.id,
+                    index,
                     missing: self.missing_for(rule),
                 }),
                 Outcome::Silent => {}
@@ -230,12 +231,13 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         }
     }
 
-    fn caution(&self, rule: &'e Rule, tier: usize) -> Caution<'e> {
+    fn caution(&self, index: usize, rule: &'e Rule, tier: usize) -> Caution<'e> {
         let t = &rule.tiers[tier];
         let mut evidence = Vec::new();
         self.evidence(&t.when, true, &mut evidence);
         Caution {
             rule: &rule.id,
+            index,
             severity: t.severity,
             title: &rule.title,
             message: &t.message,

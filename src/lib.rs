@@ -30,10 +30,15 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod batch;
 pub mod compile;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod generate;
+pub mod input;
+pub mod json;
+pub mod output;
 pub mod profile;
 pub mod report;
 pub mod schema;

@@ -1,16 +1,34 @@
-//! The `medscreen` command: argument parsing and exit codes over the library.
+//! The `medscreen` command: turns arguments into a checked configuration, calls the library and maps the
+//! outcome to an exit code.
+//!
+//! Exit codes: 0 every record screened; 1 some records invalid (all others screened); 2 usage or input
+//! error; 3 the rule pack failed to load; 4 the `--fail-on` threshold was reached. A closed standard
+//! output (`| head`) ends the run quietly with 0.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use medscreen::Engine;
-use serde::Serialize;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use medscreen::batch::{self, BatchConfig, BatchError, Mode, Sinks, Summary};
+use medscreen::input::Source;
+use medscreen::output::{self, Detail, Format, OutputOptions};
+use medscreen::{Engine, Severity, Status};
+
+const EXIT_INVALID: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_RULES: u8 = 3;
+const EXIT_FAIL_ON: u8 = 4;
 
 /// Safety screening of patient profiles against declarative rules.
 #[derive(Parser)]
-#[command(name = "medscreen", version, about)]
+#[command(
+    name = "medscreen",
+    version,
+    about,
+    after_help = "Exit codes: 0 all screened, 1 some records invalid, 2 usage or input error, 3 rule pack failed to load, 4 --fail-on reached."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,124 +36,565 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Screen NDJSON profiles (one JSON object per line); prints one JSON result per record.
-    Screen {
-        /// Input file, or `-` for standard input.
+    /// Screen profiles (NDJSON or a JSON array; .gz read transparently): one result per record, in order.
+    Screen(ScreenArgs),
+    /// Check profiles against the schema only, with the same output conventions.
+    Validate(CommonArgs),
+    /// Explain one profile: each caution with why it fired, each undecided rule with what is missing.
+    Explain {
+        /// A file with one profile, or `-` for standard input.
         #[arg(default_value = "-")]
-        input: PathBuf,
-        /// Rule directory with pack.json and vocabulary.json (default: the embedded baclofen pack).
+        input: String,
+        /// Rule directory (pack.json and vocabulary.json); default: the embedded baclofen pack.
         #[arg(long)]
         rules: Option<PathBuf>,
     },
-    /// Check a rule directory and print every load error.
+    /// List, show or check rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Write deterministic synthetic profiles as NDJSON.
+    Generate {
+        /// How many profiles.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Random seed; the same seed gives the same output.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of deliberately invalid records, 0 to 1.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        invalid_rate: f64,
+        /// Write to FILE instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// One line per rule: id, severities, title.
+    List {
+        /// Rule directory; default: the embedded pack.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// One rule in full.
+    Show {
+        /// Rule id.
+        id: String,
+        /// Rule directory; default: the embedded pack.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Load a rule directory and print every load error (exit 3 if any).
     Check {
         /// The rule directory.
         dir: PathBuf,
     },
 }
 
-/// Exit codes: 0 all screened, 1 some records invalid, 2 usage or input error, 3 rule pack failed to load.
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Screen { input, rules } => {
-            let engine = match load(rules.as_deref()) {
-                Ok(e) => e,
-                Err(code) => return code,
-            };
-            match screen(&engine, &input) {
-                Ok(invalid) => ExitCode::from(u8::from(invalid > 0)),
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {}: {e}", input.display());
-                    ExitCode::from(2)
-                }
-            }
+#[derive(Args)]
+struct CommonArgs {
+    /// Input files, or `-` for standard input (the default). Screened in order as one stream.
+    inputs: Vec<String>,
+    /// Rule directory (pack.json and vocabulary.json); default: the embedded baclofen pack.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Write results to FILE instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Ndjson)]
+    format: FormatArg,
+    /// Worker threads (default: the number of CPUs).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    /// Write invalid-record results to FILE instead of the main output (still counted).
+    #[arg(long)]
+    errors: Option<PathBuf>,
+    /// Also write the summary as JSON to FILE.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Records longer than this many bytes are reported invalid without being read whole.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_record_bytes: usize,
+    /// Do not print the summary on standard error.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ScreenArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Leave out cautions below this severity (they then do not count towards `status`).
+    #[arg(long, value_enum, default_value_t = SeverityArg::Info)]
+    min_severity: SeverityArg,
+    /// Exit with 4 when any caution reaches this severity.
+    #[arg(long, value_enum)]
+    fail_on: Option<SeverityArg>,
+    /// `full` adds each caution's title, message, action and sources to JSON output.
+    #[arg(long, value_enum, default_value_t = DetailArg::Compact)]
+    detail: DetailArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Ndjson,
+    Json,
+    Csv,
+    Table,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SeverityArg {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DetailArg {
+    Compact,
+    Full,
+}
+
+impl From<SeverityArg> for Severity {
+    fn from(s: SeverityArg) -> Severity {
+        match s {
+            SeverityArg::Info => Severity::Info,
+            SeverityArg::Warning => Severity::Warning,
+            SeverityArg::Critical => Severity::Critical,
         }
-        Command::Check { dir } => match load(Some(&dir)) {
-            Ok(engine) => {
-                println!(
-                    "ok: {} ({} rules)",
-                    engine.ruleset().label,
-                    engine.rules().len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
-        },
     }
 }
 
-fn load(dir: Option<&std::path::Path>) -> Result<Engine, ExitCode> {
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err("the rate must be between 0 and 1".into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Screen(args) => {
+            let ScreenArgs {
+                common,
+                min_severity,
+                fail_on,
+                detail,
+            } = args;
+            let opts = OutputOptions {
+                format: format(common.format),
+                detail: match detail {
+                    DetailArg::Compact => Detail::Compact,
+                    DetailArg::Full => Detail::Full,
+                },
+                min_severity: min_severity.into(),
+                show_input: common.inputs.len() > 1,
+            };
+            run_batch(common, Mode::Screen, opts, fail_on.map(Severity::from))
+        }
+        Command::Validate(common) => {
+            let opts = OutputOptions {
+                format: format(common.format),
+                show_input: common.inputs.len() > 1,
+                ..OutputOptions::default()
+            };
+            run_batch(common, Mode::Validate, opts, None)
+        }
+        Command::Explain { input, rules } => explain(&input, rules.as_deref()),
+        Command::Rules { command } => rules_command(command),
+        Command::Generate {
+            count,
+            seed,
+            invalid_rate,
+            output,
+        } => generate(count, seed, invalid_rate, output.as_deref()),
+    };
+    ExitCode::from(code)
+}
+
+fn format(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Ndjson => Format::Ndjson,
+        FormatArg::Json => Format::Json,
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Table => Format::Table,
+    }
+}
+
+fn load(dir: Option<&Path>) -> Result<Engine, u8> {
     let loaded = match dir {
         Some(d) => Engine::from_dir(d),
         None => Engine::embedded(),
     };
     loaded.map_err(|errors| {
         eprint!("{errors}");
-        ExitCode::from(3)
+        EXIT_RULES
     })
 }
 
-#[derive(Serialize)]
-struct Invalid<'a> {
-    line: u64,
-    id: Option<&'a str>,
-    status: &'static str,
-    errors: &'a [medscreen::Problem],
+fn create(path: &Path) -> Result<BufWriter<File>, u8> {
+    File::create(path)
+        .map(|f| BufWriter::with_capacity(1 << 16, f))
+        .map_err(|e| {
+            eprintln!("error: cannot create `{}`: {e}", path.display());
+            EXIT_USAGE
+        })
 }
 
-#[derive(Serialize)]
-struct Screened<'a> {
-    line: u64,
-    #[serde(flatten)]
-    screening: &'a medscreen::Screening<'a>,
-}
-
-fn screen(engine: &Engine, input: &std::path::Path) -> io::Result<u64> {
-    let reader: Box<dyn Read> = if input.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        Box::new(std::fs::File::open(input)?)
-    };
-    let mut reader = BufReader::new(reader);
-    let stdout = io::stdout().lock();
-    let mut out = BufWriter::new(stdout);
-    let mut buf = Vec::new();
-    let mut line = 0u64;
-    let mut invalid = 0;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        line += 1;
-        let record = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let record = record.strip_suffix(b"\r").unwrap_or(record);
-        if record.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match engine.screen_json(record) {
-            Ok(s) => serde_json::to_writer(
-                &mut out,
-                &Screened {
-                    line,
-                    screening: &s,
-                },
-            )?,
-            Err(r) => {
-                invalid += 1;
-                let row = Invalid {
-                    line,
-                    id: r.id.as_deref(),
-                    status: "invalid",
-                    errors: &r.problems,
-                };
-                serde_json::to_writer(&mut out, &row)?;
-            }
-        }
-        out.write_all(b"\n")?;
+fn run_batch(args: CommonArgs, mode: Mode, output: OutputOptions, fail_on: Option<Severity>) -> u8 {
+    match try_run_batch(args, mode, output, fail_on) {
+        Ok(code) | Err(code) => code,
     }
-    out.flush()?;
-    Ok(invalid)
+}
+
+fn try_run_batch(
+    args: CommonArgs,
+    mode: Mode,
+    output: OutputOptions,
+    fail_on: Option<Severity>,
+) -> Result<u8, u8> {
+    let engine = load(args.rules.as_deref())?;
+    let sources: Vec<Source> = if args.inputs.is_empty() {
+        vec![Source::Stdin]
+    } else {
+        args.inputs.iter().map(|s| Source::parse(s)).collect()
+    };
+    // Refuse before writing anything if an input cannot be opened.
+    for s in &sources {
+        if let Source::File(p) = s
+            && let Err(e) = File::open(p).and_then(|f| f.metadata()).and_then(|m| {
+                if m.is_dir() {
+                    Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "is a directory",
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+        {
+            eprintln!("error: cannot read `{}`: {e}", p.display());
+            return Err(EXIT_USAGE);
+        }
+    }
+    let threads = args
+        .threads
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let cfg = BatchConfig {
+        threads,
+        max_record_bytes: args.max_record_bytes,
+        mode,
+        output,
+        fail_on,
+        progress: !args.quiet,
+        ..BatchConfig::default()
+    };
+    let mut main_file;
+    let mut stdout_buffered;
+    let main: &mut (dyn Write + Send) = match &args.output {
+        Some(p) => {
+            main_file = create(p)?;
+            &mut main_file
+        }
+        None => {
+            stdout_buffered = BufWriter::with_capacity(1 << 16, io::stdout());
+            &mut stdout_buffered
+        }
+    };
+    let mut errors_file = match &args.errors {
+        Some(p) => Some(create(p)?),
+        None => None,
+    };
+    let sinks = Sinks {
+        main,
+        errors: errors_file.as_mut().map(|f| f as &mut (dyn Write + Send)),
+    };
+    let (summary, error) = batch::run(&engine, &sources, &cfg, sinks);
+    if let Some(BatchError::Output(e)) = &error
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        return Ok(0);
+    }
+    if !args.quiet {
+        eprint!("{}", summary_text(&summary, mode));
+    }
+    if let Some(path) = &args.summary {
+        let written = File::create(path).and_then(|mut f| {
+            serde_json::to_writer_pretty(&mut f, &summary)?;
+            f.write_all(b"\n")
+        });
+        if let Err(e) = written {
+            eprintln!(
+                "error: cannot write the summary to `{}`: {e}",
+                path.display()
+            );
+            return Err(EXIT_USAGE);
+        }
+    }
+    if let Some(e) = error {
+        eprintln!("error: {e}");
+        return Err(EXIT_USAGE);
+    }
+    if summary.fail_on_reached {
+        return Ok(EXIT_FAIL_ON);
+    }
+    Ok(if summary.invalid > 0 { EXIT_INVALID } else { 0 })
+}
+
+fn summary_text(s: &Summary, mode: Mode) -> String {
+    let mut t = String::new();
+    let secs = s.elapsed_seconds;
+    match mode {
+        Mode::Screen => t.push_str(&format!(
+            "medscreen: {} records: {} clear, {} flagged, {} invalid ({} blank lines skipped) in {secs:.2}s, {:.0} records/s\n",
+            s.read, s.clear, s.flagged, s.invalid, s.blank_lines, s.records_per_second
+        )),
+        Mode::Validate => t.push_str(&format!(
+            "medscreen: {} records: {} valid, {} invalid ({} blank lines skipped) in {secs:.2}s, {:.0} records/s\n",
+            s.read, s.valid, s.invalid, s.blank_lines, s.records_per_second
+        )),
+    }
+    if !s.cautions_by_severity.is_empty() {
+        let parts: Vec<String> = ["critical", "warning", "info"]
+            .iter()
+            .filter_map(|k| s.cautions_by_severity.get(k).map(|n| format!("{n} {k}")))
+            .collect();
+        t.push_str(&format!("  cautions: {}\n", parts.join(", ")));
+        let mut rules: Vec<(&String, &u64)> = s.cautions_by_rule.iter().collect();
+        rules.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = rules
+            .iter()
+            .take(8)
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        t.push_str(&format!("  most frequent: {}\n", top.join(", ")));
+    }
+    if !s.invalid_by_code.is_empty() {
+        let parts: Vec<String> = s
+            .invalid_by_code
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        t.push_str(&format!(
+            "  invalid by first problem: {}\n",
+            parts.join(", ")
+        ));
+    }
+    if s.duplicate_ids > 0 {
+        let ex: Vec<String> = s
+            .duplicate_examples
+            .iter()
+            .map(|d| format!("`{}` ({}:{})", d.id, d.input, d.line))
+            .collect();
+        t.push_str(&format!(
+            "  warning: {} records repeat an earlier id, e.g. {}\n",
+            s.duplicate_ids,
+            ex.join(", ")
+        ));
+    }
+    if s.duplicate_check_truncated {
+        t.push_str("  note: the duplicate-id check stopped remembering new ids at its limit\n");
+    }
+    t
+}
+
+fn read_input(input: &str) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    Source::parse(input).open()?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn explain(input: &str, rules: Option<&Path>) -> u8 {
+    let engine = match load(rules) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let bytes = match read_input(input) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read `{input}`: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut t = String::new();
+    let code = match engine.parse_profile(bytes) {
+        Err(r) => {
+            t.push_str(&format!(
+                "profile {} is invalid:\n",
+                r.id.as_deref().unwrap_or("(no id)")
+            ));
+            for p in &r.problems {
+                let at = if p.pointer.is_empty() {
+                    "(record)"
+                } else {
+                    &p.pointer
+                };
+                t.push_str(&format!("  {at}: {} [{}]", p.message, p.code));
+                if let Some(h) = &p.help {
+                    t.push_str(&format!("\n    help: {h}"));
+                }
+                t.push('\n');
+            }
+            EXIT_INVALID
+        }
+        Ok(profile) => {
+            let s = engine.screen(&profile);
+            let verdict = match s.status {
+                Status::Clear => "CLEAR: no caution".to_owned(),
+                Status::Flagged => format!(
+                    "FLAGGED: {} caution{}, highest {}",
+                    s.cautions.len(),
+                    if s.cautions.len() == 1 { "" } else { "s" },
+                    s.max_severity.map_or("", Severity::as_str)
+                ),
+            };
+            t.push_str(&format!("profile {} ({}): {verdict}\n", s.id, s.ruleset));
+            for c in &s.cautions {
+                t.push_str(&format!(
+                    "\n[{}] {}: {}\n",
+                    c.severity.as_str().to_uppercase(),
+                    c.rule,
+                    c.title
+                ));
+                t.push_str(&format!(
+                    "  {}\n  action: {}\n  because:\n",
+                    c.message, c.action
+                ));
+                for e in &c.evidence {
+                    t.push_str(&format!("    {}\n", output::evidence_text(e)));
+                }
+                for src in c.sources {
+                    t.push_str(&format!("  source: {}\n", output::source_text(src)));
+                }
+            }
+            if !s.indeterminate.is_empty() {
+                t.push_str(&format!(
+                    "\ncould not evaluate {} rule{} (facts missing):\n",
+                    s.indeterminate.len(),
+                    if s.indeterminate.len() == 1 { "" } else { "s" }
+                ));
+                for i in &s.indeterminate {
+                    let title = engine.rules().get(i.index).map_or("", |r| r.title.as_str());
+                    t.push_str(&format!(
+                        "  {} ({title}): needs {}\n",
+                        i.rule,
+                        i.missing.join(", ")
+                    ));
+                }
+            }
+            let decided = engine.rules().len() - s.cautions.len() - s.indeterminate.len();
+            t.push_str(&format!(
+                "\n{decided} other rules did not apply or found nothing.\n"
+            ));
+            0
+        }
+    };
+    print_or_quiet(&t);
+    code
+}
+
+fn print_or_quiet(text: &str) {
+    let mut out = io::stdout().lock();
+    // A closed pipe is not an error worth reporting.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+fn rules_command(command: RulesCommand) -> u8 {
+    match command {
+        RulesCommand::Check { dir } => match load(Some(&dir)) {
+            Ok(engine) => {
+                print_or_quiet(&format!(
+                    "ok: {} ({} rules, {} ingredients)\n",
+                    engine.ruleset().label,
+                    engine.rules().len(),
+                    engine.vocabulary().len()
+                ));
+                0
+            }
+            Err(code) => code,
+        },
+        RulesCommand::List { rules } => match load(rules.as_deref()) {
+            Ok(engine) => {
+                let mut t = String::new();
+                for r in engine.rules() {
+                    let sev: Vec<&str> = r.tiers.iter().map(|t| t.severity.as_str()).collect();
+                    t.push_str(&format!("{:<30} {:<24} {}\n", r.id, sev.join(";"), r.title));
+                }
+                print_or_quiet(&t);
+                0
+            }
+            Err(code) => code,
+        },
+        RulesCommand::Show { id, rules } => match load(rules.as_deref()) {
+            Ok(engine) => {
+                let Some(r) = engine
+                    .rules()
+                    .iter()
+                    .find(|r| r.id.eq_ignore_ascii_case(&id))
+                else {
+                    let ids = engine.rules().iter().map(|r| r.id.as_str());
+                    let help = medscreen::suggest::did_you_mean(&id, ids)
+                        .map(|s| format!("\n  help: did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    eprintln!("error: no rule `{id}`{help}");
+                    return EXIT_USAGE;
+                };
+                let mut t = format!("{}: {}\n", r.id, r.title);
+                if !r.tags.is_empty() {
+                    t.push_str(&format!("tags: {}\n", r.tags.join(", ")));
+                }
+                if r.applies.is_some() {
+                    t.push_str("applies: only when its guard is true or unknown\n");
+                }
+                for (k, tier) in r.tiers.iter().enumerate() {
+                    t.push_str(&format!(
+                        "tier {} [{}]\n  {}\n  action: {}\n",
+                        k + 1,
+                        tier.severity.as_str(),
+                        tier.message,
+                        tier.action
+                    ));
+                }
+                for s in &r.sources {
+                    t.push_str(&format!("source: {}\n", output::source_text(s)));
+                }
+                print_or_quiet(&t);
+                0
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+fn generate(count: u64, seed: u64, invalid_rate: f64, output: Option<&Path>) -> u8 {
+    let result = match output {
+        Some(p) => match create(p) {
+            Ok(mut f) => medscreen::generate::write_profiles(&mut f, count, seed, invalid_rate)
+                .and_then(|()| f.flush()),
+            Err(code) => return code,
+        },
+        None => {
+            let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+            medscreen::generate::write_profiles(&mut out, count, seed, invalid_rate)
+                .and_then(|()| out.flush())
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("error: cannot write: {e}");
+            EXIT_USAGE
+        }
+    }
 }

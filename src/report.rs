@@ -50,6 +50,9 @@ pub struct Screening<'e> {
 pub struct Caution<'e> {
     /// Rule id.
     pub rule: &'e str,
+    /// Position of the rule in the pack.
+    #[serde(skip)]
+    pub index: usize,
     /// Severity of the tier that fired.
     pub severity: Severity,
     /// Rule title.
@@ -87,6 +90,9 @@ pub struct Evidence<'e> {
 pub struct Indeterminate<'e> {
     /// Rule id.
     pub rule: &'e str,
+    /// Position of the rule in the pack.
+    #[serde(skip)]
+    pub index: usize,
     /// The facts whose absence left it undecided.
     pub missing: Vec<&'static str>,
 }

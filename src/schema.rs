@@ -93,6 +93,10 @@ pub enum ProblemCode {
     InvalidFormat,
     /// A record is larger than the configured limit.
     TooLarge,
+    /// JSON nested deeper than the parser allows.
+    TooDeep,
+    /// A number too large to represent.
+    NumberOutOfRange,
     /// Any other schema violation.
     Invalid,
 }
@@ -116,6 +120,8 @@ impl ProblemCode {
             ProblemCode::EmptyObject => "empty_object",
             ProblemCode::InvalidFormat => "invalid_format",
             ProblemCode::TooLarge => "too_large",
+            ProblemCode::TooDeep => "too_deep",
+            ProblemCode::NumberOutOfRange => "number_out_of_range",
             ProblemCode::Invalid => "invalid",
         }
     }

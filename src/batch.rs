@@ -1,0 +1,611 @@
+//! Batch screening: streams of records in, exactly one result per record out, in input order.
+//!
+//! Three kinds of thread share the work. The calling thread reads inputs and cuts them into chunks
+//! (a few thousand records, about 1 MiB); a rayon pool of `threads` workers validates, screens and
+//! formats each chunk into its own output buffer; one writer thread puts chunks back in input order,
+//! writes them and adds up the statistics. A fixed number of chunk tokens bounds what is in flight, so
+//! memory does not grow with the input: the reader waits for a token, the writer returns it once the
+//! chunk is written. Output does not depend on the thread count, since each record's bytes depend only
+//! on the record.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::compile::Severity;
+use crate::engine::Engine;
+use crate::input::{Item, Source, Splitter};
+use crate::output::{self, Format, JSON_SEPARATOR, OutputOptions};
+use crate::schema::{Problem, ProblemCode};
+
+/// What to do with each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Validate and screen.
+    Screen,
+    /// Validate only.
+    Validate,
+}
+
+/// Settings of one batch run.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// Records longer than this are reported invalid without being buffered.
+    pub max_record_bytes: usize,
+    /// Screen or only validate.
+    pub mode: Mode,
+    /// Output format and filters.
+    pub output: OutputOptions,
+    /// Report whether any caution reached this severity.
+    pub fail_on: Option<Severity>,
+    /// How many distinct ids to remember for the duplicate check.
+    pub duplicate_check_limit: usize,
+    /// Show progress on standard error.
+    pub progress: bool,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            threads: 1,
+            max_record_bytes: 1 << 20,
+            mode: Mode::Screen,
+            output: OutputOptions::default(),
+            fail_on: None,
+            duplicate_check_limit: 1_000_000,
+            progress: false,
+        }
+    }
+}
+
+/// Counts and timings of a run. `read = clear + flagged + invalid` when screening, and
+/// `read = valid + invalid` when validating.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Records read (blank lines excluded).
+    pub read: u64,
+    /// Screened with no caution (at or above the minimum severity).
+    pub clear: u64,
+    /// Screened with at least one caution.
+    pub flagged: u64,
+    /// Passed validation (`validate`).
+    pub valid: u64,
+    /// Rejected, each with its reasons in the output.
+    pub invalid: u64,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// Cautions by severity.
+    pub cautions_by_severity: BTreeMap<&'static str, u64>,
+    /// Cautions by rule.
+    pub cautions_by_rule: BTreeMap<String, u64>,
+    /// Indeterminate results by rule.
+    pub indeterminate_by_rule: BTreeMap<String, u64>,
+    /// Invalid records by problem code (first problem of each record).
+    pub invalid_by_code: BTreeMap<&'static str, u64>,
+    /// Records whose `id` was seen before.
+    pub duplicate_ids: u64,
+    /// A few of them, with where they were seen again.
+    pub duplicate_examples: Vec<DuplicateId>,
+    /// Whether the duplicate check stopped remembering new ids (the limit was reached).
+    pub duplicate_check_truncated: bool,
+    /// Some caution reached `--fail-on`.
+    pub fail_on_reached: bool,
+    /// Inputs, in order.
+    pub inputs: Vec<String>,
+    /// The rule pack.
+    pub ruleset: String,
+    /// Wall-clock seconds.
+    pub elapsed_seconds: f64,
+    /// Records per second.
+    pub records_per_second: f64,
+}
+
+/// An `id` seen more than once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DuplicateId {
+    /// The id.
+    pub id: String,
+    /// The input where it was seen again.
+    pub input: String,
+    /// The line where it was seen again.
+    pub line: u64,
+}
+
+/// Why a run stopped early.
+#[derive(Debug)]
+pub enum BatchError {
+    /// An input could not be opened or read.
+    Input {
+        /// The input's name.
+        input: String,
+        /// The error.
+        error: io::Error,
+    },
+    /// The output could not be written (a closed pipe is [`io::ErrorKind::BrokenPipe`]).
+    Output(io::Error),
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Input { input, error } => write!(f, "cannot read `{input}`: {error}"),
+            BatchError::Output(e) => write!(f, "cannot write the output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+/// Where results go: the main output, and optionally a separate one for invalid records.
+pub struct Sinks<'a> {
+    /// Results (and invalid records unless `errors` is given).
+    pub main: &'a mut (dyn Write + Send),
+    /// Invalid records, when diverted.
+    pub errors: Option<&'a mut (dyn Write + Send)>,
+}
+
+const CHUNK_RECORDS: usize = 4096;
+const CHUNK_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+enum RecKind {
+    Json,
+    TooLarge,
+    Broken(String),
+}
+
+struct Rec {
+    line: u64,
+    start: usize,
+    end: usize,
+    kind: RecKind,
+}
+
+struct Chunk {
+    seq: u64,
+    input: usize,
+    data: Vec<u8>,
+    recs: Vec<Rec>,
+    blank: u64,
+}
+
+#[derive(Default)]
+struct ChunkStats {
+    read: u64,
+    clear: u64,
+    flagged: u64,
+    valid: u64,
+    invalid: u64,
+    blank: u64,
+    severity: [u64; 3],
+    by_rule: Vec<u64>,
+    indeterminate: Vec<u64>,
+    invalid_codes: Vec<(ProblemCode, u64)>,
+    fail_on_reached: bool,
+    ids: Vec<(u64, u64, String)>,
+}
+
+struct Done {
+    seq: u64,
+    input: usize,
+    main: Vec<u8>,
+    errors: Vec<u8>,
+    stats: ChunkStats,
+}
+
+/// Screen (or validate) every record of `sources`, in order, writing one result per record.
+///
+/// Returns the summary, and the error that stopped the run early if one did; whatever was read before
+/// it is still written and counted.
+pub fn run(
+    engine: &Engine,
+    sources: &[Source],
+    cfg: &BatchConfig,
+    sinks: Sinks<'_>,
+) -> (Summary, Option<BatchError>) {
+    let started = Instant::now();
+    let names: Vec<String> = sources.iter().map(Source::name).collect();
+    let threads = cfg.threads.max(1);
+    let in_flight = threads * 4 + 2;
+    let (token_tx, token_rx) = mpsc::sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = token_tx.send(());
+    }
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let stop = AtomicBool::new(false);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+    let names_ref: &[String] = &names;
+    let stop_ref = &stop;
+
+    let (mut summary, write_error, input_error) = std::thread::scope(|ts| {
+        let writer = ts.spawn(move || {
+            write_in_order(engine, cfg, names_ref, sinks, done_rx, token_tx, stop_ref)
+        });
+        let mut input_error = None;
+        let mut read = |spawn: &mut dyn FnMut(Chunk)| {
+            input_error = read_chunks(sources, cfg.max_record_bytes, &token_rx, stop_ref, spawn);
+        };
+        match &pool {
+            Ok(pool) => pool.in_place_scope(|scope| {
+                read(&mut |chunk| {
+                    let tx = done_tx.clone();
+                    scope.spawn(move |_| {
+                        let _ = tx.send(process(engine, cfg, names_ref, chunk));
+                    });
+                });
+            }),
+            // No thread pool (thread creation refused): work on this thread, same output.
+            Err(_) => read(&mut |chunk| {
+                let _ = done_tx.send(process(engine, cfg, names_ref, chunk));
+            }),
+        }
+        drop(done_tx);
+        let (summary, write_error) = writer.join().unwrap_or_else(|_| {
+            (
+                Summary::default(),
+                Some(io::Error::other("the writer thread panicked")),
+            )
+        });
+        (summary, write_error, input_error)
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    summary.inputs = names;
+    summary.ruleset = engine.ruleset().label.clone();
+    summary.elapsed_seconds = elapsed;
+    summary.records_per_second = if elapsed > 0.0 {
+        summary.read as f64 / elapsed
+    } else {
+        0.0
+    };
+    let error = write_error.map(BatchError::Output).or(input_error);
+    (summary, error)
+}
+
+/// Cut every input into chunks and hand each to `spawn`, waiting for a token first.
+fn read_chunks(
+    sources: &[Source],
+    limit: usize,
+    tokens: &mpsc::Receiver<()>,
+    stop: &AtomicBool,
+    spawn: &mut dyn FnMut(Chunk),
+) -> Option<BatchError> {
+    let mut seq = 0;
+    let mut buf = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        let fail = |error| {
+            Some(BatchError::Input {
+                input: source.name(),
+                error,
+            })
+        };
+        let reader = match source.open() {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        let mut splitter = Splitter::new(reader, limit);
+        let mut chunk = new_chunk(seq, index);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let item = match splitter.next_item(&mut buf) {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(e) => {
+                    dispatch(&mut chunk, &mut seq, index, tokens, spawn);
+                    return fail(e);
+                }
+            };
+            let (line, kind) = match item {
+                Item::Blank => {
+                    chunk.blank += 1;
+                    continue;
+                }
+                Item::Record { line } => (line, RecKind::Json),
+                Item::TooLarge { line } => (line, RecKind::TooLarge),
+                Item::BrokenArray { line, message } => (line, RecKind::Broken(message)),
+            };
+            let start = chunk.data.len();
+            chunk.data.extend_from_slice(&buf);
+            chunk.recs.push(Rec {
+                line,
+                start,
+                end: chunk.data.len(),
+                kind,
+            });
+            if chunk.recs.len() >= CHUNK_RECORDS || chunk.data.len() >= CHUNK_BYTES {
+                dispatch(&mut chunk, &mut seq, index, tokens, spawn);
+            }
+        }
+        dispatch(&mut chunk, &mut seq, index, tokens, spawn);
+    }
+    None
+}
+
+fn new_chunk(seq: u64, input: usize) -> Chunk {
+    Chunk {
+        seq,
+        input,
+        data: Vec::with_capacity(CHUNK_BYTES + 4096),
+        recs: Vec::with_capacity(CHUNK_RECORDS),
+        blank: 0,
+    }
+}
+
+fn dispatch(
+    chunk: &mut Chunk,
+    seq: &mut u64,
+    input: usize,
+    tokens: &mpsc::Receiver<()>,
+    spawn: &mut dyn FnMut(Chunk),
+) {
+    if chunk.recs.is_empty() && chunk.blank == 0 {
+        return;
+    }
+    // Wait until fewer than the maximum number of chunks are in flight. The writer never stops
+    // returning tokens, so this cannot wait forever.
+    let _ = tokens.recv();
+    *seq += 1;
+    let mut full = std::mem::replace(chunk, new_chunk(0, input));
+    full.seq = *seq;
+    spawn(full);
+}
+
+/// Validate, screen and format one chunk.
+fn process(engine: &Engine, cfg: &BatchConfig, names: &[String], chunk: Chunk) -> Done {
+    let opts = &cfg.output;
+    let divert = opts.format != Format::Table;
+    let mut main = Vec::with_capacity(chunk.data.len() * 3);
+    let mut errors = Vec::new();
+    let rules = engine.rules().len();
+    let mut st = ChunkStats {
+        by_rule: vec![0; rules],
+        indeterminate: vec![0; rules],
+        blank: chunk.blank,
+        ..ChunkStats::default()
+    };
+    let input = names.get(chunk.input).map(String::as_str);
+    for rec in &chunk.recs {
+        st.read += 1;
+        let bytes = &chunk.data[rec.start..rec.end];
+        let rejected = match &rec.kind {
+            RecKind::TooLarge => Err((
+                None,
+                vec![Problem::new(
+                    "",
+                    ProblemCode::TooLarge,
+                    format!("the record is longer than {} bytes", cfg.max_record_bytes),
+                )],
+            )),
+            RecKind::Broken(message) => Err((
+                None,
+                vec![Problem::new("", ProblemCode::InvalidJson, message.clone())],
+            )),
+            RecKind::Json => engine.parse_profile(bytes).map_err(|r| (r.id, r.problems)),
+        };
+        match rejected {
+            Err((id, problems)) => {
+                st.invalid += 1;
+                if let Some(p) = problems.first() {
+                    match st.invalid_codes.iter_mut().find(|(c, _)| *c == p.code) {
+                        Some((_, n)) => *n += 1,
+                        None => st.invalid_codes.push((p.code, 1)),
+                    }
+                }
+                let out = if divert { &mut errors } else { &mut main };
+                output::invalid(opts, out, rec.line, input, id.as_deref(), &problems);
+            }
+            Ok(profile) => {
+                st.ids
+                    .push((hash_id(&profile.id), rec.line, profile.id.clone()));
+                if cfg.mode == Mode::Validate {
+                    st.valid += 1;
+                    output::valid(opts, &mut main, rec.line, input, &profile.id);
+                    continue;
+                }
+                let s = engine.screen(&profile);
+                let mut kept = 0;
+                for c in &s.cautions {
+                    st.severity[c.severity as usize] += 1;
+                    st.by_rule[c.index] += 1;
+                    if cfg.fail_on.is_some_and(|f| c.severity >= f) {
+                        st.fail_on_reached = true;
+                    }
+                    if c.severity >= opts.min_severity {
+                        kept += 1;
+                    }
+                }
+                for ind in &s.indeterminate {
+                    st.indeterminate[ind.index] += 1;
+                }
+                if kept == 0 {
+                    st.clear += 1;
+                } else {
+                    st.flagged += 1;
+                }
+                output::screened(opts, &mut main, rec.line, input, &s);
+            }
+        }
+    }
+    Done {
+        seq: chunk.seq,
+        input: chunk.input,
+        main,
+        errors,
+        stats: st,
+    }
+}
+
+fn hash_id(id: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+struct Stream<'a> {
+    out: &'a mut (dyn Write + Send),
+    first: bool,
+}
+
+impl Stream<'_> {
+    fn write(&mut self, bytes: &[u8], format: Format) -> io::Result<()> {
+        let mut bytes = bytes;
+        if self.first && !bytes.is_empty() {
+            if format == Format::Json {
+                bytes = bytes.strip_prefix(JSON_SEPARATOR).unwrap_or(bytes);
+            }
+            self.first = false;
+        }
+        self.out.write_all(bytes)
+    }
+}
+
+/// Write chunks in sequence order and add up statistics; returns a token for every chunk received.
+fn write_in_order(
+    engine: &Engine,
+    cfg: &BatchConfig,
+    names: &[String],
+    sinks: Sinks<'_>,
+    done: mpsc::Receiver<Done>,
+    tokens: mpsc::SyncSender<()>,
+    stop: &AtomicBool,
+) -> (Summary, Option<io::Error>) {
+    let format = cfg.output.format;
+    let mut main = Stream {
+        out: sinks.main,
+        first: true,
+    };
+    let mut errors = sinks.errors.map(|out| Stream { out, first: true });
+    let mut error: Option<io::Error> = None;
+    let check = |r: io::Result<()>, error: &mut Option<io::Error>| {
+        if let Err(e) = r
+            && error.is_none()
+        {
+            stop.store(true, Ordering::Relaxed);
+            *error = Some(e);
+        }
+    };
+    check(main.out.write_all(output::header(&cfg.output)), &mut error);
+    if let Some(e) = errors.as_mut() {
+        check(e.out.write_all(output::header(&cfg.output)), &mut error);
+    }
+    let mut summary = Summary::default();
+    let rules = engine.rules();
+    let mut by_rule = vec![0u64; rules.len()];
+    let mut indeterminate = vec![0u64; rules.len()];
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut next = 1;
+    let progress = cfg.progress && io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    for d in done {
+        pending.insert(d.seq, d);
+        while let Some(d) = pending.remove(&next) {
+            next += 1;
+            if error.is_none() {
+                check(main.write(&d.main, format), &mut error);
+                if let Some(e) = errors.as_mut() {
+                    check(e.write(&d.errors, format), &mut error);
+                } else if !d.errors.is_empty() {
+                    check(main.write(&d.errors, format), &mut error);
+                }
+            }
+            let st = d.stats;
+            summary.read += st.read;
+            summary.clear += st.clear;
+            summary.flagged += st.flagged;
+            summary.valid += st.valid;
+            summary.invalid += st.invalid;
+            summary.blank_lines += st.blank;
+            summary.fail_on_reached |= st.fail_on_reached;
+            for (code, n) in st.invalid_codes {
+                *summary.invalid_by_code.entry(code.as_str()).or_default() += n;
+            }
+            for (sev, n) in [Severity::Info, Severity::Warning, Severity::Critical]
+                .iter()
+                .zip(st.severity)
+            {
+                if n > 0 {
+                    *summary
+                        .cautions_by_severity
+                        .entry(sev.as_str())
+                        .or_default() += n;
+                }
+            }
+            for (i, n) in st.by_rule.iter().enumerate() {
+                by_rule[i] += n;
+            }
+            for (i, n) in st.indeterminate.iter().enumerate() {
+                indeterminate[i] += n;
+            }
+            for (hash, line, id) in st.ids {
+                if seen.contains(&hash) {
+                    summary.duplicate_ids += 1;
+                    if summary.duplicate_examples.len() < 10 {
+                        let input = names.get(d.input).cloned().unwrap_or_default();
+                        summary
+                            .duplicate_examples
+                            .push(DuplicateId { id, input, line });
+                    }
+                } else if seen.len() < cfg.duplicate_check_limit {
+                    seen.insert(hash);
+                } else {
+                    summary.duplicate_check_truncated = true;
+                }
+            }
+            let _ = tokens.send(());
+            if progress && last_progress.elapsed() > Duration::from_millis(250) {
+                last_progress = Instant::now();
+                let rate = summary.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                eprint!("\r{} records, {:.0} records/s ", summary.read, rate);
+            }
+        }
+    }
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    if error.is_none() {
+        let footer = output::footer(format);
+        // An empty JSON array still closes properly: `[` then `]`.
+        let footer = if format == Format::Json && main.first {
+            &footer[1..]
+        } else {
+            footer
+        };
+        check(
+            main.out.write_all(footer).and_then(|()| main.out.flush()),
+            &mut error,
+        );
+        if let Some(e) = errors.as_mut() {
+            let footer = output::footer(format);
+            let footer = if format == Format::Json && e.first {
+                &footer[1..]
+            } else {
+                footer
+            };
+            check(
+                e.out.write_all(footer).and_then(|()| e.out.flush()),
+                &mut error,
+            );
+        }
+    }
+    for (i, r) in rules.iter().enumerate() {
+        if by_rule[i] > 0 {
+            summary.cautions_by_rule.insert(r.id.clone(), by_rule[i]);
+        }
+        if indeterminate[i] > 0 {
+            summary
+                .indeterminate_by_rule
+                .insert(r.id.clone(), indeterminate[i]);
+        }
+    }
+    (summary, error)
+}
