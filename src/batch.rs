@@ -1,7 +1,7 @@
 //! Batch screening: streams of records in, exactly one result per record out, in input order.
 //!
 //! Three kinds of thread share the work. The calling thread reads inputs and cuts them into chunks
-//! (a few thousand records, about 1 MiB); a rayon pool of `threads` workers validates, screens and
+//! (up to 1,024 records or 256 KiB); a rayon pool of `threads` workers validates, screens and
 //! formats each chunk into its own output buffer; one writer thread puts chunks back in input order,
 //! writes them and adds up the statistics. A fixed number of chunk tokens bounds what is in flight, so
 //! memory does not grow with the input: the reader waits for a token, the writer returns it once the
@@ -151,8 +151,8 @@ pub struct Sinks<'a> {
     pub errors: Option<&'a mut (dyn Write + Send)>,
 }
 
-const CHUNK_RECORDS: usize = 4096;
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_RECORDS: usize = 1024;
+const CHUNK_BYTES: usize = 256 << 10;
 
 #[derive(Debug, Clone)]
 enum RecKind {
@@ -213,7 +213,7 @@ pub fn run(
     let started = Instant::now();
     let names: Vec<String> = sources.iter().map(Source::name).collect();
     let threads = cfg.threads.max(1);
-    let in_flight = threads * 4 + 2;
+    let in_flight = threads * 2 + 2;
     let (token_tx, token_rx) = mpsc::sync_channel::<()>(in_flight);
     for _ in 0..in_flight {
         let _ = token_tx.send(());
@@ -223,6 +223,7 @@ pub fn run(
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
     let names_ref: &[String] = &names;
     let stop_ref = &stop;
+    let divert = sinks.errors.is_some();
 
     let (mut summary, write_error, input_error) = std::thread::scope(|ts| {
         let writer = ts.spawn(move || {
@@ -237,13 +238,13 @@ pub fn run(
                 read(&mut |chunk| {
                     let tx = done_tx.clone();
                     scope.spawn(move |_| {
-                        let _ = tx.send(process(engine, cfg, names_ref, chunk));
+                        let _ = tx.send(process(engine, cfg, names_ref, divert, chunk));
                     });
                 });
             }),
             // No thread pool (thread creation refused): work on this thread, same output.
             Err(_) => read(&mut |chunk| {
-                let _ = done_tx.send(process(engine, cfg, names_ref, chunk));
+                let _ = done_tx.send(process(engine, cfg, names_ref, divert, chunk));
             }),
         }
         drop(done_tx);
@@ -359,9 +360,15 @@ fn dispatch(
 }
 
 /// Validate, screen and format one chunk.
-fn process(engine: &Engine, cfg: &BatchConfig, names: &[String], chunk: Chunk) -> Done {
+/// With `divert`, invalid records' results go to their own buffer, for the errors sink.
+fn process(
+    engine: &Engine,
+    cfg: &BatchConfig,
+    names: &[String],
+    divert: bool,
+    chunk: Chunk,
+) -> Done {
     let opts = &cfg.output;
-    let divert = opts.format != Format::Table;
     let mut main = Vec::with_capacity(chunk.data.len() * 3);
     let mut errors = Vec::new();
     let rules = engine.rules().len();
@@ -514,8 +521,6 @@ fn write_in_order(
                 check(main.write(&d.main, format), &mut error);
                 if let Some(e) = errors.as_mut() {
                     check(e.write(&d.errors, format), &mut error);
-                } else if !d.errors.is_empty() {
-                    check(main.write(&d.errors, format), &mut error);
                 }
             }
             let st = d.stats;

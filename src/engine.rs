@@ -17,7 +17,7 @@ use crate::vocab::{Vocabulary, VocabularyFile};
 /// The embedded default rule pack (`rules/pack.json`).
 pub const EMBEDDED_PACK: &str = include_str!("../rules/pack.json");
 /// The embedded default vocabulary (`rules/vocabulary.json`).
-pub const EMBEDDED_VOCABULARY: &str = include_str!("/tmp/vmin/vocabulary.json");
+pub const EMBEDDED_VOCABULARY: &str = include_str!("../rules/vocabulary.json");
 /// The profile schema (`schemas/profile.schema.json`).
 pub const PROFILE_SCHEMA: &str = include_str!("../schemas/profile.schema.json");
 /// The rule pack schema (`schemas/rulepack.schema.json`).
@@ -143,6 +143,7 @@ impl Engine {
         let mut errors = Vec::new();
         let vocab_value = parse_checked(vocab_text, vocab_name, &vocab_schema, &mut errors);
         let pack_value = parse_checked(pack, pack_name, &pack_schema, &mut errors);
+        let vocab_value = vocab_value.filter(|(_, valid)| *valid).map(|(v, _)| v);
         let vocabulary =
             vocab_value.and_then(|v| match serde_json::from_value::<VocabularyFile>(v) {
                 Ok(file) => Vocabulary::compile(file, vocab_name)
@@ -158,14 +159,28 @@ impl Engine {
                     None
                 }
             });
-        let (Some(vocab), Some(pack_value)) = (vocabulary, pack_value) else {
+        let (Some(vocab), Some((pack_value, _))) = (vocabulary, pack_value) else {
             return Err(LoadErrors(errors));
         };
-        let program = compile::compile(&pack_value, pack_name, profile_schema.schema(), &vocab)
-            .map_err(LoadErrors)?;
-        if !errors.is_empty() {
-            return Err(LoadErrors(errors));
-        }
+        // Compile even a pack that broke its schema, so that every error is reported at once; the
+        // compiler reads defensively, and what it finds inside a place the schema already reported
+        // is left out as a consequence of that error.
+        let program = compile::compile(&pack_value, pack_name, profile_schema.schema(), &vocab);
+        let schema_pointers: Vec<String> = errors.iter().map(|e| e.pointer.clone()).collect();
+        let program = match program {
+            Ok(p) if errors.is_empty() => p,
+            Ok(_) => return Err(LoadErrors(errors)),
+            Err(compile_errors) => {
+                errors.extend(compile_errors.into_iter().filter(|e| {
+                    !schema_pointers.iter().any(|p| {
+                        e.pointer == *p
+                            || e.pointer.starts_with(&format!("{p}/"))
+                            || p.starts_with(&format!("{}/", e.pointer))
+                    })
+                }));
+                return Err(LoadErrors(errors));
+            }
+        };
         let mut hasher = Sha256::new();
         for part in [pack, vocab_text] {
             hasher.update((part.len() as u64).to_le_bytes());
@@ -277,7 +292,7 @@ fn parse_checked(
     name: &str,
     schema: &SchemaChecker,
     errors: &mut Vec<LoadError>,
-) -> Option<Value> {
+) -> Option<(Value, bool)> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -291,13 +306,13 @@ fn parse_checked(
         }
     };
     if schema.is_valid(&value) {
-        return Some(value);
+        return Some((value, true));
     }
     for p in schema.problems(&value) {
         let rule = rule_of(&value, &p.pointer);
         errors.push(LoadError::from_problem(name, p).in_rule(rule.as_deref()));
     }
-    None
+    Some((value, false))
 }
 
 /// The id of the rule a pointer is inside (`/rules/7/...`), if any.

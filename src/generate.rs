@@ -225,7 +225,7 @@ fn profile(rng: &mut Rng, n: u64, line: &mut String) {
         push_field(line, "egfr", &format!("{:.1}", egfr));
     }
     if rng.chance(0.75) {
-        push_field(line, "indication", &json_string(*rng.pick(INDICATIONS)));
+        push_field(line, "indication", &json_string(rng.pick::<&str>(INDICATIONS)));
     }
     if rng.chance(0.7) {
         let dose = [5, 10, 15, 20, 30, 40, 60, 80, 90][rng.below(9) as usize];
@@ -242,9 +242,9 @@ fn profile(rng: &mut Rng, n: u64, line: &mut String) {
         let mut meds = Vec::with_capacity(k as usize);
         for _ in 0..k {
             let entry = match rng.below(100) {
-                0..=79 => json_string(*rng.pick(MED_TEXT)),
+                0..=79 => json_string(rng.pick::<&str>(MED_TEXT)),
                 80..=93 => (*rng.pick(MED_CODED)).to_owned(),
-                _ => json_string(*rng.pick(UNKNOWN_TEXT)),
+                _ => json_string(rng.pick::<&str>(UNKNOWN_TEXT)),
             };
             meds.push(entry);
         }

@@ -91,9 +91,9 @@ pub struct IngredientFile {
     /// WHO ATC codes.
     #[serde(default)]
     pub atc: Vec<String>,
-    /// RxNorm ingredient CUI.
+    /// RxNorm ingredient CUI, or several.
     #[serde(default)]
-    pub rxnorm: Option<String>,
+    pub rxnorm: Option<Cuis>,
     /// Class ids.
     pub classes: Vec<String>,
     /// CNS-active per AGS Beers 2023.
@@ -101,6 +101,26 @@ pub struct IngredientFile {
     /// Source ids.
     #[serde(default)]
     pub sources: Vec<String>,
+}
+
+/// One RxNorm CUI or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Cuis {
+    /// One CUI.
+    One(String),
+    /// Several CUIs for the same moiety.
+    Many(Vec<String>),
+}
+
+impl Cuis {
+    /// The CUIs, in order.
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            Cuis::One(c) => std::slice::from_ref(c),
+            Cuis::Many(v) => v,
+        }
+    }
 }
 
 /// A compiled class.
@@ -121,8 +141,8 @@ pub struct Ingredient {
     pub name: String,
     /// Its classes, ancestors and the Beers flag included.
     pub mask: ClassMask,
-    /// RxNorm ingredient CUI.
-    pub rxnorm: Option<String>,
+    /// RxNorm ingredient CUIs.
+    pub rxnorm: Vec<String>,
 }
 
 /// What one comedication entry matched.
@@ -270,7 +290,8 @@ impl Vocabulary {
                     ),
                 }
             }
-            if let Some(cui) = &ing.rxnorm {
+            let cuis = ing.rxnorm.as_ref().map_or(&[][..], Cuis::as_slice);
+            for cui in cuis {
                 if let Some(&other) = by_rxnorm.get(cui) {
                     let other: &IngredientFile = &raw.ingredients[other as usize];
                     errors.push(err(
@@ -332,7 +353,7 @@ impl Vocabulary {
             ingredients.push(Ingredient {
                 name: ing.name.clone(),
                 mask,
-                rxnorm: ing.rxnorm.clone(),
+                rxnorm: cuis.to_vec(),
             });
         }
         if !errors.is_empty() {

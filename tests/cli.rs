@@ -1,0 +1,549 @@
+//! CLI integration tests: the real binary, temp files, stdin/stdout, exit codes.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_medscreen");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("finishes");
+    feeder.join().expect("feeder");
+    out
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("utf-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
+        .collect()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn screens_the_fixture_file_one_result_per_record_in_order() {
+    let out = run(&["screen", &format!("{FIXTURES}/patients.ndjson")], b"");
+    assert_eq!(
+        code(&out),
+        1,
+        "some fixture records are invalid: {}",
+        stderr(&out)
+    );
+    let results = lines(&out);
+    let input = std::fs::read_to_string(format!("{FIXTURES}/patients.ndjson")).expect("fixture");
+    assert_eq!(
+        results.len(),
+        input.lines().filter(|l| !l.trim().is_empty()).count()
+    );
+    for (k, r) in results.iter().enumerate() {
+        assert_eq!(r["line"], k as u64 + 1);
+    }
+    let invalid: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["status"] == "invalid")
+        .collect();
+    assert_eq!(invalid.len(), 8);
+    assert!(
+        invalid
+            .iter()
+            .all(|r| !r["errors"].as_array().expect("errors").is_empty())
+    );
+    let flagged = results
+        .iter()
+        .find(|r| r["id"] == "pt-0002")
+        .expect("pt-0002");
+    assert_eq!(flagged["status"], "flagged");
+    assert_eq!(flagged["max_severity"], "critical");
+    assert!(
+        flagged["ruleset"]
+            .as_str()
+            .expect("ruleset")
+            .starts_with("baclofen@1.0.0#")
+    );
+    // Compact by default: no rule text.
+    assert!(flagged["cautions"][0].get("message").is_none());
+    assert!(
+        stderr(&out).contains("36 records: 1 clear, 27 flagged, 8 invalid"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn detail_full_adds_rule_text() {
+    let out = run(
+        &["screen", "--detail", "full"],
+        br#"{"id":"a","age":70,"comedications":["oxycodone"]}"#,
+    );
+    let r = &lines(&out)[0];
+    let c = &r["cautions"][0];
+    for key in ["title", "message", "action", "sources", "evidence"] {
+        assert!(c.get(key).is_some(), "{key} missing");
+    }
+}
+
+/// Each bad input gives an invalid result at the right line, and the rest of the batch is screened.
+#[test]
+fn bad_input_each_explained_at_its_line_and_the_run_goes_on() {
+    let good = br#"{"id":"ok","age":40}"#;
+    let mut input = Vec::new();
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"{\"id\": \"a\", \"age\": ", "invalid_json"),
+        (b"{\"id\":\"b\",\"age\":4} trailing", "invalid_json"),
+        (b"[1, 2, 3]", "not_an_object"),
+        (b"\"just a string\"", "not_an_object"),
+        (b"{\"id\":\"c\",\"age\":\xff}", "invalid_utf8"),
+        (b"{\"id\":\"d\",\"age\":1e400}", "number_out_of_range"),
+        (b"{\"id\":\"e\",\"age\":4,\"age\":5}", "duplicate_key"),
+    ];
+    let deep = format!(
+        "{{\"id\":\"f\",\"age\":1,\"x\":{}{}}}",
+        "[".repeat(300),
+        "]".repeat(300)
+    );
+    input.extend_from_slice(good);
+    input.push(b'\n');
+    for (bytes, _) in &cases {
+        input.extend_from_slice(bytes);
+        input.push(b'\n');
+    }
+    input.extend_from_slice(deep.as_bytes());
+    input.push(b'\n');
+    input.extend_from_slice(&vec![b' '; 3000]);
+    input.extend_from_slice(b"{\"id\":\"big\",\"age\":1}\n");
+    input.extend_from_slice(good);
+    let out = run(&["screen", "--max-record-bytes", "2048"], &input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let results = lines(&out);
+    assert_eq!(results.len(), cases.len() + 4);
+    assert_eq!(results[0]["status"], "clear");
+    for (k, (_, want)) in cases.iter().enumerate() {
+        let r = &results[k + 1];
+        assert_eq!(r["line"], k as u64 + 2);
+        assert_eq!(r["status"], "invalid");
+        assert_eq!(r["errors"][0]["code"], *want, "line {}", k + 2);
+    }
+    let n = cases.len();
+    assert_eq!(results[n + 1]["errors"][0]["code"], "too_deep");
+    assert_eq!(results[n + 2]["errors"][0]["code"], "too_large");
+    assert_eq!(results[n + 2]["line"], n as u64 + 3);
+    // The missing final newline does not lose the last record.
+    assert_eq!(results[n + 3]["status"], "clear");
+    assert_eq!(results[n + 3]["line"], n as u64 + 4);
+    // Duplicate key names the key, not its value.
+    assert_eq!(results[7]["errors"][0]["message"], "duplicate key `age`");
+    assert_eq!(results[7]["errors"][0]["pointer"], "/age");
+}
+
+#[test]
+fn bom_crlf_and_blank_lines_are_accepted() {
+    let input = b"\xEF\xBB\xBF{\"id\":\"a\",\"age\":40}\r\n\r\n   \n{\"id\":\"b\",\"age\":41}\r\n";
+    let dir = tempfile::tempdir().expect("dir");
+    let summary = dir.path().join("summary.json");
+    let out = run(
+        &["screen", "--summary", summary.to_str().expect("path")],
+        input,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let results = lines(&out);
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        (results[0]["line"].clone(), results[1]["line"].clone()),
+        (1.into(), 4.into())
+    );
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(summary).expect("summary")).expect("json");
+    assert_eq!(s["read"], 2);
+    assert_eq!(s["blank_lines"], 2);
+}
+
+#[test]
+fn empty_input_gives_no_results_and_exit_0() {
+    let out = run(&["screen"], b"");
+    assert_eq!(code(&out), 0);
+    assert!(out.stdout.is_empty());
+    let out = run(&["screen", "--format", "json"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[\n]\n");
+}
+
+#[test]
+fn duplicate_ids_are_screened_and_warned_about() {
+    let input =
+        b"{\"id\":\"x\",\"age\":40}\n{\"id\":\"y\",\"age\":40}\n{\"id\":\"x\",\"age\":50}\n";
+    let dir = tempfile::tempdir().expect("dir");
+    let summary = dir.path().join("s.json");
+    let out = run(
+        &["screen", "--summary", summary.to_str().expect("path")],
+        input,
+    );
+    assert_eq!(code(&out), 0);
+    assert_eq!(lines(&out).len(), 3);
+    assert!(
+        stderr(&out).contains("1 records repeat an earlier id, e.g. `x` (-:3)"),
+        "{}",
+        stderr(&out)
+    );
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(summary).expect("summary")).expect("json");
+    assert_eq!(s["duplicate_ids"], 1);
+    assert_eq!(s["duplicate_examples"][0]["line"], 3);
+}
+
+fn generated(count: &str, rate: &str) -> Vec<u8> {
+    let out = run(
+        &[
+            "generate",
+            "--count",
+            count,
+            "--seed",
+            "42",
+            "--invalid-rate",
+            rate,
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0);
+    out.stdout
+}
+
+#[test]
+fn output_is_byte_identical_at_any_thread_count() {
+    let data = generated("30000", "0.02");
+    let dir = tempfile::tempdir().expect("dir");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, &data).expect("write");
+    let input = input.to_str().expect("path");
+    for format in ["ndjson", "csv", "json"] {
+        let one = run(
+            &["screen", input, "--threads", "1", "--format", format, "-q"],
+            b"",
+        );
+        let four = run(
+            &["screen", input, "--threads", "4", "--format", format, "-q"],
+            b"",
+        );
+        assert_eq!(code(&one), 1);
+        assert!(
+            one.stdout == four.stdout,
+            "{format}: --threads 1 and --threads 4 differ"
+        );
+    }
+    let one = run(&["screen", input, "--threads", "1", "-q"], b"");
+    assert_eq!(lines(&one).len(), 30000, "one result per record");
+}
+
+#[test]
+fn summary_accounts_for_every_record() {
+    let data = generated("5000", "0.05");
+    let dir = tempfile::tempdir().expect("dir");
+    let summary = dir.path().join("s.json");
+    let out = run(
+        &[
+            "screen",
+            "--threads",
+            "2",
+            "--summary",
+            summary.to_str().expect("path"),
+        ],
+        &data,
+    );
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(summary).expect("summary")).expect("json");
+    let n = |k: &str| s[k].as_u64().expect("count");
+    assert_eq!(n("read"), 5000);
+    assert_eq!(n("read"), n("clear") + n("flagged") + n("invalid"));
+    assert!(n("invalid") > 0);
+    let results = lines(&out);
+    let count = |status: &str| results.iter().filter(|r| r["status"] == status).count() as u64;
+    assert_eq!(
+        (count("clear"), count("flagged"), count("invalid")),
+        (n("clear"), n("flagged"), n("invalid"))
+    );
+    let by_rule: u64 = s["cautions_by_rule"]
+        .as_object()
+        .expect("map")
+        .values()
+        .map(|v| v.as_u64().expect("n"))
+        .sum();
+    let by_sev: u64 = s["cautions_by_severity"]
+        .as_object()
+        .expect("map")
+        .values()
+        .map(|v| v.as_u64().expect("n"))
+        .sum();
+    let in_output: u64 = results
+        .iter()
+        .map(|r| r["cautions"].as_array().map_or(0, |c| c.len() as u64))
+        .sum();
+    assert_eq!(by_rule, by_sev);
+    assert_eq!(by_rule, in_output);
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let data = generated("50000", "0");
+    let mut child = Command::new(BIN)
+        .args(["screen", "--threads", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 100];
+    stdout.read_exact(&mut first).expect("some output");
+    drop(stdout);
+    let out = child.wait_with_output().expect("exits");
+    let _ = feeder.join();
+    assert_eq!(code(&out), 0);
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn gzip_input_is_read_transparently() {
+    let data = generated("2000", "0.05");
+    let dir = tempfile::tempdir().expect("dir");
+    let plain = dir.path().join("in.ndjson");
+    let gz = dir.path().join("in.ndjson.gz");
+    std::fs::write(&plain, &data).expect("write");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).expect("create"),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&data).expect("compress");
+    enc.finish().expect("finish");
+    let a = run(&["screen", plain.to_str().expect("p"), "-q"], b"");
+    let b = run(&["screen", gz.to_str().expect("p"), "-q"], b"");
+    assert_eq!(code(&a), code(&b));
+    assert!(a.stdout == b.stdout);
+    let c = run(
+        &["screen", "-", "-q"],
+        &std::fs::read(&gz).expect("read gz"),
+    );
+    assert!(a.stdout == c.stdout, "gzip on stdin");
+}
+
+#[test]
+fn json_array_input_is_detected() {
+    let out = run(
+        &["screen"],
+        b"[\n  {\"id\":\"a\",\"age\":40},\n  {\"id\":\"b\",\"age\":\"x\"}\n]\n",
+    );
+    assert_eq!(code(&out), 1);
+    let r = lines(&out);
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        (r[0]["line"].clone(), r[1]["line"].clone()),
+        (2.into(), 3.into())
+    );
+    assert_eq!(r[1]["errors"][0]["pointer"], "/age");
+}
+
+#[test]
+fn several_inputs_are_one_stream_and_name_their_input() {
+    let dir = tempfile::tempdir().expect("dir");
+    let a = dir.path().join("a.ndjson");
+    let b = dir.path().join("b.ndjson");
+    std::fs::write(
+        &a,
+        "{\"id\":\"a1\",\"age\":40}\n{\"id\":\"a2\",\"age\":40}\n",
+    )
+    .expect("write");
+    std::fs::write(&b, "{\"id\":\"b1\",\"age\":40}\n").expect("write");
+    let out = run(
+        &["screen", a.to_str().expect("p"), b.to_str().expect("p")],
+        b"",
+    );
+    let r = lines(&out);
+    let ids: Vec<&str> = r.iter().map(|x| x["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["a1", "a2", "b1"]);
+    assert_eq!(r[2]["line"], 1);
+    assert!(r[2]["input"].as_str().expect("input").ends_with("b.ndjson"));
+}
+
+#[test]
+fn errors_file_diverts_invalid_records() {
+    let dir = tempfile::tempdir().expect("dir");
+    let errors = dir.path().join("errors.ndjson");
+    let out = run(
+        &["screen", "--errors", errors.to_str().expect("p")],
+        b"{\"id\":\"a\",\"age\":40}\n{\"id\":\"b\",\"age\":400}\n",
+    );
+    assert_eq!(code(&out), 1);
+    assert_eq!(lines(&out).len(), 1);
+    let diverted = std::fs::read_to_string(errors).expect("errors file");
+    let v: Value = serde_json::from_str(diverted.trim()).expect("json");
+    assert_eq!(
+        (v["line"].clone(), v["id"].clone(), v["status"].clone()),
+        (2.into(), "b".into(), "invalid".into())
+    );
+}
+
+#[test]
+fn exit_codes() {
+    let critical = br#"{"id":"a","age":40,"comedications":["oxycodone 5 mg"]}"#;
+    assert_eq!(
+        code(&run(&["screen", "--fail-on", "critical"], critical)),
+        4
+    );
+    assert_eq!(
+        code(&run(
+            &["screen", "--fail-on", "critical"],
+            br#"{"id":"a","age":40}"#
+        )),
+        0
+    );
+    let missing = run(&["screen", "/nonexistent/file.ndjson"], b"");
+    assert_eq!(code(&missing), 2);
+    assert!(stderr(&missing).contains("cannot read `/nonexistent/file.ndjson`"));
+    assert!(missing.stdout.is_empty());
+    assert_eq!(code(&run(&["screen", "--format", "xml"], b"")), 2);
+    let dir = tempfile::tempdir().expect("dir");
+    let broken = run(&["screen", "--rules", dir.path().to_str().expect("p")], b"");
+    assert_eq!(code(&broken), 3);
+    assert!(stderr(&broken).contains("the rule pack failed to load"));
+}
+
+#[test]
+fn min_severity_filters_cautions_and_status() {
+    let input = br#"{"id":"a","age":30,"sex":"female","pregnant":false,"operates_machinery":true}"#;
+    let all = lines(&run(&["screen"], input));
+    assert_eq!(all[0]["status"], "flagged");
+    let warn = lines(&run(&["screen", "--min-severity", "warning"], input));
+    assert_eq!(warn[0]["status"], "clear");
+    assert_eq!(warn[0]["cautions"].as_array().expect("cautions").len(), 0);
+}
+
+#[test]
+fn csv_and_table_formats() {
+    let input = b"{\"id\":\"a,1\",\"age\":40,\"comedications\":[\"oxycodone\"]}\n{\"id\":\"b\",\"age\":-1}\n";
+    let csv = String::from_utf8(run(&["screen", "--format", "csv"], input).stdout).expect("utf-8");
+    let mut rows = csv.lines();
+    assert_eq!(rows.next(), Some("line,id,rule,severity,title"));
+    assert_eq!(
+        rows.next(),
+        Some("1,\"a,1\",BAC-DDI-OPIOID,critical,Opioid taken with baclofen")
+    );
+    assert!(
+        csv.contains("2,b,,invalid,/age: must be at least 0 [out_of_range]\n"),
+        "{csv}"
+    );
+    let table =
+        String::from_utf8(run(&["screen", "--format", "table"], input).stdout).expect("utf-8");
+    assert!(table.contains("line 1  a,1  FLAGGED (CRITICAL)"), "{table}");
+    assert!(
+        table.contains("evidence: /comedications/0 = \"oxycodone\" (oxycodone, opioid)"),
+        "{table}"
+    );
+    assert!(table.contains("line 2  b  INVALID"), "{table}");
+}
+
+#[test]
+fn validate_checks_the_schema_only() {
+    let out = run(
+        &["validate"],
+        b"{\"id\":\"a\",\"age\":40,\"comedications\":[\"oxycodone\"]}\n{\"id\":\"b\"}\n",
+    );
+    assert_eq!(code(&out), 1);
+    let r = lines(&out);
+    assert_eq!(r[0]["status"], "valid");
+    assert!(r[0].get("cautions").is_none());
+    assert_eq!(r[1]["errors"][0]["code"], "missing_field");
+    assert!(stderr(&out).contains("2 records: 1 valid, 1 invalid"));
+}
+
+#[test]
+fn explain_says_why_and_what_is_missing() {
+    let out = run(
+        &["explain"],
+        br#"{"id":"p-7","age":70,"egfr":45,"comedications":["Xanax 0.5mg"]}"#,
+    );
+    assert_eq!(code(&out), 0);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("profile p-7"), "{text}");
+    assert!(text.contains("[CRITICAL] BAC-RENAL-BEERS"), "{text}");
+    assert!(text.contains("/egfr = 45"), "{text}");
+    assert!(
+        text.contains("/comedications/0 = \"Xanax 0.5mg\" (alprazolam, benzodiazepine)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("BAC-SEIZURE (Seizures or epilepsy): needs seizure_history"),
+        "{text}"
+    );
+    let bad = run(&["explain"], br#"{"id":"p-8","age":40,"pregnent":true}"#);
+    assert_eq!(code(&bad), 1);
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("help: did you mean `pregnant`?"));
+}
+
+#[test]
+fn rules_list_show_and_check() {
+    let list = String::from_utf8(run(&["rules", "list"], b"").stdout).expect("utf-8");
+    assert_eq!(list.lines().count(), 38);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("BAC-RENAL ") && l.contains("critical;warning;info"))
+    );
+    let show = run(&["rules", "show", "BAC-RENAL-BEERS"], b"");
+    assert!(String::from_utf8_lossy(&show.stdout).contains("https://doi.org/10.1111/jgs.18372"));
+    let typo = run(&["rules", "show", "BAC-RENAL-BEER"], b"");
+    assert_eq!(code(&typo), 2);
+    assert!(stderr(&typo).contains("did you mean `BAC-RENAL-BEERS`?"));
+    let rules_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let ok = run(&["rules", "check", rules_dir], b"");
+    assert_eq!(code(&ok), 0);
+    let dir = tempfile::tempdir().expect("dir");
+    let mut pack: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(rules_dir).join("pack.json")).expect("pack"),
+    )
+    .expect("json");
+    pack["rules"][0]["tiers"][0]["when"]["fact"] = "agee".into();
+    pack["rules"][1]["tiers"][0]["severity"] = "severe".into();
+    std::fs::write(dir.path().join("pack.json"), pack.to_string()).expect("write");
+    std::fs::copy(
+        Path::new(rules_dir).join("vocabulary.json"),
+        dir.path().join("vocabulary.json"),
+    )
+    .expect("copy");
+    let bad = run(&["rules", "check", dir.path().to_str().expect("p")], b"");
+    assert_eq!(code(&bad), 3);
+    let err = stderr(&bad);
+    assert!(err.contains("(2 errors)"), "{err}");
+    assert!(err.contains("/tiers/0/severity"), "{err}");
+    assert!(err.contains("unknown fact `agee`"), "{err}");
+}
+
+#[test]
+fn generate_is_deterministic() {
+    let a = generated("300", "0.1");
+    let b = generated("300", "0.1");
+    assert_eq!(a, b);
+    assert_eq!(a.iter().filter(|c| **c == b'\n').count(), 300);
+}
