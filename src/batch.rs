@@ -472,6 +472,18 @@ impl Stream<'_> {
         }
         self.out.write_all(bytes)
     }
+
+    /// Write the footer and flush. An empty JSON array still closes properly: `[` then `]`.
+    fn finish(&mut self, format: Format) -> io::Result<()> {
+        let footer = output::footer(format);
+        let footer = if format == Format::Json && self.first {
+            &footer[1..]
+        } else {
+            footer
+        };
+        self.out.write_all(footer)?;
+        self.out.flush()
+    }
 }
 
 /// Write chunks in sequence order and add up statistics; returns a token for every chunk received.
@@ -578,28 +590,9 @@ fn write_in_order(
         eprint!("\r\x1b[K");
     }
     if error.is_none() {
-        let footer = output::footer(format);
-        // An empty JSON array still closes properly: `[` then `]`.
-        let footer = if format == Format::Json && main.first {
-            &footer[1..]
-        } else {
-            footer
-        };
-        check(
-            main.out.write_all(footer).and_then(|()| main.out.flush()),
-            &mut error,
-        );
+        check(main.finish(format), &mut error);
         if let Some(e) = errors.as_mut() {
-            let footer = output::footer(format);
-            let footer = if format == Format::Json && e.first {
-                &footer[1..]
-            } else {
-                footer
-            };
-            check(
-                e.out.write_all(footer).and_then(|()| e.out.flush()),
-                &mut error,
-            );
+            check(e.finish(format), &mut error);
         }
     }
     for (i, r) in rules.iter().enumerate() {

@@ -12,7 +12,7 @@ use serde_json::{Number, Value};
 use crate::compile::{CmpOp, Cond, Lit, Program, Rule};
 use crate::profile::{Fact, Field, Medication, Profile};
 use crate::report::{Caution, Evidence, Indeterminate, Screening, Status};
-use crate::vocab::{ClassMask, IngredientId, MedMatch, Vocabulary};
+use crate::vocab::{ClassMask, IngredientId, MedMatch, Vocabulary, normalize};
 
 /// Three-valued truth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,9 @@ pub struct MedFacts {
     pub mask: ClassMask,
     /// Some entry matched nothing.
     pub unrecognized: bool,
+    /// Each distinct ingredient once, with its classes; and each ATC group matched without an
+    /// ingredient once, so counting needs no allocation.
+    distinct: Vec<ClassMask>,
 }
 
 impl MedFacts {
@@ -57,35 +60,34 @@ impl MedFacts {
             if let Some(s) = subject {
                 m.ingredients.retain(|&i| i != s);
             }
-            for &i in &m.ingredients {
-                facts.mask |= vocab.ingredient(i).mask;
-            }
-            if let Some((_, bits)) = &m.atc_group {
-                facts.mask |= bits;
-            }
             facts.entries.push(m);
         }
+        let mut seen: Vec<IngredientId> = Vec::new();
+        let mut groups: Vec<&str> = Vec::new();
+        for e in &facts.entries {
+            for &i in &e.ingredients {
+                if !seen.contains(&i) {
+                    seen.push(i);
+                    facts.distinct.push(vocab.ingredient(i).mask);
+                }
+            }
+            if let Some((code, bits)) = &e.atc_group
+                && !groups.contains(&code.as_str())
+            {
+                groups.push(code);
+                facts.distinct.push(*bits);
+            }
+        }
+        facts.mask = facts.distinct.iter().fold(0, |m, bits| m | bits);
         facts
     }
 
     /// Distinct things in `classes`: ingredients, and ATC groups matched without an ingredient.
-    fn count(&self, classes: ClassMask, vocab: &Vocabulary) -> usize {
-        let mut ingredients: Vec<IngredientId> = Vec::new();
-        let mut groups: Vec<&str> = Vec::new();
-        for e in &self.entries {
-            for &i in &e.ingredients {
-                if vocab.ingredient(i).mask & classes != 0 && !ingredients.contains(&i) {
-                    ingredients.push(i);
-                }
-            }
-            if let Some((code, bits)) = &e.atc_group
-                && bits & classes != 0
-                && !groups.contains(&code.as_str())
-            {
-                groups.push(code);
-            }
-        }
-        ingredients.len() + groups.len()
+    fn count(&self, classes: ClassMask) -> usize {
+        self.distinct
+            .iter()
+            .filter(|bits| *bits & classes != 0)
+            .count()
     }
 }
 
@@ -95,6 +97,8 @@ pub struct Evaluator<'e, 'p> {
     vocab: &'e Vocabulary,
     profile: &'p Profile,
     meds: Option<MedFacts>,
+    /// The normalised indication, made on first use and shared by every text test.
+    indication: std::cell::OnceCell<String>,
 }
 
 impl<'e, 'p> Evaluator<'e, 'p> {
@@ -109,6 +113,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             vocab,
             profile,
             meds,
+            indication: std::cell::OnceCell::new(),
         }
     }
 
@@ -216,19 +221,30 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             },
             Cond::MedCount { classes, at_least } => match &self.meds {
                 None => Tri::Unknown,
-                Some(m) => {
-                    (m.mask & classes != 0 && m.count(*classes, self.vocab) >= *at_least).into()
-                }
+                Some(m) => (m.mask & classes != 0 && m.count(*classes) >= *at_least).into(),
             },
             Cond::MedUnrecognized => match &self.meds {
                 None => Tri::Unknown,
                 Some(m) => m.unrecognized.into(),
             },
-            Cond::Text { field, terms, .. } => match self.profile.fact(*field) {
-                Some(Fact::Str(s)) => text_term(s, terms).is_some().into(),
-                _ => Tri::Unknown,
+            Cond::Text { field, terms, .. } => match self.normalized(*field) {
+                Some(hay) => text_term(&hay, terms).is_some().into(),
+                None => Tri::Unknown,
             },
         }
+    }
+
+    /// A string fact, normalised for whole-word matching; the indication is normalised once.
+    fn normalized(&self, field: Field) -> Option<std::borrow::Cow<'_, str>> {
+        let Some(Fact::Str(text)) = self.profile.fact(field) else {
+            return None;
+        };
+        if field == Field::Indication {
+            return Some(std::borrow::Cow::Borrowed(
+                self.indication.get_or_init(|| normalize(text)).as_str(),
+            ));
+        }
+        Some(std::borrow::Cow::Owned(normalize(text)))
     }
 
     fn caution(&self, index: usize, rule: &'e Rule, tier: usize) -> Caution<'e> {
@@ -310,9 +326,9 @@ impl<'e, 'p> Evaluator<'e, 'p> {
                 terms,
                 shown,
             } => {
-                if let Some(Fact::Str(s)) = self.profile.fact(*field) {
+                if let Some(hay) = self.normalized(*field) {
                     let matched = if want {
-                        text_term(s, terms).map(|k| shown[k].as_str())
+                        text_term(&hay, terms).map(|k| shown[k].as_str())
                     } else {
                         None
                     };
@@ -441,9 +457,8 @@ fn compare(fact: Fact<'_>, op: CmpOp, lit: &Lit) -> bool {
     }
 }
 
-/// The index of the first term found as whole words in `text`.
-fn text_term(text: &str, terms: &[String]) -> Option<usize> {
-    let hay = crate::vocab::normalize(text);
+/// The index of the first term found as whole words in the normalised text `hay`.
+fn text_term(hay: &str, terms: &[String]) -> Option<usize> {
     terms.iter().position(|t| hay.contains(t.as_str()))
 }
 

@@ -225,7 +225,11 @@ fn profile(rng: &mut Rng, n: u64, line: &mut String) {
         push_field(line, "egfr", &format!("{:.1}", egfr));
     }
     if rng.chance(0.75) {
-        push_field(line, "indication", &json_string(rng.pick::<&str>(INDICATIONS)));
+        push_field(
+            line,
+            "indication",
+            &json_string(rng.pick::<&str>(INDICATIONS)),
+        );
     }
     if rng.chance(0.7) {
         let dose = [5, 10, 15, 20, 30, 40, 60, 80, 90][rng.below(9) as usize];

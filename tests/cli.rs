@@ -105,57 +105,102 @@ fn detail_full_adds_rule_text() {
     }
 }
 
-/// Each bad input gives an invalid result at the right line, and the rest of the batch is screened.
+/// Screen `bad` between two good records with a small record limit: the bad one gives an invalid
+/// result with `code` at line 2, and both good records are screened.
+fn bad_line(bad: &[u8], code_wanted: &str) -> Value {
+    let mut input = b"{\"id\":\"first\",\"age\":40}\n".to_vec();
+    input.extend_from_slice(bad);
+    input.extend_from_slice(b"\n{\"id\":\"last\",\"age\":40}\n");
+    let out = run(&["screen", "--max-record-bytes", "2048", "-q"], &input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = lines(&out);
+    assert_eq!(r.len(), 3, "one result per record");
+    assert_eq!(
+        (r[0]["id"].clone(), r[2]["id"].clone()),
+        ("first".into(), "last".into())
+    );
+    assert_eq!(r[2]["status"], "clear");
+    assert_eq!(r[1]["line"], 2);
+    assert_eq!(r[1]["status"], "invalid");
+    assert_eq!(r[1]["errors"][0]["code"], code_wanted);
+    r[1].clone()
+}
+
 #[test]
-fn bad_input_each_explained_at_its_line_and_the_run_goes_on() {
-    let good = br#"{"id":"ok","age":40}"#;
-    let mut input = Vec::new();
-    let cases: Vec<(&[u8], &str)> = vec![
-        (b"{\"id\": \"a\", \"age\": ", "invalid_json"),
-        (b"{\"id\":\"b\",\"age\":4} trailing", "invalid_json"),
-        (b"[1, 2, 3]", "not_an_object"),
-        (b"\"just a string\"", "not_an_object"),
-        (b"{\"id\":\"c\",\"age\":\xff}", "invalid_utf8"),
-        (b"{\"id\":\"d\",\"age\":1e400}", "number_out_of_range"),
-        (b"{\"id\":\"e\",\"age\":4,\"age\":5}", "duplicate_key"),
-    ];
+fn bad_input_malformed_json() {
+    bad_line(b"{\"id\": \"a\", \"age\": ", "invalid_json");
+}
+
+#[test]
+fn bad_input_trailing_garbage() {
+    let r = bad_line(b"{\"id\":\"b\",\"age\":4} trailing", "invalid_json");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("unexpected data after the JSON value")
+    );
+}
+
+#[test]
+fn bad_input_not_an_object() {
+    bad_line(b"[1, 2, 3]", "not_an_object");
+    bad_line(b"\"just a string\"", "not_an_object");
+    bad_line(b"null", "not_an_object");
+}
+
+#[test]
+fn bad_input_invalid_utf8() {
+    bad_line(
+        b"{\"id\":\"c\",\"indication\":\"\xff\xfe\",\"age\":1}",
+        "invalid_utf8",
+    );
+}
+
+#[test]
+fn bad_input_line_over_the_size_limit() {
+    let mut big = b"{\"id\":\"big\",\"age\":1,\"indication\":\"".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 5000));
+    big.extend_from_slice(b"\"}");
+    let r = bad_line(&big, "too_large");
+    assert_eq!(
+        r["errors"][0]["message"],
+        "the record is longer than 2048 bytes"
+    );
+}
+
+#[test]
+fn bad_input_nesting_too_deep() {
     let deep = format!(
         "{{\"id\":\"f\",\"age\":1,\"x\":{}{}}}",
         "[".repeat(300),
         "]".repeat(300)
     );
-    input.extend_from_slice(good);
-    input.push(b'\n');
-    for (bytes, _) in &cases {
-        input.extend_from_slice(bytes);
-        input.push(b'\n');
-    }
-    input.extend_from_slice(deep.as_bytes());
-    input.push(b'\n');
-    input.extend_from_slice(&vec![b' '; 3000]);
-    input.extend_from_slice(b"{\"id\":\"big\",\"age\":1}\n");
-    input.extend_from_slice(good);
-    let out = run(&["screen", "--max-record-bytes", "2048"], &input);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    let results = lines(&out);
-    assert_eq!(results.len(), cases.len() + 4);
-    assert_eq!(results[0]["status"], "clear");
-    for (k, (_, want)) in cases.iter().enumerate() {
-        let r = &results[k + 1];
-        assert_eq!(r["line"], k as u64 + 2);
-        assert_eq!(r["status"], "invalid");
-        assert_eq!(r["errors"][0]["code"], *want, "line {}", k + 2);
-    }
-    let n = cases.len();
-    assert_eq!(results[n + 1]["errors"][0]["code"], "too_deep");
-    assert_eq!(results[n + 2]["errors"][0]["code"], "too_large");
-    assert_eq!(results[n + 2]["line"], n as u64 + 3);
-    // The missing final newline does not lose the last record.
-    assert_eq!(results[n + 3]["status"], "clear");
-    assert_eq!(results[n + 3]["line"], n as u64 + 4);
-    // Duplicate key names the key, not its value.
-    assert_eq!(results[7]["errors"][0]["message"], "duplicate key `age`");
-    assert_eq!(results[7]["errors"][0]["pointer"], "/age");
+    bad_line(deep.as_bytes(), "too_deep");
+}
+
+#[test]
+fn bad_input_number_overflow() {
+    bad_line(b"{\"id\":\"d\",\"age\":1e400}", "number_out_of_range");
+}
+
+#[test]
+fn bad_input_duplicate_keys_name_the_key() {
+    let r = bad_line(b"{\"id\":\"e\",\"age\":4,\"age\":5}", "duplicate_key");
+    assert_eq!(r["errors"][0]["message"], "duplicate key `age`");
+    assert_eq!(r["errors"][0]["pointer"], "/age");
+}
+
+#[test]
+fn missing_final_newline_loses_nothing() {
+    let out = run(
+        &["screen"],
+        b"{\"id\":\"a\",\"age\":40}\n{\"id\":\"b\",\"age\":41}",
+    );
+    assert_eq!(code(&out), 0);
+    let r = lines(&out);
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1]["id"], "b");
 }
 
 #[test]
