@@ -154,6 +154,28 @@ pub struct Sinks<'a> {
 const CHUNK_RECORDS: usize = 1024;
 const CHUNK_BYTES: usize = 256 << 10;
 
+#[cfg(test)]
+mod tests {
+    use super::{IdSet, Seen};
+
+    #[test]
+    fn id_set_finds_repeats_across_batches_and_stops_at_its_limit() {
+        let mut set = IdSet::new(40_000);
+        for h in 0..40_000u64 {
+            assert!(matches!(set.insert(h * 7919), Seen::New));
+        }
+        assert!(
+            matches!(set.insert(5 * 7919), Seen::Again),
+            "repeat of a merged id"
+        );
+        assert!(
+            matches!(set.insert(39_999 * 7919), Seen::Again),
+            "repeat of a recent id"
+        );
+        assert!(matches!(set.insert(1), Seen::Full));
+    }
+}
+
 #[derive(Debug, Clone)]
 enum RecKind {
     Json,
@@ -450,6 +472,67 @@ fn process(
     }
 }
 
+/// The ids seen so far, as 64-bit hashes: a sorted vector (8 bytes an id) plus a small batch of recent
+/// ones, merged in when it fills. Exact up to hash collisions (about 1 in 10^7 at a million ids), and
+/// bounded: past `limit` ids it stops remembering new ones and says so.
+struct IdSet {
+    sorted: Vec<u64>,
+    recent: HashSet<u64>,
+    limit: usize,
+}
+
+enum Seen {
+    New,
+    Again,
+    Full,
+}
+
+impl IdSet {
+    const BATCH: usize = 1 << 14;
+
+    fn new(limit: usize) -> IdSet {
+        IdSet {
+            sorted: Vec::new(),
+            recent: HashSet::new(),
+            limit,
+        }
+    }
+
+    fn insert(&mut self, hash: u64) -> Seen {
+        if self.recent.contains(&hash) || self.sorted.binary_search(&hash).is_ok() {
+            return Seen::Again;
+        }
+        if self.sorted.len() + self.recent.len() >= self.limit {
+            return Seen::Full;
+        }
+        self.recent.insert(hash);
+        if self.recent.len() >= Self::BATCH {
+            let mut batch: Vec<u64> = self.recent.drain().collect();
+            batch.sort_unstable();
+            let old = std::mem::take(&mut self.sorted);
+            self.sorted = merge_sorted(&old, &batch);
+        }
+        Seen::New
+    }
+}
+
+fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
 fn hash_id(id: &str) -> u64 {
     let mut h = DefaultHasher::new();
     id.hash(&mut h);
@@ -519,7 +602,7 @@ fn write_in_order(
     let rules = engine.rules();
     let mut by_rule = vec![0u64; rules.len()];
     let mut indeterminate = vec![0u64; rules.len()];
-    let mut seen: HashSet<u64> = HashSet::new();
+    let mut seen = IdSet::new(cfg.duplicate_check_limit);
     let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
     let mut next = 1;
     let progress = cfg.progress && io::stderr().is_terminal();
@@ -564,18 +647,18 @@ fn write_in_order(
                 indeterminate[i] += n;
             }
             for (hash, line, id) in st.ids {
-                if seen.contains(&hash) {
-                    summary.duplicate_ids += 1;
-                    if summary.duplicate_examples.len() < 10 {
-                        let input = names.get(d.input).cloned().unwrap_or_default();
-                        summary
-                            .duplicate_examples
-                            .push(DuplicateId { id, input, line });
+                match seen.insert(hash) {
+                    Seen::Again => {
+                        summary.duplicate_ids += 1;
+                        if summary.duplicate_examples.len() < 10 {
+                            let input = names.get(d.input).cloned().unwrap_or_default();
+                            summary
+                                .duplicate_examples
+                                .push(DuplicateId { id, input, line });
+                        }
                     }
-                } else if seen.len() < cfg.duplicate_check_limit {
-                    seen.insert(hash);
-                } else {
-                    summary.duplicate_check_truncated = true;
+                    Seen::New => {}
+                    Seen::Full => summary.duplicate_check_truncated = true,
                 }
             }
             let _ = tokens.send(());

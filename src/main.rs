@@ -119,6 +119,9 @@ struct CommonArgs {
     /// Records longer than this many bytes are reported invalid without being read whole.
     #[arg(long, default_value_t = 1 << 20)]
     max_record_bytes: usize,
+    /// Remember at most this many distinct ids for the duplicate-id check (8 bytes each).
+    #[arg(long, default_value_t = 1_000_000)]
+    duplicate_check_limit: usize,
     /// Do not print the summary on standard error.
     #[arg(long, short)]
     quiet: bool,
@@ -296,7 +299,7 @@ fn try_run_batch(
         output,
         fail_on,
         progress: !args.quiet,
-        ..BatchConfig::default()
+        duplicate_check_limit: args.duplicate_check_limit,
     };
     let mut main_file;
     let mut stdout_buffered;
