@@ -246,7 +246,20 @@ impl Engine {
     }
 
     /// Parse and validate one JSON document as a profile.
+    ///
+    /// The cheap path deserialises straight into [`Profile`] and checks the schema's remaining
+    /// constraints; only a record that fails it is parsed again, strictly, and run through the schema
+    /// validator, which explains what is wrong (or, should the two ever disagree, accepts it).
     pub fn parse_profile(&self, bytes: &[u8]) -> Result<Profile, Rejection> {
+        if let Some(profile) = Profile::parse_fast(bytes) {
+            return Ok(profile);
+        }
+        self.parse_profile_explained(bytes)
+    }
+
+    /// Parse and validate through the schema validator only: the explaining path, which
+    /// [`Engine::parse_profile`] falls back to.
+    pub fn parse_profile_explained(&self, bytes: &[u8]) -> Result<Profile, Rejection> {
         let value = crate::json::parse_record(bytes).map_err(|p| Rejection {
             id: None,
             problems: vec![p],
@@ -267,6 +280,13 @@ impl Engine {
 }
 
 impl Profile {
+    /// The cheap validity check: typed deserialisation plus the schema's other constraints.
+    pub fn parse_fast(bytes: &[u8]) -> Option<Profile> {
+        serde_json::from_slice::<Profile>(bytes)
+            .ok()
+            .filter(Profile::meets_schema_constraints)
+    }
+
     /// Deserialize a value the schema has accepted. An error here means the schema and the typed model
     /// disagree, which a test rules out on the fixtures.
     fn deserialize_valid(value: &Value) -> Result<Profile, String> {

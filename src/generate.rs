@@ -292,3 +292,43 @@ mod tests {
         assert_eq!(a.iter().filter(|b| **b == b'\n').count(), 500);
     }
 }
+
+/// A rule pack of `n` rules for rule-count benchmarks: the rules of `base` (a pack's JSON) repeated
+/// with new ids and numeric thresholds shifted a little, so the copies are not identical.
+pub fn scaled_pack(base: &str, n: usize) -> Result<String, serde_json::Error> {
+    let mut pack: serde_json::Value = serde_json::from_str(base)?;
+    let rules: Vec<serde_json::Value> = pack["rules"].as_array().cloned().unwrap_or_default();
+    let mut out = Vec::with_capacity(n);
+    for k in 0..n {
+        let Some(template) = rules.get(k % rules.len().max(1)) else {
+            break;
+        };
+        let mut rule = template.clone();
+        let id = rule["id"].as_str().unwrap_or("RULE").to_owned();
+        rule["id"] = serde_json::Value::String(format!("{id}-X{k}"));
+        shift_numbers(&mut rule, (k / rules.len().max(1)) as f64 * 0.01);
+        out.push(rule);
+    }
+    pack["rules"] = serde_json::Value::Array(out);
+    serde_json::to_string(&pack)
+}
+
+fn shift_numbers(v: &mut serde_json::Value, by: f64) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "value" {
+                    if let Some(n) = x.as_f64()
+                        && by != 0.0
+                    {
+                        *x = serde_json::json!(n + by);
+                    }
+                } else {
+                    shift_numbers(x, by);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| shift_numbers(x, by)),
+        _ => {}
+    }
+}

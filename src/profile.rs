@@ -122,13 +122,41 @@ impl Discontinuation {
 }
 
 /// A comedication: free text as an EHR exports it, or a coded entry.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Medication {
     /// Free text, e.g. `oxyCODONE HCl 5 MG Oral Tablet`.
     Text(String),
     /// A coded entry with at least one of its members.
     Coded(CodedMedication),
+}
+
+// Written by hand rather than `#[serde(untagged)]`, which buffers every entry before trying each
+// variant: this is on the hot path of every record.
+impl<'de> Deserialize<'de> for Medication {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Medication;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an object with `name`, `rxnorm` or `atc`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Medication, E> {
+                Ok(Medication::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Medication, E> {
+                Ok(Medication::Text(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Medication, A::Error> {
+                CodedMedication::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Medication::Coded)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// A coded comedication.
@@ -144,6 +172,26 @@ pub struct CodedMedication {
     /// WHO ATC code or group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub atc: Option<String>,
+}
+
+/// `^[0-9]{1,10}$`, as in the schema.
+fn is_rxnorm(s: &str) -> bool {
+    (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$`, as in the schema: a WHO ATC code or group.
+fn is_atc(s: &str) -> bool {
+    let b = s.as_bytes();
+    let upper = |i: usize| b[i].is_ascii_uppercase();
+    let digit = |i: usize| b[i].is_ascii_digit();
+    match b.len() {
+        1 => upper(0),
+        3 => upper(0) && digit(1) && digit(2),
+        4 => upper(0) && digit(1) && digit(2) && upper(3),
+        5 => upper(0) && digit(1) && digit(2) && upper(3) && upper(4),
+        7 => upper(0) && digit(1) && digit(2) && upper(3) && upper(4) && digit(5) && digit(6),
+        _ => false,
+    }
 }
 
 /// JSON Schema's `integer` accepts `65.0`; so must the typed model, or the two would disagree.
@@ -289,6 +337,38 @@ impl Field {
 }
 
 impl Profile {
+    /// Whether the profile meets every constraint of the profile schema that its types do not already
+    /// enforce (lengths, ranges, patterns, counts). Together with deserialisation (which enforces types,
+    /// enumerations, unknown and duplicate fields), this decides validity without the schema validator;
+    /// a differential test keeps the two in agreement.
+    pub fn meets_schema_constraints(&self) -> bool {
+        let len_ok = |s: &str, min: usize, max: usize| {
+            // JSON Schema lengths count code points; bytes bound them from above.
+            s.len() >= min && (s.len() <= max || (min..=max).contains(&s.chars().count()))
+        };
+        let range_ok = |v: Option<f64>, max: f64| v.is_none_or(|x| (0.0..=max).contains(&x));
+        len_ok(&self.id, 1, 128)
+            && self.age <= 130
+            && range_ok(self.egfr, 200.0)
+            && range_ok(self.baclofen_daily_dose_mg, 1000.0)
+            && self
+                .indication
+                .as_deref()
+                .is_none_or(|s| len_ok(s, 0, 1000))
+            && self.comedications.as_deref().is_none_or(|meds| {
+                meds.len() <= 200
+                    && meds.iter().all(|m| match m {
+                        Medication::Text(t) => len_ok(t, 1, 500),
+                        Medication::Coded(c) => {
+                            (c.name.is_some() || c.rxnorm.is_some() || c.atc.is_some())
+                                && c.name.as_deref().is_none_or(|n| len_ok(n, 1, 500))
+                                && c.rxnorm.as_deref().is_none_or(is_rxnorm)
+                                && c.atc.as_deref().is_none_or(is_atc)
+                        }
+                    })
+            })
+    }
+
     /// The value of `field`, or `None` when it is unknown (absent or null).
     #[inline]
     pub fn fact(&self, field: Field) -> Option<Fact<'_>> {
