@@ -275,24 +275,6 @@ fn invalid_profile(rng: &mut Rng, n: u64, line: &mut String) {
     line.push_str(&text);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_seed_same_bytes_and_invalid_rate_respected() {
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        write_profiles(&mut a, 500, 7, 0.1).unwrap();
-        write_profiles(&mut b, 500, 7, 0.1).unwrap();
-        assert_eq!(a, b);
-        let mut c = Vec::new();
-        write_profiles(&mut c, 500, 8, 0.1).unwrap();
-        assert_ne!(a, c);
-        assert_eq!(a.iter().filter(|b| **b == b'\n').count(), 500);
-    }
-}
-
 /// A rule pack of `n` rules for rule-count benchmarks: the rules of `base` (a pack's JSON) repeated
 /// with new ids and numeric thresholds shifted a little, so the copies are not identical.
 pub fn scaled_pack(base: &str, n: usize) -> Result<String, serde_json::Error> {
@@ -330,5 +312,23 @@ fn shift_numbers(v: &mut serde_json::Value, by: f64) {
         }
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| shift_numbers(x, by)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_bytes_and_invalid_rate_respected() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        write_profiles(&mut a, 500, 7, 0.1).unwrap();
+        write_profiles(&mut b, 500, 7, 0.1).unwrap();
+        assert_eq!(a, b);
+        let mut c = Vec::new();
+        write_profiles(&mut c, 500, 8, 0.1).unwrap();
+        assert_ne!(a, c);
+        assert_eq!(a.iter().filter(|b| **b == b'\n').count(), 500);
     }
 }
