@@ -22,6 +22,7 @@ use crate::engine::Engine;
 use crate::input::{Item, Source, Splitter};
 use crate::output::{self, Format, JSON_SEPARATOR, OutputOptions};
 use crate::schema::{Problem, ProblemCode};
+use crate::vocab::MatchCache;
 
 /// What to do with each record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,6 +402,7 @@ fn process(
         ..ChunkStats::default()
     };
     let input = names.get(chunk.input).map(String::as_str);
+    let mut cache = MatchCache::new();
     for rec in &chunk.recs {
         st.read += 1;
         let bytes = &chunk.data[rec.start..rec.end];
@@ -439,7 +441,7 @@ fn process(
                     output::valid(opts, &mut main, rec.line, input, &profile.id);
                     continue;
                 }
-                let s = engine.screen(&profile);
+                let s = engine.screen_with(&profile, &mut cache);
                 let mut kept = 0;
                 for c in &s.cautions {
                     st.severity[c.severity as usize] += 1;

@@ -12,7 +12,7 @@ use crate::eval::Evaluator;
 use crate::profile::Profile;
 use crate::report::Screening;
 use crate::schema::{Problem, ProblemCode, SchemaChecker};
-use crate::vocab::{Vocabulary, VocabularyFile};
+use crate::vocab::{MatchCache, Vocabulary, VocabularyFile};
 
 /// The embedded default rule pack (`rules/pack.json`).
 pub const EMBEDDED_PACK: &str = include_str!("../rules/pack.json");
@@ -269,7 +269,13 @@ impl Engine {
 
     /// Screen a validated profile.
     pub fn screen<'e>(&'e self, profile: &Profile) -> Screening<'e> {
-        Evaluator::new(&self.program, &self.vocab, profile).screen(&self.ruleset.label)
+        self.screen_with(profile, &mut MatchCache::new())
+    }
+
+    /// Screen a validated profile, remembering medication matches in `cache` (keep one per thread
+    /// when screening many profiles: medication strings recur).
+    pub fn screen_with<'e>(&'e self, profile: &Profile, cache: &mut MatchCache) -> Screening<'e> {
+        Evaluator::new(&self.program, &self.vocab, profile, cache).screen(&self.ruleset.label)
     }
 
     /// Parse, validate and screen one JSON document.

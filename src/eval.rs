@@ -12,7 +12,7 @@ use serde_json::{Number, Value};
 use crate::compile::{CmpOp, Cond, Lit, Program, Rule};
 use crate::profile::{Fact, Field, Medication, Profile};
 use crate::report::{Caution, Evidence, Indeterminate, Screening, Status};
-use crate::vocab::{ClassMask, IngredientId, MedMatch, Vocabulary, normalize};
+use crate::vocab::{ClassMask, IngredientId, MatchCache, MedMatch, Vocabulary, normalize};
 
 /// Three-valued truth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,18 +47,23 @@ pub struct MedFacts {
 
 impl MedFacts {
     /// Match every entry of `meds`.
-    pub fn new(meds: &[Medication], vocab: &Vocabulary, subject: Option<IngredientId>) -> MedFacts {
+    pub fn new(
+        meds: &[Medication],
+        vocab: &Vocabulary,
+        subject: Option<IngredientId>,
+        cache: &mut MatchCache,
+    ) -> MedFacts {
         let mut facts = MedFacts {
             entries: Vec::with_capacity(meds.len()),
             ..MedFacts::default()
         };
         for med in meds {
-            let mut m = vocab.match_medication(med);
+            let mut m = cache.match_medication(vocab, med);
             if !m.recognized() {
                 facts.unrecognized = true;
             }
             if let Some(s) = subject {
-                m.ingredients.retain(|&i| i != s);
+                m.ingredients.retain(|i| *i != s);
             }
             facts.entries.push(m);
         }
@@ -103,11 +108,16 @@ pub struct Evaluator<'e, 'p> {
 
 impl<'e, 'p> Evaluator<'e, 'p> {
     /// Prepare to evaluate `profile`; matches its comedications once.
-    pub fn new(program: &'e Program, vocab: &'e Vocabulary, profile: &'p Profile) -> Self {
+    pub fn new(
+        program: &'e Program,
+        vocab: &'e Vocabulary,
+        profile: &'p Profile,
+        cache: &mut MatchCache,
+    ) -> Self {
         let meds = profile
             .comedications
             .as_deref()
-            .map(|m| MedFacts::new(m, vocab, program.subject));
+            .map(|m| MedFacts::new(m, vocab, program.subject, cache));
         Evaluator {
             program,
             vocab,

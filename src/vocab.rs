@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::error::{LoadError, LoadErrorCode};
 use crate::profile::{CodedMedication, Medication};
@@ -149,7 +150,7 @@ pub struct Ingredient {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MedMatch {
     /// Ingredients found, in order of first appearance, without repeats.
-    pub ingredients: Vec<IngredientId>,
+    pub ingredients: SmallVec<[IngredientId; 4]>,
     /// Classes known only from an ATC group (no exact ingredient), with the group's code.
     pub atc_group: Option<(String, ClassMask)>,
 }
@@ -475,7 +476,7 @@ impl Vocabulary {
     }
 
     /// Ingredients named in free text, whole words only.
-    pub fn match_text(&self, text: &str, out: &mut Vec<IngredientId>) {
+    pub fn match_text(&self, text: &str, out: &mut SmallVec<[IngredientId; 4]>) {
         let hay = normalize(text);
         let mut spans: Vec<(usize, usize, IngredientId)> = Vec::new();
         for m in self.automaton.find_overlapping_iter(&hay) {
@@ -496,9 +497,48 @@ impl Vocabulary {
     }
 }
 
-fn push_unique(v: &mut Vec<IngredientId>, id: IngredientId) {
+fn push_unique(v: &mut SmallVec<[IngredientId; 4]>, id: IngredientId) {
     if !v.contains(&id) {
         v.push(id);
+    }
+}
+
+/// Matches of free-text entries already seen, so that a string that recurs (as medication strings do,
+/// across patients) is normalised and searched once. Keep one per thread; it is bounded, and it empties
+/// itself if used with another vocabulary.
+#[derive(Debug, Default)]
+pub struct MatchCache {
+    vocabulary: usize,
+    map: HashMap<Box<str>, MedMatch>,
+}
+
+impl MatchCache {
+    const LIMIT: usize = 1 << 16;
+
+    /// A new, empty cache (allocates nothing until used).
+    pub fn new() -> MatchCache {
+        MatchCache::default()
+    }
+
+    /// The same as [`Vocabulary::match_medication`], remembering free-text results.
+    pub fn match_medication(&mut self, vocab: &Vocabulary, med: &Medication) -> MedMatch {
+        let Medication::Text(text) = med else {
+            return vocab.match_medication(med);
+        };
+        let id = std::ptr::from_ref(vocab) as usize;
+        if self.vocabulary != id {
+            self.map.clear();
+            self.vocabulary = id;
+        }
+        if let Some(m) = self.map.get(text.as_str()) {
+            return m.clone();
+        }
+        let m = vocab.match_medication(med);
+        if self.map.len() >= Self::LIMIT {
+            self.map.clear();
+        }
+        self.map.insert(text.as_str().into(), m.clone());
+        m
     }
 }
 
