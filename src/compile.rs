@@ -127,8 +127,8 @@ pub enum Cond {
     Text {
         /// The fact.
         field: Field,
-        /// Normalised terms, padded with spaces.
-        terms: Vec<String>,
+        /// The normalised terms, padded with spaces, in one automaton (leftmost-longest).
+        terms: aho_corasick::AhoCorasick,
         /// The terms as written, for evidence.
         shown: Vec<String>,
     },
@@ -652,10 +652,20 @@ impl Compiler<'_> {
                 None,
             );
         }
-        Cond::Text {
-            field,
-            terms,
-            shown,
+        match aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&terms)
+        {
+            Ok(terms) => Cond::Text { field, terms, shown },
+            Err(e) => {
+                self.error(
+                    LoadErrorCode::InvalidCondition,
+                    &format!("{at}/text/terms"),
+                    format!("the terms cannot be compiled: {e}"),
+                    None,
+                );
+                placeholder
+            }
         }
     }
 

@@ -467,9 +467,9 @@ fn compare(fact: Fact<'_>, op: CmpOp, lit: &Lit) -> bool {
     }
 }
 
-/// The index of the first term found as whole words in the normalised text `hay`.
-fn text_term(hay: &str, terms: &[String]) -> Option<usize> {
-    terms.iter().position(|t| hay.contains(t.as_str()))
+/// The index of the leftmost (then longest) term found as whole words in the normalised text `hay`.
+fn text_term(hay: &str, terms: &aho_corasick::AhoCorasick) -> Option<usize> {
+    terms.find(hay).map(|m| m.pattern().as_usize())
 }
 
 fn number(n: f64) -> Value {
