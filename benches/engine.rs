@@ -1,87 +1,150 @@
-//! Criterion benches, one group per pipeline stage. Fixtures are built in one place and passed through
-//! `black_box`.
+//! Criterion benches, one group per pipeline stage: `load`, `validate`, `screen`, `meds`, `batch`,
+//! `rules`. Inputs are built in one place (`Fixtures`) and passed through `black_box`; where there is a
+//! naive and an optimised path, both are measured in the same group.
 
 use std::hint::black_box;
+use std::io::Write;
+use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use medscreen::batch::{self, BatchConfig, Sinks};
 use medscreen::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY};
-use medscreen::{Engine, Medication};
+use medscreen::input::Source;
+use medscreen::vocab::MatchCache;
+use medscreen::{Engine, Medication, Profile};
 
 const CLEAR: &[u8] = br#"{"id":"clear","age":40,"sex":"male","seizure_history":false,"kidney_disease":false,"dialysis":false,"egfr":95,"stroke_history":false,"relies_on_spasticity":false,"liver_disease":false,"heart_disease":false,"diabetes":false,"psychiatric_disorder":false,"alcohol_use":false,"operates_machinery":false,"indication":"spasticity due to multiple sclerosis","baclofen_daily_dose_mg":30,"discontinuation":"taper","comedications":["atorvastatin 20 mg"]}"#;
 const FLAGGED: &[u8] = br#"{"id":"flagged","age":78,"sex":"female","egfr":28,"dialysis":false,"seizure_history":true,"alcohol_use":true,"indication":"post-stroke spasticity","baclofen_daily_dose_mg":90,"discontinuation":"abrupt","comedications":["oxyCODONE HCl 5 MG Oral Tablet","Xanax 0.5mg","gabapentin 300 mg","sertraline 50 mg","lisinopril 10 mg","metformin 500 mg","Zzyzx 10 mg"]}"#;
 const UNKNOWNS: &[u8] = br#"{"id":"unknowns","age":70}"#;
 const INVALID: &[u8] = br#"{"id":"bad","age":200,"sex":"f","pregnent":true,"comedications":[{}]}"#;
+const MESSY: [&str; 6] = [
+    "oxyCODONE HCl 5 MG Oral Tablet",
+    "Hydrocodone Bitartrate 10 MG / Acetaminophen 325 MG Oral Tablet",
+    "Xanax 0.5mg",
+    "valproic acid 250 mg",
+    "carbidopa-levodopa 25-100",
+    "Zzyzx 10 mg",
+];
 
-fn bench_load(c: &mut Criterion) {
-    c.bench_function("load/embedded_pack", |b| {
-        b.iter(|| {
-            Engine::from_sources(
-                "pack.json",
-                black_box(EMBEDDED_PACK),
-                "vocabulary.json",
-                black_box(EMBEDDED_VOCABULARY),
-            )
-            .expect("loads")
-        })
-    });
+struct Fixtures {
+    engine: Engine,
+    batch_file: tempfile::NamedTempFile,
+    batch_records: u64,
+    sample: Vec<Profile>,
 }
 
-fn bench_validate(c: &mut Criterion) {
-    let engine = Engine::embedded().expect("embedded");
-    let mut g = c.benchmark_group("validate");
-    g.bench_function("valid", |b| {
-        b.iter(|| engine.parse_profile(black_box(FLAGGED)).is_ok())
-    });
-    g.bench_function("invalid_explained", |b| {
-        b.iter(|| engine.parse_profile(black_box(INVALID)).is_err())
+fn fixtures() -> Fixtures {
+    let engine = Engine::embedded().expect("embedded pack");
+    let mut data = Vec::new();
+    medscreen::generate::write_profiles(&mut data, 100_000, 4, 0.01).expect("generate");
+    let mut batch_file = tempfile::NamedTempFile::new().expect("temp file");
+    batch_file.write_all(&data).expect("write");
+    let sample = data
+        .split(|b| *b == b'\n')
+        .take(200)
+        .filter_map(|l| engine.parse_profile(l).ok())
+        .collect();
+    Fixtures { engine, batch_file, batch_records: 100_000, sample }
+}
+
+fn bench_load(c: &mut Criterion) {
+    let mut g = c.benchmark_group("load");
+    g.sample_size(20);
+    g.bench_function("embedded_pack", |b| {
+        b.iter(|| {
+            Engine::from_sources("pack.json", black_box(EMBEDDED_PACK), "vocabulary.json", black_box(EMBEDDED_VOCABULARY))
+                .expect("loads")
+        })
     });
     g.finish();
 }
 
-fn bench_screen(c: &mut Criterion) {
-    let engine = Engine::embedded().expect("embedded");
+fn bench_validate(c: &mut Criterion, f: &Fixtures) {
+    let mut g = c.benchmark_group("validate");
+    g.bench_function("valid/fast_path", |b| b.iter(|| Profile::parse_fast(black_box(FLAGGED)).is_some()));
+    g.bench_function("valid/schema_path", |b| b.iter(|| f.engine.parse_profile_explained(black_box(FLAGGED)).is_ok()));
+    g.bench_function("invalid/fast_path_rejects", |b| b.iter(|| Profile::parse_fast(black_box(INVALID)).is_none()));
+    g.bench_function("invalid/explained", |b| b.iter(|| f.engine.parse_profile(black_box(INVALID)).is_err()));
+    g.finish();
+}
+
+fn bench_screen(c: &mut Criterion, f: &Fixtures) {
     let mut g = c.benchmark_group("screen");
-    for (name, json) in [
-        ("clear", CLEAR),
-        ("flagged", FLAGGED),
-        ("unknowns", UNKNOWNS),
-    ] {
-        let profile = engine.parse_profile(json).expect("valid");
-        g.bench_function(name, |b| {
-            b.iter(|| engine.screen(black_box(&profile)).cautions.len())
+    for (name, json) in [("clear", CLEAR), ("flagged", FLAGGED), ("unknowns", UNKNOWNS)] {
+        let profile = f.engine.parse_profile(json).expect("valid");
+        g.bench_function(name, |b| b.iter(|| f.engine.screen(black_box(&profile)).cautions.len()));
+    }
+    let profile = f.engine.parse_profile(FLAGGED).expect("valid");
+    let mut cache = MatchCache::new();
+    g.bench_function("flagged/warm_match_cache", |b| {
+        b.iter(|| f.engine.screen_with(black_box(&profile), &mut cache).cautions.len())
+    });
+    g.finish();
+}
+
+fn bench_meds(c: &mut Criterion, f: &Fixtures) {
+    let vocab = f.engine.vocabulary();
+    let meds: Vec<Medication> = MESSY.iter().map(|s| Medication::Text((*s).to_owned())).collect();
+    let mut g = c.benchmark_group("meds");
+    g.throughput(Throughput::Elements(meds.len() as u64));
+    g.bench_function("six_messy_strings/uncached", |b| {
+        b.iter(|| black_box(&meds).iter().map(|m| vocab.match_medication(m).ingredients.len()).sum::<usize>())
+    });
+    let mut cache = MatchCache::new();
+    g.bench_function("six_messy_strings/cached", |b| {
+        b.iter(|| black_box(&meds).iter().map(|m| cache.match_medication(vocab, m).ingredients.len()).sum::<usize>())
+    });
+    g.finish();
+}
+
+fn bench_batch(c: &mut Criterion, f: &Fixtures) {
+    let mut g = c.benchmark_group("batch");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(f.batch_records));
+    let source = vec![Source::File(f.batch_file.path().to_path_buf())];
+    for threads in [1, 2] {
+        let cfg = BatchConfig { threads, ..BatchConfig::default() };
+        g.bench_with_input(BenchmarkId::new("100k_ndjson", threads), &threads, |b, _| {
+            b.iter(|| {
+                let mut sink = std::io::sink();
+                let (summary, error) = batch::run(&f.engine, &source, &cfg, Sinks { main: &mut sink, errors: None });
+                assert!(error.is_none());
+                summary.read
+            })
         });
     }
     g.finish();
 }
 
-fn bench_meds(c: &mut Criterion) {
-    let engine = Engine::embedded().expect("embedded");
-    let vocab = engine.vocabulary();
-    let meds: Vec<Medication> = [
-        "oxyCODONE HCl 5 MG Oral Tablet",
-        "Hydrocodone Bitartrate 10 MG / Acetaminophen 325 MG Oral Tablet",
-        "Xanax 0.5mg",
-        "valproic acid 250 mg",
-        "Zzyzx 10 mg",
-    ]
-    .iter()
-    .map(|s| Medication::Text((*s).to_owned()))
-    .collect();
-    c.bench_function("meds/five_messy_strings", |b| {
-        b.iter(|| {
-            black_box(&meds)
-                .iter()
-                .map(|m| vocab.match_medication(m).ingredients.len())
-                .sum::<usize>()
-        })
-    });
+fn bench_rules(c: &mut Criterion, f: &Fixtures) {
+    let mut g = c.benchmark_group("rules");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(f.sample.len() as u64));
+    for n in [0usize, 300, 3000] {
+        let engine = if n == 0 {
+            Engine::embedded().expect("embedded")
+        } else {
+            let pack = medscreen::generate::scaled_pack(EMBEDDED_PACK, n).expect("pack");
+            Engine::from_sources("pack.json", &pack, "vocabulary.json", EMBEDDED_VOCABULARY).expect("scaled pack loads")
+        };
+        let label = if n == 0 { format!("baclofen_{}", engine.rules().len()) } else { format!("generated_{n}") };
+        let mut cache = MatchCache::new();
+        g.bench_function(BenchmarkId::new("screen_200_profiles", label), |b| {
+            b.iter(|| f.sample.iter().map(|p| engine.screen_with(black_box(p), &mut cache).cautions.len()).sum::<usize>())
+        });
+    }
+    g.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_load,
-    bench_validate,
-    bench_screen,
-    bench_meds
-);
-criterion_main!(benches);
+fn benches(c: &mut Criterion) {
+    let f = fixtures();
+    bench_load(c);
+    bench_validate(c, &f);
+    bench_screen(c, &f);
+    bench_meds(c, &f);
+    bench_batch(c, &f);
+    bench_rules(c, &f);
+}
+
+criterion_group!(all, benches);
+criterion_main!(all);

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end throughput, measured in one run against baselines from the same run.
+#
+#   benches/throughput.sh [RECORDS] [REPETITIONS]      (default 1000000 records, 5 repetitions)
+#
+# Generates RECORDS synthetic profiles (1% invalid), then times each command REPETITIONS times and reports
+# the median wall time, records/s, MB/s of input, the median peak RSS, and the ratio to the Value-parse
+# floor. Needs only the Rust toolchain (GNU time, if present, adds peak RSS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+records=${1:-1000000}
+reps=${2:-5}
+cargo build --release --quiet --bin medscreen --example floor
+bin=target/release/medscreen
+floor=target/release/examples/floor
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+data="$work/profiles.ndjson"
+"$bin" generate --count "$records" --seed 1 --invalid-rate 0.01 > "$data"
+bytes=$(stat -c %s "$data")
+have_time=0
+[ -x /usr/bin/time ] && have_time=1
+
+# One timed run: prints "seconds kilobytes".
+run_once() {
+    if [ $have_time = 1 ]; then
+        /usr/bin/time -f "%e %M" -o "$work/t" "$@" > /dev/null 2> "$work/err" || true
+        cat "$work/t" | tail -n 1
+    else
+        local s e
+        s=$(date +%s.%N); "$@" > /dev/null 2> "$work/err" || true; e=$(date +%s.%N)
+        echo "$(echo "$e - $s" | bc) 0"
+    fi
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+declare -A secs rss
+order=()
+measure() {
+    local name=$1; shift
+    order+=("$name")
+    : > "$work/s"; : > "$work/m"
+    for _ in $(seq "$reps"); do
+        read -r s m < <(run_once "$@")
+        echo "$s" >> "$work/s"; echo "$m" >> "$work/m"
+    done
+    secs[$name]=$(median < "$work/s")
+    rss[$name]=$(median < "$work/m")
+}
+
+# Interleave nothing: each command's repetitions run back to back, all in this one run.
+measure "cat" cat "$data"
+measure "floor: parse to serde_json::Value (2 threads)" "$floor" value "$data" 2
+measure "floor: parse to typed Profile (2 threads)" "$floor" typed "$data" 2
+measure "medscreen validate (2 threads)" "$bin" validate -q --threads 2 -o "$work/out" "$data"
+measure "medscreen screen (1 thread)" "$bin" screen -q --threads 1 -o "$work/out" "$data"
+measure "medscreen screen (2 threads)" "$bin" screen -q --threads 2 -o "$work/out" "$data"
+
+base=${secs["floor: parse to serde_json::Value (2 threads)"]}
+echo "records: $records ($((bytes / records)) bytes each, $((bytes / 1000000)) MB), repetitions: $reps, $(nproc) CPUs, $(date -u +%Y-%m-%d)"
+printf '| %-46s | %9s | %11s | %8s | %13s | %14s |\n' "command" "median s" "records/s" "MB/s" "peak RSS MiB" "vs Value floor"
+printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..48})" "-----------" "-------------" "----------" "---------------" "----------------"
+for name in "${order[@]}"; do
+    s=${secs[$name]}
+    awk -v n="$name" -v s="$s" -v r="$records" -v b="$bytes" -v m="${rss[$name]}" -v f="$base" 'BEGIN {
+        printf "| %-46s | %9.2f | %11.0f | %8.1f | %13.1f | %13.2fx |\n", n, s, r / s, b / s / 1e6, m / 1024, f / s }'
+done
