@@ -44,7 +44,12 @@ fn fixtures() -> Fixtures {
         .take(200)
         .filter_map(|l| engine.parse_profile(l).ok())
         .collect();
-    Fixtures { engine, batch_file, batch_records: 100_000, sample }
+    Fixtures {
+        engine,
+        batch_file,
+        batch_records: 100_000,
+        sample,
+    }
 }
 
 fn bench_load(c: &mut Criterion) {
@@ -52,8 +57,13 @@ fn bench_load(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("embedded_pack", |b| {
         b.iter(|| {
-            Engine::from_sources("pack.json", black_box(EMBEDDED_PACK), "vocabulary.json", black_box(EMBEDDED_VOCABULARY))
-                .expect("loads")
+            Engine::from_sources(
+                "pack.json",
+                black_box(EMBEDDED_PACK),
+                "vocabulary.json",
+                black_box(EMBEDDED_VOCABULARY),
+            )
+            .expect("loads")
         })
     });
     g.finish();
@@ -61,38 +71,70 @@ fn bench_load(c: &mut Criterion) {
 
 fn bench_validate(c: &mut Criterion, f: &Fixtures) {
     let mut g = c.benchmark_group("validate");
-    g.bench_function("valid/fast_path", |b| b.iter(|| Profile::parse_fast(black_box(FLAGGED)).is_some()));
-    g.bench_function("valid/schema_path", |b| b.iter(|| f.engine.parse_profile_explained(black_box(FLAGGED)).is_ok()));
-    g.bench_function("invalid/fast_path_rejects", |b| b.iter(|| Profile::parse_fast(black_box(INVALID)).is_none()));
-    g.bench_function("invalid/explained", |b| b.iter(|| f.engine.parse_profile(black_box(INVALID)).is_err()));
+    g.bench_function("valid/fast_path", |b| {
+        b.iter(|| Profile::parse_fast(black_box(FLAGGED)).is_some())
+    });
+    g.bench_function("valid/schema_path", |b| {
+        b.iter(|| f.engine.parse_profile_explained(black_box(FLAGGED)).is_ok())
+    });
+    g.bench_function("invalid/fast_path_rejects", |b| {
+        b.iter(|| Profile::parse_fast(black_box(INVALID)).is_none())
+    });
+    g.bench_function("invalid/explained", |b| {
+        b.iter(|| f.engine.parse_profile(black_box(INVALID)).is_err())
+    });
     g.finish();
 }
 
 fn bench_screen(c: &mut Criterion, f: &Fixtures) {
     let mut g = c.benchmark_group("screen");
-    for (name, json) in [("clear", CLEAR), ("flagged", FLAGGED), ("unknowns", UNKNOWNS)] {
+    for (name, json) in [
+        ("clear", CLEAR),
+        ("flagged", FLAGGED),
+        ("unknowns", UNKNOWNS),
+    ] {
         let profile = f.engine.parse_profile(json).expect("valid");
-        g.bench_function(name, |b| b.iter(|| f.engine.screen(black_box(&profile)).cautions.len()));
+        g.bench_function(name, |b| {
+            b.iter(|| f.engine.screen(black_box(&profile)).cautions.len())
+        });
     }
     let profile = f.engine.parse_profile(FLAGGED).expect("valid");
     let mut cache = MatchCache::new();
     g.bench_function("flagged/warm_match_cache", |b| {
-        b.iter(|| f.engine.screen_with(black_box(&profile), &mut cache).cautions.len())
+        b.iter(|| {
+            f.engine
+                .screen_with(black_box(&profile), &mut cache)
+                .cautions
+                .len()
+        })
     });
     g.finish();
 }
 
 fn bench_meds(c: &mut Criterion, f: &Fixtures) {
     let vocab = f.engine.vocabulary();
-    let meds: Vec<Medication> = MESSY.iter().map(|s| Medication::Text((*s).to_owned())).collect();
+    let meds: Vec<Medication> = MESSY
+        .iter()
+        .map(|s| Medication::Text((*s).to_owned()))
+        .collect();
     let mut g = c.benchmark_group("meds");
     g.throughput(Throughput::Elements(meds.len() as u64));
     g.bench_function("six_messy_strings/uncached", |b| {
-        b.iter(|| black_box(&meds).iter().map(|m| vocab.match_medication(m).ingredients.len()).sum::<usize>())
+        b.iter(|| {
+            black_box(&meds)
+                .iter()
+                .map(|m| vocab.match_medication(m).ingredients.len())
+                .sum::<usize>()
+        })
     });
     let mut cache = MatchCache::new();
     g.bench_function("six_messy_strings/cached", |b| {
-        b.iter(|| black_box(&meds).iter().map(|m| cache.match_medication(vocab, m).ingredients.len()).sum::<usize>())
+        b.iter(|| {
+            black_box(&meds)
+                .iter()
+                .map(|m| cache.match_medication(vocab, m).ingredients.len())
+                .sum::<usize>()
+        })
     });
     g.finish();
 }
@@ -103,15 +145,30 @@ fn bench_batch(c: &mut Criterion, f: &Fixtures) {
     g.throughput(Throughput::Elements(f.batch_records));
     let source = vec![Source::File(f.batch_file.path().to_path_buf())];
     for threads in [1, 2] {
-        let cfg = BatchConfig { threads, ..BatchConfig::default() };
-        g.bench_with_input(BenchmarkId::new("100k_ndjson", threads), &threads, |b, _| {
-            b.iter(|| {
-                let mut sink = std::io::sink();
-                let (summary, error) = batch::run(&f.engine, &source, &cfg, Sinks { main: &mut sink, errors: None });
-                assert!(error.is_none());
-                summary.read
-            })
-        });
+        let cfg = BatchConfig {
+            threads,
+            ..BatchConfig::default()
+        };
+        g.bench_with_input(
+            BenchmarkId::new("100k_ndjson", threads),
+            &threads,
+            |b, _| {
+                b.iter(|| {
+                    let mut sink = std::io::sink();
+                    let (summary, error) = batch::run(
+                        &f.engine,
+                        &source,
+                        &cfg,
+                        Sinks {
+                            main: &mut sink,
+                            errors: None,
+                        },
+                    );
+                    assert!(error.is_none());
+                    summary.read
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -125,12 +182,22 @@ fn bench_rules(c: &mut Criterion, f: &Fixtures) {
             Engine::embedded().expect("embedded")
         } else {
             let pack = medscreen::generate::scaled_pack(EMBEDDED_PACK, n).expect("pack");
-            Engine::from_sources("pack.json", &pack, "vocabulary.json", EMBEDDED_VOCABULARY).expect("scaled pack loads")
+            Engine::from_sources("pack.json", &pack, "vocabulary.json", EMBEDDED_VOCABULARY)
+                .expect("scaled pack loads")
         };
-        let label = if n == 0 { format!("baclofen_{}", engine.rules().len()) } else { format!("generated_{n}") };
+        let label = if n == 0 {
+            format!("baclofen_{}", engine.rules().len())
+        } else {
+            format!("generated_{n}")
+        };
         let mut cache = MatchCache::new();
         g.bench_function(BenchmarkId::new("screen_200_profiles", label), |b| {
-            b.iter(|| f.sample.iter().map(|p| engine.screen_with(black_box(p), &mut cache).cautions.len()).sum::<usize>())
+            b.iter(|| {
+                f.sample
+                    .iter()
+                    .map(|p| engine.screen_with(black_box(p), &mut cache).cautions.len())
+                    .sum::<usize>()
+            })
         });
     }
     g.finish();

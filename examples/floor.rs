@@ -17,11 +17,23 @@ fn main() {
         eprintln!("cannot read {path}: {e}");
         std::process::exit(2);
     });
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    let lines: Vec<&[u8]> = data
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let ok: usize = pool.install(|| match mode.as_str() {
-        "value" => lines.par_iter().filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok()).count(),
-        _ => lines.par_iter().filter(|l| serde_json::from_slice::<medscreen::Profile>(l).is_ok()).count(),
+        "value" => lines
+            .par_iter()
+            .filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok())
+            .count(),
+        _ => lines
+            .par_iter()
+            .filter(|l| serde_json::from_slice::<medscreen::Profile>(l).is_ok())
+            .count(),
     });
     println!("{ok} of {} lines parsed", lines.len());
 }

@@ -656,7 +656,11 @@ impl Compiler<'_> {
             .match_kind(aho_corasick::MatchKind::LeftmostLongest)
             .build(&terms)
         {
-            Ok(terms) => Cond::Text { field, terms, shown },
+            Ok(terms) => Cond::Text {
+                field,
+                terms,
+                shown,
+            },
             Err(e) => {
                 self.error(
                     LoadErrorCode::InvalidCondition,

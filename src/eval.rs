@@ -7,7 +7,10 @@
 //! Deciding is cheap and allocation-free ([`Evaluator::decide`]); evidence and missing facts are built by
 //! a second walk only for rules that fire or are indeterminate.
 
+use std::borrow::Cow;
+
 use serde_json::{Number, Value};
+use smallvec::SmallVec;
 
 use crate::compile::{CmpOp, Cond, Lit, Program, Rule};
 use crate::profile::{Fact, Field, Medication, Profile};
@@ -259,7 +262,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
 
     fn caution(&self, index: usize, rule: &'e Rule, tier: usize) -> Caution<'e> {
         let t = &rule.tiers[tier];
-        let mut evidence = Vec::new();
+        let mut evidence = SmallVec::new();
         self.evidence(&t.when, true, &mut evidence);
         Caution {
             rule: &rule.id,
@@ -274,7 +277,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
     }
 
     /// The facts that make `c` come out as `want`.
-    fn evidence(&self, c: &'e Cond, want: bool, out: &mut Vec<Evidence<'e>>) {
+    fn evidence(&self, c: &'e Cond, want: bool, out: &mut SmallVec<[Evidence<'e>; 2]>) {
         let wanted = Tri::from(want);
         match c {
             Cond::Cmp { field, .. } | Cond::In { field, .. } | Cond::Known { field, .. } => {
@@ -368,7 +371,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             Some(Fact::List(n)) => Value::from(n),
         };
         Evidence {
-            pointer: field.pointer().to_owned(),
+            pointer: Cow::Borrowed(field.pointer()),
             value,
             ingredient: None,
             class: None,
@@ -390,7 +393,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             .and_then(|m| serde_json::to_value(m).ok())
             .unwrap_or(Value::Null);
         Evidence {
-            pointer: format!("/comedications/{k}"),
+            pointer: Cow::Owned(format!("/comedications/{k}")),
             value,
             ingredient,
             class,
@@ -399,15 +402,15 @@ impl<'e, 'p> Evaluator<'e, 'p> {
     }
 
     /// The facts whose absence left an indeterminate rule undecided, in order, without repeats.
-    pub fn missing_for(&self, rule: &Rule) -> Vec<&'static str> {
-        let mut out = Vec::new();
+    pub fn missing_for(&self, rule: &Rule) -> SmallVec<[&'static str; 4]> {
+        let mut out = SmallVec::new();
         for t in &rule.tiers {
             self.missing(&t.when, &mut out);
         }
         out
     }
 
-    fn missing(&self, c: &Cond, out: &mut Vec<&'static str>) {
+    fn missing(&self, c: &Cond, out: &mut SmallVec<[&'static str; 4]>) {
         if self.decide(c) != Tri::Unknown {
             return;
         }

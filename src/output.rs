@@ -164,8 +164,16 @@ pub fn screened(
     s: &Screening<'_>,
 ) {
     // Cautions are sorted most severe first, so the first kept one is the highest.
-    let max_severity = s.cautions.iter().map(|c| c.severity).find(|sev| *sev >= opts.min_severity);
-    let status = if max_severity.is_some() { Status::Flagged } else { Status::Clear };
+    let max_severity = s
+        .cautions
+        .iter()
+        .map(|c| c.severity)
+        .find(|sev| *sev >= opts.min_severity);
+    let status = if max_severity.is_some() {
+        Status::Flagged
+    } else {
+        Status::Clear
+    };
     let input = if opts.show_input { input } else { None };
     match opts.format {
         Format::Ndjson | Format::Json => {
@@ -267,7 +275,11 @@ fn write_screened_json(
     buf.extend_from_slice(b",\"cautions\":[");
     let full = opts.detail == Detail::Full;
     let mut first = true;
-    for c in s.cautions.iter().filter(|c| c.severity >= opts.min_severity) {
+    for c in s
+        .cautions
+        .iter()
+        .filter(|c| c.severity >= opts.min_severity)
+    {
         if !first {
             buf.push(b',');
         }
@@ -277,7 +289,11 @@ fn write_screened_json(
         buf.extend_from_slice(b",\"severity\":");
         write_str(buf, c.severity.as_str());
         if full {
-            for (key, text) in [(&b",\"title\":"[..], c.title), (b",\"message\":", c.message), (b",\"action\":", c.action)] {
+            for (key, text) in [
+                (&b",\"title\":"[..], c.title),
+                (b",\"message\":", c.message),
+                (b",\"action\":", c.action),
+            ] {
                 buf.extend_from_slice(key);
                 write_str(buf, text);
             }
@@ -327,7 +343,11 @@ fn write_evidence(buf: &mut Vec<u8>, e: &Evidence<'_>) {
             let _ = serde_json::to_writer(&mut *buf, other);
         }
     }
-    for (key, v) in [(&b",\"ingredient\":"[..], e.ingredient), (b",\"class\":", e.class), (b",\"matched\":", e.matched)] {
+    for (key, v) in [
+        (&b",\"ingredient\":"[..], e.ingredient),
+        (b",\"class\":", e.class),
+        (b",\"matched\":", e.matched),
+    ] {
         if let Some(v) = v {
             buf.extend_from_slice(key);
             write_str(buf, v);
@@ -516,7 +536,12 @@ mod tests {
     use crate::engine::Engine;
 
     /// The reference: the same line through `Serialize`.
-    fn reference(opts: &OutputOptions, line: u64, input: Option<&str>, s: &Screening<'_>) -> Vec<u8> {
+    fn reference(
+        opts: &OutputOptions,
+        line: u64,
+        input: Option<&str>,
+        s: &Screening<'_>,
+    ) -> Vec<u8> {
         let full = opts.detail == Detail::Full;
         let kept: Vec<CautionOut<'_>> = s
             .cautions
@@ -536,7 +561,11 @@ mod tests {
             line,
             input,
             id: &s.id,
-            status: if kept.is_empty() { Status::Clear } else { Status::Flagged },
+            status: if kept.is_empty() {
+                Status::Clear
+            } else {
+                Status::Flagged
+            },
             max_severity: kept.first().map(|c| c.severity),
             cautions: kept,
             indeterminate: &s.indeterminate,
@@ -554,16 +583,28 @@ mod tests {
         crate::generate::write_profiles(&mut data, 3000, 11, 0.0).unwrap();
         data.extend_from_slice(br#"{"id":"q\"uote\\ \u0001","age":70,"indication":"stroke \"x\"","comedications":["a\tb oxycodone",{"name":"x\ny"}]}"#);
         let mut n = 0;
-        for (k, rec) in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        for (k, rec) in data
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
             let profile = engine.parse_profile(rec).unwrap();
             let s = engine.screen(&profile);
             for detail in [Detail::Compact, Detail::Full] {
                 for min_severity in [Severity::Info, Severity::Critical] {
                     for input in [None, Some("in \"1\".ndjson")] {
-                        let opts = OutputOptions { format: Format::Ndjson, detail, min_severity, show_input: input.is_some() };
+                        let opts = OutputOptions {
+                            format: Format::Ndjson,
+                            detail,
+                            min_severity,
+                            show_input: input.is_some(),
+                        };
                         let mut got = Vec::new();
                         screened(&opts, &mut got, k as u64 + 1, input, &s);
-                        assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(reference(&opts, k as u64 + 1, input, &s)).unwrap());
+                        assert_eq!(
+                            String::from_utf8(got).unwrap(),
+                            String::from_utf8(reference(&opts, k as u64 + 1, input, &s)).unwrap()
+                        );
                         n += 1;
                     }
                 }

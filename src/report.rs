@@ -1,7 +1,10 @@
 //! What a screening returns, and how it is written.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::compile::Severity;
 use crate::vocab::Source;
@@ -61,8 +64,8 @@ pub struct Caution<'e> {
     pub message: &'e str,
     /// The tier's recommended action.
     pub action: &'e str,
-    /// The facts that made the tier true.
-    pub evidence: Vec<Evidence<'e>>,
+    /// The facts that made the tier true (usually one or two: kept inline).
+    pub evidence: SmallVec<[Evidence<'e>; 2]>,
     /// The rule's cited sources.
     pub sources: &'e [Source],
 }
@@ -71,7 +74,7 @@ pub struct Caution<'e> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence<'e> {
     /// JSON Pointer into the profile (`/egfr`, `/comedications/2`).
-    pub pointer: String,
+    pub pointer: Cow<'static, str>,
     /// The value there (`null` for a fact that is unknown, when being unknown is what fired).
     pub value: Value,
     /// For a medication: the ingredient it matched.
@@ -93,6 +96,6 @@ pub struct Indeterminate<'e> {
     /// Position of the rule in the pack.
     #[serde(skip)]
     pub index: usize,
-    /// The facts whose absence left it undecided.
-    pub missing: Vec<&'static str>,
+    /// The facts whose absence left it undecided (kept inline up to four).
+    pub missing: SmallVec<[&'static str; 4]>,
 }

@@ -122,7 +122,7 @@ fn evidence_names_the_facts_and_the_matched_medication() {
     let ev: Vec<(String, Value)> = beers
         .evidence
         .iter()
-        .map(|e| (e.pointer.clone(), e.value.clone()))
+        .map(|e| (e.pointer.to_string(), e.value.clone()))
         .collect();
     assert_eq!(
         ev,

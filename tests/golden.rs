@@ -172,7 +172,7 @@ fn a_profile_with_only_id_and_age_is_indeterminate_not_passed() {
     let got: Vec<(&str, Vec<&str>)> = s
         .indeterminate
         .iter()
-        .map(|i| (i.rule, i.missing.clone()))
+        .map(|i| (i.rule, i.missing.to_vec()))
         .collect();
     let meds = vec!["comedications"];
     let want: Vec<(&str, Vec<&str>)> = vec![
