@@ -24,11 +24,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::mapping::{FhirProblem, PatientFacts, Prov};
 use crate::output::{self, Detail, Format, OutputOptions, csv_field};
-use crate::report::Screening;
+use crate::compile::Severity;
+use crate::report::{Evidence, Indeterminate, Screening, Status};
+use crate::vocab::Source;
 
 /// A screened patient's result, with FHIR provenance on each piece of evidence.
 pub fn screened(
@@ -64,43 +65,85 @@ pub fn screened(
             buf
         }
         Format::Ndjson | Format::Json => {
-            let o = OutputOptions {
-                format: Format::Ndjson,
-                show_input: true,
-                ..opts.clone()
+            let full = opts.detail == Detail::Full;
+            let cautions: Vec<CautionOut<'_>> = s
+                .cautions
+                .iter()
+                .filter(|c| c.severity >= opts.min_severity)
+                .map(|c| CautionOut {
+                    rule: c.rule,
+                    severity: c.severity,
+                    title: full.then_some(c.title),
+                    message: full.then_some(c.message),
+                    action: full.then_some(c.action),
+                    evidence: c
+                        .evidence
+                        .iter()
+                        .map(|e| EvidenceOut {
+                            evidence: e,
+                            fhir: provenance.get(&e.pointer).map(Vec::as_slice),
+                        })
+                        .collect(),
+                    sources: full.then_some(c.sources),
+                })
+                .collect();
+            let line = ScreenedLine {
+                line: f.line,
+                input: &f.input,
+                id: &s.id,
+                status: if cautions.is_empty() {
+                    Status::Clear
+                } else {
+                    Status::Flagged
+                },
+                max_severity: cautions.first().map(|c| c.severity),
+                cautions,
+                indeterminate: &s.indeterminate,
+                ruleset: s.ruleset,
+                provenance: full.then_some(provenance),
             };
-            output::screened(&o, &mut buf, f.line, Some(&f.input), s);
-            let Ok(mut v) = serde_json::from_slice::<Value>(&buf) else {
-                return buf;
-            };
-            if let Some(cautions) = v.get_mut("cautions").and_then(Value::as_array_mut) {
-                for c in cautions {
-                    for e in c
-                        .get_mut("evidence")
-                        .and_then(Value::as_array_mut)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let from = e
-                            .get("pointer")
-                            .and_then(Value::as_str)
-                            .and_then(|p| provenance.get(p));
-                        if let (Some(from), Some(obj)) = (from, e.as_object_mut()) {
-                            obj.insert("fhir".into(), json!(from));
-                        }
-                    }
-                }
-            }
-            if opts.detail == Detail::Full
-                && let Some(obj) = v.as_object_mut()
-            {
-                obj.insert("provenance".into(), json!(provenance));
-            }
-            let mut out = serde_json::to_vec(&v).unwrap_or(buf);
-            out.push(b'\n');
-            out
+            json_line(&line)
         }
     }
+}
+
+/// Mirrors the native result line (`crate::output`), field for field and in the same order, adding
+/// `fhir` to evidence and, with `--detail full`, `provenance`.
+#[derive(Serialize)]
+struct ScreenedLine<'a> {
+    line: u64,
+    input: &'a str,
+    id: &'a str,
+    status: Status,
+    max_severity: Option<Severity>,
+    cautions: Vec<CautionOut<'a>>,
+    indeterminate: &'a [Indeterminate<'a>],
+    ruleset: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<&'a BTreeMap<String, Vec<Prov>>>,
+}
+
+#[derive(Serialize)]
+struct CautionOut<'a> {
+    rule: &'a str,
+    severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
+    evidence: Vec<EvidenceOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<&'a [Source]>,
+}
+
+#[derive(Serialize)]
+struct EvidenceOut<'a> {
+    #[serde(flatten)]
+    evidence: &'a Evidence<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fhir: Option<&'a [Prov]>,
 }
 
 fn prov_text(p: &Prov) -> String {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,10 +19,10 @@ use serde_json::Value;
 
 use super::bulk;
 use super::bundle::read_bundle;
-use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts, Prov};
+use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
 use crate::compile::Severity;
 use crate::engine::Engine;
-use crate::output::{self, Detail, Format, OutputOptions};
+use crate::output::{self, Format, OutputOptions};
 
 /// What to produce for each patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +189,12 @@ enum Unit {
     Stdin(Vec<u8>),
 }
 
+/// One result: bytes for the output, or (for `fhir-profile`) a line for standard error.
+enum Rec {
+    Out(Vec<u8>),
+    Err(String),
+}
+
 struct Writer<'w> {
     out: &'w mut (dyn Write + Send),
     format: Format,
@@ -195,7 +202,14 @@ struct Writer<'w> {
 }
 
 impl Writer<'_> {
-    fn record(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn record(&mut self, rec: &Rec) -> io::Result<()> {
+        let bytes = match rec {
+            Rec::Out(b) => b,
+            Rec::Err(e) => {
+                eprint!("{e}");
+                return Ok(());
+            }
+        };
         if self.format == Format::Json {
             let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
             if !self.first {
@@ -251,7 +265,7 @@ pub fn run(
     let mut pending: Vec<Unit> = Vec::new();
     let flush = |pending: &mut Vec<Unit>, w: &mut Writer<'_>, summary: &mut FhirSummary| {
         let units = std::mem::take(pending);
-        let results: Vec<(Vec<Vec<u8>>, Tally)> =
+        let results: Vec<(Vec<Rec>, Tally)> =
             pool.install(|| units.into_par_iter().map(|u| unit(engine, mapper, cfg, u)).collect());
         for (records, tally) in results {
             for r in &records {
@@ -296,7 +310,7 @@ pub fn run(
                 }
                 summary.add(tally);
                 for chunk in facts.patients.chunks(batch * 16) {
-                    let results: Vec<(Vec<u8>, Tally)> = pool.install(|| {
+                    let results: Vec<(Rec, Tally)> = pool.install(|| {
                         chunk
                             .par_iter()
                             .map(|f| {
@@ -447,7 +461,7 @@ fn peek_resource_type(path: &Path) -> Option<String> {
     serde_json::from_reader::<_, Peek>(BufReader::new(f)).ok()?.resource_type
 }
 
-fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<Vec<u8>>, Tally) {
+fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<Rec>, Tally) {
     let mut tally = Tally::default();
     let (input, line, bytes) = match u {
         Unit::File(p) => {
@@ -508,7 +522,7 @@ fn patient_record(
     cfg: &RunConfig,
     f: &PatientFacts,
     tally: &mut Tally,
-) -> Vec<u8> {
+) -> Rec {
     tally.patients += 1;
     let outcome = mapper.profile(f);
     match outcome {
@@ -543,11 +557,10 @@ fn patient_record(
                     .collect();
                 error_record(cfg, &f.input, f.line, Some(&f.id), &problems)
             }
-            Ok(p) if cfg.mode == Mode::Profile => {
+            Ok(_) if cfg.mode == Mode::Profile => {
                 let mut b = serde_json::to_vec(&profile).unwrap_or_default();
                 b.push(b'\n');
-                drop(p);
-                b
+                Rec::Out(b)
             }
             Ok(p) => {
                 let s = engine.screen(&p);
@@ -568,7 +581,7 @@ fn patient_record(
                         tally.fail_on_reached = true;
                     }
                 }
-                super::output::screened(&cfg.output, f, &s, &provenance)
+                Rec::Out(super::output::screened(&cfg.output, f, &s, &provenance))
             }
         },
     }
@@ -580,10 +593,10 @@ fn error_record(
     line: u64,
     id: Option<&str>,
     problems: &[FhirProblem],
-) -> Vec<u8> {
+) -> Rec {
     if cfg.mode == Mode::Profile {
-        // Profiles go to the output; what could not be mapped goes to standard error.
-        let mut e = io::stderr().lock();
+        // Profiles go to the output; what could not be mapped goes to standard error, in order.
+        let mut e = String::new();
         for p in problems {
             let _ = writeln!(
                 e,
@@ -594,25 +607,14 @@ fn error_record(
                 if p.pointer.is_empty() { String::new() } else { format!(" at {}", p.pointer) }
             );
         }
-        return Vec::new();
+        return Rec::Err(e);
     }
-    super::output::invalid(&cfg.output, input, line, id, problems)
+    Rec::Out(super::output::invalid(&cfg.output, input, line, id, problems))
 }
 
-fn skipped_record(cfg: &RunConfig, input: &str, line: u64, id: &str, reason: &str) -> Vec<u8> {
+fn skipped_record(cfg: &RunConfig, input: &str, line: u64, id: &str, reason: &str) -> Rec {
     if cfg.mode == Mode::Profile {
-        let _ = writeln!(io::stderr().lock(), "{input}:{line}: patient `{id}` skipped: {reason}");
-        return Vec::new();
+        return Rec::Err(format!("{input}:{line}: patient `{id}` skipped: {reason}\n"));
     }
-    super::output::skipped(&cfg.output, input, line, id, reason)
-}
-
-/// Whether `detail` asks for the full provenance on each result.
-pub fn full(opts: &OutputOptions) -> bool {
-    opts.detail == Detail::Full
-}
-
-/// Provenance for one pointer, for callers that print it.
-pub fn provenance_of<'a>(p: &'a BTreeMap<String, Vec<Prov>>, pointer: &str) -> &'a [Prov] {
-    p.get(pointer).map_or(&[], Vec::as_slice)
+    Rec::Out(super::output::skipped(&cfg.output, input, line, id, reason))
 }
