@@ -301,7 +301,10 @@ mod fhir {
         };
         loaded.map_err(|errors| {
             let n = errors.errors().len();
-            eprintln!("the value sets failed to load ({n} error{}):", if n == 1 { "" } else { "s" });
+            eprintln!(
+                "the value sets failed to load ({n} error{}):",
+                if n == 1 { "" } else { "s" }
+            );
             for e in errors.errors() {
                 eprintln!("error: {e}");
             }
@@ -366,14 +369,21 @@ mod fhir {
                 f.write_all(b"\n")
             });
             if let Err(e) = written {
-                eprintln!("error: cannot write the summary to `{}`: {e}", path.display());
+                eprintln!(
+                    "error: cannot write the summary to `{}`: {e}",
+                    path.display()
+                );
                 return Err(EXIT_USAGE);
             }
         }
         if summary.fail_on_reached {
             return Ok(EXIT_FAIL_ON);
         }
-        Ok(if summary.invalid + summary.file_errors > 0 { EXIT_INVALID } else { 0 })
+        Ok(if summary.invalid + summary.file_errors > 0 {
+            EXIT_INVALID
+        } else {
+            0
+        })
     }
 
     fn threads(t: Option<u16>) -> usize {
@@ -420,7 +430,15 @@ mod fhir {
             fail_on: None,
             threads: threads(args.threads),
         };
-        match go(None, &args.fhir, &args.inputs, cfg, args.output.as_deref(), None, args.quiet) {
+        match go(
+            None,
+            &args.fhir,
+            &args.inputs,
+            cfg,
+            args.output.as_deref(),
+            None,
+            args.quiet,
+        ) {
             Ok(c) | Err(c) => c,
         }
     }

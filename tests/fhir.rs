@@ -37,16 +37,34 @@ fn bulk_facts(mapper: &Mapper<'_>, dir: &Path) -> Vec<PatientFacts> {
 }
 
 /// Status, profile and caution rules of one patient.
-fn screen(engine: &Engine, mapper: &Mapper<'_>, f: &PatientFacts) -> (String, Value, Value, Vec<String>) {
+fn screen(
+    engine: &Engine,
+    mapper: &Mapper<'_>,
+    f: &PatientFacts,
+) -> (String, Value, Value, Vec<String>) {
     match mapper.profile(f) {
         Outcome::Skipped(_) => ("skipped".into(), Value::Null, Value::Null, vec![]),
         Outcome::Invalid(p) => (format!("invalid {p:?}"), Value::Null, Value::Null, vec![]),
-        Outcome::Profile { profile, provenance } => {
-            let p = engine.validate_value(&profile).expect("mapped profiles are valid");
+        Outcome::Profile {
+            profile,
+            provenance,
+        } => {
+            let p = engine
+                .validate_value(&profile)
+                .expect("mapped profiles are valid");
             let s = engine.screen(&p);
             let rules = s.cautions.iter().map(|c| c.rule.to_owned()).collect();
-            let status = if s.cautions.is_empty() { "clear" } else { "flagged" };
-            (status.into(), profile, serde_json::to_value(&provenance).unwrap(), rules)
+            let status = if s.cautions.is_empty() {
+                "clear"
+            } else {
+                "flagged"
+            };
+            (
+                status.into(),
+                profile,
+                serde_json::to_value(&provenance).unwrap(),
+                rules,
+            )
         }
     }
 }
@@ -62,18 +80,32 @@ fn golden_patients() {
         let mapper = Mapper::new(&vs, opts(case["as_of"].as_str().unwrap()));
         let file = case["file"].as_str().unwrap();
         let path = fixtures().join(file);
-        let facts = if file == "bulk" { bulk_facts(&mapper, &path) } else { bundle_facts(&mapper, &path) };
+        let facts = if file == "bulk" {
+            bulk_facts(&mapper, &path)
+        } else {
+            bundle_facts(&mapper, &path)
+        };
         let id = case["id"].as_str().unwrap();
-        let f = facts.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("{id} in {file}"));
+        let f = facts
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or_else(|| panic!("{id} in {file}"));
         let (status, profile, prov, rules) = screen(&engine, &mapper, f);
         let ctx = format!("{file} {id} ({})", case["why"]);
         assert_eq!(status, case["status"].as_str().unwrap(), "{ctx}");
         for (k, want) in case["facts"].as_object().unwrap() {
-            assert_eq!(profile.get(k).unwrap_or(&Value::Null), want, "{ctx}: fact {k}");
+            assert_eq!(
+                profile.get(k).unwrap_or(&Value::Null),
+                want,
+                "{ctx}: fact {k}"
+            );
         }
         for (pointer, prefix) in case["fhir"].as_object().unwrap() {
             let first = prov[pointer][0]["resource"].as_str().unwrap_or("");
-            assert!(first.starts_with(prefix.as_str().unwrap()), "{ctx}: {pointer} from {first}");
+            assert!(
+                first.starts_with(prefix.as_str().unwrap()),
+                "{ctx}: {pointer} from {first}"
+            );
         }
         if let Some(want) = case.get("cautions").and_then(Value::as_array) {
             let mut want: Vec<&str> = want.iter().map(|v| v.as_str().unwrap()).collect();
@@ -82,8 +114,16 @@ fn golden_patients() {
             got.sort_unstable();
             assert_eq!(got, want, "{ctx}");
         }
-        for r in case.get("cautions_include").and_then(Value::as_array).into_iter().flatten() {
-            assert!(rules.iter().any(|x| x == r.as_str().unwrap()), "{ctx}: {r} in {rules:?}");
+        for r in case
+            .get("cautions_include")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                rules.iter().any(|x| x == r.as_str().unwrap()),
+                "{ctx}: {r} in {rules:?}"
+            );
         }
     }
 }
@@ -106,7 +146,11 @@ fn lookback_window_boundary() {
     assert_eq!(one(&engine, &vs, o, CLARINE).1["egfr"], json!(40.89));
     o.lookback_days = 64;
     let (_, p, _) = one(&engine, &vs, o, CLARINE);
-    assert_ne!(p.get("egfr"), Some(&json!(40.89)), "the 2021-03-28 value is outside a 64-day window");
+    assert_ne!(
+        p.get("egfr"),
+        Some(&json!(40.89)),
+        "the 2021-03-28 value is outside a 64-day window"
+    );
 }
 
 #[test]
@@ -125,7 +169,10 @@ fn evaluation_date_hides_later_records() {
 fn age_in_completed_years_boundary() {
     let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
     let erin = "synthea/Erin_Rempel_25b2d9e2-7275-4508-bc0a-690946500cb0.json"; // born 2003-06-16
-    assert_eq!(one(&engine, &vs, opts("2021-06-15"), erin).1["age"], json!(17));
+    assert_eq!(
+        one(&engine, &vs, opts("2021-06-15"), erin).1["age"],
+        json!(17)
+    );
     let (_, p, r) = one(&engine, &vs, opts("2021-06-16"), erin);
     assert_eq!(p["age"], json!(18));
     assert!(!r.iter().any(|x| x == "BAC-AGE-PEDIATRIC"));
@@ -147,14 +194,21 @@ fn absent_unknown_opens_the_world() {
     o.absent = Absent::Unknown;
     let (_, p, r) = one(&engine, &vs, o, adan);
     assert_eq!(p.get("kidney_disease"), None);
-    assert_eq!(p["stroke_history"], json!(true), "what is recorded stays known");
+    assert_eq!(
+        p["stroke_history"],
+        json!(true),
+        "what is recorded stays known"
+    );
     assert!(r.iter().any(|x| x == "BAC-RENAL-UNKNOWN"), "{r:?}");
     let (_, p, r) = one(&engine, &vs, opts("2021-06-01"), adan);
     assert_eq!(p["kidney_disease"], json!(false));
     assert!(!r.iter().any(|x| x == "BAC-RENAL-UNKNOWN"));
     // Pregnancy is never assumed from absence, whatever the setting.
     let liz = "synthea/Liz_Conn_27c911c6-f045-4ffa-af5d-6eba57ac94b2.json";
-    assert_eq!(one(&engine, &vs, opts("2021-06-01"), liz).1.get("pregnant"), None);
+    assert_eq!(
+        one(&engine, &vs, opts("2021-06-01"), liz).1.get("pregnant"),
+        None
+    );
 }
 
 fn synthetic(entries: Value) -> Value {
@@ -201,39 +255,85 @@ fn baclofen_order_gives_dose_and_indication_and_is_not_a_comedication() {
           "valueString": "< 15"}}
     ]));
     let (out, rules) = run_bundle(&b, "2021-06-01");
-    let Outcome::Profile { profile, provenance } = out else { panic!("{out:?}") };
+    let Outcome::Profile {
+        profile,
+        provenance,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
     assert_eq!(profile["baclofen_daily_dose_mg"], json!(30.0));
     assert_eq!(profile["indication"], json!("cerebral palsy"));
-    assert_eq!(profile["comedications"].as_array().unwrap().len(), 1, "{profile}");
+    assert_eq!(
+        profile["comedications"].as_array().unwrap().len(),
+        1,
+        "{profile}"
+    );
     assert_eq!(profile["egfr"], json!(15.0));
-    assert_eq!(provenance["/indication"][0].resource, "MedicationRequest/bac");
-    for r in ["BAC-INDICATION-NOT-EFFECTIVE", "BAC-DDI-OPIOID", "BAC-RENAL", "BAC-RENAL-DOSE"] {
+    assert_eq!(
+        provenance["/indication"][0].resource,
+        "MedicationRequest/bac"
+    );
+    for r in [
+        "BAC-INDICATION-NOT-EFFECTIVE",
+        "BAC-DDI-OPIOID",
+        "BAC-RENAL",
+        "BAC-RENAL-DOSE",
+    ] {
         assert!(rules.iter().any(|x| x == r), "{r} in {rules:?}");
     }
 }
 
 #[test]
 fn creatinine_clearance_is_a_proxy_only_without_egfr_and_units_are_checked() {
-    let obs = |id: &str, code: &str, value: f64, unit: &str, date: &str| json!({"resource": {
+    let obs = |id: &str, code: &str, value: f64, unit: &str, date: &str| {
+        json!({"resource": {
         "resourceType": "Observation", "id": id, "status": "final", "subject": {"reference": "urn:uuid:p1"},
         "code": {"coding": [{"system": "http://loinc.org", "code": code}]}, "effectiveDateTime": date,
-        "valueQuantity": {"value": value, "unit": unit}}});
-    let b = synthetic(json!([patient(), obs("c", "35591-7", 25.0, "mL/min", "2021-05-20")]));
-    let Outcome::Profile { profile, provenance } = run_bundle(&b, "2021-06-01").0 else { panic!() };
+        "valueQuantity": {"value": value, "unit": unit}}})
+    };
+    let b = synthetic(json!([
+        patient(),
+        obs("c", "35591-7", 25.0, "mL/min", "2021-05-20")
+    ]));
+    let Outcome::Profile {
+        profile,
+        provenance,
+    } = run_bundle(&b, "2021-06-01").0
+    else {
+        panic!()
+    };
     assert_eq!(profile["egfr"], json!(25.0));
-    assert!(provenance["/egfr"][0].note.as_deref().unwrap().contains("proxy"));
-    let b = synthetic(json!([patient(), obs("c", "35591-7", 25.0, "mL/min", "2021-05-20"),
+    assert!(
+        provenance["/egfr"][0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("proxy")
+    );
+    let b = synthetic(json!([
+        patient(),
+        obs("c", "35591-7", 25.0, "mL/min", "2021-05-20"),
         obs("e", "62238-1", 55.0, "mL/min/{1.73_m2}", "2021-01-01"),
-        obs("x", "62238-1", 5.0, "mg/dL", "2021-05-30")]));
-    let Outcome::Profile { profile, .. } = run_bundle(&b, "2021-06-01").0 else { panic!() };
-    assert_eq!(profile["egfr"], json!(55.0), "eGFR beats a newer CrCl; a value in mg/dL is not an eGFR");
+        obs("x", "62238-1", 5.0, "mg/dL", "2021-05-30")
+    ]));
+    let Outcome::Profile { profile, .. } = run_bundle(&b, "2021-06-01").0 else {
+        panic!()
+    };
+    assert_eq!(
+        profile["egfr"],
+        json!(55.0),
+        "eGFR beats a newer CrCl; a value in mg/dL is not an eGFR"
+    );
     // Preliminary results and results after the evaluation date do not count.
     let mut late = obs("l", "62238-1", 20.0, "mL/min/{1.73_m2}", "2021-06-02");
     late["resource"]["status"] = json!("final");
     let mut pre = obs("p", "62238-1", 21.0, "mL/min/{1.73_m2}", "2021-05-31");
     pre["resource"]["status"] = json!("preliminary");
     let b = synthetic(json!([patient(), late, pre]));
-    let Outcome::Profile { profile, .. } = run_bundle(&b, "2021-06-01").0 else { panic!() };
+    let Outcome::Profile { profile, .. } = run_bundle(&b, "2021-06-01").0 else {
+        panic!()
+    };
     assert_eq!(profile.get("egfr"), None);
 }
 
@@ -242,19 +342,51 @@ fn pregnancy_status_observation_outranks_an_older_condition() {
     let cond = json!({"resource": {"resourceType": "Condition", "id": "preg", "subject": {"reference": "urn:uuid:p1"},
         "clinicalStatus": {"coding": [{"code": "active"}]}, "recordedDate": "2021-01-01",
         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z33.1"}]}}});
-    let obs = |date: &str, answer: &str| json!({"resource": {"resourceType": "Observation", "id": "ps", "status": "final",
+    let obs = |date: &str, answer: &str| {
+        json!({"resource": {"resourceType": "Observation", "id": "ps", "status": "final",
         "subject": {"reference": "urn:uuid:p1"}, "effectiveDateTime": date,
         "code": {"coding": [{"system": "http://loinc.org", "code": "82810-3"}]},
-        "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": answer}]}}});
+        "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": answer}]}}})
+    };
     let get = |b: &Value| match run_bundle(b, "2021-06-01").0 {
         Outcome::Profile { profile, .. } => profile.get("pregnant").cloned(),
         o => panic!("{o:?}"),
     };
-    assert_eq!(get(&synthetic(json!([patient(), cond.clone()]))), Some(json!(true)));
-    assert_eq!(get(&synthetic(json!([patient(), cond.clone(), obs("2021-03-01", "LA26683-5")]))), Some(json!(false)));
-    assert_eq!(get(&synthetic(json!([patient(), cond.clone(), obs("2020-12-01", "LA26683-5")]))), Some(json!(true)));
-    assert_eq!(get(&synthetic(json!([patient(), obs("2021-03-01", "LA15173-0")]))), Some(json!(true)));
-    assert_eq!(get(&synthetic(json!([patient(), obs("2021-03-01", "LA4489-6")]))), None, "unknown stays unknown");
+    assert_eq!(
+        get(&synthetic(json!([patient(), cond.clone()]))),
+        Some(json!(true))
+    );
+    assert_eq!(
+        get(&synthetic(json!([
+            patient(),
+            cond.clone(),
+            obs("2021-03-01", "LA26683-5")
+        ]))),
+        Some(json!(false))
+    );
+    assert_eq!(
+        get(&synthetic(json!([
+            patient(),
+            cond.clone(),
+            obs("2020-12-01", "LA26683-5")
+        ]))),
+        Some(json!(true))
+    );
+    assert_eq!(
+        get(&synthetic(json!([
+            patient(),
+            obs("2021-03-01", "LA15173-0")
+        ]))),
+        Some(json!(true))
+    );
+    assert_eq!(
+        get(&synthetic(json!([
+            patient(),
+            obs("2021-03-01", "LA4489-6")
+        ]))),
+        None,
+        "unknown stays unknown"
+    );
     // Refuted and entered-in-error conditions do not count.
     let mut refuted = cond.clone();
     refuted["resource"]["verificationStatus"] = json!({"coding": [{"code": "refuted"}]});
@@ -278,7 +410,13 @@ fn hl7_r4_and_us_core_examples() {
     // eGFR in components (R4 Observation-f205: `> 60` and `60`, MDRD, dated only by `issued`).
     let mapper = Mapper::new(&vs, opts("2013-05-01"));
     let f = bundle_facts(&mapper, &ex.join("r4-f201.json"));
-    let Outcome::Profile { profile, provenance } = mapper.profile(&f[0]) else { panic!() };
+    let Outcome::Profile {
+        profile,
+        provenance,
+    } = mapper.profile(&f[0])
+    else {
+        panic!()
+    };
     assert_eq!(profile["egfr"], json!(60.0));
     assert_eq!(provenance["/egfr"][0].resource, "Observation/f205");
     // Pregnancy status (US Core, SNOMED answer), a patient without gender, contained and referenced Medications.
@@ -287,12 +425,28 @@ fn hl7_r4_and_us_core_examples() {
     let (status, profile, prov, rules) = screen(&engine, &mapper, &f[0]);
     assert_eq!(status, "flagged");
     assert_eq!(profile["pregnant"], json!(true));
-    assert_eq!(profile.get("sex"), None, "US Core 8 examples carry no gender");
-    assert_eq!(prov["/pregnant"][0]["resource"], json!("Observation/pregnancy-status"));
+    assert_eq!(
+        profile.get("sex"),
+        None,
+        "US Core 8 examples carry no gender"
+    );
+    assert_eq!(
+        prov["/pregnant"][0]["resource"],
+        json!("Observation/pregnancy-status")
+    );
     let meds = profile["comedications"].as_array().unwrap();
-    assert_eq!(meds.iter().filter(|m| m["rxnorm"] == json!("582620")).count(), 2, "{meds:?}");
+    assert_eq!(
+        meds.iter()
+            .filter(|m| m["rxnorm"] == json!("582620"))
+            .count(),
+        2,
+        "{meds:?}"
+    );
     assert!(rules.iter().any(|r| r == "BAC-PREGNANCY"));
-    assert!(rules.iter().any(|r| r == "BAC-DDI-ANTIHISTAMINE"), "Tylenol PM: diphenhydramine");
+    assert!(
+        rules.iter().any(|r| r == "BAC-DDI-ANTIHISTAMINE"),
+        "Tylenol PM: diphenhydramine"
+    );
     // Stroke from R4 Condition-stroke; family history and text-only conditions change nothing.
     let f = bundle_facts(&mapper, &ex.join("r4-example.json"));
     let (_, profile, _, _) = screen(&engine, &mapper, &f[0]);
@@ -300,8 +454,13 @@ fn hl7_r4_and_us_core_examples() {
     assert_eq!(profile["seizure_history"], json!(false));
     // No birthDate: a clear error, not a crash; deceased: skipped.
     let f = bundle_facts(&mapper, &ex.join("r4-pat1.json"));
-    let Outcome::Invalid(p) = mapper.profile(&f[0]) else { panic!() };
-    assert_eq!((p[0].code, p[0].pointer.as_str()), ("missing_field", "/birthDate"));
+    let Outcome::Invalid(p) = mapper.profile(&f[0]) else {
+        panic!()
+    };
+    assert_eq!(
+        (p[0].code, p[0].pointer.as_str()),
+        ("missing_field", "/birthDate")
+    );
     let f = bundle_facts(&mapper, &ex.join("uscore-deceased.json"));
     assert!(matches!(mapper.profile(&f[0]), Outcome::Skipped(r) if r.contains("2022-07-22")));
 }
@@ -313,9 +472,15 @@ fn every_external_hl7_example_parses() {
     let mapper = Mapper::new(&vs, opts("2025-01-01"));
     for dir in ["fhir-r4-core-examples", "us-core-8.0.1-examples"] {
         let mut entries = Vec::new();
-        let mut paths: Vec<_> = std::fs::read_dir(ext.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut paths: Vec<_> = std::fs::read_dir(ext.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         paths.sort();
-        for p in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        for p in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        {
             let v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
             if v["resourceType"] == "Bundle" {
                 // Searchset and batch-response Bundles without a Patient: one clear file-level problem.
@@ -331,7 +496,11 @@ fn every_external_hl7_example_parses() {
                     }
                 }
             } else {
-                let url = format!("http://example.org/fhir/{}/{}", v["resourceType"].as_str().unwrap(), v["id"].as_str().unwrap());
+                let url = format!(
+                    "http://example.org/fhir/{}/{}",
+                    v["resourceType"].as_str().unwrap(),
+                    v["id"].as_str().unwrap()
+                );
                 entries.push(json!({"fullUrl": url, "resource": v}));
             }
         }
@@ -346,7 +515,10 @@ fn every_external_hl7_example_parses() {
                 Outcome::Skipped(_) => {}
                 Outcome::Invalid(p) => {
                     for x in &p {
-                        assert!(matches!(x.code, "broken_reference" | "missing_field"), "{dir}: {x:?}");
+                        assert!(
+                            matches!(x.code, "broken_reference" | "missing_field"),
+                            "{dir}: {x:?}"
+                        );
                     }
                 }
             }

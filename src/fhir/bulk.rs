@@ -34,8 +34,10 @@ pub fn resource_type_of(path: &Path) -> Option<&str> {
     let name = path.file_name()?.to_str()?;
     let stem = name.strip_suffix(".ndjson")?;
     let kind = stem.split('.').next()?;
-    (kind.len() > 1 && kind.starts_with(|c: char| c.is_ascii_uppercase()) && kind.chars().all(|c| c.is_ascii_alphanumeric()))
-        .then_some(kind)
+    (kind.len() > 1
+        && kind.starts_with(|c: char| c.is_ascii_uppercase())
+        && kind.chars().all(|c| c.is_ascii_alphanumeric()))
+    .then_some(kind)
 }
 
 /// Whether `dir` looks like a Bulk export: it has an NDJSON file named for a resource type we read.
@@ -148,13 +150,25 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
                         continue;
                     }
                 };
-                apply(mapper, &r, &loc, &mut out, &mut index, &mut meds, (conditions_known, medications_known));
+                apply(
+                    mapper,
+                    &r,
+                    &loc,
+                    &mut out,
+                    &mut index,
+                    &mut meds,
+                    (conditions_known, medications_known),
+                );
             }
         }
     }
     // Referred to but never defined: sorted after the others, each an error.
     out.patients[..].sort_by_key(|p| !p.has_patient);
-    let first_orphan = out.patients.iter().position(|p| !p.has_patient).unwrap_or(out.patients.len());
+    let first_orphan = out
+        .patients
+        .iter()
+        .position(|p| !p.has_patient)
+        .unwrap_or(out.patients.len());
     out.patients[first_orphan..].sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
 }
@@ -206,7 +220,11 @@ fn apply(
             }
         }
         "Patient" => {
-            let Some(id) = r.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+            let Some(id) = r
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            else {
                 out.problems.push(loc.problem(
                     "missing_field",
                     "/id",
@@ -230,7 +248,8 @@ fn apply(
         "Condition" | "Observation" | "MedicationRequest" | "MedicationStatement" => {
             let target = match subject_reference(r) {
                 Err((rel, message)) => {
-                    out.problems.push(loc.problem("type_mismatch", rel, Some(name), message));
+                    out.problems
+                        .push(loc.problem("type_mismatch", rel, Some(name), message));
                     return;
                 }
                 Ok(None) => {

@@ -189,7 +189,10 @@ pub fn read_bundle(mapper: &Mapper<'_>, bundle: &Value, input: &str, line: u64) 
                     "broken_reference",
                     &format!("{}/subject/reference", e.base),
                     Some(name),
-                    format!("`subject` of the {} does not resolve to a Patient in this Bundle", e.kind),
+                    format!(
+                        "`subject` of the {} does not resolve to a Patient in this Bundle",
+                        e.kind
+                    ),
                 ));
             }
             continue;
@@ -295,7 +298,14 @@ fn flatten<'a>(
         };
         if kind == "Bundle" {
             if depth < MAX_NESTING {
-                flatten(resource, &format!("{at}/resource"), top, out, problems, depth + 1);
+                flatten(
+                    resource,
+                    &format!("{at}/resource"),
+                    top,
+                    out,
+                    problems,
+                    depth + 1,
+                );
             }
             continue;
         }

@@ -124,13 +124,28 @@ mod tests {
 
     #[test]
     fn parses_fhir_forms() {
-        let d = |y, m, d| Some(Date { year: y, month: m, day: d });
+        let d = |y, m, d| {
+            Some(Date {
+                year: y,
+                month: m,
+                day: d,
+            })
+        };
         assert_eq!(Date::parse("2021"), d(2021, 1, 1));
         assert_eq!(Date::parse("2021-06"), d(2021, 6, 1));
         assert_eq!(Date::parse("2021-06-30"), d(2021, 6, 30));
         assert_eq!(Date::parse("2021-06-30T23:59:59-04:00"), d(2021, 6, 30));
         assert_eq!(Date::parse("2020-02-29"), d(2020, 2, 29));
-        for bad in ["", "21", "2021-13", "2021-02-30", "2021-6-1", "2021-06-01x", "abcd", "2021-"] {
+        for bad in [
+            "",
+            "21",
+            "2021-13",
+            "2021-02-30",
+            "2021-6-1",
+            "2021-06-01x",
+            "abcd",
+            "2021-",
+        ] {
             assert_eq!(Date::parse(bad), None, "{bad}");
         }
     }

@@ -363,7 +363,10 @@ impl<'v> Mapper<'v> {
     fn condition(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
         let mut g = Getter::new(r, at, &mut facts.problems);
         let ver = g.concept_codes(r, "verificationStatus");
-        if ver.iter().any(|c| c == "refuted" || c == "entered-in-error") {
+        if ver
+            .iter()
+            .any(|c| c == "refuted" || c == "entered-in-error")
+        {
             return;
         }
         let recorded = g.date(r, "recordedDate");
@@ -371,7 +374,8 @@ impl<'v> Mapper<'v> {
             .date(r, "onsetDateTime")
             .or_else(|| g.period_start(r, "onsetPeriod"));
         let as_of = self.opts.as_of;
-        if recorded.as_ref().is_some_and(|d| d.0 > as_of) || onset.as_ref().is_some_and(|d| d.0 > as_of)
+        if recorded.as_ref().is_some_and(|d| d.0 > as_of)
+            || onset.as_ref().is_some_and(|d| d.0 > as_of)
         {
             return;
         }
@@ -409,7 +413,11 @@ impl<'v> Mapper<'v> {
                     continue;
                 }
                 let entry = self.vs.code(List::Condition, *h);
-                if facts.conds.iter().any(|x| x.set == h.set && x.prov.resource == resource) {
+                if facts
+                    .conds
+                    .iter()
+                    .any(|x| x.set == h.set && x.prov.resource == resource)
+                {
                     continue;
                 }
                 facts.conds.push(CondHit {
@@ -478,7 +486,15 @@ impl<'v> Mapper<'v> {
                         valueset: Some(self.vs.set(h.set).id.clone()),
                         note,
                     };
-                    self.keep_kidney(&mut facts.egfr, &mut facts.crcl, entry.measure(), date, &stamp, value, prov);
+                    self.keep_kidney(
+                        &mut facts.egfr,
+                        &mut facts.crcl,
+                        entry.measure(),
+                        date,
+                        &stamp,
+                        value,
+                        prov,
+                    );
                 }
             } else if Some(h.set) == self.pregnancy || Some(h.set) == self.breastfeeding {
                 let Some(answer) = self.answer(&mut g, r, h.set) else {
@@ -549,7 +565,15 @@ impl<'v> Mapper<'v> {
                 }
             }
             if let Some((value, prov, measure)) = best {
-                self.keep_kidney(&mut facts.egfr, &mut facts.crcl, measure, date, &stamp, value, prov);
+                self.keep_kidney(
+                    &mut facts.egfr,
+                    &mut facts.crcl,
+                    measure,
+                    date,
+                    &stamp,
+                    value,
+                    prov,
+                );
             }
         }
     }
@@ -585,7 +609,12 @@ impl<'v> Mapper<'v> {
     }
 
     /// The answer of a status observation: `Some((value, display))`, `value` `None` for "unknown".
-    fn answer(&self, g: &mut Getter<'_, '_>, r: &Value, set: usize) -> Option<(Option<bool>, String)> {
+    fn answer(
+        &self,
+        g: &mut Getter<'_, '_>,
+        r: &Value,
+        set: usize,
+    ) -> Option<(Option<bool>, String)> {
         if let Some(b) = g.bool(r, "valueBoolean", "/valueBoolean") {
             return Some((Some(b), format!("valueBoolean {b}")));
         }
@@ -628,7 +657,8 @@ impl<'v> Mapper<'v> {
             return;
         }
         if kind == "MedicationStatement"
-            && g.period_end(r, "effectivePeriod").is_some_and(|d| d.0 < as_of)
+            && g.period_end(r, "effectivePeriod")
+                .is_some_and(|d| d.0 < as_of)
         {
             return;
         }
@@ -668,7 +698,9 @@ impl<'v> Mapper<'v> {
             g.problem(
                 "missing_field",
                 "",
-                format!("the {kind} has neither `medicationCodeableConcept` nor `medicationReference`"),
+                format!(
+                    "the {kind} has neither `medicationCodeableConcept` nor `medicationReference`"
+                ),
             );
             return;
         };
@@ -727,18 +759,17 @@ impl<'v> Mapper<'v> {
     fn is_baclofen(&self, m: &MedInfo) -> bool {
         let Some(s) = self.subject else { return false };
         let set = self.vs.set(s);
-        std::iter::once(&m.product)
-            .chain(&m.ingredients)
-            .any(|e| {
-                e.rxnorm.as_deref().is_some_and(|code| {
-                    let mut h = Vec::new();
-                    self.vs.lookup(List::Medication, System::Rxnorm, code, &mut h);
-                    h.iter().any(|h| h.set == s)
-                }) || e.name.as_deref().is_some_and(|n| {
-                    let n = n.to_lowercase();
-                    set.medication_names.iter().any(|t| n.contains(t.as_str()))
-                })
+        std::iter::once(&m.product).chain(&m.ingredients).any(|e| {
+            e.rxnorm.as_deref().is_some_and(|code| {
+                let mut h = Vec::new();
+                self.vs
+                    .lookup(List::Medication, System::Rxnorm, code, &mut h);
+                h.iter().any(|h| h.set == s)
+            }) || e.name.as_deref().is_some_and(|n| {
+                let n = n.to_lowercase();
+                set.medication_names.iter().any(|t| n.contains(t.as_str()))
             })
+        })
     }
 
     /// mg per day from the first concurrent dosage instructions, when dose, unit and timing allow.
@@ -746,7 +777,8 @@ impl<'v> Mapper<'v> {
         let strength = m.product.rxnorm.as_deref().and_then(|code| {
             let s = self.subject?;
             let mut h = Vec::new();
-            self.vs.lookup(List::Medication, System::Rxnorm, code, &mut h);
+            self.vs
+                .lookup(List::Medication, System::Rxnorm, code, &mut h);
             h.into_iter()
                 .filter(|h| h.set == s)
                 .find_map(|h| self.vs.code(List::Medication, h).strength_mg)
@@ -780,6 +812,9 @@ impl<'v> Mapper<'v> {
             let rep = d.get("timing")?.get("repeat")?;
             let freq = rep.get("frequency").and_then(Value::as_f64).unwrap_or(1.0);
             let period = rep.get("period").and_then(Value::as_f64)?;
+            if period.is_nan() || period <= 0.0 {
+                return None;
+            }
             let per_day = match rep.get("periodUnit").and_then(Value::as_str)? {
                 "min" => 1440.0 / period,
                 "h" => 24.0 / period,
@@ -789,12 +824,10 @@ impl<'v> Mapper<'v> {
                 "a" => 1.0 / (365.0 * period),
                 _ => return None,
             };
-            if !(period > 0.0) {
-                return None;
-            }
             total += mg * freq * per_day;
         }
-        (total.is_finite() && total > 0.0 && total <= 1000.0).then_some((total * 100.0).round() / 100.0)
+        (total.is_finite() && total > 0.0 && total <= 1000.0)
+            .then_some((total * 100.0).round() / 100.0)
     }
 
     fn indication(&self, r: &Value, resource: &str, date: Option<&str>) -> Option<(String, Prov)> {
@@ -802,9 +835,17 @@ impl<'v> Mapper<'v> {
         let mut hits = Vec::new();
         let mut first_text = None;
         for reason in reasons {
-            for coding in reason.get("coding").and_then(Value::as_array).into_iter().flatten() {
+            for coding in reason
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let (Some(system), Some(code)) = (
-                    coding.get("system").and_then(Value::as_str).and_then(System::from_uri),
+                    coding
+                        .get("system")
+                        .and_then(Value::as_str)
+                        .and_then(System::from_uri),
                     coding.get("code").and_then(Value::as_str),
                 ) else {
                     continue;
@@ -817,7 +858,10 @@ impl<'v> Mapper<'v> {
                     let mut prov = Prov::of(resource);
                     prov.system = Some(system.name());
                     prov.code = Some(code.to_owned());
-                    prov.display = coding.get("display").and_then(Value::as_str).map(str::to_owned);
+                    prov.display = coding
+                        .get("display")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
                     prov.date = date.map(str::to_owned);
                     prov.valueset = Some(self.vs.set(h.set).id.clone());
                     prov.note = Some("reasonCode of the baclofen order".into());
@@ -840,7 +884,8 @@ impl<'v> Mapper<'v> {
         first_text.filter(|t| !t.trim().is_empty()).map(|t| {
             let mut prov = Prov::of(resource);
             prov.date = date.map(str::to_owned);
-            prov.note = Some("reasonCode text of the baclofen order (not coded in a value set)".into());
+            prov.note =
+                Some("reasonCode text of the baclofen order (not coded in a value set)".into());
             (truncate(&t, 1000), prov)
         })
     }
@@ -907,7 +952,9 @@ impl<'v> Mapper<'v> {
         }
         // Conditions, one value set per field.
         for (si, set) in self.vs.sets().iter().enumerate() {
-            let Target::Field(field) = set.target else { continue };
+            let Target::Field(field) = set.target else {
+                continue;
+            };
             if matches!(field, Field::Egfr | Field::Indication) {
                 continue;
             }
@@ -925,7 +972,10 @@ impl<'v> Mapper<'v> {
                     } else {
                         &facts.breastfeeding_obs
                     };
-                    let cond_date = counted.iter().filter_map(|c| c.date.as_deref().and_then(Date::parse)).max();
+                    let cond_date = counted
+                        .iter()
+                        .filter_map(|c| c.date.as_deref().and_then(Date::parse))
+                        .max();
                     let decided = match obs {
                         Some(o) if o.value.is_some() && cond_date.is_none_or(|c| o.date >= c) => {
                             Some((o.value, vec![o.prov.clone()]))
@@ -1046,10 +1096,13 @@ pub fn med_entry(cc: &Value) -> MedEntry {
     let codings = cc.get("coding").and_then(Value::as_array);
     let rx = codings.and_then(|cs| {
         cs.iter().find(|c| {
-            c.get("system").and_then(Value::as_str).and_then(System::from_uri) == Some(System::Rxnorm)
-                && c.get("code")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            c.get("system")
+                .and_then(Value::as_str)
+                .and_then(System::from_uri)
+                == Some(System::Rxnorm)
+                && c.get("code").and_then(Value::as_str).is_some_and(|s| {
+                    (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+                })
         })
     });
     let name = cc
@@ -1115,7 +1168,9 @@ impl<'a, 'p> Getter<'a, 'p> {
     }
 
     fn problem(&mut self, code: &'static str, rel: &str, message: String) {
-        let p = self.at.problem(code, rel, Some(self.resource.clone()), message);
+        let p = self
+            .at
+            .problem(code, rel, Some(self.resource.clone()), message);
         self.problems.push(p);
     }
 
@@ -1236,11 +1291,17 @@ impl<'a, 'p> Getter<'a, 'p> {
     fn reference(&mut self, r: &Value, key: &str) -> Option<String> {
         let rel = format!("/{key}");
         let o = self.obj(r, key, &rel)?;
-        self.str(o, "reference", &format!("{rel}/reference")).map(str::to_owned)
+        self.str(o, "reference", &format!("{rel}/reference"))
+            .map(str::to_owned)
     }
 
     /// An eGFR value from `valueQuantity` or `valueString` of `r` (a resource or a component).
-    fn egfr_value(&mut self, r: &Value, base: &str, units: &[String]) -> Option<(f64, Option<String>)> {
+    fn egfr_value(
+        &mut self,
+        r: &Value,
+        base: &str,
+        units: &[String],
+    ) -> Option<(f64, Option<String>)> {
         if let Some(q) = r.get("valueQuantity") {
             let rel = format!("{base}/valueQuantity");
             if !q.is_object() {
@@ -1281,7 +1342,10 @@ impl<'a, 'p> Getter<'a, 'p> {
                 .find_map(|c| t.strip_prefix(c).map(|rest| (Some(*c), rest)))
                 .unwrap_or((None, t));
             let number = rest.split_whitespace().next()?;
-            let value: f64 = number.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
+            let value: f64 = number
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
             let note = Some(match comparator {
                 Some(c) => format!("reported as text `{c} {number}`; taken at its bound"),
                 None => "reported as text".to_owned(),
@@ -1294,7 +1358,10 @@ impl<'a, 'p> Getter<'a, 'p> {
 
 /// `Type/id` of a resource, or its type alone when it has no id.
 pub fn resource_name(r: &Value) -> String {
-    let t = r.get("resourceType").and_then(Value::as_str).unwrap_or("Resource");
+    let t = r
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("Resource");
     match r.get("id").and_then(Value::as_str) {
         Some(id) => format!("{t}/{id}"),
         None => t.to_owned(),

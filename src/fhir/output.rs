@@ -26,8 +26,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::mapping::{FhirProblem, PatientFacts, Prov};
-use crate::output::{self, Detail, Format, OutputOptions, csv_field};
 use crate::compile::Severity;
+use crate::output::{self, Detail, Format, OutputOptions, csv_field};
 use crate::report::{Evidence, Indeterminate, Screening, Status};
 use crate::vocab::Source;
 
@@ -58,7 +58,10 @@ pub fn screened(
                     }
                 }
                 if !extra.is_empty() {
-                    text.insert_str(text.len().saturating_sub(1), &format!("  from FHIR:\n{extra}"));
+                    text.insert_str(
+                        text.len().saturating_sub(1),
+                        &format!("  from FHIR:\n{extra}"),
+                    );
                 }
                 buf = text.into_bytes();
             }
@@ -229,7 +232,10 @@ pub fn invalid(
             .into_bytes()
         }
         Format::Table => {
-            let mut t = format!("{input}:{line}  {}  INVALID\n", id.unwrap_or("(no patient)"));
+            let mut t = format!(
+                "{input}:{line}  {}  INVALID\n",
+                id.unwrap_or("(no patient)")
+            );
             for p in errors {
                 let _ = writeln!(t, "  {}", problem_text(p));
             }
@@ -251,7 +257,13 @@ pub fn problem_text(p: &FhirProblem) -> String {
     if !p.pointer.is_empty() {
         let _ = write!(t, "at {} ", p.pointer);
     }
-    let _ = write!(t, "{}{} [{}]", if t.is_empty() { "" } else { ": " }, p.message, p.code);
+    let _ = write!(
+        t,
+        "{}{} [{}]",
+        if t.is_empty() { "" } else { ": " },
+        p.message,
+        p.code
+    );
     t.trim_start().to_owned()
 }
 

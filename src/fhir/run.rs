@@ -7,8 +7,8 @@
 //! batch, and the output is the same at any thread count.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -265,8 +265,12 @@ pub fn run(
     let mut pending: Vec<Unit> = Vec::new();
     let flush = |pending: &mut Vec<Unit>, w: &mut Writer<'_>, summary: &mut FhirSummary| {
         let units = std::mem::take(pending);
-        let results: Vec<(Vec<Rec>, Tally)> =
-            pool.install(|| units.into_par_iter().map(|u| unit(engine, mapper, cfg, u)).collect());
+        let results: Vec<(Vec<Rec>, Tally)> = pool.install(|| {
+            units
+                .into_par_iter()
+                .map(|u| unit(engine, mapper, cfg, u))
+                .collect()
+        });
         for (records, tally) in results {
             for r in &records {
                 w.record(r).map_err(RunError::Output)?;
@@ -291,18 +295,27 @@ pub fn run(
                 flush(&mut pending, &mut w, &mut summary)?;
                 let ex = bulk::scan(path).map_err(|e| RunError::Input(input.clone(), e))?;
                 summary.files_read += ex.files.len() as u64;
-                summary.skipped_files.extend(ex.skipped.iter().map(|(p, r)| SkippedFile {
-                    file: p.display().to_string(),
-                    reason: r.clone(),
-                }));
-                let facts = bulk::read_export(mapper, &ex).map_err(|e| RunError::Input(input.clone(), e))?;
+                summary
+                    .skipped_files
+                    .extend(ex.skipped.iter().map(|(p, r)| SkippedFile {
+                        file: p.display().to_string(),
+                        reason: r.clone(),
+                    }));
+                let facts = bulk::read_export(mapper, &ex)
+                    .map_err(|e| RunError::Input(input.clone(), e))?;
                 let mut tally = Tally {
                     bytes: facts.bytes,
                     ..Tally::default()
                 };
                 let mut records = Vec::new();
                 for p in &facts.problems {
-                    records.push(error_record(cfg, p.input.as_deref().unwrap_or(input), p.line.unwrap_or(0), None, std::slice::from_ref(p)));
+                    records.push(error_record(
+                        cfg,
+                        p.input.as_deref().unwrap_or(input),
+                        p.line.unwrap_or(0),
+                        None,
+                        std::slice::from_ref(p),
+                    ));
                     tally.file_errors += 1;
                 }
                 for r in &records {
@@ -337,7 +350,10 @@ pub fn run(
                 let name = p.display().to_string();
                 let lower = name.to_ascii_lowercase();
                 if p.is_dir() {
-                    summary.skipped_files.push(SkippedFile { file: name, reason: "a directory".into() });
+                    summary.skipped_files.push(SkippedFile {
+                        file: name,
+                        reason: "a directory".into(),
+                    });
                 } else if lower.ends_with(".ndjson") || lower.ends_with(".jsonl") {
                     if !first_line_is_bundle(&p) {
                         summary.skipped_files.push(SkippedFile {
@@ -347,7 +363,9 @@ pub fn run(
                         continue;
                     }
                     summary.files_read += 1;
-                    ndjson_units(&p, &mut pending, batch, &mut |pending| flush(pending, &mut w, &mut summary))?;
+                    ndjson_units(&p, &mut pending, batch, &mut |pending| {
+                        flush(pending, &mut w, &mut summary)
+                    })?;
                 } else if lower.ends_with(".json") {
                     match peek_resource_type(&p) {
                         Some(t) if t == "Bundle" => {
@@ -385,7 +403,9 @@ pub fn run(
         summary.files_read += 1;
         let lower = input.to_ascii_lowercase();
         if lower.ends_with(".ndjson") || lower.ends_with(".jsonl") {
-            ndjson_units(path, &mut pending, batch, &mut |pending| flush(pending, &mut w, &mut summary))?;
+            ndjson_units(path, &mut pending, batch, &mut |pending| {
+                flush(pending, &mut w, &mut summary)
+            })?;
         } else {
             pending.push(Unit::File(path.to_path_buf()));
         }
@@ -395,7 +415,9 @@ pub fn run(
     }
     flush(&mut pending, &mut w, &mut summary)?;
     if cfg.mode == Mode::Screen {
-        w.out.write_all(output::footer(format)).map_err(RunError::Output)?;
+        w.out
+            .write_all(output::footer(format))
+            .map_err(RunError::Output)?;
     }
     w.out.flush().map_err(RunError::Output)?;
     let secs = start.elapsed().as_secs_f64();
@@ -438,7 +460,9 @@ fn ndjson_units(
 }
 
 fn first_line_is_bundle(path: &Path) -> bool {
-    let Ok(f) = File::open(path) else { return false };
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
     let mut line = Vec::new();
     if BufReader::new(f).read_until(b'\n', &mut line).is_err() {
         return false;
@@ -448,7 +472,8 @@ fn first_line_is_bundle(path: &Path) -> bool {
         #[serde(rename = "resourceType")]
         resource_type: Option<String>,
     }
-    serde_json::from_slice::<Peek>(&line).is_ok_and(|p| p.resource_type.as_deref() == Some("Bundle"))
+    serde_json::from_slice::<Peek>(&line)
+        .is_ok_and(|p| p.resource_type.as_deref() == Some("Bundle"))
 }
 
 fn peek_resource_type(path: &Path) -> Option<String> {
@@ -458,7 +483,9 @@ fn peek_resource_type(path: &Path) -> Option<String> {
         resource_type: Option<String>,
     }
     let f = File::open(path).ok()?;
-    serde_json::from_reader::<_, Peek>(BufReader::new(f)).ok()?.resource_type
+    serde_json::from_reader::<_, Peek>(BufReader::new(f))
+        .ok()?
+        .resource_type
 }
 
 fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<Rec>, Tally) {
@@ -494,7 +521,10 @@ fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<
             let msg = e.to_string();
             let prob = FhirProblem {
                 code: "invalid_json",
-                message: format!("not JSON: {}", msg.split(" at line ").next().unwrap_or(&msg)),
+                message: format!(
+                    "not JSON: {}",
+                    msg.split(" at line ").next().unwrap_or(&msg)
+                ),
                 input: Some(input.clone()),
                 line: Some(line),
                 pointer: String::new(),
@@ -604,17 +634,29 @@ fn error_record(
                 id.map(|i| format!("patient `{i}`: ")).unwrap_or_default(),
                 p.message,
                 p.code,
-                if p.pointer.is_empty() { String::new() } else { format!(" at {}", p.pointer) }
+                if p.pointer.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {}", p.pointer)
+                }
             );
         }
         return Rec::Err(e);
     }
-    Rec::Out(super::output::invalid(&cfg.output, input, line, id, problems))
+    Rec::Out(super::output::invalid(
+        &cfg.output,
+        input,
+        line,
+        id,
+        problems,
+    ))
 }
 
 fn skipped_record(cfg: &RunConfig, input: &str, line: u64, id: &str, reason: &str) -> Rec {
     if cfg.mode == Mode::Profile {
-        return Rec::Err(format!("{input}:{line}: patient `{id}` skipped: {reason}\n"));
+        return Rec::Err(format!(
+            "{input}:{line}: patient `{id}` skipped: {reason}\n"
+        ));
     }
     Rec::Out(super::output::skipped(&cfg.output, input, line, id, reason))
 }

@@ -21,20 +21,59 @@ pub const VALUESET_SCHEMA: &str = include_str!("../../schemas/valueset.schema.js
 
 /// The embedded default value sets, as `(file name, text)`.
 pub const EMBEDDED: [(&str, &str); 14] = [
-    ("alcohol.json", include_str!("../../rules/valuesets/alcohol.json")),
-    ("baclofen.json", include_str!("../../rules/valuesets/baclofen.json")),
-    ("breastfeeding.json", include_str!("../../rules/valuesets/breastfeeding.json")),
-    ("diabetes.json", include_str!("../../rules/valuesets/diabetes.json")),
-    ("dialysis.json", include_str!("../../rules/valuesets/dialysis.json")),
+    (
+        "alcohol.json",
+        include_str!("../../rules/valuesets/alcohol.json"),
+    ),
+    (
+        "baclofen.json",
+        include_str!("../../rules/valuesets/baclofen.json"),
+    ),
+    (
+        "breastfeeding.json",
+        include_str!("../../rules/valuesets/breastfeeding.json"),
+    ),
+    (
+        "diabetes.json",
+        include_str!("../../rules/valuesets/diabetes.json"),
+    ),
+    (
+        "dialysis.json",
+        include_str!("../../rules/valuesets/dialysis.json"),
+    ),
     ("egfr.json", include_str!("../../rules/valuesets/egfr.json")),
-    ("heart-disease.json", include_str!("../../rules/valuesets/heart-disease.json")),
-    ("indication.json", include_str!("../../rules/valuesets/indication.json")),
-    ("kidney-disease.json", include_str!("../../rules/valuesets/kidney-disease.json")),
-    ("liver-disease.json", include_str!("../../rules/valuesets/liver-disease.json")),
-    ("pregnancy.json", include_str!("../../rules/valuesets/pregnancy.json")),
-    ("psychiatric.json", include_str!("../../rules/valuesets/psychiatric.json")),
-    ("seizure.json", include_str!("../../rules/valuesets/seizure.json")),
-    ("stroke.json", include_str!("../../rules/valuesets/stroke.json")),
+    (
+        "heart-disease.json",
+        include_str!("../../rules/valuesets/heart-disease.json"),
+    ),
+    (
+        "indication.json",
+        include_str!("../../rules/valuesets/indication.json"),
+    ),
+    (
+        "kidney-disease.json",
+        include_str!("../../rules/valuesets/kidney-disease.json"),
+    ),
+    (
+        "liver-disease.json",
+        include_str!("../../rules/valuesets/liver-disease.json"),
+    ),
+    (
+        "pregnancy.json",
+        include_str!("../../rules/valuesets/pregnancy.json"),
+    ),
+    (
+        "psychiatric.json",
+        include_str!("../../rules/valuesets/psychiatric.json"),
+    ),
+    (
+        "seizure.json",
+        include_str!("../../rules/valuesets/seizure.json"),
+    ),
+    (
+        "stroke.json",
+        include_str!("../../rules/valuesets/stroke.json"),
+    ),
 ];
 
 /// A code system we match.
@@ -92,7 +131,9 @@ impl System {
                 !core.is_empty()
                     && core.len() <= 7
                     && core[0].is_ascii_uppercase()
-                    && core.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                    && core
+                        .iter()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
                     && b.iter().filter(|&&c| c == b'.').count() <= 1
             }
             System::Snomed => (6..=18).contains(&b.len()) && b.iter().all(u8::is_ascii_digit),
@@ -468,13 +509,11 @@ impl ValueSets {
     pub fn lookup(&self, list: List, system: System, code: &str, out: &mut Vec<Hit>) {
         let key = normalize(system, code);
         if system == System::Icd10Cm {
-            let mut k = String::with_capacity(key.len());
-            for (n, ch) in key.chars().enumerate() {
-                if n >= self.longest_icd {
-                    break;
-                }
-                k.push(ch);
-                if let Some(hits) = self.index.get(&(list, system, k.clone())) {
+            // Longest prefix first, so that the most specific code (N18.32 before N18.3) comes first.
+            let n = key.chars().count().min(self.longest_icd);
+            for len in (1..=n).rev() {
+                let prefix: String = key.chars().take(len).collect();
+                if let Some(hits) = self.index.get(&(list, system, prefix)) {
                     out.extend(hits);
                 }
             }
@@ -512,24 +551,21 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
         for (i, c) in codes.iter().enumerate() {
             let at = format!("{base}/{i}");
             match System::from_name(&c.system) {
-                Some(system) if !system.valid_code(&c.code) => errors.push(
-                    LoadError::new(
-                        LoadErrorCode::Schema,
+                Some(system) if !system.valid_code(&c.code) => errors.push(LoadError::new(
+                    LoadErrorCode::Schema,
+                    name,
+                    format!("{at}/code"),
+                    format!("`{}` is not a well-formed {} code", c.code, c.system),
+                )),
+                Some(system) if !seen.insert((c.system.clone(), normalize(system, &c.code))) => {
+                    errors.push(LoadError::new(
+                        LoadErrorCode::Duplicate,
                         name,
                         format!("{at}/code"),
-                        format!("`{}` is not a well-formed {} code", c.code, c.system),
-                    ),
-                ),
-                Some(system) => {
-                    if !seen.insert((c.system.clone(), normalize(system, &c.code))) {
-                        errors.push(LoadError::new(
-                            LoadErrorCode::Duplicate,
-                            name,
-                            format!("{at}/code"),
-                            format!("code `{}` is listed twice", c.code),
-                        ));
-                    }
+                        format!("code `{}` is listed twice", c.code),
+                    ));
                 }
+                Some(_) => {}
                 None => {}
             }
             if !file.sources.contains_key(&c.source) {
@@ -556,7 +592,11 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
         check(&o.answers, "/observation/answers");
         obs_codes = o.codes;
         answers = o.answers;
-        units = o.units.iter().map(|u| u.trim().to_ascii_lowercase()).collect();
+        units = o
+            .units
+            .iter()
+            .map(|u| u.trim().to_ascii_lowercase())
+            .collect();
     }
     let (mut med_codes, mut med_names) = (Vec::new(), Vec::new());
     if let Some(m) = file.medication {
@@ -683,8 +723,12 @@ mod tests {
         let mut hits = Vec::new();
         vs.lookup(List::Condition, System::Icd10Cm, "N18.32", &mut hits);
         let sets: Vec<&str> = hits.iter().map(|h| vs.set(h.set).id.as_str()).collect();
-        assert_eq!(sets, ["kidney-disease"]);
-        assert_eq!(vs.code(List::Condition, hits[0]).stage.as_deref(), Some("3b"));
+        // N18.32 and the older N18.3 both match; the more specific comes first.
+        assert_eq!(sets, ["kidney-disease", "kidney-disease"]);
+        assert_eq!(
+            vs.code(List::Condition, hits[0]).stage.as_deref(),
+            Some("3b")
+        );
         hits.clear();
         vs.lookup(List::Condition, System::Icd10Cm, "n186", &mut hits);
         let mut sets: Vec<&str> = hits.iter().map(|h| vs.set(h.set).id.as_str()).collect();
