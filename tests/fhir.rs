@@ -532,3 +532,11 @@ fn value_sets_are_send_sync() {
     check::<ValueSets>();
     check::<Mapper<'static>>();
 }
+
+#[test]
+fn per_patient_memory_stays_small() {
+    // The README states the Bulk cost per patient; this keeps the fixed part honest.
+    let size = std::mem::size_of::<PatientFacts>();
+    println!("PatientFacts: {size} bytes");
+    assert!(size <= 2048, "{size}");
+}
