@@ -35,6 +35,7 @@ pub mod compile;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod fhir;
 pub mod generate;
 pub mod input;
 pub mod json;

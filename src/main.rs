@@ -54,6 +54,8 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Print the native profiles (NDJSON) that FHIR input turns into; unmapped patients go to stderr.
+    FhirProfile(FhirProfileArgs),
     /// Write deterministic synthetic profiles as NDJSON.
     Generate {
         /// How many profiles.
@@ -140,6 +142,65 @@ struct ScreenArgs {
     /// `full` adds each caution's title, message, action and sources to JSON output.
     #[arg(long, value_enum, default_value_t = DetailArg::Compact)]
     detail: DetailArg,
+    /// Input kind: native profiles, or FHIR R4 (Bundle files, NDJSON of Bundles, directories, Bulk exports).
+    #[arg(long, value_enum, default_value_t = FromArg::Native)]
+    from: FromArg,
+    #[command(flatten)]
+    fhir: FhirArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FromArg {
+    Native,
+    Fhir,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AbsentArg {
+    False,
+    Unknown,
+}
+
+/// Options of FHIR input (used with `--from fhir` and by `fhir-profile`).
+#[derive(Args)]
+struct FhirArgs {
+    /// FHIR: the evaluation date (YYYY-MM-DD; default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    as_of: Option<medscreen::fhir::date::Date>,
+    /// FHIR: eGFR older than this many days before the evaluation date is not used.
+    #[arg(long, default_value_t = 365)]
+    lookback_days: u32,
+    /// FHIR: how a condition absent from the record is read (`pregnant`, `breastfeeding`, `egfr` are never
+    /// assumed).
+    #[arg(long, value_enum, default_value_t = AbsentArg::False)]
+    absent: AbsentArg,
+    /// FHIR: value-set directory; default: the embedded sets (`rules/valuesets/`).
+    #[arg(long)]
+    valuesets: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FhirProfileArgs {
+    /// FHIR inputs: Bundle files, NDJSON of Bundles, directories of Bundles, Bulk export directories.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    #[command(flatten)]
+    fhir: FhirArgs,
+    /// Write profiles to FILE instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Worker threads (default: the number of CPUs).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    /// Do not print the summary on standard error.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_date(s: &str) -> Result<medscreen::fhir::date::Date, String> {
+    medscreen::fhir::date::Date::parse(s)
+        .filter(|_| s.len() == 10)
+        .ok_or_else(|| format!("`{s}` is not a date of the form YYYY-MM-DD"))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -191,6 +252,8 @@ fn main() -> ExitCode {
                 min_severity,
                 fail_on,
                 detail,
+                from,
+                fhir,
             } = args;
             let opts = OutputOptions {
                 format: format(common.format),
@@ -201,8 +264,13 @@ fn main() -> ExitCode {
                 min_severity: min_severity.into(),
                 show_input: common.inputs.len() > 1,
             };
-            run_batch(common, Mode::Screen, opts, fail_on.map(Severity::from))
+            if from == FromArg::Fhir {
+                fhir::screen(common, fhir, opts, fail_on.map(Severity::from))
+            } else {
+                run_batch(common, Mode::Screen, opts, fail_on.map(Severity::from))
+            }
         }
+        Command::FhirProfile(args) => fhir::profile(args),
         Command::Validate(common) => {
             let opts = OutputOptions {
                 format: format(common.format),
@@ -221,6 +289,162 @@ fn main() -> ExitCode {
         } => generate(count, seed, invalid_rate, output.as_deref()),
     };
     ExitCode::from(code)
+}
+
+/// `--from fhir` and `fhir-profile`: the glue to `medscreen::fhir::run`.
+mod fhir {
+    use super::*;
+    use medscreen::fhir::run::{self, RunConfig};
+    use medscreen::fhir::{Absent, Mapper, Options, ValueSets};
+
+    fn valuesets(dir: Option<&Path>) -> Result<ValueSets, u8> {
+        let loaded = match dir {
+            Some(d) => ValueSets::from_dir(d),
+            None => ValueSets::embedded(),
+        };
+        loaded.map_err(|errors| {
+            let n = errors.errors().len();
+            eprintln!(
+                "the value sets failed to load ({n} error{}):",
+                if n == 1 { "" } else { "s" }
+            );
+            for e in errors.errors() {
+                eprintln!("error: {e}");
+            }
+            EXIT_RULES
+        })
+    }
+
+    fn options(a: &FhirArgs) -> Options {
+        Options {
+            as_of: a.as_of.unwrap_or_else(medscreen::fhir::date::Date::today),
+            lookback_days: a.lookback_days,
+            absent: match a.absent {
+                AbsentArg::False => Absent::False,
+                AbsentArg::Unknown => Absent::Unknown,
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn go(
+        rules: Option<&Path>,
+        fhir: &FhirArgs,
+        inputs: &[String],
+        cfg: RunConfig,
+        output: Option<&Path>,
+        summary_file: Option<&Path>,
+        quiet: bool,
+    ) -> Result<u8, u8> {
+        if inputs.is_empty() {
+            eprintln!("error: FHIR input needs at least one INPUT (a file, a directory or `-`)");
+            return Err(EXIT_USAGE);
+        }
+        let engine = load(rules)?;
+        let vs = valuesets(fhir.valuesets.as_deref())?;
+        let mapper = Mapper::new(&vs, options(fhir));
+        let mut file;
+        let mut stdout;
+        let out: &mut (dyn Write + Send) = match output {
+            Some(p) => {
+                file = create(p)?;
+                &mut file
+            }
+            None => {
+                stdout = BufWriter::with_capacity(1 << 16, io::stdout());
+                &mut stdout
+            }
+        };
+        let summary = match run::run(&engine, &mapper, inputs, &cfg, out) {
+            Ok(s) => s,
+            Err(run::RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(EXIT_USAGE);
+            }
+        };
+        if !quiet {
+            eprint!("{}", summary.text(cfg.mode));
+        }
+        if let Some(path) = summary_file {
+            let written = File::create(path).and_then(|mut f| {
+                serde_json::to_writer_pretty(&mut f, &summary)?;
+                f.write_all(b"\n")
+            });
+            if let Err(e) = written {
+                eprintln!(
+                    "error: cannot write the summary to `{}`: {e}",
+                    path.display()
+                );
+                return Err(EXIT_USAGE);
+            }
+        }
+        if summary.fail_on_reached {
+            return Ok(EXIT_FAIL_ON);
+        }
+        Ok(if summary.invalid + summary.file_errors > 0 {
+            EXIT_INVALID
+        } else {
+            0
+        })
+    }
+
+    fn threads(t: Option<u16>) -> usize {
+        t.map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    pub(super) fn screen(
+        common: CommonArgs,
+        fhir: FhirArgs,
+        output: OutputOptions,
+        fail_on: Option<Severity>,
+    ) -> u8 {
+        if common.errors.is_some() {
+            eprintln!("error: `--errors` is not supported with `--from fhir`");
+            return EXIT_USAGE;
+        }
+        let cfg = RunConfig {
+            mode: run::Mode::Screen,
+            output: OutputOptions {
+                show_input: true,
+                ..output
+            },
+            fail_on,
+            threads: threads(common.threads),
+        };
+        match go(
+            common.rules.as_deref(),
+            &fhir,
+            &common.inputs,
+            cfg,
+            common.output.as_deref(),
+            common.summary.as_deref(),
+            common.quiet,
+        ) {
+            Ok(c) | Err(c) => c,
+        }
+    }
+
+    pub(super) fn profile(args: FhirProfileArgs) -> u8 {
+        let cfg = RunConfig {
+            mode: run::Mode::Profile,
+            output: OutputOptions::default(),
+            fail_on: None,
+            threads: threads(args.threads),
+        };
+        match go(
+            None,
+            &args.fhir,
+            &args.inputs,
+            cfg,
+            args.output.as_deref(),
+            None,
+            args.quiet,
+        ) {
+            Ok(c) | Err(c) => c,
+        }
+    }
 }
 
 fn format(f: FormatArg) -> Format {

@@ -1,0 +1,284 @@
+//! A FHIR Bulk Data export: one NDJSON file (or several, `Patient.000.ndjson`...) per resource type,
+//! joined by patient reference.
+//!
+//! Memory stays proportional to the facts kept per patient, not to the resources: every file is read
+//! line by line, each line is parsed (in parallel, a bounded chunk at a time), reduced by the
+//! [`Mapper`] to the few facts the value sets select, and dropped. What stays is one [`PatientFacts`]
+//! per patient id (a few hundred bytes, plus one small record per matched condition or active
+//! medication) and one small record per `Medication` resource, so that `medicationReference` can be
+//! resolved. `Medication` files are read first, then `Patient`, then the rest, so references never
+//! need a second pass.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use super::bundle::{READ_TYPES, reference_key, subject_reference};
+use super::mapping::{FhirProblem, Loc, Mapper, MedInfo, PatientFacts, med_info, resource_name};
+
+/// A directory's files, sorted into what we read and what we skip.
+#[derive(Debug, Default)]
+pub struct Export {
+    /// `(resource type, file)` for each NDJSON file of a type we read, in reading order.
+    pub files: Vec<(String, PathBuf)>,
+    /// Files we do not read, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The resource type a Bulk file name stands for (`Patient.ndjson`, `Patient.000.ndjson`), if any.
+pub fn resource_type_of(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".ndjson")?;
+    let kind = stem.split('.').next()?;
+    (kind.len() > 1
+        && kind.starts_with(|c: char| c.is_ascii_uppercase())
+        && kind.chars().all(|c| c.is_ascii_alphanumeric()))
+    .then_some(kind)
+}
+
+/// Whether `dir` looks like a Bulk export: it has an NDJSON file named for a resource type we read.
+pub fn is_export(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(Result::ok)
+            .any(|e| resource_type_of(&e.path()).is_some_and(|t| READ_TYPES.contains(&t)))
+    })
+}
+
+/// Sort the files of an export directory.
+pub fn scan(dir: &Path) -> std::io::Result<Export> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    let mut ex = Export::default();
+    for p in paths {
+        if p.is_dir() {
+            ex.skipped.push((p, "a directory".into()));
+            continue;
+        }
+        match resource_type_of(&p) {
+            Some(t) if READ_TYPES.contains(&t) => ex.files.push((t.to_owned(), p)),
+            Some(t) => ex
+                .skipped
+                .push((p.clone(), format!("`{t}` resources are not read"))),
+            None => ex
+                .skipped
+                .push((p, "not an NDJSON file named for a resource type".into())),
+        }
+    }
+    let rank = |t: &str| match t {
+        "Medication" => 0,
+        "Patient" => 1,
+        _ => 2,
+    };
+    ex.files.sort_by_key(|(t, p)| (rank(t), p.clone()));
+    Ok(ex)
+}
+
+/// Patients of an export, in order: those with a Patient resource in file order, then ids that other
+/// resources referred to without a Patient (each an error), sorted.
+#[derive(Debug, Default)]
+pub struct BulkFacts {
+    /// The patients.
+    pub patients: Vec<PatientFacts>,
+    /// Problems that belong to no patient (a line that is not JSON, a resource without a subject).
+    pub problems: Vec<FhirProblem>,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+const CHUNK_LINES: usize = 2048;
+
+/// Read an export.
+pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFacts> {
+    let mut out = BulkFacts::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut meds: HashMap<String, MedInfo> = HashMap::new();
+    let conditions_known = ex.files.iter().any(|(t, _)| t == "Condition");
+    let medications_known = ex
+        .files
+        .iter()
+        .any(|(t, _)| t == "MedicationRequest" || t == "MedicationStatement");
+    for (_, path) in &ex.files {
+        let input = path.display().to_string();
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+        let mut line_no = 0u64;
+        loop {
+            let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(CHUNK_LINES);
+            while lines.len() < CHUNK_LINES {
+                let mut buf = Vec::new();
+                if reader.read_until(b'\n', &mut buf)? == 0 {
+                    break;
+                }
+                line_no += 1;
+                out.bytes += buf.len() as u64;
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                lines.push((line_no, buf));
+            }
+            if lines.is_empty() {
+                break;
+            }
+            let parsed: Vec<(u64, Result<Value, String>)> = lines
+                .into_par_iter()
+                .map(|(n, b)| {
+                    let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&b);
+                    (n, serde_json::from_slice(b).map_err(|e| e.to_string()))
+                })
+                .collect();
+            for (n, value) in parsed {
+                let loc = Loc {
+                    input: &input,
+                    line: n,
+                    base: String::new(),
+                };
+                let r = match value {
+                    Ok(v) => v,
+                    Err(e) => {
+                        out.problems.push(loc.problem(
+                            "invalid_json",
+                            "",
+                            None,
+                            format!("the line is not JSON: {}", strip_position(&e)),
+                        ));
+                        continue;
+                    }
+                };
+                apply(
+                    mapper,
+                    &r,
+                    &loc,
+                    &mut out,
+                    &mut index,
+                    &mut meds,
+                    (conditions_known, medications_known),
+                );
+            }
+        }
+    }
+    // Referred to but never defined: sorted after the others, each an error.
+    out.patients[..].sort_by_key(|p| !p.has_patient);
+    let first_orphan = out
+        .patients
+        .iter()
+        .position(|p| !p.has_patient)
+        .unwrap_or(out.patients.len());
+    out.patients[first_orphan..].sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+fn apply(
+    mapper: &Mapper<'_>,
+    r: &Value,
+    loc: &Loc<'_>,
+    out: &mut BulkFacts,
+    index: &mut HashMap<String, usize>,
+    meds: &mut HashMap<String, MedInfo>,
+    known: (bool, bool),
+) {
+    let kind = match r.get("resourceType") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => {
+            out.problems.push(loc.problem(
+                "type_mismatch",
+                "/resourceType",
+                None,
+                "`resourceType` is not a string".into(),
+            ));
+            return;
+        }
+        None => {
+            out.problems.push(loc.problem(
+                "missing_resource_type",
+                "/resourceType",
+                None,
+                "the line has no `resourceType`".into(),
+            ));
+            return;
+        }
+    };
+    let name = resource_name(r);
+    let mut facts_for = |id: &str, out: &mut BulkFacts| -> usize {
+        *index.entry(id.to_owned()).or_insert_with(|| {
+            let mut f = PatientFacts::new(id, loc.input, loc.line);
+            f.conditions_known = known.0;
+            f.medications_known = known.1;
+            out.patients.push(f);
+            out.patients.len() - 1
+        })
+    };
+    match kind {
+        "Medication" => {
+            if let Some(id) = r.get("id").and_then(Value::as_str) {
+                meds.insert(format!("Medication/{id}"), med_info(r, &name));
+            }
+        }
+        "Patient" => {
+            let Some(id) = r
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            else {
+                out.problems.push(loc.problem(
+                    "missing_field",
+                    "/id",
+                    Some(name),
+                    "a Patient has no `id`, so its result could not be named".into(),
+                ));
+                return;
+            };
+            let i = facts_for(id, out);
+            if out.patients[i].has_patient {
+                out.problems.push(loc.problem(
+                    "duplicate_patient",
+                    "/id",
+                    Some(name),
+                    "this Patient id was already read; the later resource is ignored".into(),
+                ));
+                return;
+            }
+            mapper.patient(r, loc, &mut out.patients[i]);
+        }
+        "Condition" | "Observation" | "MedicationRequest" | "MedicationStatement" => {
+            let target = match subject_reference(r) {
+                Err((rel, message)) => {
+                    out.problems
+                        .push(loc.problem("type_mismatch", rel, Some(name), message));
+                    return;
+                }
+                Ok(None) => {
+                    out.problems.push(loc.problem(
+                        "missing_field",
+                        "/subject",
+                        Some(name),
+                        format!("the {kind} has no `subject`"),
+                    ));
+                    return;
+                }
+                Ok(Some(t)) => t,
+            };
+            let key = reference_key(target);
+            let id = key
+                .strip_prefix("Patient/")
+                .or_else(|| key.strip_prefix("urn:uuid:"));
+            let Some(id) = id.filter(|s| !s.is_empty()) else {
+                return; // A Group or another subject: not a patient's record.
+            };
+            let i = facts_for(id, out);
+            let resolve = |reference: &str| meds.get(&reference_key(reference)).cloned();
+            mapper.resource(r, kind, loc, &mut out.patients[i], &resolve);
+        }
+        _ => {}
+    }
+}
+
+/// serde_json appends "at line 1 column 17"; the line is already in the result.
+fn strip_position(e: &str) -> &str {
+    e.split(" at line ").next().unwrap_or(e)
+}

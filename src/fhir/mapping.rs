@@ -1,0 +1,1382 @@
+//! From FHIR resources to the facts of one patient, and from those facts to a native profile.
+//!
+//! Reading is split in two so that a Bulk Data export can be streamed: [`Mapper::patient`] and
+//! [`Mapper::resource`] look at one resource and keep only what the value sets select (a matched
+//! condition, the latest eGFR so far, an active medication) in a small [`PatientFacts`]; the resource
+//! itself is dropped. [`Mapper::profile`] then decides each field once every resource has been seen,
+//! applying the evaluation date, the lookback window and the open- or closed-world reading of absence.
+//! Every fact keeps where it came from ([`Prov`]) so that evidence can name the resource.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::date::Date;
+use super::valueset::{List, Measure, System, Target, ValueSets};
+use crate::profile::Field;
+
+/// How an absent condition is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absent {
+    /// Closed world: not on the record means no (the usual reading of a problem list).
+    False,
+    /// Open world: not on the record means unknown.
+    Unknown,
+}
+
+/// What FHIR mapping needs besides the resources.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The evaluation date: nothing recorded, started or measured after it is known.
+    pub as_of: Date,
+    /// eGFR older than this many days before `as_of` is not used.
+    pub lookback_days: u32,
+    /// How an absent condition is read.
+    pub absent: Absent,
+}
+
+/// Something wrong with the FHIR input, located by input, line, JSON Pointer and resource.
+///
+/// Written as `{"code": "broken_reference", "message": "...", "input": "Condition.ndjson", "line": 7,
+/// "pointer": "/subject/reference", "resource": "Condition/abc"}`. Messages never echo patient data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FhirProblem {
+    /// Stable code: `invalid_json`, `not_a_bundle`, `missing_resource_type`, `type_mismatch`,
+    /// `broken_reference`, `missing_field`, `invalid_date`, `out_of_range`, `invalid_profile`, `io`.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// The file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Line in the file (NDJSON), 1-based.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// JSON Pointer inside the line or file.
+    pub pointer: String,
+    /// `Type/id` of the resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+/// Where a resource is: its input, line and the pointer of the resource inside that line.
+#[derive(Debug, Clone)]
+pub struct Loc<'a> {
+    /// The file.
+    pub input: &'a str,
+    /// 1-based line (1 for a whole-file Bundle).
+    pub line: u64,
+    /// JSON Pointer of the resource (`/entry/3/resource`, or `` for a Bulk line).
+    pub base: String,
+}
+
+impl Loc<'_> {
+    /// A problem at `rel` inside this resource.
+    pub fn problem(
+        &self,
+        code: &'static str,
+        rel: &str,
+        resource: Option<String>,
+        message: String,
+    ) -> FhirProblem {
+        FhirProblem {
+            code,
+            message,
+            input: Some(self.input.to_owned()),
+            line: Some(self.line),
+            pointer: format!("{}{rel}", self.base),
+            resource,
+        }
+    }
+}
+
+/// Where a fact came from.
+///
+/// Written as `{"resource": "Condition/abc", "system": "snomed", "code": "84757009", "display":
+/// "Epilepsy", "date": "2007-06-04", "valueset": "seizure"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prov {
+    /// `Type/id` of the resource.
+    pub resource: String,
+    /// Code system of the matched code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<&'static str>,
+    /// The matched code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Its display in the resource, or the value set's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    /// The resource's date (recorded, onset, effective, authored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// The value set that selected it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valueset: Option<String>,
+    /// Anything else worth knowing (CKD stage, a comparator, a proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Prov {
+    fn of(resource: &str) -> Prov {
+        Prov {
+            resource: resource.to_owned(),
+            system: None,
+            code: None,
+            display: None,
+            date: None,
+            valueset: None,
+            note: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CondHit {
+    set: usize,
+    /// Active on the evaluation date.
+    active: bool,
+    prov: Prov,
+}
+
+#[derive(Debug, Clone)]
+struct Dated<T> {
+    date: Date,
+    /// The full date-time string, to order results taken the same day.
+    stamp: String,
+    value: T,
+    prov: Prov,
+}
+
+impl<T> Dated<T> {
+    fn newer_than(&self, other: &Option<Dated<T>>) -> bool {
+        other
+            .as_ref()
+            .is_none_or(|o| (self.date, &self.stamp) > (o.date, &o.stamp))
+    }
+}
+
+/// A medication as the profile takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MedEntry {
+    /// RxNorm CUI.
+    pub rxnorm: Option<String>,
+    /// Display or text.
+    pub name: Option<String>,
+}
+
+/// A `Medication` resource, reduced to what matters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MedInfo {
+    /// `Medication/id`.
+    pub resource: String,
+    /// The product's own code and name.
+    pub product: MedEntry,
+    /// Its coded ingredients, if it lists them.
+    pub ingredients: Vec<MedEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct BaclofenOrder {
+    dose_mg: Option<f64>,
+    indication: Option<(String, Prov)>,
+}
+
+/// What one patient's resources said, kept small: only facts the value sets select.
+#[derive(Debug, Clone)]
+pub struct PatientFacts {
+    /// `Patient.id`.
+    pub id: String,
+    /// The input holding the Patient resource.
+    pub input: String,
+    /// Its line.
+    pub line: u64,
+    /// A Patient resource was seen.
+    pub has_patient: bool,
+    /// Whether the input could hold conditions / medications at all (a Bulk export may lack a file).
+    pub conditions_known: bool,
+    /// See `conditions_known`.
+    pub medications_known: bool,
+    birth: Option<(Date, String)>,
+    gender: Option<String>,
+    deceased: Option<String>,
+    conds: Vec<CondHit>,
+    pregnancy_obs: Option<Dated<Option<bool>>>,
+    breastfeeding_obs: Option<Dated<Option<bool>>>,
+    egfr: Option<Dated<f64>>,
+    crcl: Option<Dated<f64>>,
+    meds: Vec<(MedEntry, Prov)>,
+    baclofen: Option<Dated<BaclofenOrder>>,
+    /// Resources that referred to this patient.
+    pub resources: u64,
+    /// Problems that make this patient's result an error.
+    pub problems: Vec<FhirProblem>,
+}
+
+impl PatientFacts {
+    /// Empty facts for patient `id`, first seen at `input`:`line`.
+    pub fn new(id: &str, input: &str, line: u64) -> PatientFacts {
+        PatientFacts {
+            id: id.to_owned(),
+            input: input.to_owned(),
+            line,
+            has_patient: false,
+            conditions_known: true,
+            medications_known: true,
+            birth: None,
+            gender: None,
+            deceased: None,
+            conds: Vec::new(),
+            pregnancy_obs: None,
+            breastfeeding_obs: None,
+            egfr: None,
+            crcl: None,
+            meds: Vec::new(),
+            baclofen: None,
+            resources: 0,
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// The outcome for one patient.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A profile to screen (schema-valid JSON), with the provenance of each field by JSON Pointer.
+    Profile {
+        /// The native profile.
+        profile: Value,
+        /// Field pointer -> where it came from.
+        provenance: BTreeMap<String, Vec<Prov>>,
+    },
+    /// Not screened, and why (deceased by the evaluation date).
+    Skipped(String),
+    /// The FHIR record is malformed.
+    Invalid(Vec<FhirProblem>),
+}
+
+/// The mapping, compiled: value sets plus options. Immutable; share across threads.
+#[derive(Debug)]
+pub struct Mapper<'v> {
+    vs: &'v ValueSets,
+    opts: Options,
+    pregnancy: Option<usize>,
+    breastfeeding: Option<usize>,
+    egfr: Option<usize>,
+    indication: Option<usize>,
+    subject: Option<usize>,
+}
+
+const MAX_COMEDICATIONS: usize = 200;
+const MAX_NAME: usize = 500;
+
+impl<'v> Mapper<'v> {
+    /// A mapper over `vs` with `opts`.
+    pub fn new(vs: &'v ValueSets, opts: Options) -> Mapper<'v> {
+        Mapper {
+            vs,
+            opts,
+            pregnancy: vs.find(Target::Field(Field::Pregnant)),
+            breastfeeding: vs.find(Target::Field(Field::Breastfeeding)),
+            egfr: vs.find(Target::Field(Field::Egfr)),
+            indication: vs.find(Target::Field(Field::Indication)),
+            subject: vs.find(Target::Subject),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Read a `Patient` resource into `facts`.
+    pub fn patient(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
+        let mut g = Getter::new(r, at, &mut facts.problems);
+        facts.has_patient = true;
+        facts.input = at.input.to_owned();
+        facts.line = at.line;
+        if let Some(gender) = g.str(r, "gender", "/gender") {
+            if matches!(gender, "male" | "female" | "other" | "unknown") {
+                facts.gender = Some(gender.to_owned());
+            } else {
+                g.problem(
+                    "invalid_enum",
+                    "/gender",
+                    "`gender` is not one of `male`, `female`, `other`, `unknown`".into(),
+                );
+            }
+        }
+        if let Some(b) = g.str(r, "birthDate", "/birthDate") {
+            match Date::parse(b) {
+                Some(d) => facts.birth = Some((d, b.to_owned())),
+                None => g.problem(
+                    "invalid_date",
+                    "/birthDate",
+                    "`birthDate` is not a FHIR date".into(),
+                ),
+            }
+        }
+        if let Some(true) = g.bool(r, "deceasedBoolean", "/deceasedBoolean") {
+            facts.deceased = Some("deceased (`deceasedBoolean` is true)".into());
+        }
+        if let Some(s) = g.str(r, "deceasedDateTime", "/deceasedDateTime") {
+            match Date::parse(s) {
+                Some(d) if d <= self.opts.as_of => {
+                    facts.deceased = Some(format!(
+                        "deceased on {d}, on or before the evaluation date {}",
+                        self.opts.as_of
+                    ));
+                }
+                Some(_) => {}
+                None => g.problem(
+                    "invalid_date",
+                    "/deceasedDateTime",
+                    "`deceasedDateTime` is not a FHIR dateTime".into(),
+                ),
+            }
+        }
+    }
+
+    /// Read a Condition, Observation, MedicationRequest or MedicationStatement that refers to this
+    /// patient. `medication` resolves a `medicationReference` that is not contained.
+    pub fn resource(
+        &self,
+        r: &Value,
+        kind: &str,
+        at: &Loc<'_>,
+        facts: &mut PatientFacts,
+        medication: &dyn Fn(&str) -> Option<MedInfo>,
+    ) {
+        facts.resources += 1;
+        match kind {
+            "Condition" => self.condition(r, at, facts),
+            "Observation" => self.observation(r, at, facts),
+            "MedicationRequest" | "MedicationStatement" => {
+                self.medication_use(r, kind, at, facts, medication);
+            }
+            _ => {}
+        }
+    }
+
+    fn condition(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
+        let mut g = Getter::new(r, at, &mut facts.problems);
+        let ver = g.concept_codes(r, "verificationStatus");
+        if ver
+            .iter()
+            .any(|c| c == "refuted" || c == "entered-in-error")
+        {
+            return;
+        }
+        let recorded = g.date(r, "recordedDate");
+        let onset = g
+            .date(r, "onsetDateTime")
+            .or_else(|| g.period_start(r, "onsetPeriod"));
+        let as_of = self.opts.as_of;
+        if recorded.as_ref().is_some_and(|d| d.0 > as_of)
+            || onset.as_ref().is_some_and(|d| d.0 > as_of)
+        {
+            return;
+        }
+        let abatement = g
+            .date(r, "abatementDateTime")
+            .or_else(|| g.period_end(r, "abatementPeriod"));
+        let status = g.concept_codes(r, "clinicalStatus");
+        let active_status = if status.is_empty() {
+            // R4 con-4: a condition with an abatement is not active.
+            abatement.is_none()
+        } else {
+            status
+                .iter()
+                .any(|c| matches!(c.as_str(), "active" | "recurrence" | "relapse"))
+        };
+        // Resolved after the evaluation date: it was still active then.
+        let active = match &abatement {
+            Some((d, _)) if *d > as_of => true,
+            Some(_) if !status.is_empty() && active_status => true,
+            Some(_) => false,
+            None => active_status,
+        };
+        let date = onset.or(recorded).map(|d| d.1);
+        let Some(code) = g.obj(r, "code", "/code") else {
+            return;
+        };
+        let resource = g.resource_name();
+        let mut hits = Vec::new();
+        for (system, c, display) in g.codings(code, "/code") {
+            hits.clear();
+            self.vs.lookup(List::Condition, system, &c, &mut hits);
+            for h in &hits {
+                let set = self.vs.set(h.set);
+                if set.target == Target::Field(Field::Indication) {
+                    continue;
+                }
+                let entry = self.vs.code(List::Condition, *h);
+                if facts
+                    .conds
+                    .iter()
+                    .any(|x| x.set == h.set && x.prov.resource == resource)
+                {
+                    continue;
+                }
+                facts.conds.push(CondHit {
+                    set: h.set,
+                    active,
+                    prov: Prov {
+                        resource: resource.clone(),
+                        system: Some(system.name()),
+                        code: Some(c.clone()),
+                        display: display.clone().or_else(|| Some(entry.display.clone())),
+                        date: date.clone(),
+                        valueset: Some(set.id.clone()),
+                        note: match (&entry.stage, active) {
+                            (Some(s), true) => Some(format!("CKD stage {s}")),
+                            (Some(s), false) => Some(format!("CKD stage {s}; not active")),
+                            (None, false) => Some("not active; counts as history".into()),
+                            (None, true) => None,
+                        },
+                    },
+                });
+            }
+        }
+    }
+
+    fn observation(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
+        let mut g = Getter::new(r, at, &mut facts.problems);
+        let status = g.str(r, "status", "/status").unwrap_or("");
+        if !matches!(status, "final" | "amended" | "corrected") {
+            return;
+        }
+        let Some(code) = g.obj(r, "code", "/code") else {
+            return;
+        };
+        let codes = g.codings(code, "/code");
+        let mut hits = Vec::new();
+        for (system, c, _) in &codes {
+            self.vs.lookup(List::Observation, *system, c, &mut hits);
+        }
+        let has_components = r.get("component").is_some();
+        if hits.is_empty() && !has_components {
+            return;
+        }
+        let date = g
+            .date(r, "effectiveDateTime")
+            .or_else(|| g.date(r, "effectiveInstant"))
+            .or_else(|| g.period_end(r, "effectivePeriod"))
+            .or_else(|| g.period_start(r, "effectivePeriod"))
+            .or_else(|| g.date(r, "issued"));
+        let Some((date, stamp)) = date else {
+            return;
+        };
+        if date > self.opts.as_of {
+            return;
+        }
+        let resource = g.resource_name();
+        for h in hits.iter().copied() {
+            let entry = self.vs.code(List::Observation, h);
+            if Some(h.set) == self.egfr {
+                if let Some((value, note)) = g.egfr_value(r, "", &self.vs.set(h.set).units) {
+                    let prov = Prov {
+                        resource: resource.clone(),
+                        system: Some("loinc"),
+                        code: Some(entry.code.clone()),
+                        display: Some(entry.display.clone()),
+                        date: Some(stamp.clone()),
+                        valueset: Some(self.vs.set(h.set).id.clone()),
+                        note,
+                    };
+                    self.keep_kidney(
+                        &mut facts.egfr,
+                        &mut facts.crcl,
+                        entry.measure(),
+                        date,
+                        &stamp,
+                        value,
+                        prov,
+                    );
+                }
+            } else if Some(h.set) == self.pregnancy || Some(h.set) == self.breastfeeding {
+                let Some(answer) = self.answer(&mut g, r, h.set) else {
+                    continue;
+                };
+                let d = Dated {
+                    date,
+                    stamp: stamp.clone(),
+                    value: answer.0,
+                    prov: Prov {
+                        resource: resource.clone(),
+                        system: Some("loinc"),
+                        code: Some(entry.code.clone()),
+                        display: Some(answer.1),
+                        date: Some(stamp.clone()),
+                        valueset: Some(self.vs.set(h.set).id.clone()),
+                        note: None,
+                    },
+                };
+                let slot = if Some(h.set) == self.pregnancy {
+                    &mut facts.pregnancy_obs
+                } else {
+                    &mut facts.breastfeeding_obs
+                };
+                if d.newer_than(slot) {
+                    *slot = Some(d);
+                }
+            }
+        }
+        // eGFR reported in components (a panel, or race-specific values under an MDRD code).
+        let Some(egfr_set) = self.egfr else { return };
+        if let Some(components) = g.arr(r, "component", "/component") {
+            let units = &self.vs.set(egfr_set).units;
+            let mut best: Option<(f64, Prov, Option<Measure>)> = None;
+            for (i, comp) in components.iter().enumerate() {
+                let base = format!("/component/{i}");
+                let Some(ccode) = g.obj(comp, "code", &format!("{base}/code")) else {
+                    continue;
+                };
+                for (system, c, _) in g.codings(ccode, &format!("{base}/code")) {
+                    let mut ch = Vec::new();
+                    self.vs.lookup(List::Observation, system, &c, &mut ch);
+                    let Some(h) = ch.into_iter().find(|h| h.set == egfr_set) else {
+                        continue;
+                    };
+                    let entry = self.vs.code(List::Observation, h);
+                    if let Some((value, note)) = g.egfr_value(comp, &base, units)
+                        && best.as_ref().is_none_or(|b| value < b.0)
+                    {
+                        let note = Some(match note {
+                            Some(n) => format!("{n}; from a component, lowest of several kept"),
+                            None => "from a component; the lowest eGFR component is kept".into(),
+                        });
+                        best = Some((
+                            value,
+                            Prov {
+                                resource: resource.clone(),
+                                system: Some("loinc"),
+                                code: Some(entry.code.clone()),
+                                display: Some(entry.display.clone()),
+                                date: Some(stamp.clone()),
+                                valueset: Some(self.vs.set(egfr_set).id.clone()),
+                                note,
+                            },
+                            entry.measure(),
+                        ));
+                    }
+                }
+            }
+            if let Some((value, prov, measure)) = best {
+                self.keep_kidney(
+                    &mut facts.egfr,
+                    &mut facts.crcl,
+                    measure,
+                    date,
+                    &stamp,
+                    value,
+                    prov,
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn keep_kidney(
+        &self,
+        egfr: &mut Option<Dated<f64>>,
+        crcl: &mut Option<Dated<f64>>,
+        measure: Option<Measure>,
+        date: Date,
+        stamp: &str,
+        value: f64,
+        prov: Prov,
+    ) {
+        let earliest = self.opts.as_of.days() - i64::from(self.opts.lookback_days);
+        if date.days() < earliest {
+            return;
+        }
+        let d = Dated {
+            date,
+            stamp: stamp.to_owned(),
+            value,
+            prov,
+        };
+        let slot = match measure {
+            Some(Measure::Crcl) => crcl,
+            _ => egfr,
+        };
+        if d.newer_than(slot) {
+            *slot = Some(d);
+        }
+    }
+
+    /// The answer of a status observation: `Some((value, display))`, `value` `None` for "unknown".
+    fn answer(
+        &self,
+        g: &mut Getter<'_, '_>,
+        r: &Value,
+        set: usize,
+    ) -> Option<(Option<bool>, String)> {
+        if let Some(b) = g.bool(r, "valueBoolean", "/valueBoolean") {
+            return Some((Some(b), format!("valueBoolean {b}")));
+        }
+        let concept = g.obj(r, "valueCodeableConcept", "/valueCodeableConcept")?;
+        let mut hits = Vec::new();
+        for (system, c, display) in g.codings(concept, "/valueCodeableConcept") {
+            hits.clear();
+            self.vs.lookup(List::Answer, system, &c, &mut hits);
+            if let Some(h) = hits.iter().find(|h| h.set == set) {
+                let entry = self.vs.code(List::Answer, *h);
+                let shown = display.unwrap_or_else(|| entry.display.clone());
+                return Some((entry.value.flatten(), format!("{c} {shown}")));
+            }
+        }
+        None
+    }
+
+    fn medication_use(
+        &self,
+        r: &Value,
+        kind: &str,
+        at: &Loc<'_>,
+        facts: &mut PatientFacts,
+        resolve: &dyn Fn(&str) -> Option<MedInfo>,
+    ) {
+        let mut g = Getter::new(r, at, &mut facts.problems);
+        let status = g.str(r, "status", "/status").unwrap_or("");
+        if status != "active" {
+            return;
+        }
+        let as_of = self.opts.as_of;
+        let date = if kind == "MedicationRequest" {
+            g.date(r, "authoredOn")
+        } else {
+            g.date(r, "effectiveDateTime")
+                .or_else(|| g.period_start(r, "effectivePeriod"))
+                .or_else(|| g.date(r, "dateAsserted"))
+        };
+        if date.as_ref().is_some_and(|d| d.0 > as_of) {
+            return;
+        }
+        if kind == "MedicationStatement"
+            && g.period_end(r, "effectivePeriod")
+                .is_some_and(|d| d.0 < as_of)
+        {
+            return;
+        }
+        let resource = g.resource_name();
+        let info = if let Some(cc) = r.get("medicationCodeableConcept") {
+            if !cc.is_object() {
+                g.problem(
+                    "type_mismatch",
+                    "/medicationCodeableConcept",
+                    "`medicationCodeableConcept` is not an object".into(),
+                );
+                return;
+            }
+            MedInfo {
+                resource: resource.clone(),
+                product: med_entry(cc),
+                ingredients: Vec::new(),
+            }
+        } else if let Some(reference) = g.reference(r, "medicationReference") {
+            let found = if let Some(id) = reference.strip_prefix('#') {
+                contained(r, id).map(|m| med_info(m, &format!("{resource}#{id}")))
+            } else {
+                resolve(&reference)
+            };
+            match found {
+                Some(m) => m,
+                None => {
+                    g.problem(
+                        "broken_reference",
+                        "/medicationReference/reference",
+                        format!("`medicationReference` `{reference}` does not resolve to a Medication in this input"),
+                    );
+                    return;
+                }
+            }
+        } else {
+            g.problem(
+                "missing_field",
+                "",
+                format!(
+                    "the {kind} has neither `medicationCodeableConcept` nor `medicationReference`"
+                ),
+            );
+            return;
+        };
+        let date_text = date.as_ref().map(|d| d.1.clone());
+        if self.is_baclofen(&info) {
+            let order = BaclofenOrder {
+                dose_mg: self.daily_dose_mg(r, &info),
+                indication: self.indication(r, &resource, date_text.as_deref()),
+            };
+            let (d, stamp) = date.unwrap_or((
+                Date {
+                    year: -9999,
+                    month: 1,
+                    day: 1,
+                },
+                String::new(),
+            ));
+            let dated = Dated {
+                date: d,
+                stamp: stamp.clone(),
+                value: order,
+                prov: Prov {
+                    resource: resource.clone(),
+                    system: info.product.rxnorm.as_ref().map(|_| "rxnorm"),
+                    code: info.product.rxnorm.clone(),
+                    display: info.product.name.clone(),
+                    date: date_text,
+                    valueset: self.subject.map(|s| self.vs.set(s).id.clone()),
+                    note: None,
+                },
+            };
+            if dated.newer_than(&facts.baclofen) {
+                facts.baclofen = Some(dated);
+            }
+            return;
+        }
+        let entries = if info.ingredients.is_empty() {
+            vec![info.product.clone()]
+        } else {
+            info.ingredients.clone()
+        };
+        for e in entries {
+            let prov = Prov {
+                resource: resource.clone(),
+                system: e.rxnorm.as_ref().map(|_| "rxnorm"),
+                code: e.rxnorm.clone(),
+                display: e.name.clone(),
+                date: date_text.clone(),
+                valueset: None,
+                note: (info.resource != resource).then(|| format!("via {}", info.resource)),
+            };
+            facts.meds.push((e, prov));
+        }
+    }
+
+    fn is_baclofen(&self, m: &MedInfo) -> bool {
+        let Some(s) = self.subject else { return false };
+        let set = self.vs.set(s);
+        std::iter::once(&m.product).chain(&m.ingredients).any(|e| {
+            e.rxnorm.as_deref().is_some_and(|code| {
+                let mut h = Vec::new();
+                self.vs
+                    .lookup(List::Medication, System::Rxnorm, code, &mut h);
+                h.iter().any(|h| h.set == s)
+            }) || e.name.as_deref().is_some_and(|n| {
+                let n = n.to_lowercase();
+                set.medication_names.iter().any(|t| n.contains(t.as_str()))
+            })
+        })
+    }
+
+    /// mg per day from the first concurrent dosage instructions, when dose, unit and timing allow.
+    fn daily_dose_mg(&self, r: &Value, m: &MedInfo) -> Option<f64> {
+        let strength = m.product.rxnorm.as_deref().and_then(|code| {
+            let s = self.subject?;
+            let mut h = Vec::new();
+            self.vs
+                .lookup(List::Medication, System::Rxnorm, code, &mut h);
+            h.into_iter()
+                .filter(|h| h.set == s)
+                .find_map(|h| self.vs.code(List::Medication, h).strength_mg)
+        });
+        let strength = strength.or_else(|| m.product.name.as_deref().and_then(tablet_strength_mg));
+        let dosages = r.get("dosageInstruction")?.as_array()?;
+        let first_seq = dosages.first()?.get("sequence").and_then(Value::as_i64);
+        let mut total = 0.0;
+        for d in dosages {
+            if d.get("sequence").and_then(Value::as_i64) != first_seq {
+                continue;
+            }
+            let rate = d.get("doseAndRate")?.as_array()?.first()?;
+            let q = rate
+                .get("doseQuantity")
+                .or_else(|| rate.get("doseRange").and_then(|x| x.get("high")))?;
+            let value = q.get("value")?.as_f64()?;
+            let unit = q
+                .get("code")
+                .or_else(|| q.get("unit"))
+                .and_then(Value::as_str)
+                .map(|u| u.trim().to_ascii_lowercase());
+            let mg = match unit.as_deref() {
+                Some("mg") => value,
+                Some("g") => value * 1000.0,
+                None | Some("tab" | "tablet" | "tablets" | "{tbl}" | "{tablet}" | "1") => {
+                    value * strength?
+                }
+                Some(_) => return None,
+            };
+            let rep = d.get("timing")?.get("repeat")?;
+            let freq = rep.get("frequency").and_then(Value::as_f64).unwrap_or(1.0);
+            let period = rep.get("period").and_then(Value::as_f64)?;
+            if period.is_nan() || period <= 0.0 {
+                return None;
+            }
+            let per_day = match rep.get("periodUnit").and_then(Value::as_str)? {
+                "min" => 1440.0 / period,
+                "h" => 24.0 / period,
+                "d" => 1.0 / period,
+                "wk" => 1.0 / (7.0 * period),
+                "mo" => 1.0 / (30.0 * period),
+                "a" => 1.0 / (365.0 * period),
+                _ => return None,
+            };
+            total += mg * freq * per_day;
+        }
+        (total.is_finite() && total > 0.0 && total <= 1000.0)
+            .then_some((total * 100.0).round() / 100.0)
+    }
+
+    fn indication(&self, r: &Value, resource: &str, date: Option<&str>) -> Option<(String, Prov)> {
+        let reasons = r.get("reasonCode")?.as_array()?;
+        let mut hits = Vec::new();
+        let mut first_text = None;
+        for reason in reasons {
+            for coding in reason
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(system), Some(code)) = (
+                    coding
+                        .get("system")
+                        .and_then(Value::as_str)
+                        .and_then(System::from_uri),
+                    coding.get("code").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                hits.clear();
+                self.vs.lookup(List::Condition, system, code, &mut hits);
+                if let Some(h) = hits.iter().find(|h| Some(h.set) == self.indication) {
+                    let entry = self.vs.code(List::Condition, *h);
+                    let label = entry.label.clone().unwrap_or_else(|| entry.display.clone());
+                    let mut prov = Prov::of(resource);
+                    prov.system = Some(system.name());
+                    prov.code = Some(code.to_owned());
+                    prov.display = coding
+                        .get("display")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    prov.date = date.map(str::to_owned);
+                    prov.valueset = Some(self.vs.set(h.set).id.clone());
+                    prov.note = Some("reasonCode of the baclofen order".into());
+                    return Some((label, prov));
+                }
+            }
+            if first_text.is_none() {
+                first_text = reason
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .or_else(|| {
+                        reason
+                            .get("coding")
+                            .and_then(Value::as_array)
+                            .and_then(|c| c.iter().find_map(|c| c.get("display")?.as_str()))
+                    })
+                    .map(str::to_owned);
+            }
+        }
+        first_text.filter(|t| !t.trim().is_empty()).map(|t| {
+            let mut prov = Prov::of(resource);
+            prov.date = date.map(str::to_owned);
+            prov.note =
+                Some("reasonCode text of the baclofen order (not coded in a value set)".into());
+            (truncate(&t, 1000), prov)
+        })
+    }
+
+    /// Decide every field; the profile is checked against the schema by the caller.
+    pub fn profile(&self, facts: &PatientFacts) -> Outcome {
+        if !facts.problems.is_empty() {
+            return Outcome::Invalid(facts.problems.clone());
+        }
+        let patient_ref = format!("Patient/{}", facts.id);
+        let problem = |code, pointer: &str, message: String| FhirProblem {
+            code,
+            message,
+            input: Some(facts.input.clone()),
+            line: Some(facts.line),
+            pointer: pointer.to_owned(),
+            resource: Some(patient_ref.clone()),
+        };
+        if !facts.has_patient {
+            return Outcome::Invalid(vec![problem(
+                "broken_reference",
+                "",
+                format!(
+                    "{} resource{} refer to `{patient_ref}`, which is not in the input",
+                    facts.resources,
+                    if facts.resources == 1 { "" } else { "s" }
+                ),
+            )]);
+        }
+        if let Some(reason) = &facts.deceased {
+            return Outcome::Skipped(reason.clone());
+        }
+        let mut p = Map::new();
+        let mut prov: BTreeMap<String, Vec<Prov>> = BTreeMap::new();
+        p.insert("id".into(), json!(truncate(&facts.id, 128)));
+        let Some((birth, birth_text)) = &facts.birth else {
+            return Outcome::Invalid(vec![problem(
+                "missing_field",
+                "/birthDate",
+                "the Patient has no `birthDate`, so no age can be computed".into(),
+            )]);
+        };
+        let age = birth.years_until(self.opts.as_of);
+        if !(0..=130).contains(&age) {
+            return Outcome::Invalid(vec![problem(
+                "out_of_range",
+                "/birthDate",
+                format!(
+                    "age on the evaluation date {} would be {age}, outside 0 to 130",
+                    self.opts.as_of
+                ),
+            )]);
+        }
+        p.insert("age".into(), json!(age));
+        let mut pp = Prov::of(&patient_ref);
+        pp.date = Some(birth_text.clone());
+        pp.note = Some(format!("birthDate; age on {}", self.opts.as_of));
+        prov.insert("/age".into(), vec![pp]);
+        if let Some(gender) = &facts.gender {
+            p.insert("sex".into(), json!(gender));
+            let mut pp = Prov::of(&patient_ref);
+            pp.note = Some("gender".into());
+            prov.insert("/sex".into(), vec![pp]);
+        }
+        // Conditions, one value set per field.
+        for (si, set) in self.vs.sets().iter().enumerate() {
+            let Target::Field(field) = set.target else {
+                continue;
+            };
+            if matches!(field, Field::Egfr | Field::Indication) {
+                continue;
+            }
+            let counted: Vec<Prov> = facts
+                .conds
+                .iter()
+                .filter(|c| c.set == si && (c.active || set.history))
+                .map(|c| c.prov.clone())
+                .collect();
+            let pointer = field.pointer().to_owned();
+            match field {
+                Field::Pregnant | Field::Breastfeeding => {
+                    let obs = if field == Field::Pregnant {
+                        &facts.pregnancy_obs
+                    } else {
+                        &facts.breastfeeding_obs
+                    };
+                    let cond_date = counted
+                        .iter()
+                        .filter_map(|c| c.date.as_deref().and_then(Date::parse))
+                        .max();
+                    let decided = match obs {
+                        Some(o) if o.value.is_some() && cond_date.is_none_or(|c| o.date >= c) => {
+                            Some((o.value, vec![o.prov.clone()]))
+                        }
+                        _ if !counted.is_empty() => Some((Some(true), counted)),
+                        _ => None,
+                    };
+                    if let Some((Some(v), from)) = decided {
+                        p.insert(field.name().into(), json!(v));
+                        prov.insert(pointer, from);
+                    }
+                }
+                _ => {
+                    if !counted.is_empty() {
+                        p.insert(field.name().into(), json!(true));
+                        prov.insert(pointer, counted);
+                    } else if self.opts.absent == Absent::False && facts.conditions_known {
+                        p.insert(field.name().into(), json!(false));
+                    }
+                }
+            }
+        }
+        // Kidney function: eGFR preferred; creatinine clearance as a proxy.
+        let kidney = facts.egfr.as_ref().map(|d| (d, None)).or_else(|| {
+            facts
+                .crcl
+                .as_ref()
+                .map(|d| (d, Some("creatinine clearance used as a proxy for eGFR")))
+        });
+        if let Some((d, proxy)) = kidney {
+            let mut pv = d.prov.clone();
+            let mut value = d.value;
+            if value > 200.0 {
+                value = 200.0;
+                pv.note = Some(join_notes(pv.note.as_deref(), "above 200, taken as 200"));
+            }
+            if let Some(proxy) = proxy {
+                pv.note = Some(join_notes(pv.note.as_deref(), proxy));
+            }
+            p.insert("egfr".into(), json!(round2(value)));
+            prov.insert("/egfr".into(), vec![pv]);
+        }
+        // Medications.
+        if let Some(b) = &facts.baclofen {
+            if let Some(dose) = b.value.dose_mg {
+                p.insert("baclofen_daily_dose_mg".into(), json!(dose));
+                let mut pv = b.prov.clone();
+                pv.note = Some("dose x frequency of the latest active baclofen order".into());
+                prov.insert("/baclofen_daily_dose_mg".into(), vec![pv]);
+            }
+            if let Some((text, pv)) = &b.value.indication {
+                p.insert("indication".into(), json!(text));
+                prov.insert("/indication".into(), vec![pv.clone()]);
+            }
+        }
+        let meds_known = facts.medications_known
+            && (!facts.meds.is_empty() || self.opts.absent == Absent::False);
+        if meds_known {
+            let mut list = Vec::new();
+            for (i, (m, pv)) in facts.meds.iter().take(MAX_COMEDICATIONS).enumerate() {
+                let mut o = Map::new();
+                if let Some(name) = m.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                    o.insert("name".into(), json!(truncate(name, MAX_NAME)));
+                }
+                if let Some(code) = &m.rxnorm {
+                    o.insert("rxnorm".into(), json!(code));
+                }
+                if o.is_empty() {
+                    o.insert("name".into(), json!("uncoded medication without text"));
+                }
+                list.push(Value::Object(o));
+                prov.insert(format!("/comedications/{i}"), vec![pv.clone()]);
+            }
+            p.insert("comedications".into(), Value::Array(list));
+        }
+        Outcome::Profile {
+            profile: Value::Object(p),
+            provenance: prov,
+        }
+    }
+}
+
+fn join_notes(a: Option<&str>, b: &str) -> String {
+    match a {
+        Some(a) => format!("{a}; {b}"),
+        None => b.to_owned(),
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// `baclofen 10 MG Oral Tablet` -> 10: one `N MG` amount of a solid single-ingredient product.
+fn tablet_strength_mg(name: &str) -> Option<f64> {
+    let lower = name.to_lowercase();
+    if !lower.contains("tablet") || lower.contains('/') {
+        return None;
+    }
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let amounts: Vec<f64> = words
+        .windows(2)
+        .filter(|w| w[1] == "mg")
+        .filter_map(|w| w[0].parse().ok())
+        .collect();
+    match amounts.as_slice() {
+        [one] if *one > 0.0 => Some(*one),
+        _ => None,
+    }
+}
+
+/// The RxNorm code and the best name of a CodeableConcept.
+pub fn med_entry(cc: &Value) -> MedEntry {
+    let codings = cc.get("coding").and_then(Value::as_array);
+    let rx = codings.and_then(|cs| {
+        cs.iter().find(|c| {
+            c.get("system")
+                .and_then(Value::as_str)
+                .and_then(System::from_uri)
+                == Some(System::Rxnorm)
+                && c.get("code").and_then(Value::as_str).is_some_and(|s| {
+                    (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+                })
+        })
+    });
+    let name = cc
+        .get("text")
+        .and_then(Value::as_str)
+        .or_else(|| rx.and_then(|c| c.get("display")?.as_str()))
+        .or_else(|| codings.and_then(|cs| cs.iter().find_map(|c| c.get("display")?.as_str())))
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned);
+    MedEntry {
+        rxnorm: rx.and_then(|c| c.get("code")?.as_str()).map(str::to_owned),
+        name,
+    }
+}
+
+/// A `Medication` resource reduced to its product code and coded ingredients.
+pub fn med_info(m: &Value, resource: &str) -> MedInfo {
+    let product = m.get("code").map(med_entry).unwrap_or(MedEntry {
+        rxnorm: None,
+        name: None,
+    });
+    let ingredients = m
+        .get("ingredient")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("itemCodeableConcept"))
+        .map(med_entry)
+        .filter(|e| e.rxnorm.is_some() || e.name.is_some())
+        .collect();
+    MedInfo {
+        resource: resource.to_owned(),
+        product,
+        ingredients,
+    }
+}
+
+fn contained<'a>(r: &'a Value, id: &str) -> Option<&'a Value> {
+    r.get("contained")?.as_array()?.iter().find(|c| {
+        c.get("id").and_then(Value::as_str) == Some(id)
+            && c.get("resourceType").and_then(Value::as_str) == Some("Medication")
+    })
+}
+
+/// Reads fields of one resource, recording a `type_mismatch` for a field of the wrong JSON type.
+struct Getter<'a, 'p> {
+    at: &'a Loc<'a>,
+    resource: String,
+    problems: &'p mut Vec<FhirProblem>,
+}
+
+impl<'a, 'p> Getter<'a, 'p> {
+    fn new(r: &Value, at: &'a Loc<'a>, problems: &'p mut Vec<FhirProblem>) -> Getter<'a, 'p> {
+        Getter {
+            at,
+            resource: resource_name(r),
+            problems,
+        }
+    }
+
+    fn resource_name(&self) -> String {
+        self.resource.clone()
+    }
+
+    fn problem(&mut self, code: &'static str, rel: &str, message: String) {
+        let p = self
+            .at
+            .problem(code, rel, Some(self.resource.clone()), message);
+        self.problems.push(p);
+    }
+
+    fn mismatch(&mut self, rel: &str, key: &str, want: &str) {
+        self.problem("type_mismatch", rel, format!("`{key}` is not {want}"));
+    }
+
+    fn str<'v>(&mut self, r: &'v Value, key: &str, rel: &str) -> Option<&'v str> {
+        match r.get(key)? {
+            Value::String(s) => Some(s),
+            _ => {
+                self.mismatch(rel, key, "a string");
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, r: &Value, key: &str, rel: &str) -> Option<bool> {
+        match r.get(key)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.mismatch(rel, key, "a boolean");
+                None
+            }
+        }
+    }
+
+    fn obj<'v>(&mut self, r: &'v Value, key: &str, rel: &str) -> Option<&'v Value> {
+        match r.get(key)? {
+            v @ Value::Object(_) => Some(v),
+            _ => {
+                self.mismatch(rel, key, "an object");
+                None
+            }
+        }
+    }
+
+    fn arr<'v>(&mut self, r: &'v Value, key: &str, rel: &str) -> Option<&'v Vec<Value>> {
+        match r.get(key)? {
+            Value::Array(a) => Some(a),
+            _ => {
+                self.mismatch(rel, key, "an array");
+                None
+            }
+        }
+    }
+
+    fn date(&mut self, r: &Value, key: &str) -> Option<(Date, String)> {
+        let rel = format!("/{key}");
+        let s = self.str(r, key, &rel)?;
+        match Date::parse(s) {
+            Some(d) => Some((d, s.to_owned())),
+            None => {
+                self.problem("invalid_date", &rel, format!("`{key}` is not a FHIR date"));
+                None
+            }
+        }
+    }
+
+    fn period_start(&mut self, r: &Value, key: &str) -> Option<(Date, String)> {
+        let p = self.obj(r, key, &format!("/{key}"))?;
+        self.date(p, "start")
+    }
+
+    fn period_end(&mut self, r: &Value, key: &str) -> Option<(Date, String)> {
+        let p = self.obj(r, key, &format!("/{key}"))?;
+        self.date(p, "end")
+    }
+
+    /// The codes of a status CodeableConcept (`clinicalStatus`, `verificationStatus`), any system.
+    fn concept_codes(&mut self, r: &Value, key: &str) -> Vec<String> {
+        let rel = format!("/{key}");
+        let Some(cc) = self.obj(r, key, &rel) else {
+            return Vec::new();
+        };
+        let Some(list) = cc.get("coding") else {
+            return Vec::new();
+        };
+        let Some(list) = list.as_array() else {
+            self.mismatch(&format!("{rel}/coding"), "coding", "an array");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, c) in list.iter().enumerate() {
+            if let Some(code) = self.str(c, "code", &format!("{rel}/coding/{i}/code")) {
+                out.push(code.to_owned());
+            }
+        }
+        out
+    }
+
+    /// `(system, code, display)` of each coding in a system we match.
+    fn codings(&mut self, cc: &Value, rel: &str) -> Vec<(System, String, Option<String>)> {
+        let Some(list) = cc.get("coding") else {
+            return Vec::new();
+        };
+        let Some(list) = list.as_array() else {
+            self.mismatch(&format!("{rel}/coding"), "coding", "an array");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, c) in list.iter().enumerate() {
+            let at = format!("{rel}/coding/{i}");
+            if !c.is_object() {
+                self.mismatch(&at, "coding", "an object");
+                continue;
+            }
+            let system = self.str(c, "system", &format!("{at}/system"));
+            let code = self.str(c, "code", &format!("{at}/code"));
+            let display = self.str(c, "display", &format!("{at}/display"));
+            if let (Some(system), Some(code)) = (system.and_then(System::from_uri), code) {
+                out.push((system, code.to_owned(), display.map(str::to_owned)));
+            }
+        }
+        out
+    }
+
+    fn reference(&mut self, r: &Value, key: &str) -> Option<String> {
+        let rel = format!("/{key}");
+        let o = self.obj(r, key, &rel)?;
+        self.str(o, "reference", &format!("{rel}/reference"))
+            .map(str::to_owned)
+    }
+
+    /// An eGFR value from `valueQuantity` or `valueString` of `r` (a resource or a component).
+    fn egfr_value(
+        &mut self,
+        r: &Value,
+        base: &str,
+        units: &[String],
+    ) -> Option<(f64, Option<String>)> {
+        if let Some(q) = r.get("valueQuantity") {
+            let rel = format!("{base}/valueQuantity");
+            if !q.is_object() {
+                self.mismatch(&rel, "valueQuantity", "an object");
+                return None;
+            }
+            let value = match q.get("value")? {
+                Value::Number(n) => n.as_f64()?,
+                _ => {
+                    self.mismatch(&format!("{rel}/value"), "value", "a number");
+                    return None;
+                }
+            };
+            let unit_ok = [q.get("code"), q.get("unit")]
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .any(|u| units.iter().any(|a| a.eq_ignore_ascii_case(u.trim())));
+            let no_unit = q.get("code").is_none() && q.get("unit").is_none();
+            if !unit_ok && !no_unit {
+                return None;
+            }
+            let comparator = q.get("comparator").and_then(Value::as_str);
+            if value < 0.0 {
+                return None;
+            }
+            let note = comparator.map(|c| format!("reported as `{c} {value}`; taken at its bound"));
+            return Some((value, note));
+        }
+        if let Some(s) = r.get("valueString") {
+            let Some(s) = s.as_str() else {
+                self.mismatch(&format!("{base}/valueString"), "valueString", "a string");
+                return None;
+            };
+            let t = s.trim();
+            let (comparator, rest) = [">=", "<=", ">", "<"]
+                .iter()
+                .find_map(|c| t.strip_prefix(c).map(|rest| (Some(*c), rest)))
+                .unwrap_or((None, t));
+            let number = rest.split_whitespace().next()?;
+            let value: f64 = number
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
+            let note = Some(match comparator {
+                Some(c) => format!("reported as text `{c} {number}`; taken at its bound"),
+                None => "reported as text".to_owned(),
+            });
+            return Some((value, note));
+        }
+        None
+    }
+}
+
+/// `Type/id` of a resource, or its type alone when it has no id.
+pub fn resource_name(r: &Value) -> String {
+    let t = r
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("Resource");
+    match r.get("id").and_then(Value::as_str) {
+        Some(id) => format!("{t}/{id}"),
+        None => t.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tablet_strength_mg;
+
+    #[test]
+    fn strengths() {
+        assert_eq!(tablet_strength_mg("baclofen 10 MG Oral Tablet"), Some(10.0));
+        assert_eq!(tablet_strength_mg("Baclofen 20 mg oral tablet"), Some(20.0));
+        assert_eq!(tablet_strength_mg("baclofen 5 MG/ML Oral Solution"), None);
+        assert_eq!(tablet_strength_mg("baclofen oral tablet"), None);
+    }
+}

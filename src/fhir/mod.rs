@@ -1,0 +1,42 @@
+//! FHIR R4 input: Bundles and Bulk Data exports turned into native profiles through coded value sets.
+//!
+//! The FHIR side is one more step in front of the native pipeline, and hands it nothing but a profile:
+//! [`valueset`] (codes kept as data in `rules/valuesets/`, checked at load) -> [`bundle`] / [`bulk`]
+//! (resources to per-patient facts, attributed by reference) -> [`mapping`] (facts to a profile, with
+//! the evaluation date, lookback window and open/closed-world choice applied, and a provenance map) ->
+//! the engine -> [`output`] (the native result with each piece of evidence naming its FHIR resources).
+//! [`run`] drives it over files, directories and exports, in parallel, in a deterministic order.
+//!
+//! ```
+//! use medscreen::Engine;
+//! use medscreen::fhir::{Absent, Mapper, Options, Outcome, ValueSets, date::Date, bundle::read_bundle};
+//!
+//! let vs = ValueSets::embedded()?;
+//! let opts = Options { as_of: Date::parse("2021-06-01").unwrap(), lookback_days: 365, absent: Absent::False };
+//! let mapper = Mapper::new(&vs, opts);
+//! let bundle = serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": [
+//!   {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1950-01-01"}},
+//!   {"resource": {"resourceType": "Condition", "id": "c1", "subject": {"reference": "urn:uuid:p1"},
+//!     "clinicalStatus": {"coding": [{"code": "active"}]},
+//!     "code": {"coding": [{"system": "http://snomed.info/sct", "code": "84757009"}]}}}]});
+//! let facts = read_bundle(&mapper, &bundle, "example.json", 1);
+//! let Outcome::Profile { profile, provenance } = mapper.profile(&facts.patients[0]) else { panic!() };
+//! assert_eq!(profile["age"], 71);
+//! assert_eq!(profile["seizure_history"], true);
+//! assert_eq!(provenance["/seizure_history"][0].resource, "Condition/c1");
+//! let engine = Engine::embedded().unwrap();
+//! let screening = engine.screen(&engine.validate_value(&profile).unwrap());
+//! assert!(screening.cautions.iter().any(|c| c.rule == "BAC-SEIZURE"));
+//! # Ok::<(), medscreen::LoadErrors>(())
+//! ```
+
+pub mod bulk;
+pub mod bundle;
+pub mod date;
+pub mod mapping;
+pub mod output;
+pub mod run;
+pub mod valueset;
+
+pub use mapping::{Absent, FhirProblem, Mapper, Options, Outcome, PatientFacts, Prov};
+pub use valueset::ValueSets;

@@ -1,0 +1,542 @@
+//! FHIR input: golden patients worked out by hand from the Synthea bundles and their manifest, the
+//! evaluation-date and lookback boundaries, the open/closed world, baclofen orders, and the HL7 examples.
+
+use std::path::{Path, PathBuf};
+
+use medscreen::Engine;
+use medscreen::fhir::bulk;
+use medscreen::fhir::bundle::read_bundle;
+use medscreen::fhir::date::Date;
+use medscreen::fhir::{Absent, Mapper, Options, Outcome, PatientFacts, ValueSets};
+use serde_json::{Value, json};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fhir")
+}
+
+fn opts(as_of: &str) -> Options {
+    Options {
+        as_of: Date::parse(as_of).unwrap(),
+        lookback_days: 365,
+        absent: Absent::False,
+    }
+}
+
+fn bundle_facts(mapper: &Mapper<'_>, path: &Path) -> Vec<PatientFacts> {
+    let v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let b = read_bundle(mapper, &v, &path.display().to_string(), 1);
+    assert!(b.problems.is_empty(), "{:?}", b.problems);
+    b.patients
+}
+
+fn bulk_facts(mapper: &Mapper<'_>, dir: &Path) -> Vec<PatientFacts> {
+    let ex = bulk::scan(dir).unwrap();
+    let b = bulk::read_export(mapper, &ex).unwrap();
+    assert!(b.problems.is_empty(), "{:?}", b.problems);
+    b.patients
+}
+
+/// Status, profile and caution rules of one patient.
+fn screen(
+    engine: &Engine,
+    mapper: &Mapper<'_>,
+    f: &PatientFacts,
+) -> (String, Value, Value, Vec<String>) {
+    match mapper.profile(f) {
+        Outcome::Skipped(_) => ("skipped".into(), Value::Null, Value::Null, vec![]),
+        Outcome::Invalid(p) => (format!("invalid {p:?}"), Value::Null, Value::Null, vec![]),
+        Outcome::Profile {
+            profile,
+            provenance,
+        } => {
+            let p = engine
+                .validate_value(&profile)
+                .expect("mapped profiles are valid");
+            let s = engine.screen(&p);
+            let rules = s.cautions.iter().map(|c| c.rule.to_owned()).collect();
+            let status = if s.cautions.is_empty() {
+                "clear"
+            } else {
+                "flagged"
+            };
+            (
+                status.into(),
+                profile,
+                serde_json::to_value(&provenance).unwrap(),
+                rules,
+            )
+        }
+    }
+}
+
+#[test]
+fn golden_patients() {
+    let engine = Engine::embedded().unwrap();
+    let vs = ValueSets::embedded().unwrap();
+    let cases: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(fixtures().join("golden.json")).unwrap()).unwrap();
+    assert!(cases.len() >= 10);
+    for case in &cases {
+        let mapper = Mapper::new(&vs, opts(case["as_of"].as_str().unwrap()));
+        let file = case["file"].as_str().unwrap();
+        let path = fixtures().join(file);
+        let facts = if file == "bulk" {
+            bulk_facts(&mapper, &path)
+        } else {
+            bundle_facts(&mapper, &path)
+        };
+        let id = case["id"].as_str().unwrap();
+        let f = facts
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or_else(|| panic!("{id} in {file}"));
+        let (status, profile, prov, rules) = screen(&engine, &mapper, f);
+        let ctx = format!("{file} {id} ({})", case["why"]);
+        assert_eq!(status, case["status"].as_str().unwrap(), "{ctx}");
+        for (k, want) in case["facts"].as_object().unwrap() {
+            assert_eq!(
+                profile.get(k).unwrap_or(&Value::Null),
+                want,
+                "{ctx}: fact {k}"
+            );
+        }
+        for (pointer, prefix) in case["fhir"].as_object().unwrap() {
+            let first = prov[pointer][0]["resource"].as_str().unwrap_or("");
+            assert!(
+                first.starts_with(prefix.as_str().unwrap()),
+                "{ctx}: {pointer} from {first}"
+            );
+        }
+        if let Some(want) = case.get("cautions").and_then(Value::as_array) {
+            let mut want: Vec<&str> = want.iter().map(|v| v.as_str().unwrap()).collect();
+            let mut got: Vec<&str> = rules.iter().map(String::as_str).collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "{ctx}");
+        }
+        for r in case
+            .get("cautions_include")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                rules.iter().any(|x| x == r.as_str().unwrap()),
+                "{ctx}: {r} in {rules:?}"
+            );
+        }
+    }
+}
+
+fn one(engine: &Engine, vs: &ValueSets, o: Options, file: &str) -> (String, Value, Vec<String>) {
+    let mapper = Mapper::new(vs, o);
+    let facts = bundle_facts(&mapper, &fixtures().join(file));
+    let (s, p, _, r) = screen(engine, &mapper, &facts[0]);
+    (s, p, r)
+}
+
+const CLARINE: &str = "synthea/Clarine_OKeefe_e8c2a98e-6524-46cc-8d3b-48bc91f7cd2d.json";
+
+#[test]
+fn lookback_window_boundary() {
+    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    // Clarine's latest eGFR is dated 2021-03-28, 65 days before 2021-06-01.
+    let mut o = opts("2021-06-01");
+    o.lookback_days = 65;
+    assert_eq!(one(&engine, &vs, o, CLARINE).1["egfr"], json!(40.89));
+    o.lookback_days = 64;
+    let (_, p, _) = one(&engine, &vs, o, CLARINE);
+    assert_ne!(
+        p.get("egfr"),
+        Some(&json!(40.89)),
+        "the 2021-03-28 value is outside a 64-day window"
+    );
+}
+
+#[test]
+fn evaluation_date_hides_later_records() {
+    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    // Clarine's stroke was recorded on 2019-05-26.
+    let (_, p, r) = one(&engine, &vs, opts("2019-05-25"), CLARINE);
+    assert_eq!(p["stroke_history"], json!(false));
+    assert!(!r.iter().any(|x| x == "BAC-STROKE"));
+    let (_, p, r) = one(&engine, &vs, opts("2019-05-26"), CLARINE);
+    assert_eq!(p["stroke_history"], json!(true));
+    assert!(r.iter().any(|x| x == "BAC-STROKE"));
+}
+
+#[test]
+fn age_in_completed_years_boundary() {
+    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let erin = "synthea/Erin_Rempel_25b2d9e2-7275-4508-bc0a-690946500cb0.json"; // born 2003-06-16
+    assert_eq!(
+        one(&engine, &vs, opts("2021-06-15"), erin).1["age"],
+        json!(17)
+    );
+    let (_, p, r) = one(&engine, &vs, opts("2021-06-16"), erin);
+    assert_eq!(p["age"], json!(18));
+    assert!(!r.iter().any(|x| x == "BAC-AGE-PEDIATRIC"));
+}
+
+#[test]
+fn deceased_boundary() {
+    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let barrett = "synthea/Barrett_Douglas_d21c38f7-9fc7-4729-b414-3e0fe5ce3d8b.json"; // died 2010-01-17
+    assert_eq!(one(&engine, &vs, opts("2010-01-16"), barrett).0, "flagged");
+    assert_eq!(one(&engine, &vs, opts("2010-01-17"), barrett).0, "skipped");
+}
+
+#[test]
+fn absent_unknown_opens_the_world() {
+    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let adan = "synthea/Adan_Portillo_22bbe238-220e-495c-8abc-0ce3aa28a605.json";
+    let mut o = opts("2021-06-01");
+    o.absent = Absent::Unknown;
+    let (_, p, r) = one(&engine, &vs, o, adan);
+    assert_eq!(p.get("kidney_disease"), None);
+    assert_eq!(
+        p["stroke_history"],
+        json!(true),
+        "what is recorded stays known"
+    );
+    assert!(r.iter().any(|x| x == "BAC-RENAL-UNKNOWN"), "{r:?}");
+    let (_, p, r) = one(&engine, &vs, opts("2021-06-01"), adan);
+    assert_eq!(p["kidney_disease"], json!(false));
+    assert!(!r.iter().any(|x| x == "BAC-RENAL-UNKNOWN"));
+    // Pregnancy is never assumed from absence, whatever the setting.
+    let liz = "synthea/Liz_Conn_27c911c6-f045-4ffa-af5d-6eba57ac94b2.json";
+    assert_eq!(
+        one(&engine, &vs, opts("2021-06-01"), liz).1.get("pregnant"),
+        None
+    );
+}
+
+fn synthetic(entries: Value) -> Value {
+    json!({"resourceType": "Bundle", "type": "collection", "entry": entries})
+}
+
+fn run_bundle(b: &Value, as_of: &str) -> (Outcome, Vec<String>) {
+    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let mapper = Mapper::new(&vs, opts(as_of));
+    let facts = read_bundle(&mapper, b, "test", 1);
+    let out = mapper.profile(&facts.patients[0]);
+    let rules = match &out {
+        Outcome::Profile { profile, .. } => engine
+            .screen(&engine.validate_value(profile).unwrap())
+            .cautions
+            .iter()
+            .map(|c| c.rule.to_owned())
+            .collect(),
+        _ => vec![],
+    };
+    (out, rules)
+}
+
+fn patient() -> Value {
+    json!({"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1960-05-01"}})
+}
+
+#[test]
+fn baclofen_order_gives_dose_and_indication_and_is_not_a_comedication() {
+    // Synthetic: no baclofen order exists in the Synthea sample.
+    let b = synthetic(json!([
+        patient(),
+        {"resource": {"resourceType": "MedicationRequest", "id": "bac", "status": "active", "intent": "order",
+          "subject": {"reference": "urn:uuid:p1"}, "authoredOn": "2021-05-01",
+          "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197391", "display": "baclofen 10 MG Oral Tablet"}]},
+          "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "G80.9", "display": "Cerebral palsy, unspecified"}]}],
+          "dosageInstruction": [{"timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "TAB"}}]}]}},
+        {"resource": {"resourceType": "MedicationRequest", "id": "oxy", "status": "active", "intent": "order",
+          "subject": {"reference": "Patient/p1"}, "authoredOn": "2021-05-01",
+          "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1049621", "display": "oxycodone hydrochloride 5 MG Oral Tablet"}]}}},
+        {"resource": {"resourceType": "Observation", "id": "gfr", "status": "final", "subject": {"reference": "urn:uuid:p1"},
+          "code": {"coding": [{"system": "http://loinc.org", "code": "98979-8"}]}, "effectiveDateTime": "2021-04-01",
+          "valueString": "< 15"}}
+    ]));
+    let (out, rules) = run_bundle(&b, "2021-06-01");
+    let Outcome::Profile {
+        profile,
+        provenance,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(profile["baclofen_daily_dose_mg"], json!(30.0));
+    assert_eq!(profile["indication"], json!("cerebral palsy"));
+    assert_eq!(
+        profile["comedications"].as_array().unwrap().len(),
+        1,
+        "{profile}"
+    );
+    assert_eq!(profile["egfr"], json!(15.0));
+    assert_eq!(
+        provenance["/indication"][0].resource,
+        "MedicationRequest/bac"
+    );
+    for r in [
+        "BAC-INDICATION-NOT-EFFECTIVE",
+        "BAC-DDI-OPIOID",
+        "BAC-RENAL",
+        "BAC-RENAL-DOSE",
+    ] {
+        assert!(rules.iter().any(|x| x == r), "{r} in {rules:?}");
+    }
+}
+
+#[test]
+fn creatinine_clearance_is_a_proxy_only_without_egfr_and_units_are_checked() {
+    let obs = |id: &str, code: &str, value: f64, unit: &str, date: &str| {
+        json!({"resource": {
+        "resourceType": "Observation", "id": id, "status": "final", "subject": {"reference": "urn:uuid:p1"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]}, "effectiveDateTime": date,
+        "valueQuantity": {"value": value, "unit": unit}}})
+    };
+    let b = synthetic(json!([
+        patient(),
+        obs("c", "35591-7", 25.0, "mL/min", "2021-05-20")
+    ]));
+    let Outcome::Profile {
+        profile,
+        provenance,
+    } = run_bundle(&b, "2021-06-01").0
+    else {
+        panic!()
+    };
+    assert_eq!(profile["egfr"], json!(25.0));
+    assert!(
+        provenance["/egfr"][0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("proxy")
+    );
+    let b = synthetic(json!([
+        patient(),
+        obs("c", "35591-7", 25.0, "mL/min", "2021-05-20"),
+        obs("e", "62238-1", 55.0, "mL/min/{1.73_m2}", "2021-01-01"),
+        obs("x", "62238-1", 5.0, "mg/dL", "2021-05-30")
+    ]));
+    let Outcome::Profile { profile, .. } = run_bundle(&b, "2021-06-01").0 else {
+        panic!()
+    };
+    assert_eq!(
+        profile["egfr"],
+        json!(55.0),
+        "eGFR beats a newer CrCl; a value in mg/dL is not an eGFR"
+    );
+    // Preliminary results and results after the evaluation date do not count.
+    let mut late = obs("l", "62238-1", 20.0, "mL/min/{1.73_m2}", "2021-06-02");
+    late["resource"]["status"] = json!("final");
+    let mut pre = obs("p", "62238-1", 21.0, "mL/min/{1.73_m2}", "2021-05-31");
+    pre["resource"]["status"] = json!("preliminary");
+    let b = synthetic(json!([patient(), late, pre]));
+    let Outcome::Profile { profile, .. } = run_bundle(&b, "2021-06-01").0 else {
+        panic!()
+    };
+    assert_eq!(profile.get("egfr"), None);
+}
+
+#[test]
+fn pregnancy_status_observation_outranks_an_older_condition() {
+    let cond = json!({"resource": {"resourceType": "Condition", "id": "preg", "subject": {"reference": "urn:uuid:p1"},
+        "clinicalStatus": {"coding": [{"code": "active"}]}, "recordedDate": "2021-01-01",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z33.1"}]}}});
+    let obs = |date: &str, answer: &str| {
+        json!({"resource": {"resourceType": "Observation", "id": "ps", "status": "final",
+        "subject": {"reference": "urn:uuid:p1"}, "effectiveDateTime": date,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "82810-3"}]},
+        "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": answer}]}}})
+    };
+    let get = |b: &Value| match run_bundle(b, "2021-06-01").0 {
+        Outcome::Profile { profile, .. } => profile.get("pregnant").cloned(),
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(
+        get(&synthetic(json!([patient(), cond.clone()]))),
+        Some(json!(true))
+    );
+    assert_eq!(
+        get(&synthetic(json!([
+            patient(),
+            cond.clone(),
+            obs("2021-03-01", "LA26683-5")
+        ]))),
+        Some(json!(false))
+    );
+    assert_eq!(
+        get(&synthetic(json!([
+            patient(),
+            cond.clone(),
+            obs("2020-12-01", "LA26683-5")
+        ]))),
+        Some(json!(true))
+    );
+    assert_eq!(
+        get(&synthetic(json!([
+            patient(),
+            obs("2021-03-01", "LA15173-0")
+        ]))),
+        Some(json!(true))
+    );
+    assert_eq!(
+        get(&synthetic(json!([
+            patient(),
+            obs("2021-03-01", "LA4489-6")
+        ]))),
+        None,
+        "unknown stays unknown"
+    );
+    // Refuted and entered-in-error conditions do not count.
+    let mut refuted = cond.clone();
+    refuted["resource"]["verificationStatus"] = json!({"coding": [{"code": "refuted"}]});
+    assert_eq!(get(&synthetic(json!([patient(), refuted]))), None);
+}
+
+fn external() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/external");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        println!("skipped: {} is absent", p.display());
+        None
+    }
+}
+
+#[test]
+fn hl7_r4_and_us_core_examples() {
+    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let ex = fixtures().join("examples");
+    // eGFR in components (R4 Observation-f205: `> 60` and `60`, MDRD, dated only by `issued`).
+    let mapper = Mapper::new(&vs, opts("2013-05-01"));
+    let f = bundle_facts(&mapper, &ex.join("r4-f201.json"));
+    let Outcome::Profile {
+        profile,
+        provenance,
+    } = mapper.profile(&f[0])
+    else {
+        panic!()
+    };
+    assert_eq!(profile["egfr"], json!(60.0));
+    assert_eq!(provenance["/egfr"][0].resource, "Observation/f205");
+    // Pregnancy status (US Core, SNOMED answer), a patient without gender, contained and referenced Medications.
+    let mapper = Mapper::new(&vs, opts("2023-01-01"));
+    let f = bundle_facts(&mapper, &ex.join("uscore-amy.json"));
+    let (status, profile, prov, rules) = screen(&engine, &mapper, &f[0]);
+    assert_eq!(status, "flagged");
+    assert_eq!(profile["pregnant"], json!(true));
+    assert_eq!(
+        profile.get("sex"),
+        None,
+        "US Core 8 examples carry no gender"
+    );
+    assert_eq!(
+        prov["/pregnant"][0]["resource"],
+        json!("Observation/pregnancy-status")
+    );
+    let meds = profile["comedications"].as_array().unwrap();
+    assert_eq!(
+        meds.iter()
+            .filter(|m| m["rxnorm"] == json!("582620"))
+            .count(),
+        2,
+        "{meds:?}"
+    );
+    assert!(rules.iter().any(|r| r == "BAC-PREGNANCY"));
+    assert!(
+        rules.iter().any(|r| r == "BAC-DDI-ANTIHISTAMINE"),
+        "Tylenol PM: diphenhydramine"
+    );
+    // Stroke from R4 Condition-stroke; family history and text-only conditions change nothing.
+    let f = bundle_facts(&mapper, &ex.join("r4-example.json"));
+    let (_, profile, _, _) = screen(&engine, &mapper, &f[0]);
+    assert_eq!(profile["stroke_history"], json!(true));
+    assert_eq!(profile["seizure_history"], json!(false));
+    // No birthDate: a clear error, not a crash; deceased: skipped.
+    let f = bundle_facts(&mapper, &ex.join("r4-pat1.json"));
+    let Outcome::Invalid(p) = mapper.profile(&f[0]) else {
+        panic!()
+    };
+    assert_eq!(
+        (p[0].code, p[0].pointer.as_str()),
+        ("missing_field", "/birthDate")
+    );
+    let f = bundle_facts(&mapper, &ex.join("uscore-deceased.json"));
+    assert!(matches!(mapper.profile(&f[0]), Outcome::Skipped(r) if r.contains("2022-07-22")));
+}
+
+#[test]
+fn every_external_hl7_example_parses() {
+    let Some(ext) = external() else { return };
+    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let mapper = Mapper::new(&vs, opts("2025-01-01"));
+    for dir in ["fhir-r4-core-examples", "us-core-8.0.1-examples"] {
+        let mut entries = Vec::new();
+        let mut paths: Vec<_> = std::fs::read_dir(ext.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for p in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        {
+            let v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            if v["resourceType"] == "Bundle" {
+                // Searchset and batch-response Bundles without a Patient: one clear file-level problem.
+                let b = read_bundle(&mapper, &v, &p.display().to_string(), 1);
+                assert!(
+                    !b.patients.is_empty() || b.problems.iter().any(|x| x.code == "no_patient"),
+                    "{p:?}: {:?}",
+                    b.problems
+                );
+                for f in &b.patients {
+                    if let Outcome::Profile { profile, .. } = mapper.profile(f) {
+                        engine.validate_value(&profile).unwrap();
+                    }
+                }
+            } else {
+                let url = format!(
+                    "http://example.org/fhir/{}/{}",
+                    v["resourceType"].as_str().unwrap(),
+                    v["id"].as_str().unwrap()
+                );
+                entries.push(json!({"fullUrl": url, "resource": v}));
+            }
+        }
+        // Everything in one Bundle: each Patient gets a result, and nothing panics.
+        let b = read_bundle(&mapper, &synthetic(Value::Array(entries)), dir, 1);
+        assert!(b.patients.len() >= 4, "{dir}");
+        for f in &b.patients {
+            match mapper.profile(f) {
+                Outcome::Profile { profile, .. } => {
+                    engine.validate_value(&profile).unwrap();
+                }
+                Outcome::Skipped(_) => {}
+                Outcome::Invalid(p) => {
+                    for x in &p {
+                        assert!(
+                            matches!(x.code, "broken_reference" | "missing_field"),
+                            "{dir}: {x:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn value_sets_are_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<ValueSets>();
+    check::<Mapper<'static>>();
+}
+
+#[test]
+fn per_patient_memory_stays_small() {
+    // The README states the Bulk cost per patient; this keeps the fixed part honest.
+    let size = std::mem::size_of::<PatientFacts>();
+    println!("PatientFacts: {size} bytes");
+    assert!(size <= 2048, "{size}");
+}

@@ -1,0 +1,388 @@
+//! FHIR input through the command line: malformed input gives a clear result and the run goes on,
+//! directories and Bulk exports, determinism across thread counts, value-set load errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_medscreen"))
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fhir")
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn lines(o: &Output) -> Vec<Value> {
+    String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn screen(inputs: &[&Path]) -> (Output, Vec<Value>) {
+    let mut args = vec!["screen", "-q", "--from", "fhir", "--as-of", "2021-06-01"];
+    let owned: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+    args.extend(owned.iter().map(String::as_str));
+    let o = run(&args);
+    let l = lines(&o);
+    (o, l)
+}
+
+fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_vec(v).unwrap()).unwrap();
+    p
+}
+
+fn patient(id: &str) -> Value {
+    json!({"fullUrl": format!("urn:uuid:{id}"), "resource": {"resourceType": "Patient", "id": id, "gender": "male", "birthDate": "1950-01-01"}})
+}
+
+fn bundle(entries: Value) -> Value {
+    json!({"resourceType": "Bundle", "type": "collection", "entry": entries})
+}
+
+fn codes(errors: &Value) -> Vec<&str> {
+    errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn malformed_fhir_gives_clear_errors_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let not_bundle = write(d, "a.json", &json!({"resourceType": "Patient", "id": "x"}));
+    let no_type = write(d, "b.json", &json!({"type": "collection", "entry": []}));
+    let broken_ref = write(
+        d,
+        "c.json",
+        &bundle(json!([patient("p1"),
+        {"resource": {"resourceType": "Condition", "id": "c1", "subject": {"reference": "urn:uuid:nobody"},
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "84757009"}]}}}])),
+    );
+    let wrong_types = write(
+        d,
+        "d.json",
+        &bundle(json!([
+        {"resource": {"resourceType": "Patient", "id": "p2", "birthDate": 1950}},
+        {"resource": {"resourceType": "Condition", "id": "c2", "subject": {"reference": "Patient/p2"},
+         "clinicalStatus": "active", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "84757009"}]}}}])),
+    );
+    let bad_med = write(
+        d,
+        "e.json",
+        &bundle(json!([patient("p3"),
+        {"resource": {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
+         "subject": {"reference": "urn:uuid:p3"}, "medicationReference": {"reference": "Medication/missing"}}}])),
+    );
+    let entry_no_type = write(
+        d,
+        "f.json",
+        &bundle(json!([patient("p4"), {"resource": {"id": "x"}}])),
+    );
+    std::fs::write(d.join("g.json"), b"{not json").unwrap();
+    let good = write(d, "h.json", &bundle(json!([patient("p5")])));
+    let (o, out) = screen(&[
+        &not_bundle,
+        &no_type,
+        &broken_ref,
+        &wrong_types,
+        &bad_med,
+        &entry_no_type,
+        &d.join("g.json"),
+        &good,
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(out.len(), 8, "{out:#?}");
+    assert_eq!(
+        (out[0]["status"].as_str(), codes(&out[0]["errors"])),
+        (Some("invalid"), vec!["not_a_bundle"])
+    );
+    assert_eq!(out[0]["id"], Value::Null);
+    assert!(
+        out[0]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`Patient`")
+    );
+    assert_eq!(codes(&out[1]["errors"]), vec!["missing_resource_type"]);
+    assert_eq!(out[2]["id"], json!("p1"));
+    assert_eq!(codes(&out[2]["errors"]), vec!["broken_reference"]);
+    assert_eq!(
+        out[2]["errors"][0]["pointer"],
+        json!("/entry/1/resource/subject/reference")
+    );
+    assert_eq!(out[2]["errors"][0]["resource"], json!("Condition/c1"));
+    assert_eq!(out[3]["id"], json!("p2"));
+    let mut c = codes(&out[3]["errors"]);
+    c.sort_unstable();
+    assert_eq!(c, vec!["type_mismatch", "type_mismatch"]);
+    assert_eq!(codes(&out[4]["errors"]), vec!["broken_reference"]);
+    assert_eq!(
+        out[4]["errors"][0]["pointer"],
+        json!("/entry/1/resource/medicationReference/reference")
+    );
+    assert_eq!(codes(&out[5]["errors"]), vec!["missing_resource_type"]);
+    assert_eq!(codes(&out[6]["errors"]), vec!["invalid_json"]);
+    // The good file after all of those is screened.
+    assert_eq!(
+        (out[7]["id"].as_str(), out[7]["status"].as_str()),
+        (Some("p5"), Some("flagged"))
+    );
+    // No patient value is echoed in an error (the birth date is only in the screened result's evidence).
+    for r in &out[..7] {
+        assert!(!r.to_string().contains("1950"), "{r}");
+    }
+}
+
+#[test]
+fn ndjson_of_bundles_and_bulk_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut text = String::new();
+    text.push_str(&serde_json::to_string(&bundle(json!([patient("n1")]))).unwrap());
+    text.push_str("\n\n{\"resourceType\": \"Bundle\", \"entry\": 3}\n");
+    text.push_str(&serde_json::to_string(&bundle(json!([patient("n2")]))).unwrap());
+    std::fs::write(d.join("b.ndjson"), text).unwrap();
+    let (_, out) = screen(&[&d.join("b.ndjson")]);
+    let ids: Vec<&Value> = out.iter().map(|r| &r["id"]).collect();
+    assert_eq!(ids, [&json!("n1"), &Value::Null, &json!("n2")]);
+    assert_eq!(out[1]["line"], json!(3));
+    // Bulk: a Condition for a patient the export does not hold, and a line that is not JSON.
+    let bulk = d.join("export");
+    std::fs::create_dir(&bulk).unwrap();
+    std::fs::write(
+        bulk.join("Patient.ndjson"),
+        "{\"resourceType\":\"Patient\",\"id\":\"a\",\"birthDate\":\"1980-01-01\"}\n",
+    )
+    .unwrap();
+    std::fs::write(bulk.join("Condition.000.ndjson"), "{\"resourceType\":\"Condition\",\"id\":\"c\",\"subject\":{\"reference\":\"Patient/zz\"}}\nnot json\n").unwrap();
+    std::fs::write(bulk.join("README.txt"), "hello").unwrap();
+    let o = run(&[
+        "screen",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2021-06-01",
+        "--summary",
+        &d.join("s.json").display().to_string(),
+        &bulk.display().to_string(),
+    ]);
+    let out = lines(&o);
+    let status: Vec<(&str, &str)> = out
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or("-"),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [("-", "invalid"), ("a", "clear"), ("zz", "invalid")]
+    );
+    assert_eq!(codes(&out[0]["errors"]), vec!["invalid_json"]);
+    assert_eq!(out[0]["line"], json!(2));
+    assert_eq!(codes(&out[2]["errors"]), vec!["broken_reference"]);
+    let summary: Value = serde_json::from_slice(&std::fs::read(d.join("s.json")).unwrap()).unwrap();
+    assert!(
+        summary["skipped_files"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("README.txt")
+    );
+    assert_eq!(summary["patients"], json!(2));
+}
+
+fn external() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/external");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        println!("skipped: {} is absent", p.display());
+        None
+    }
+}
+
+#[test]
+fn every_synthea_bundle_and_the_bulk_export_screen_without_error() {
+    let Some(ext) = external() else { return };
+    let dir = ext.join("synthea-r4-bundles");
+    let (o, out) = screen(&[&dir]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let n_bundles = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    assert_eq!(out.len(), n_bundles);
+    assert!(
+        out.iter()
+            .all(|r| matches!(r["status"].as_str(), Some("clear" | "flagged" | "skipped")))
+    );
+    let bulk = ext.join("synthea-bulk-ndjson-10-patients");
+    let o = run(&[
+        "screen",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2024-08-06",
+        &bulk.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = lines(&o);
+    assert_eq!(out.len(), 13);
+    assert!(out.iter().all(|r| r["status"] != json!("invalid")));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("log.ndjson") && err.contains("SOURCE.md"),
+        "{err}"
+    );
+}
+
+#[test]
+fn output_is_identical_at_any_thread_count_and_profiles_screen_natively_alike() {
+    let dir = fixtures().join("synthea");
+    let d = dir.display().to_string();
+    let one = run(&[
+        "screen",
+        "-q",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2021-06-01",
+        "--threads",
+        "1",
+        &d,
+    ]);
+    let many = run(&[
+        "screen",
+        "-q",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2021-06-01",
+        "--threads",
+        "8",
+        &d,
+    ]);
+    assert_eq!(one.stdout, many.stdout);
+    // `fhir-profile` output is a native profile stream that screens to the same cautions.
+    let profiles = run(&["fhir-profile", "-q", "--as-of", "2021-06-01", &d]);
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), &profiles.stdout).unwrap();
+    let native = lines(&run(&["screen", "-q", &tmp.path().display().to_string()]));
+    let fhir: Vec<Value> = lines(&one)
+        .into_iter()
+        .filter(|r| r["status"] != json!("skipped"))
+        .collect();
+    assert_eq!(native.len(), fhir.len());
+    for (a, b) in native.iter().zip(&fhir) {
+        let rules = |r: &Value| -> Vec<String> {
+            r["cautions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["rule"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!((a["id"].clone(), rules(a)), (b["id"].clone(), rules(b)));
+    }
+    // Table and CSV formats work too.
+    let t = run(&[
+        "screen",
+        "-q",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2021-06-01",
+        "--format",
+        "table",
+        &d,
+    ]);
+    assert!(String::from_utf8_lossy(&t.stdout).contains("from FHIR:"));
+    let c = run(&[
+        "screen",
+        "-q",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2021-06-01",
+        "--format",
+        "csv",
+        &d,
+    ]);
+    assert!(String::from_utf8_lossy(&c.stdout).starts_with("input,line,id,rule,severity,title\n"));
+    let j = run(&[
+        "screen",
+        "-q",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2021-06-01",
+        "--format",
+        "json",
+        &d,
+    ]);
+    let arr: Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(arr.as_array().unwrap().len(), 14);
+}
+
+#[test]
+fn a_bad_value_set_is_a_load_error_with_file_and_pointer() {
+    let dir = tempfile::tempdir().unwrap();
+    for e in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/valuesets")).unwrap()
+    {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let p = dir.path().join("seizure.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    v["conditions"][0]["code"] = json!("g40");
+    v["conditions"][1]["source"] = json!("FACT");
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = run(&[
+        "screen",
+        "--from",
+        "fhir",
+        "--valuesets",
+        &dir.path().display().to_string(),
+        &fixtures().join("synthea").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("seizure.json at /conditions/0/code: `g40` is not a well-formed icd10cm code"),
+        "{err}"
+    );
+    assert!(err.contains("seizure.json at /conditions/1/source: unknown source `FACT`\n  help: did you mean `FACTS`?"), "{err}");
+}
