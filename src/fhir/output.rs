@@ -52,7 +52,7 @@ pub fn screened(
                 let mut extra = String::new();
                 for c in &s.cautions {
                     for e in &c.evidence {
-                        for p in provenance.get(&e.pointer).into_iter().flatten() {
+                        for p in provenance.get(e.pointer.as_ref()).into_iter().flatten() {
                             let _ = writeln!(extra, "  {} {}: {}", c.rule, e.pointer, prov_text(p));
                         }
                     }
@@ -84,7 +84,7 @@ pub fn screened(
                         .iter()
                         .map(|e| EvidenceOut {
                             evidence: e,
-                            fhir: provenance.get(&e.pointer).map(Vec::as_slice),
+                            fhir: provenance.get(e.pointer.as_ref()).map(Vec::as_slice),
                         })
                         .collect(),
                     sources: full.then_some(c.sources),
