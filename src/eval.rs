@@ -281,7 +281,8 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         let wanted = Tri::from(want);
         match c {
             Cond::Cmp { field, .. } | Cond::In { field, .. } | Cond::Known { field, .. } => {
-                if self.decide(c) == wanted {
+                // A fact tested twice (`age >= 12` and `age <= 50`) is one piece of evidence.
+                if self.decide(c) == wanted && !out.iter().any(|e| e.pointer == field.pointer()) {
                     out.push(self.fact_evidence(*field));
                 }
             }
