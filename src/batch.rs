@@ -191,11 +191,35 @@ struct Rec {
     kind: RecKind,
 }
 
+/// The buffers a chunk travels with. The writer clears them and hands them back to the reader (they are
+/// the tokens that bound what is in flight), so the large allocations are made once per run and never
+/// freed on another thread than the one that made them.
+#[derive(Default)]
+struct Buffers {
+    data: Vec<u8>,
+    recs: Vec<Rec>,
+    main: Vec<u8>,
+    errors: Vec<u8>,
+}
+
+impl Buffers {
+    /// Empty, keeping capacity, but not an outsized one left by a huge record.
+    fn recycle(mut self) -> Buffers {
+        for v in [&mut self.data, &mut self.main, &mut self.errors] {
+            v.clear();
+            if v.capacity() > 16 << 20 {
+                *v = Vec::new();
+            }
+        }
+        self.recs.clear();
+        self
+    }
+}
+
 struct Chunk {
     seq: u64,
     input: usize,
-    data: Vec<u8>,
-    recs: Vec<Rec>,
+    bufs: Buffers,
     blank: u64,
 }
 
@@ -218,8 +242,7 @@ struct ChunkStats {
 struct Done {
     seq: u64,
     input: usize,
-    main: Vec<u8>,
-    errors: Vec<u8>,
+    bufs: Buffers,
     stats: ChunkStats,
 }
 
@@ -237,9 +260,9 @@ pub fn run(
     let names: Vec<String> = sources.iter().map(Source::name).collect();
     let threads = cfg.threads.max(1);
     let in_flight = threads * 2 + 2;
-    let (token_tx, token_rx) = mpsc::sync_channel::<()>(in_flight);
+    let (token_tx, token_rx) = mpsc::sync_channel::<Buffers>(in_flight);
     for _ in 0..in_flight {
-        let _ = token_tx.send(());
+        let _ = token_tx.send(Buffers::default());
     }
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let stop = AtomicBool::new(false);
@@ -292,16 +315,26 @@ pub fn run(
     (summary, error)
 }
 
-/// Cut every input into chunks and hand each to `spawn`, waiting for a token first.
+/// Cut every input into chunks and hand each to `spawn`; a chunk is filled into buffers taken from
+/// `tokens`, which waits while the maximum number of chunks is in flight.
 fn read_chunks(
     sources: &[Source],
     limit: usize,
-    tokens: &mpsc::Receiver<()>,
+    tokens: &mpsc::Receiver<Buffers>,
     stop: &AtomicBool,
     spawn: &mut dyn FnMut(Chunk),
 ) -> Option<BatchError> {
     let mut seq = 0;
     let mut buf = Vec::new();
+    // The writer never stops returning buffers until every chunk sent is written, so this cannot wait
+    // forever; it fails only if the writer is gone, and then nothing more can be written anyway.
+    let Ok(bufs) = tokens.recv() else { return None };
+    let mut chunk = Chunk {
+        seq: 0,
+        input: 0,
+        bufs,
+        blank: 0,
+    };
     for (index, source) in sources.iter().enumerate() {
         let fail = |error| {
             Some(BatchError::Input {
@@ -314,7 +347,7 @@ fn read_chunks(
             Err(e) => return fail(e),
         };
         let mut splitter = Splitter::new(reader, limit);
-        let mut chunk = new_chunk(seq, index);
+        chunk.input = index;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return None;
@@ -336,15 +369,17 @@ fn read_chunks(
                 Item::TooLarge { line } => (line, RecKind::TooLarge),
                 Item::BrokenArray { line, message } => (line, RecKind::Broken(message)),
             };
-            let start = chunk.data.len();
-            chunk.data.extend_from_slice(&buf);
-            chunk.recs.push(Rec {
+            let data = &mut chunk.bufs.data;
+            let start = data.len();
+            data.extend_from_slice(&buf);
+            let end = data.len();
+            chunk.bufs.recs.push(Rec {
                 line,
                 start,
-                end: chunk.data.len(),
+                end,
                 kind,
             });
-            if chunk.recs.len() >= CHUNK_RECORDS || chunk.data.len() >= CHUNK_BYTES {
+            if chunk.bufs.recs.len() >= CHUNK_RECORDS || end >= CHUNK_BYTES {
                 dispatch(&mut chunk, &mut seq, index, tokens, spawn);
             }
         }
@@ -353,31 +388,27 @@ fn read_chunks(
     None
 }
 
-fn new_chunk(seq: u64, input: usize) -> Chunk {
-    Chunk {
-        seq,
-        input,
-        data: Vec::with_capacity(CHUNK_BYTES + 4096),
-        recs: Vec::with_capacity(CHUNK_RECORDS),
-        blank: 0,
-    }
-}
-
+/// Send `chunk` to be processed, if it holds anything, and continue in fresh buffers.
 fn dispatch(
     chunk: &mut Chunk,
     seq: &mut u64,
     input: usize,
-    tokens: &mpsc::Receiver<()>,
+    tokens: &mpsc::Receiver<Buffers>,
     spawn: &mut dyn FnMut(Chunk),
 ) {
-    if chunk.recs.is_empty() && chunk.blank == 0 {
+    if chunk.bufs.recs.is_empty() && chunk.blank == 0 {
         return;
     }
-    // Wait until fewer than the maximum number of chunks are in flight. The writer never stops
-    // returning tokens, so this cannot wait forever.
-    let _ = tokens.recv();
+    // Waits while the maximum number of chunks is in flight (see `read_chunks`).
+    let bufs = tokens.recv().unwrap_or_default();
     *seq += 1;
-    let mut full = std::mem::replace(chunk, new_chunk(0, input));
+    let next = Chunk {
+        seq: 0,
+        input,
+        bufs,
+        blank: 0,
+    };
+    let mut full = std::mem::replace(chunk, next);
     full.seq = *seq;
     spawn(full);
 }
@@ -392,20 +423,30 @@ fn process(
     chunk: Chunk,
 ) -> Done {
     let opts = &cfg.output;
-    let mut main = Vec::with_capacity(chunk.data.len() * 3);
-    let mut errors = Vec::new();
+    let Chunk {
+        seq,
+        input: input_index,
+        bufs,
+        blank,
+    } = chunk;
+    let Buffers {
+        data,
+        recs,
+        mut main,
+        mut errors,
+    } = bufs;
     let rules = engine.rules().len();
     let mut st = ChunkStats {
         by_rule: vec![0; rules],
         indeterminate: vec![0; rules],
-        blank: chunk.blank,
+        blank,
         ..ChunkStats::default()
     };
-    let input = names.get(chunk.input).map(String::as_str);
+    let input = names.get(input_index).map(String::as_str);
     let mut cache = MatchCache::new();
-    for rec in &chunk.recs {
+    for rec in &recs {
         st.read += 1;
-        let bytes = &chunk.data[rec.start..rec.end];
+        let bytes = &data[rec.start..rec.end];
         let rejected = match &rec.kind {
             RecKind::TooLarge => Err((
                 None,
@@ -466,10 +507,14 @@ fn process(
         }
     }
     Done {
-        seq: chunk.seq,
-        input: chunk.input,
-        main,
-        errors,
+        seq,
+        input: input_index,
+        bufs: Buffers {
+            data,
+            recs,
+            main,
+            errors,
+        },
         stats: st,
     }
 }
@@ -578,7 +623,7 @@ fn write_in_order(
     names: &[String],
     sinks: Sinks<'_>,
     done: mpsc::Receiver<Done>,
-    tokens: mpsc::SyncSender<()>,
+    tokens: mpsc::SyncSender<Buffers>,
     stop: &AtomicBool,
 ) -> (Summary, Option<io::Error>) {
     let format = cfg.output.format;
@@ -615,9 +660,9 @@ fn write_in_order(
         while let Some(d) = pending.remove(&next) {
             next += 1;
             if error.is_none() {
-                check(main.write(&d.main, format), &mut error);
+                check(main.write(&d.bufs.main, format), &mut error);
                 if let Some(e) = errors.as_mut() {
-                    check(e.write(&d.errors, format), &mut error);
+                    check(e.write(&d.bufs.errors, format), &mut error);
                 }
             }
             let st = d.stats;
@@ -663,7 +708,7 @@ fn write_in_order(
                     Seen::Full => summary.duplicate_check_truncated = true,
                 }
             }
-            let _ = tokens.send(());
+            let _ = tokens.send(d.bufs.recycle());
             if progress && last_progress.elapsed() > Duration::from_millis(250) {
                 last_progress = Instant::now();
                 let rate = summary.read as f64 / started.elapsed().as_secs_f64().max(1e-9);

@@ -825,8 +825,3 @@ fn generate(count: u64, seed: u64, invalid_rate: f64, output: Option<&Path>) -> 
         }
     }
 }
-
-/// mimalloc: the batch path allocates a few small strings and vectors per record on every worker;
-/// glibc's allocator spent about a fifth of all instructions there (callgrind).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
