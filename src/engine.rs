@@ -123,22 +123,9 @@ impl Engine {
         vocab_name: &str,
         vocab_text: &str,
     ) -> Result<Engine, LoadErrors> {
-        let schema = |text: &str, name: &str| {
-            serde_json::from_str::<Value>(text)
-                .map_err(|e| e.to_string())
-                .and_then(SchemaChecker::new)
-                .map_err(|e| {
-                    LoadErrors(vec![LoadError::new(
-                        LoadErrorCode::Schema,
-                        name,
-                        "",
-                        format!("bad schema: {e}"),
-                    )])
-                })
-        };
-        let profile_schema = schema(PROFILE_SCHEMA, "schemas/profile.schema.json")?;
-        let pack_schema = schema(RULEPACK_SCHEMA, "schemas/rulepack.schema.json")?;
-        let vocab_schema = schema(VOCABULARY_SCHEMA, "schemas/vocabulary.schema.json")?;
+        let profile_schema = load_schema(PROFILE_SCHEMA, "schemas/profile.schema.json")?;
+        let pack_schema = load_schema(RULEPACK_SCHEMA, "schemas/rulepack.schema.json")?;
+        let vocab_schema = load_schema(VOCABULARY_SCHEMA, "schemas/vocabulary.schema.json")?;
 
         let mut errors = Vec::new();
         let vocab_value = parse_checked(vocab_text, vocab_name, &vocab_schema, &mut errors);
@@ -313,7 +300,24 @@ pub fn record_id(value: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn parse_checked(
+/// Compile one of our schemas; `name` names it in the error.
+pub(crate) fn load_schema(text: &str, name: &str) -> Result<SchemaChecker, LoadErrors> {
+    serde_json::from_str::<Value>(text)
+        .map_err(|e| e.to_string())
+        .and_then(SchemaChecker::new)
+        .map_err(|e| {
+            LoadErrors(vec![LoadError::new(
+                LoadErrorCode::Schema,
+                name,
+                "",
+                format!("bad schema: {e}"),
+            )])
+        })
+}
+
+/// Parse `text` and check it against `schema`, adding every problem to `errors` (named by file and, in a
+/// rule pack, rule). Returns the value and whether it was valid, or `None` if it is not JSON.
+pub(crate) fn parse_checked(
     text: &str,
     name: &str,
     schema: &SchemaChecker,

@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use crate::error::{LoadError, LoadErrorCode, LoadErrors};
 use crate::profile::Field;
-use crate::schema::SchemaChecker;
 
 /// The value-set schema (`schemas/valueset.schema.json`).
 pub const VALUESET_SCHEMA: &str = include_str!("../../schemas/valueset.schema.json");
@@ -368,42 +367,15 @@ impl ValueSets {
 
     /// Load `(file name, text)` pairs; the names are used in errors.
     pub fn from_sources(files: &[(String, String)]) -> Result<ValueSets, LoadErrors> {
-        let schema = serde_json::from_str::<Value>(VALUESET_SCHEMA)
-            .map_err(|e| e.to_string())
-            .and_then(SchemaChecker::new)
-            .map_err(|e| {
-                LoadErrors(vec![LoadError::new(
-                    LoadErrorCode::Schema,
-                    "schemas/valueset.schema.json",
-                    "",
-                    format!("bad schema: {e}"),
-                )])
-            })?;
+        let schema = crate::engine::load_schema(VALUESET_SCHEMA, "schemas/valueset.schema.json")?;
         let mut errors = Vec::new();
         let mut sets = Vec::new();
         let mut ids: HashMap<String, String> = HashMap::new();
         for (name, text) in files {
-            let value: Value = match serde_json::from_str(text) {
-                Ok(v) => v,
-                Err(e) => {
-                    errors.push(LoadError::new(
-                        LoadErrorCode::InvalidJson,
-                        name,
-                        "",
-                        format!("not valid JSON: {e}"),
-                    ));
-                    continue;
-                }
+            let value = match crate::engine::parse_checked(text, name, &schema, &mut errors) {
+                Some((value, true)) => value,
+                _ => continue,
             };
-            if !schema.is_valid(&value) {
-                errors.extend(
-                    schema
-                        .problems(&value)
-                        .into_iter()
-                        .map(|p| LoadError::from_problem(name, p)),
-                );
-                continue;
-            }
             let file: ValueSetFile = match serde_json::from_value(value) {
                 Ok(f) => f,
                 Err(e) => {
