@@ -367,17 +367,7 @@ mod fhir {
             eprint!("{}", summary.text(cfg.mode));
         }
         if let Some(path) = summary_file {
-            let written = File::create(path).and_then(|mut f| {
-                serde_json::to_writer_pretty(&mut f, &summary)?;
-                f.write_all(b"\n")
-            });
-            if let Err(e) = written {
-                eprintln!(
-                    "error: cannot write the summary to `{}`: {e}",
-                    path.display()
-                );
-                return Err(EXIT_USAGE);
-            }
+            write_summary(path, &summary)?;
         }
         if summary.fail_on_reached {
             return Ok(EXIT_FAIL_ON);
@@ -555,17 +545,7 @@ fn try_run_batch(
         eprint!("{}", summary_text(&summary, mode));
     }
     if let Some(path) = &args.summary {
-        let written = File::create(path).and_then(|mut f| {
-            serde_json::to_writer_pretty(&mut f, &summary)?;
-            f.write_all(b"\n")
-        });
-        if let Err(e) = written {
-            eprintln!(
-                "error: cannot write the summary to `{}`: {e}",
-                path.display()
-            );
-            return Err(EXIT_USAGE);
-        }
+        write_summary(path, &summary)?;
     }
     if let Some(e) = error {
         eprintln!("error: {e}");
@@ -824,4 +804,19 @@ fn generate(count: u64, seed: u64, invalid_rate: f64, output: Option<&Path>) -> 
             EXIT_USAGE
         }
     }
+}
+
+/// Write a run's summary as pretty JSON to `path` (`--summary FILE`).
+fn write_summary<T: serde::Serialize>(path: &Path, summary: &T) -> Result<(), u8> {
+    let written = File::create(path).and_then(|mut f| {
+        serde_json::to_writer_pretty(&mut f, summary)?;
+        f.write_all(b"\n")
+    });
+    written.map_err(|e| {
+        eprintln!(
+            "error: cannot write the summary to `{}`: {e}",
+            path.display()
+        );
+        EXIT_USAGE
+    })
 }
