@@ -134,6 +134,51 @@ pub enum Cond {
     },
 }
 
+impl Cond {
+    /// Every fact this condition reads, in the order met (repeats included); medication tests read
+    /// `comedications`.
+    pub fn fields(&self, out: &mut Vec<Field>) {
+        match self {
+            Cond::Cmp { field, .. }
+            | Cond::In { field, .. }
+            | Cond::Known { field, .. }
+            | Cond::Text { field, .. } => out.push(*field),
+            Cond::All(parts) | Cond::Any(parts) => parts.iter().for_each(|p| p.fields(out)),
+            Cond::Not(part) => part.fields(out),
+            Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => {
+                out.push(Field::Comedications);
+            }
+        }
+    }
+}
+
+impl Rule {
+    /// The most severe tier's severity: how much it matters that the rule could not be decided.
+    pub fn max_severity(&self) -> Severity {
+        self.tiers
+            .iter()
+            .map(|t| t.severity)
+            .max()
+            .unwrap_or(Severity::Info)
+    }
+
+    /// Every fact the rule reads (its guard and its tiers), each once, in the order met.
+    pub fn fields(&self) -> Vec<Field> {
+        let mut out = Vec::new();
+        if let Some(a) = &self.applies {
+            a.fields(&mut out);
+        }
+        self.tiers.iter().for_each(|t| t.when.fields(&mut out));
+        let mut once = Vec::with_capacity(out.len());
+        for f in out {
+            if !once.contains(&f) {
+                once.push(f);
+            }
+        }
+        once
+    }
+}
+
 /// One tier of a rule.
 #[derive(Debug, Clone)]
 pub struct Tier {

@@ -56,6 +56,8 @@ enum Command {
     },
     /// Print the native profiles (NDJSON) that FHIR input turns into; unmapped patients go to stderr.
     FhirProfile(FhirProfileArgs),
+    /// Run the CDS Hooks 2.0 service (order-select, order-sign, medication-prescribe) over HTTP.
+    Serve(ServeArgs),
     /// Write deterministic synthetic profiles as NDJSON.
     Generate {
         /// How many profiles.
@@ -71,6 +73,53 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("auth").required(true).args(["trust", "insecure_no_auth"]))]
+struct ServeArgs {
+    /// Address to listen on (loopback by default; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Rule directory (pack.json and vocabulary.json); default: the embedded baclofen pack.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Value-set directory for FHIR mapping; default: the embedded sets (`rules/valuesets/`).
+    #[arg(long)]
+    valuesets: Option<PathBuf>,
+    /// Trusted EHRs: `{"issuers": {"<iss>": {"keys": [JWK, ...]}}}`; requests need a JWT signed by one.
+    #[arg(long, value_name = "FILE")]
+    trust: Option<PathBuf>,
+    /// Accept requests without a JWT (local development only).
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// The URL clients call (JWT audience base); default `http://{addr}`.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Append card feedback (JSON lines) to FILE; default: standard output.
+    #[arg(long, value_name = "FILE")]
+    feedback_log: Option<PathBuf>,
+    /// Cautions below this severity get no card (the info card of unchecked facts always shows).
+    #[arg(long, value_enum, default_value = "warning")]
+    min_card_severity: SeverityArg,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = 5 << 20)]
+    body_limit: usize,
+    /// Longest a request may take, waiting included, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Longest one fetch from the EHR's FHIR server may take, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    fetch_timeout_ms: u64,
+    /// Requests handled at once; others wait for a slot within the timeout.
+    #[arg(long, default_value_t = 64)]
+    max_concurrent: usize,
+    /// eGFR older than this many days before today is not used.
+    #[arg(long, default_value_t = 365)]
+    lookback_days: u32,
+    /// Log every request (method, path, status, time; never bodies) to standard error.
+    #[arg(long)]
+    access_log: bool,
 }
 
 #[derive(Subcommand)]
@@ -271,6 +320,7 @@ fn main() -> ExitCode {
             }
         }
         Command::FhirProfile(args) => fhir::profile(args),
+        Command::Serve(args) => serve(args),
         Command::Validate(common) => {
             let opts = OutputOptions {
                 format: format(common.format),
@@ -297,7 +347,7 @@ mod fhir {
     use medscreen::fhir::run::{self, RunConfig};
     use medscreen::fhir::{Absent, Mapper, Options, ValueSets};
 
-    fn valuesets(dir: Option<&Path>) -> Result<ValueSets, u8> {
+    pub(super) fn valuesets(dir: Option<&Path>) -> Result<ValueSets, u8> {
         let loaded = match dir {
             Some(d) => ValueSets::from_dir(d),
             None => ValueSets::embedded(),
@@ -444,6 +494,131 @@ fn format(f: FormatArg) -> Format {
         FormatArg::Csv => Format::Csv,
         FormatArg::Table => Format::Table,
     }
+}
+
+/// `serve`: load everything, bind, and run until Ctrl-C or SIGTERM.
+fn serve(a: ServeArgs) -> u8 {
+    use medscreen::cds_hooks::auth::Trust;
+    use medscreen::cds_hooks::server::{self, App, Auth, Config};
+    use medscreen::cds_hooks::{Cds, CdsOptions};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let engine = match load(a.rules.as_deref()) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let vs = match fhir::valuesets(a.valuesets.as_deref()) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let auth = match &a.trust {
+        Some(path) => match Trust::from_file(path) {
+            Ok(t) => Auth::Trust(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => Auth::Insecure,
+    };
+    if let Some(u) = &a.public_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        eprintln!("error: `--public-url` must start with http:// or https://");
+        return EXIT_USAGE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(a.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", a.addr);
+                return EXIT_USAGE;
+            }
+        };
+        let bound = listener.local_addr().unwrap_or(a.addr);
+        let public_url = a
+            .public_url
+            .clone()
+            .unwrap_or_else(|| server::default_public_url(bound))
+            .trim_end_matches('/')
+            .to_owned();
+        let auth_note = match &auth {
+            Auth::Trust(t) => format!("JWT from {} trusted issuer(s)", t.issuers()),
+            Auth::Insecure => "NO AUTHENTICATION (--insecure-no-auth)".to_owned(),
+        };
+        let cds = Cds::new(
+            engine,
+            vs,
+            CdsOptions {
+                min_card_severity: a.min_card_severity.into(),
+                lookback_days: a.lookback_days,
+            },
+        );
+        let cfg = Config {
+            public_url: public_url.clone(),
+            auth,
+            feedback_log: a.feedback_log.clone(),
+            body_limit: a.body_limit,
+            request_timeout: Duration::from_millis(a.timeout_ms),
+            fetch_timeout: Duration::from_millis(a.fetch_timeout_ms),
+            max_concurrent: a.max_concurrent,
+            access_log: a.access_log,
+        };
+        let app = match App::new(cds, cfg) {
+            Ok(app) => Arc::new(app),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        eprintln!(
+            "medscreen serve: listening on http://{bound} as {public_url}/cds-services ({} services; {auth_note})",
+            app.cds().services().len()
+        );
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(t) => t,
+                        Err(_) => {
+                            let _ = ctrl_c.await;
+                            return;
+                        }
+                    };
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = ctrl_c.await;
+            }
+        };
+        match server::serve(listener, app, shutdown).await {
+            Ok(()) => {
+                eprintln!("medscreen serve: stopped");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: the server failed: {e}");
+                EXIT_USAGE
+            }
+        }
+    })
 }
 
 fn load(dir: Option<&Path>) -> Result<Engine, u8> {

@@ -209,6 +209,8 @@ pub struct PatientFacts {
     crcl: Option<Dated<f64>>,
     meds: Vec<(MedEntry, Prov)>,
     baclofen: Option<Dated<BaclofenOrder>>,
+    /// `baclofen` is an order being placed, which no recorded order replaces.
+    baclofen_draft: bool,
     /// Resources that referred to this patient.
     pub resources: u64,
     /// Problems that make this patient's result an error.
@@ -235,6 +237,7 @@ impl PatientFacts {
             crcl: None,
             meds: Vec::new(),
             baclofen: None,
+            baclofen_draft: false,
             resources: 0,
             problems: Vec::new(),
         }
@@ -354,10 +357,54 @@ impl<'v> Mapper<'v> {
             "Condition" => self.condition(r, at, facts),
             "Observation" => self.observation(r, at, facts),
             "MedicationRequest" | "MedicationStatement" => {
-                self.medication_use(r, kind, at, facts, medication);
+                self.medication_use(r, kind, at, facts, medication, false);
             }
             _ => {}
         }
+    }
+
+    /// Read an order being placed (a CDS Hooks draft order: a MedicationRequest, or a DSTU2
+    /// MedicationOrder), whatever its status and date. A baclofen order becomes the order being
+    /// screened (its dose and reason feed the profile), ahead of any recorded baclofen order and of a
+    /// later draft; any other drug becomes a comedication, since it will be taken with baclofen.
+    pub fn draft_order(
+        &self,
+        r: &Value,
+        kind: &str,
+        at: &Loc<'_>,
+        facts: &mut PatientFacts,
+        medication: &dyn Fn(&str) -> Option<MedInfo>,
+    ) {
+        facts.resources += 1;
+        self.medication_use(r, kind, at, facts, medication, true);
+    }
+
+    /// The medication an order or statement names (its codeable concept, a contained Medication, or
+    /// one `medication` resolves), or `None` when it names none that can be read.
+    pub fn order_medication(
+        &self,
+        r: &Value,
+        medication: &dyn Fn(&str) -> Option<MedInfo>,
+    ) -> Option<MedInfo> {
+        let resource = resource_name(r);
+        if let Some(cc) = r.get("medicationCodeableConcept") {
+            return cc.is_object().then(|| MedInfo {
+                resource,
+                product: med_entry(cc),
+                ingredients: Vec::new(),
+            });
+        }
+        let reference = r.get("medicationReference")?.get("reference")?.as_str()?;
+        match reference.strip_prefix('#') {
+            Some(id) => contained(r, id).map(|m| med_info(m, &format!("{resource}#{id}"))),
+            None => medication(reference),
+        }
+    }
+
+    /// Whether a medication is the drug being screened (the `subject` value set: its RxNorm codes,
+    /// products containing it, or its name in the text).
+    pub fn is_subject(&self, m: &MedInfo) -> bool {
+        self.is_baclofen(m)
     }
 
     fn condition(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
@@ -639,21 +686,23 @@ impl<'v> Mapper<'v> {
         at: &Loc<'_>,
         facts: &mut PatientFacts,
         resolve: &dyn Fn(&str) -> Option<MedInfo>,
+        draft: bool,
     ) {
         let mut g = Getter::new(r, at, &mut facts.problems);
         let status = g.str(r, "status", "/status").unwrap_or("");
-        if status != "active" {
+        if status != "active" && !draft {
             return;
         }
         let as_of = self.opts.as_of;
-        let date = if kind == "MedicationRequest" {
-            g.date(r, "authoredOn")
-        } else {
-            g.date(r, "effectiveDateTime")
+        let date = match kind {
+            "MedicationRequest" => g.date(r, "authoredOn"),
+            "MedicationOrder" => g.date(r, "dateWritten"),
+            _ => g
+                .date(r, "effectiveDateTime")
                 .or_else(|| g.period_start(r, "effectivePeriod"))
-                .or_else(|| g.date(r, "dateAsserted"))
+                .or_else(|| g.date(r, "dateAsserted")),
         };
-        if date.as_ref().is_some_and(|d| d.0 > as_of) {
+        if date.as_ref().is_some_and(|d| d.0 > as_of) && !draft {
             return;
         }
         if kind == "MedicationStatement"
@@ -732,7 +781,12 @@ impl<'v> Mapper<'v> {
                     note: None,
                 },
             };
-            if dated.newer_than(&facts.baclofen) {
+            if draft {
+                if !facts.baclofen_draft {
+                    facts.baclofen = Some(dated);
+                    facts.baclofen_draft = true;
+                }
+            } else if !facts.baclofen_draft && dated.newer_than(&facts.baclofen) {
                 facts.baclofen = Some(dated);
             }
             return;
@@ -1023,7 +1077,11 @@ impl<'v> Mapper<'v> {
             if let Some(dose) = b.value.dose_mg {
                 p.insert("baclofen_daily_dose_mg".into(), json!(dose));
                 let mut pv = b.prov.clone();
-                pv.note = Some("dose x frequency of the latest active baclofen order".into());
+                pv.note = Some(if facts.baclofen_draft {
+                    "dose x frequency of the baclofen order being placed".into()
+                } else {
+                    "dose x frequency of the latest active baclofen order".into()
+                });
                 prov.insert("/baclofen_daily_dose_mg".into(), vec![pv]);
             }
             if let Some((text, pv)) = &b.value.indication {

@@ -102,7 +102,18 @@ impl System {
         }
     }
 
-    fn from_name(name: &str) -> Option<System> {
+    /// The canonical FHIR `Coding.system` URI.
+    pub fn uri(self) -> &'static str {
+        match self {
+            System::Icd10Cm => "http://hl7.org/fhir/sid/icd-10-cm",
+            System::Snomed => "http://snomed.info/sct",
+            System::Loinc => "http://loinc.org",
+            System::Rxnorm => "http://www.nlm.nih.gov/research/umls/rxnorm",
+        }
+    }
+
+    /// The system of a short name as value-set files write it (`loinc`).
+    pub fn from_name(name: &str) -> Option<System> {
         match name {
             "icd10cm" => Some(System::Icd10Cm),
             "snomed" => Some(System::Snomed),

@@ -1,0 +1,633 @@
+//! Cards: a screening written for the clinician placing the order.
+//!
+//! One card per caution at or above the minimum severity, most severe first, each with the evidence
+//! (and the FHIR resource it came from), the action, the cited sources as links, override reasons, and
+//! for a critical caution a suggestion to delete the draft baclofen order. Rules the record could not
+//! decide, and the missing-data rules that fired, are gathered into one `info` card listing what to
+//! check, shown whatever the minimum severity: a rule that could not be evaluated is never silently a
+//! pass. Every card has a fresh v4 uuid so that feedback can be traced to the card it answers.
+//!
+//! Text from the EHR (medication names, displays) is escaped before it goes into the markdown.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::service::Cds;
+use crate::compile::Severity;
+use crate::fhir::FhirProblem;
+use crate::fhir::mapping::Prov;
+use crate::report::{Caution, Evidence, Screening};
+use crate::{Rejection, profile::Field};
+
+/// The code system of our override reasons (`.invalid` is reserved: it names, it does not resolve).
+pub const OVERRIDE_SYSTEM: &str = "https://medscreen.invalid/fhir/CodeSystem/override-reason";
+
+/// Override reasons offered on every caution card: (code, display).
+pub const OVERRIDE_REASONS: [(&str, &str); 5] = [
+    (
+        "benefit-outweighs-risk",
+        "Benefit outweighs the risk for this patient",
+    ),
+    ("will-monitor", "Will monitor the patient closely"),
+    (
+        "already-addressed",
+        "Already addressed (dose adjusted, plan in place)",
+    ),
+    (
+        "record-incorrect",
+        "The record is incorrect or out of date",
+    ),
+    ("specialist-directed", "Directed by a specialist"),
+];
+
+/// At most this many characters in a summary (the spec: fewer than 140).
+const SUMMARY_MAX: usize = 139;
+
+/// The order that triggered screening.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    /// `MedicationRequest/id`.
+    pub order: String,
+    /// Pointer of the order in the request.
+    pub pointer: String,
+    /// Its display, when it has one.
+    pub display: Option<String>,
+}
+
+/// What card building needs besides the screening.
+pub(crate) struct Context<'a> {
+    pub cds: &'a Cds,
+    pub trigger: &'a Trigger,
+    pub min: Severity,
+    pub ignored_other_patients: usize,
+    pub not_sent: Vec<&'static str>,
+}
+
+/// A CDS Hooks card, written as the spec's JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Card {
+    /// Unique across calls.
+    pub uuid: String,
+    /// Under 140 characters.
+    pub summary: String,
+    /// `info`, `warning` or `critical`.
+    pub indicator: &'static str,
+    /// Markdown.
+    pub detail: String,
+    /// The cited reference.
+    pub source: CardSource,
+    /// A delete suggestion for critical cautions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Suggestion>,
+    /// `at-most-one` when there are suggestions.
+    #[serde(rename = "selectionBehavior", skip_serializing_if = "Option::is_none")]
+    pub selection_behavior: Option<&'static str>,
+    /// Reasons a clinician may give for overriding.
+    #[serde(rename = "overrideReasons", skip_serializing_if = "Vec::is_empty")]
+    pub override_reasons: Vec<Coding>,
+    /// The other sources, as links.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    /// The rule behind the card (kept for feedback, not sent).
+    #[serde(skip)]
+    pub rule: Option<String>,
+}
+
+/// `Card.source`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardSource {
+    /// Label.
+    pub label: String,
+    /// URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The rule, as a coding (`system` is the pack).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<Coding>,
+}
+
+/// A FHIR Coding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coding {
+    /// Code system.
+    pub system: String,
+    /// Code.
+    pub code: String,
+    /// Display.
+    pub display: String,
+}
+
+/// `Card.suggestions[]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suggestion {
+    /// Label.
+    pub label: String,
+    /// Unique id.
+    pub uuid: String,
+    /// Not recommended outright: the clinician weighs it.
+    #[serde(rename = "isRecommended")]
+    pub is_recommended: bool,
+    /// The actions.
+    pub actions: Vec<Action>,
+}
+
+/// `Suggestion.actions[]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    /// `delete`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// What it does.
+    pub description: String,
+    /// The order to delete.
+    #[serde(rename = "resourceId")]
+    pub resource_id: String,
+}
+
+/// `Card.links[]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    /// Label.
+    pub label: String,
+    /// URL.
+    pub url: String,
+    /// `absolute`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn pack_source(ctx: &Context<'_>) -> CardSource {
+    CardSource {
+        label: format!("medscreen {}", ctx.cds.engine().ruleset().label),
+        url: None,
+        topic: None,
+    }
+}
+
+fn override_reasons() -> Vec<Coding> {
+    OVERRIDE_REASONS
+        .iter()
+        .map(|(code, display)| Coding {
+            system: OVERRIDE_SYSTEM.into(),
+            code: (*code).into(),
+            display: (*display).into(),
+        })
+        .collect()
+}
+
+/// Cards for a screening.
+pub(crate) fn from_screening(
+    ctx: &Context<'_>,
+    s: &Screening<'_>,
+    profile: &Value,
+    provenance: &BTreeMap<String, Vec<Prov>>,
+) -> Vec<Card> {
+    let mut cards = Vec::new();
+    let mut to_check: Vec<String> = Vec::new();
+    for c in &s.cautions {
+        let missing_data = ctx
+            .cds
+            .rule(c.rule)
+            .is_some_and(|r| r.tags.iter().any(|t| t == "missing-data"));
+        if missing_data {
+            to_check.push(format!(
+                "**{}**: {} {}",
+                md(c.title),
+                md(c.message),
+                md(c.action)
+            ));
+        } else if c.severity >= ctx.min {
+            cards.push(caution_card(ctx, c, profile, provenance));
+        }
+    }
+    // Undecided rules that matter, grouped by the fact they lack: one line per fact to record.
+    let mut by_fact: Vec<(&'static str, Severity, Vec<&str>)> = Vec::new();
+    for i in &s.indeterminate {
+        let Some(rule) = ctx.cds.rule(i.rule) else {
+            continue;
+        };
+        let sev = rule.max_severity();
+        if sev < Severity::Warning {
+            continue;
+        }
+        for f in &i.missing {
+            match by_fact.iter_mut().find(|(name, _, _)| name == f) {
+                Some(entry) => {
+                    entry.1 = entry.1.max(sev);
+                    entry.2.push(&rule.title);
+                }
+                None => by_fact.push((f, sev, vec![&rule.title])),
+            }
+        }
+    }
+    by_fact.sort_by(|a, b| b.1.cmp(&a.1));
+    let facts_to_check = by_fact.len();
+    for (fact, sev, titles) in &by_fact {
+        let shown: Vec<String> = titles.iter().take(4).map(|t| md(t)).collect();
+        let more = titles.len().saturating_sub(4);
+        to_check.push(format!(
+            "**{}** (up to {}): needed by {}{}",
+            capitalize(fact_label(fact)),
+            sev.as_str(),
+            shown.join("; "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if to_check.is_empty() && ctx.not_sent.is_empty() {
+        return cards;
+    }
+    let mut detail = String::from(
+        "Some baclofen safety checks could not be completed from the record. Check these before \
+         prescribing:\n\n",
+    );
+    for line in &to_check {
+        detail.push_str(&format!("- {line}\n"));
+    }
+    if !ctx.not_sent.is_empty() {
+        detail.push_str(&format!(
+            "\nThe EHR sent no data for: {}. These were treated as unknown, not as absent.\n",
+            ctx.not_sent
+                .iter()
+                .map(|f| fact_label(f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if ctx.ignored_other_patients > 0 {
+        detail.push_str(&format!(
+            "\n{} prefetched resource(s) about another patient were ignored.\n",
+            ctx.ignored_other_patients
+        ));
+    }
+    let n = to_check.len() - facts_to_check + facts_to_check.max(usize::from(to_check.is_empty()));
+    cards.push(Card {
+        uuid: uuid(),
+        summary: summary(&format!(
+            "Baclofen: {n} thing{} to check that the record does not say",
+            if n == 1 { "" } else { "s" }
+        )),
+        indicator: "info",
+        detail,
+        source: pack_source(ctx),
+        suggestions: Vec::new(),
+        selection_behavior: None,
+        override_reasons: Vec::new(),
+        links: Vec::new(),
+        rule: None,
+    });
+    cards
+}
+
+fn caution_card(
+    ctx: &Context<'_>,
+    c: &Caution<'_>,
+    profile: &Value,
+    provenance: &BTreeMap<String, Vec<Prov>>,
+) -> Card {
+    let mut detail = format!("{}\n\n", md(c.message));
+    if !c.evidence.is_empty() {
+        detail.push_str("**Evidence**\n\n");
+        for e in &c.evidence {
+            detail.push_str(&format!("- {}\n", evidence_line(e, profile, provenance)));
+        }
+        detail.push('\n');
+    }
+    detail.push_str(&format!("**Action**: {}\n", md(c.action)));
+    if !c.sources.is_empty() {
+        detail.push_str("\n**Sources**: ");
+        let cited: Vec<String> = c
+            .sources
+            .iter()
+            .map(|s| match (&s.url, &s.citation) {
+                (Some(u), _) => format!("[{}]({})", md(&s.label), u),
+                (None, Some(cit)) => format!("{} ({})", md(&s.label), md(cit)),
+                (None, None) => md(&s.label),
+            })
+            .collect();
+        detail.push_str(&cited.join("; "));
+        detail.push('\n');
+    }
+    let first = c.sources.first();
+    let source = CardSource {
+        label: first.map_or_else(|| pack_source(ctx).label, |s| s.label.clone()),
+        url: first.and_then(|s| s.url.clone()),
+        topic: Some(Coding {
+            system: format!(
+                "https://medscreen.invalid/rules/{}",
+                ctx.cds.engine().ruleset().name
+            ),
+            code: c.rule.to_owned(),
+            display: c.title.to_owned(),
+        }),
+    };
+    let links = c
+        .sources
+        .iter()
+        .skip(1)
+        .filter_map(|s| {
+            s.url.as_ref().map(|u| Link {
+                label: s.label.clone(),
+                url: u.clone(),
+                kind: "absolute",
+            })
+        })
+        .collect();
+    let suggestions = if c.severity == Severity::Critical {
+        let what = ctx
+            .trigger
+            .display
+            .as_deref()
+            .map_or_else(|| "the baclofen order".to_owned(), |d| format!("the order for {d}"));
+        vec![Suggestion {
+            label: "Cancel the baclofen order".into(),
+            uuid: uuid(),
+            is_recommended: false,
+            actions: vec![Action {
+                kind: "delete",
+                description: format!("Remove {what} from the orders being signed"),
+                resource_id: ctx.trigger.order.clone(),
+            }],
+        }]
+    } else {
+        Vec::new()
+    };
+    Card {
+        uuid: uuid(),
+        summary: summary(&format!("Baclofen: {}{}", c.title, short_evidence(c))),
+        indicator: c.severity.as_str(),
+        detail,
+        source,
+        selection_behavior: (!suggestions.is_empty()).then_some("at-most-one"),
+        suggestions,
+        override_reasons: override_reasons(),
+        links,
+        rule: Some(c.rule.to_owned()),
+    }
+}
+
+/// ` (oxycodone, tramadol)` for medication evidence, ` (eGFR 25)` for a number, else nothing.
+fn short_evidence(c: &Caution<'_>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in &c.evidence {
+        let part = if let Some(i) = e.ingredient {
+            i.to_owned()
+        } else if let Some(n) = e.value.as_f64() {
+            format!("{} {}", short_label(&e.pointer), trim_number(n))
+        } else {
+            continue;
+        };
+        if !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+fn trim_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+fn short_label(pointer: &str) -> &'static str {
+    match pointer.trim_start_matches('/') {
+        "age" => "age",
+        "egfr" => "eGFR",
+        "baclofen_daily_dose_mg" => "mg/day",
+        _ => "",
+    }
+}
+
+fn evidence_line(e: &Evidence<'_>, profile: &Value, provenance: &BTreeMap<String, Vec<Prov>>) -> String {
+    let _ = profile;
+    let field = e.pointer.trim_start_matches('/');
+    let mut line = if let Some(ingredient) = e.ingredient {
+        let name = e
+            .value
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                e.value
+                    .get("rxnorm")
+                    .and_then(Value::as_str)
+                    .map(|c| format!("RxNorm {c}"))
+            })
+            .unwrap_or_default();
+        let class = e.class.map(|c| format!(" ({})", c.replace('_', " "))).unwrap_or_default();
+        format!("**{}**{}: {}", md(ingredient), md(&class), md(&name))
+    } else if let Some(term) = e.matched {
+        format!("{} mentions \u{201c}{}\u{201d}", fact_label(field), md(term))
+    } else {
+        let value = match &e.value {
+            Value::Null => "not recorded".to_owned(),
+            Value::Bool(true) => "yes".to_owned(),
+            Value::Bool(false) => "no".to_owned(),
+            Value::Number(n) => {
+                let unit = match field {
+                    "egfr" => " mL/min/1.73 m\u{b2}",
+                    "baclofen_daily_dose_mg" => " mg/day",
+                    "age" => " years",
+                    _ => "",
+                };
+                format!("{}{unit}", trim_number(n.as_f64().unwrap_or(0.0)))
+            }
+            Value::String(s) => md(s),
+            other => md(&other.to_string()),
+        };
+        format!("{}: {value}", capitalize(fact_label(field)))
+    };
+    if let Some(from) = provenance.get(e.pointer.as_ref()) {
+        let names: Vec<String> = from
+            .iter()
+            .take(3)
+            .map(|p| {
+                let mut s = format!("`{}`", p.resource.replace('`', "'"));
+                if let Some(d) = &p.display
+                    && e.ingredient.is_none()
+                {
+                    s.push_str(&format!(" {}", md(d)));
+                }
+                if let Some(d) = &p.date {
+                    s.push_str(&format!(", {}", md(d)));
+                }
+                s
+            })
+            .collect();
+        line.push_str(&format!(" (from {})", names.join("; ")));
+    }
+    line
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The question a fact answers, as a clinician would read it.
+pub fn fact_label(name: &str) -> &'static str {
+    let Some(field) = Field::from_name(name) else {
+        return "a fact";
+    };
+    match field {
+        Field::Id => "record id",
+        Field::Age => "age",
+        Field::Sex => "sex",
+        Field::Pregnant => "pregnancy status",
+        Field::Breastfeeding => "breastfeeding status",
+        Field::SeizureHistory => "history of seizures or epilepsy",
+        Field::KidneyDisease => "chronic kidney disease",
+        Field::Dialysis => "dialysis or end-stage renal disease",
+        Field::Egfr => "kidney function (eGFR)",
+        Field::StrokeHistory => "history of stroke",
+        Field::ReliesOnSpasticity => "whether spasticity sustains posture, balance or function",
+        Field::LiverDisease => "liver disease",
+        Field::HeartDisease => "heart disease",
+        Field::Diabetes => "diabetes",
+        Field::PsychiatricDisorder => "psychotic disorder, schizophrenia or confusional state",
+        Field::AlcoholUse => "alcohol use",
+        Field::OperatesMachinery => "whether the patient drives or operates machinery",
+        Field::Indication => "indication (reason for the order)",
+        Field::BaclofenDailyDoseMg => "daily dose",
+        Field::Discontinuation => "plan for stopping (taper rather than abrupt stop)",
+        Field::Comedications => "current medications",
+    }
+}
+
+/// A card saying the order could not be screened because the FHIR data is malformed.
+pub(crate) fn not_screened(ctx: &Context<'_>, problems: &[FhirProblem]) -> Card {
+    let mut detail = String::from(
+        "medscreen could not screen this baclofen order: the record sent with it could not be read. \
+         Review baclofen safety by hand.\n\n",
+    );
+    for p in problems.iter().take(10) {
+        let at = p.resource.as_deref().unwrap_or("");
+        detail.push_str(&format!(
+            "- `{}` at `{}` {}: {}\n",
+            p.code,
+            p.pointer.replace('`', "'"),
+            if at.is_empty() {
+                String::new()
+            } else {
+                format!("in `{}`", at.replace('`', "'"))
+            },
+            md(&p.message)
+        ));
+    }
+    if problems.len() > 10 {
+        detail.push_str(&format!("- and {} more\n", problems.len() - 10));
+    }
+    plain(ctx, "warning", "Baclofen: not screened, the record could not be read", detail)
+}
+
+/// A card saying the patient was not screened, and why (deceased).
+pub(crate) fn skipped(ctx: &Context<'_>, reason: &str) -> Card {
+    plain(
+        ctx,
+        "warning",
+        "Baclofen: not screened",
+        format!("medscreen did not screen this baclofen order: {}.\n", md(reason)),
+    )
+}
+
+/// A card for a profile the mapping built but the schema refused (a defect of ours).
+pub(crate) fn invalid_profile(ctx: &Context<'_>, r: &Rejection) -> Card {
+    let mut detail = String::from(
+        "medscreen could not screen this baclofen order: the facts read from the record were out of \
+         range. Review baclofen safety by hand.\n\n",
+    );
+    for p in &r.problems {
+        detail.push_str(&format!(
+            "- `{}`: {}\n",
+            p.pointer.replace('`', "'"),
+            md(&p.message)
+        ));
+    }
+    plain(ctx, "warning", "Baclofen: not screened, facts out of range", detail)
+}
+
+fn plain(ctx: &Context<'_>, indicator: &'static str, summary_text: &str, detail: String) -> Card {
+    Card {
+        uuid: uuid(),
+        summary: summary(summary_text),
+        indicator,
+        detail,
+        source: pack_source(ctx),
+        suggestions: Vec::new(),
+        selection_behavior: None,
+        override_reasons: Vec::new(),
+        links: Vec::new(),
+        rule: None,
+    }
+}
+
+/// At most [`SUMMARY_MAX`] characters, cut at a word with an ellipsis.
+fn summary(s: &str) -> String {
+    if s.chars().count() <= SUMMARY_MAX {
+        return s.to_owned();
+    }
+    let cut: String = s.chars().take(SUMMARY_MAX - 1).collect();
+    let cut = match cut.rfind(' ') {
+        Some(i) if i > SUMMARY_MAX / 2 => &cut[..i],
+        _ => cut.as_str(),
+    };
+    format!("{}\u{2026}", cut.trim_end_matches([',', ' ', '(']))
+}
+
+/// Escape text for CommonMark so that record text cannot become markup or links.
+pub fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(
+            ch,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '!' | '{' | '}' | '(' | ')'
+        ) {
+            out.push('\\');
+        }
+        if ch == '\n' || ch == '\r' {
+            out.push(' ');
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_stay_under_140() {
+        let long = "word ".repeat(60);
+        let s = summary(&long);
+        assert!(s.chars().count() < 140, "{}", s.chars().count());
+        assert!(s.ends_with('\u{2026}'));
+        assert_eq!(summary("short"), "short");
+    }
+
+    #[test]
+    fn markdown_is_escaped() {
+        assert_eq!(md("[x](http://e)"), "\\[x\\]\\(http://e\\)");
+        assert_eq!(md("a*b_c\nd"), "a\\*b\\_c d");
+    }
+}

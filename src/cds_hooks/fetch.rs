@@ -1,0 +1,176 @@
+//! Fetching missing prefetch from the EHR's FHIR server, as the CDS Hooks spec allows when the request
+//! carries `fhirServer` and `fhirAuthorization`.
+//!
+//! Each missing template is one GET (run concurrently), with the bearer token, `Accept:
+//! application/fhir+json`, a timeout, a size cap, and at most a few `next` pages of a searchset. The
+//! token is only ever sent to the origin of `fhirServer`: a `next` link to another origin is not
+//! followed. Errors name the prefetch key and the HTTP status, never the response body.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use super::service::{FhirAccess, Template};
+
+/// Why a fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError {
+    /// The prefetch key.
+    pub key: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// An HTTP client for FHIR reads. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    max_bytes: usize,
+    max_pages: usize,
+}
+
+impl Fetcher {
+    /// A client whose every request gives up after `timeout`.
+    pub fn new(timeout: Duration) -> Result<Fetcher, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("medscreen/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Fetcher {
+            client,
+            max_bytes: 20 << 20,
+            max_pages: 5,
+        })
+    }
+
+    /// Fetch every template, concurrently, for `patient_id`: (key, resource or Bundle) in template
+    /// order, or the first error.
+    pub async fn fetch_all(
+        &self,
+        access: &FhirAccess,
+        templates: &[Template],
+        patient_id: &str,
+    ) -> Result<Vec<(String, Value)>, FetchError> {
+        let mut set = JoinSet::new();
+        for (i, t) in templates.iter().enumerate() {
+            let me = self.clone();
+            let access = access.clone();
+            let key = t.key.clone();
+            let query = t.fill(patient_id);
+            set.spawn(async move { (i, me.fetch(&access, &key, &query).await) });
+        }
+        let mut out: Vec<Option<(String, Value)>> = vec![None; templates.len()];
+        while let Some(joined) = set.join_next().await {
+            let (i, result) = joined.map_err(|e| FetchError {
+                key: String::new(),
+                message: format!("a fetch task failed: {e}"),
+            })?;
+            out[i] = Some(result?);
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// GET `{fhirServer}/{query}`; a searchset's `next` pages are appended to its entries.
+    pub async fn fetch(
+        &self,
+        access: &FhirAccess,
+        key: &str,
+        query: &str,
+    ) -> Result<(String, Value), FetchError> {
+        let err = |message: String| FetchError {
+            key: key.to_owned(),
+            message,
+        };
+        let base = Url::parse(&format!("{}/", access.server))
+            .map_err(|_| err("`fhirServer` is not a valid URL".into()))?;
+        let mut url = base
+            .join(query)
+            .map_err(|_| err("the prefetch query does not make a valid URL".into()))?;
+        let mut bundle: Option<Value> = None;
+        for _ in 0..self.max_pages {
+            let page = self.get(&url, &access.token).await.map_err(&err)?;
+            if page.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+                return Ok((key.to_owned(), page));
+            }
+            let next = next_link(&page);
+            match &mut bundle {
+                None => bundle = Some(page),
+                Some(b) => {
+                    let more = page
+                        .get("entry")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    if let Some(entries) = b.get_mut("entry").and_then(Value::as_array_mut) {
+                        entries.extend(more);
+                    } else {
+                        b["entry"] = json!(more);
+                    }
+                }
+            }
+            match next.and_then(|n| Url::parse(&n).ok()) {
+                Some(n) if same_origin(&n, &base) => url = n,
+                _ => break,
+            }
+        }
+        Ok((key.to_owned(), bundle.unwrap_or(Value::Null)))
+    }
+
+    async fn get(&self, url: &Url, token: &str) -> Result<Value, String> {
+        let mut resp = self
+            .client
+            .get(url.clone())
+            .bearer_auth(token)
+            .header(reqwest::header::ACCEPT, "application/fhir+json")
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "the FHIR server did not answer in time".to_owned()
+                } else {
+                    "the FHIR server could not be reached".to_owned()
+                }
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!("the FHIR server answered HTTP {}", status.as_u16()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|_| "the FHIR server's answer was cut off".to_owned())?
+        {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(format!(
+                    "the FHIR server's answer is larger than {} MiB",
+                    self.max_bytes >> 20
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|_| "the FHIR server's answer is not JSON".to_owned())
+    }
+}
+
+fn next_link(bundle: &Value) -> Option<String> {
+    bundle
+        .get("link")?
+        .as_array()?
+        .iter()
+        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))?
+        .get("url")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}

@@ -1,0 +1,539 @@
+//! The HTTP side of the CDS Hooks service: axum routes, authentication, limits, CORS and the feedback
+//! log.
+//!
+//! Routes: `GET /cds-services` (discovery, open: it holds no patient data), `POST /cds-services/{id}`
+//! (a hook call) and `POST /cds-services/{id}/feedback`. The two POST routes require the EHR's signed
+//! JWT unless the server runs with `--insecure-no-auth`, read at most `body_limit` bytes, wait at most
+//! `request_timeout` for a slot among `max_concurrent` and then for their answer, and answer errors as
+//! JSON `{"error": code, "message": ...}`. Nothing here logs a request body or a patient value: the
+//! access log has method, path, status and time; the feedback log has card ids, outcomes and coded
+//! reasons, not free-text comments.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::auth::{AuthError, Trust};
+use super::cards::{Card, OVERRIDE_SYSTEM};
+use super::fetch::Fetcher;
+use super::service::{Cds, CdsError, Step};
+use crate::fhir::date::Date;
+
+/// How requests are authenticated.
+#[derive(Debug)]
+pub enum Auth {
+    /// Signed JWTs from the trusted issuers.
+    Trust(Trust),
+    /// No authentication (local development only).
+    Insecure,
+}
+
+/// Server settings.
+#[derive(Debug)]
+pub struct Config {
+    /// The URL clients call, without a trailing slash: JWT audiences are `{public_url}/cds-services/{id}`.
+    pub public_url: String,
+    /// Authentication.
+    pub auth: Auth,
+    /// Where feedback goes: a file (appended) or standard output.
+    pub feedback_log: Option<PathBuf>,
+    /// Largest request body.
+    pub body_limit: usize,
+    /// Longest a request may wait for a slot and then take.
+    pub request_timeout: Duration,
+    /// Longest one fetch from the EHR's FHIR server may take.
+    pub fetch_timeout: Duration,
+    /// Requests handled at once; the rest wait (up to the timeout).
+    pub max_concurrent: usize,
+    /// Log each request (method, path, status, milliseconds) to standard error.
+    pub access_log: bool,
+}
+
+/// Cards issued recently, so that feedback can name the rule it answers.
+#[derive(Debug, Default)]
+struct Issued {
+    by_uuid: HashMap<String, IssuedCard>,
+    order: VecDeque<String>,
+}
+
+#[derive(Debug, Clone)]
+struct IssuedCard {
+    service: String,
+    rule: Option<String>,
+    hook_instance: String,
+    suggestions: Vec<String>,
+}
+
+/// How many issued cards are remembered for feedback.
+const ISSUED_MAX: usize = 100_000;
+
+/// Everything a request handler reads. Shared by every task.
+pub struct App {
+    cds: Cds,
+    cfg: Config,
+    fetcher: Fetcher,
+    slots: Semaphore,
+    issued: Mutex<Issued>,
+    feedback: Mutex<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The application: opens the feedback log (appending) and builds the HTTP client.
+    pub fn new(cds: Cds, cfg: Config) -> Result<App, String> {
+        let feedback: Box<dyn Write + Send> = match &cfg.feedback_log {
+            Some(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open the feedback log `{}`: {e}", path.display()))?,
+            ),
+            None => Box::new(std::io::stdout()),
+        };
+        Ok(App {
+            fetcher: Fetcher::new(cfg.fetch_timeout)?,
+            slots: Semaphore::new(cfg.max_concurrent.max(1)),
+            cds,
+            cfg,
+            issued: Mutex::new(Issued::default()),
+            feedback: Mutex::new(feedback),
+        })
+    }
+
+    /// The service definitions.
+    pub fn cds(&self) -> &Cds {
+        &self.cds
+    }
+
+    fn remember(&self, service: &str, hook_instance: &str, cards: &[Card]) {
+        let Ok(mut issued) = self.issued.lock() else {
+            return;
+        };
+        for c in cards {
+            issued.by_uuid.insert(
+                c.uuid.clone(),
+                IssuedCard {
+                    service: service.to_owned(),
+                    rule: c.rule.clone(),
+                    hook_instance: hook_instance.to_owned(),
+                    suggestions: c.suggestions.iter().map(|s| s.uuid.clone()).collect(),
+                },
+            );
+            issued.order.push_back(c.uuid.clone());
+        }
+        while issued.order.len() > ISSUED_MAX {
+            if let Some(old) = issued.order.pop_front() {
+                issued.by_uuid.remove(&old);
+            }
+        }
+    }
+
+    fn check_auth(&self, headers: &HeaderMap, audiences: &[String]) -> Result<Option<String>, Response> {
+        let Auth::Trust(trust) = &self.cfg.auth else {
+            return Ok(None);
+        };
+        let header = match headers.get(header::AUTHORIZATION).map(HeaderValue::to_str) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => Some(""),
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut last: Option<AuthError> = None;
+        for aud in audiences {
+            match trust.verify(header, aud, now) {
+                Ok(v) => return Ok(Some(v.iss)),
+                Err(e) if e.code == "wrong_audience" => last = Some(e),
+                Err(e) => return Err(unauthorized(&e)),
+            }
+        }
+        Err(last.map_or_else(
+            || error(StatusCode::UNAUTHORIZED, "unauthorized", "no audience to check".into()),
+            |e| unauthorized(&e),
+        ))
+    }
+}
+
+fn unauthorized(e: &AuthError) -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, e.code, e.message.clone());
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    r
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    (status, axum::Json(json!({"error": code, "message": message}))).into_response()
+}
+
+fn cds_error(e: &CdsError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(e.body())).into_response()
+}
+
+/// The routes, with CORS, limits and the access log.
+pub fn router(app: Arc<App>) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::ORIGIN,
+            header::ACCEPT,
+            header::CONTENT_LOCATION,
+            header::LOCATION,
+            header::HeaderName::from_static("x-requested-with"),
+        ]);
+    let limited = Router::new()
+        .route("/cds-services/{id}", post(hook))
+        .route("/cds-services/{id}/feedback", post(feedback))
+        .route_layer(middleware::from_fn_with_state(app.clone(), guard));
+    Router::new()
+        .route("/cds-services", get(discovery))
+        .merge(limited)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(app.clone(), access_log))
+        .layer(cors)
+        .with_state(app)
+}
+
+/// Serve on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The default public URL for a bound address.
+pub fn default_public_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+async fn access_log(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if app.cfg.access_log || status.is_server_error() {
+        // The path holds only the service id; bodies and headers are never logged.
+        eprintln!(
+            "medscreen serve: {method} {path} {} {:.1} ms",
+            status.as_u16(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    resp
+}
+
+/// A slot among `max_concurrent`, then the handler, both within the request timeout.
+async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let deadline = app.cfg.request_timeout;
+    let start = Instant::now();
+    let permit = match tokio::time::timeout(deadline, app.slots.acquire()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the service is at its concurrency limit; retry shortly".into(),
+            );
+        }
+    };
+    let left = deadline.saturating_sub(start.elapsed());
+    let resp = match tokio::time::timeout(left, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} ms",
+                deadline.as_millis()
+            ),
+        ),
+    };
+    drop(permit);
+    resp
+}
+
+async fn discovery(State(app): State<Arc<App>>) -> Response {
+    axum::Json(app.cds.discovery()).into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; the services are listed at `GET /cds-services`".into(),
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "`GET /cds-services` lists the services; hooks and feedback are `POST`".into(),
+    )
+}
+
+async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Response> {
+    to_bytes(body, app.cfg.body_limit).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is larger than {} bytes (or was cut off)",
+                app.cfg.body_limit
+            ),
+        )
+    })
+}
+
+fn unknown_service(app: &App, id: &str) -> Response {
+    let ids: Vec<&str> = app.cds.services().iter().map(|s| s.id.as_str()).collect();
+    error(
+        StatusCode::NOT_FOUND,
+        "unknown_service",
+        format!(
+            "no service `{}`; the services are {}",
+            id.chars().take(100).collect::<String>(),
+            ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+        ),
+    )
+}
+
+async fn hook(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(service) = app.cds.service(&id) else {
+        return unknown_service(&app, &id);
+    };
+    let aud = format!("{}/cds-services/{}", app.cfg.public_url, service.id);
+    if let Err(r) = app.check_auth(&headers, &[aud]) {
+        return r;
+    }
+    let bytes = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let prepared = match app.cds.prepare(&bytes) {
+        Ok(p) => p,
+        Err(e) => return cds_error(&e),
+    };
+    drop(bytes);
+    let pending = match prepared.step {
+        Step::NoCards => return axum::Json(json!({"cards": []})).into_response(),
+        Step::Screen(p) => p,
+    };
+    let fetched = match (&pending.fhir, pending.missing.is_empty()) {
+        (_, true) => Vec::new(),
+        (Some(access), false) => {
+            match app
+                .fetcher
+                .fetch_all(access, &pending.missing, &pending.patient_id)
+                .await
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    return cds_error(&CdsError {
+                        status: 412,
+                        code: "missing_prefetch",
+                        message: format!(
+                            "prefetch `{}` was not sent and fetching it from `fhirServer` failed: {}",
+                            e.key, e.message
+                        ),
+                        missing: pending.missing.iter().map(|t| t.key.clone()).collect(),
+                    });
+                }
+            }
+        }
+        (None, false) => Vec::new(),
+    };
+    let cards = app.cds.cards(&pending, &fetched);
+    app.remember(&service.id, &prepared.hook_instance, &cards);
+    axum::Json(json!({ "cards": cards })).into_response()
+}
+
+async fn feedback(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(service) = app.cds.service(&id) else {
+        return unknown_service(&app, &id);
+    };
+    let base = format!("{}/cds-services/{}", app.cfg.public_url, service.id);
+    // The spec's audience is the endpoint called; clients that use the service URL are accepted too.
+    let iss = match app.check_auth(&headers, &[format!("{base}/feedback"), base]) {
+        Ok(iss) => iss,
+        Err(r) => return r,
+    };
+    let bytes = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let lines = match feedback_lines(&app, &service.id, iss.as_deref(), &bytes) {
+        Ok(l) => l,
+        Err(e) => return cds_error(&e),
+    };
+    let written = app.feedback.lock().map_err(|_| ()).and_then(|mut w| {
+        for l in &lines {
+            writeln!(w, "{l}").map_err(|_| ())?;
+        }
+        w.flush().map_err(|_| ())
+    });
+    if written.is_err() {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "feedback_not_recorded",
+            "the feedback could not be written to the audit log; send it again".into(),
+        );
+    }
+    axum::Json(json!({"recorded": lines.len()})).into_response()
+}
+
+/// Check a feedback body and turn each item into one audit line.
+fn feedback_lines(
+    app: &App,
+    service: &str,
+    iss: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<String>, CdsError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| CdsError {
+        status: 400,
+        code: "invalid_json",
+        message: format!(
+            "the feedback body is not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+        missing: Vec::new(),
+    })?;
+    let Some(items) = v.get("feedback").and_then(Value::as_array) else {
+        return Err(CdsError::invalid(
+            "the feedback body has no `feedback` array".into(),
+        ));
+    };
+    if items.is_empty() {
+        return Err(CdsError::invalid("`feedback` is empty".into()));
+    }
+    let received = now_rfc3339();
+    let issued = app.issued.lock().map(|i| {
+        items
+            .iter()
+            .map(|it| {
+                it.get("card")
+                    .and_then(Value::as_str)
+                    .and_then(|c| i.by_uuid.get(c).cloned())
+            })
+            .collect::<Vec<_>>()
+    });
+    let issued = issued.unwrap_or_else(|_| vec![None; items.len()]);
+    let mut out = Vec::with_capacity(items.len());
+    for (i, (it, known)) in items.iter().zip(issued).enumerate() {
+        let at = |m: &str| CdsError::invalid(format!("`feedback[{i}]`: {m}"));
+        let card = match it.get("card") {
+            Some(Value::String(c)) if !c.is_empty() && c.len() <= 128 => c,
+            _ => return Err(at("`card` (the card's uuid) is missing or not a string")),
+        };
+        let outcome = match it.get("outcome").and_then(Value::as_str) {
+            Some(o @ ("accepted" | "overridden")) => o,
+            _ => return Err(at("`outcome` must be `accepted` or `overridden`")),
+        };
+        let Some(when) = it.get("outcomeTimestamp").and_then(Value::as_str) else {
+            return Err(at("`outcomeTimestamp` is missing or not a string"));
+        };
+        let accepted: Vec<String> = match it.get("acceptedSuggestions") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| at("each of `acceptedSuggestions` needs an `id` string"))?,
+            Some(_) => return Err(at("`acceptedSuggestions` is not an array")),
+        };
+        let reason = match it.get("overrideReason") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(o)) => Some(o),
+            Some(_) => return Err(at("`overrideReason` is not an object")),
+        };
+        let coding = reason.and_then(|r| r.get("reason")).map(|c| {
+            json!({
+                "system": c.get("system").and_then(Value::as_str),
+                "code": c.get("code").and_then(Value::as_str),
+            })
+        });
+        let offered = reason
+            .and_then(|r| r.get("reason"))
+            .map(|c| c.get("system").and_then(Value::as_str) == Some(OVERRIDE_SYSTEM));
+        let line = json!({
+            "received": received,
+            "service": service,
+            "issuer": iss,
+            "card": card,
+            "known_card": known.is_some(),
+            "rule": known.as_ref().and_then(|k| k.rule.clone()),
+            "hookInstance": known.as_ref().map(|k| k.hook_instance.clone()),
+            "card_service_matches": known.as_ref().map(|k| k.service == service),
+            "outcome": outcome,
+            "outcomeTimestamp": when.chars().take(64).collect::<String>(),
+            "acceptedSuggestions": accepted,
+            "suggestions_known": known.as_ref().map(|k| accepted.iter().all(|a| k.suggestions.contains(a))),
+            "overrideReason": coding,
+            "reason_from_our_list": offered,
+            // Free text may hold patient data: only its presence is recorded.
+            "userComment_given": reason.is_some_and(|r| r.get("userComment").is_some_and(|c| c.as_str().is_some_and(|s| !s.is_empty()))),
+        });
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+/// Now as `2026-11-24T08:35:42Z`.
+pub fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        Date::from_days(days),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
