@@ -31,6 +31,7 @@
 )]
 
 pub mod batch;
+pub mod cds_hooks;
 pub mod compile;
 pub mod engine;
 pub mod error;

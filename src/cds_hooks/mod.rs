@@ -1,0 +1,3 @@
+//! CDS Hooks 2.0 service.
+
+pub mod auth;
