@@ -259,7 +259,9 @@ impl fmt::Debug for Trust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<&str> = self.issuers.keys().map(String::as_str).collect();
         names.sort_unstable();
-        f.debug_struct("Trust").field("issuers", &names).finish_non_exhaustive()
+        f.debug_struct("Trust")
+            .field("issuers", &names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -497,13 +499,13 @@ impl Trust {
         // 1. The algorithm, before anything else depends on it.
         let header = decode_object(header_b64, "header")?;
         let alg = header_alg(&header)?;
-        if let Some(typ) = header.get("typ") {
-            if !typ.as_str().is_some_and(|t| t.eq_ignore_ascii_case("JWT")) {
-                return Err(AuthError::new(
-                    "malformed_token",
-                    "token header `typ` is not `JWT`",
-                ));
-            }
+        if let Some(typ) = header.get("typ")
+            && !typ.as_str().is_some_and(|t| t.eq_ignore_ascii_case("JWT"))
+        {
+            return Err(AuthError::new(
+                "malformed_token",
+                "token header `typ` is not `JWT`",
+            ));
         }
         if header.contains_key("crit") {
             return Err(AuthError::new(
@@ -543,19 +545,19 @@ impl Trust {
                 ),
             ));
         }
-        if let Some(pinned) = key.alg {
-            if pinned != alg {
-                return Err(AuthError::new(
-                    "key_alg_mismatch",
-                    format!(
-                        "token `alg` `{}` does not match `alg` `{}` of key {} of issuer `{}`",
-                        alg.name(),
-                        pinned.name(),
-                        key.label(),
-                        shown(iss)
-                    ),
-                ));
-            }
+        if let Some(pinned) = key.alg
+            && pinned != alg
+        {
+            return Err(AuthError::new(
+                "key_alg_mismatch",
+                format!(
+                    "token `alg` `{}` does not match `alg` `{}` of key {} of issuer `{}`",
+                    alg.name(),
+                    pinned.name(),
+                    key.label(),
+                    shown(iss)
+                ),
+            ));
         }
 
         // 4. The signature, over the exact bytes received.
@@ -590,21 +592,24 @@ impl Trust {
         let nbf = optional_date(&claims, "nbf")?;
         let iat = optional_date(&claims, "iat")?;
         for (name, at) in [("nbf", nbf), ("iat", iat)] {
-            if let Some(at) = at {
-                if at > now.saturating_add(CLOCK_SKEW_SECS) {
-                    return Err(AuthError::new(
-                        "not_yet_valid",
-                        format!(
-                            "token `{name}` {at} is in the future (now {now}, allowed clock skew {CLOCK_SKEW_SECS} s)"
-                        ),
-                    ));
-                }
+            if let Some(at) = at
+                && at > now.saturating_add(CLOCK_SKEW_SECS)
+            {
+                return Err(AuthError::new(
+                    "not_yet_valid",
+                    format!(
+                        "token `{name}` {at} is in the future (now {now}, allowed clock skew {CLOCK_SKEW_SECS} s)"
+                    ),
+                ));
             }
         }
         check_audience(&claims, expected_aud)?;
         let jti = required_string(&claims, "jti")?;
         if jti.is_empty() {
-            return Err(AuthError::new("invalid_claim", "token claim `jti` is empty"));
+            return Err(AuthError::new(
+                "invalid_claim",
+                "token claim `jti` is empty",
+            ));
         }
         let sub = optional_string(&claims, "sub")?;
         let tenant = optional_string(&claims, "tenant")?;
@@ -793,7 +798,9 @@ fn missing_claim(name: &str) -> AuthError {
 /// `aud` must name this endpoint: a string or an array of strings, compared exactly except that one
 /// trailing `/` on either side is ignored.
 fn check_audience(claims: &Map<String, Value>, expected: &str) -> Result<(), AuthError> {
-    let same = |aud: &str| aud.strip_suffix('/').unwrap_or(aud) == expected.strip_suffix('/').unwrap_or(expected);
+    let same = |aud: &str| {
+        aud.strip_suffix('/').unwrap_or(aud) == expected.strip_suffix('/').unwrap_or(expected)
+    };
     let invalid = || {
         AuthError::new(
             "invalid_claim",
@@ -914,7 +921,13 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    fn problem(&mut self, code: &'static str, pointer: &str, message: String, help: Option<String>) {
+    fn problem(
+        &mut self,
+        code: &'static str,
+        pointer: &str,
+        message: String,
+        help: Option<String>,
+    ) {
         self.problems.push(TrustProblem {
             code,
             file: self.file.to_owned(),
@@ -1023,7 +1036,9 @@ impl Loader<'_> {
                 "missing_member",
                 pointer,
                 "no `keys` member".to_owned(),
-                Some("an issuer entry is its JWK Set: `{\"keys\": [<public JWK>, ...]}`".to_owned()),
+                Some(
+                    "an issuer entry is its JWK Set: `{\"keys\": [<public JWK>, ...]}`".to_owned(),
+                ),
             );
             return None;
         };
@@ -1054,16 +1069,13 @@ impl Loader<'_> {
                 continue;
             };
             match &key.kid {
-                Some(kid) => {
-                    if !kids.insert(kid.clone()) {
-                        self.problem(
-                            "duplicate_kid",
-                            &format!("{key_pointer}/kid"),
-                            format!("`kid` `{}` is used by two keys of this issuer", shown(kid)),
-                            Some("each key of an issuer needs its own `kid`".to_owned()),
-                        );
-                    }
-                }
+                Some(kid) if !kids.insert(kid.clone()) => self.problem(
+                    "duplicate_kid",
+                    &format!("{key_pointer}/kid"),
+                    format!("`kid` `{}` is used by two keys of this issuer", shown(kid)),
+                    Some("each key of an issuer needs its own `kid`".to_owned()),
+                ),
+                Some(_) => {}
                 None if keys.len() > 1 => self.problem(
                     "missing_kid",
                     &key_pointer,
@@ -1157,21 +1169,24 @@ impl Loader<'_> {
                     "private key member{} {names} present; a trust file must hold public keys only",
                     if private.len() == 1 { "" } else { "s" }
                 ),
-                Some("keep only the public members; a private key that was shared should be rotated".to_owned()),
+                Some(
+                    "keep only the public members; a private key that was shared should be rotated"
+                        .to_owned(),
+                ),
             );
             return None;
         }
 
         let before = self.problems.len();
-        if let Some(usage) = jwk.get("use") {
-            if usage.as_str() != Some("sig") {
-                self.problem(
-                    "invalid_key",
-                    &format!("{pointer}/use"),
-                    "`use` is not `sig`; only signature keys can verify tokens".to_owned(),
-                    None,
-                );
-            }
+        if let Some(usage) = jwk.get("use")
+            && usage.as_str() != Some("sig")
+        {
+            self.problem(
+                "invalid_key",
+                &format!("{pointer}/use"),
+                "`use` is not `sig`; only signature keys can verify tokens".to_owned(),
+                None,
+            );
         }
         if let Some(ops) = jwk.get("key_ops") {
             let verifies = ops
@@ -1208,15 +1223,19 @@ impl Loader<'_> {
         } else {
             self.rsa_key(jwk, pointer)?
         };
-        if let Some(alg) = alg {
-            if !kind.fits(alg) {
-                self.problem(
-                    "key_alg_mismatch",
-                    &format!("{pointer}/alg"),
-                    format!("`alg` `{}` does not fit this key: it is {}", alg.name(), kind.describe()),
-                    None,
-                );
-            }
+        if let Some(alg) = alg
+            && !kind.fits(alg)
+        {
+            self.problem(
+                "key_alg_mismatch",
+                &format!("{pointer}/alg"),
+                format!(
+                    "`alg` `{}` does not fit this key: it is {}",
+                    alg.name(),
+                    kind.describe()
+                ),
+                None,
+            );
         }
         (self.problems.len() == before).then_some(TrustedKey {
             kid,
@@ -1263,16 +1282,16 @@ impl Loader<'_> {
     }
 
     /// A required base64url member of a JWK, decoded.
-    fn b64_member(&mut self, jwk: &Map<String, Value>, pointer: &str, name: &str) -> Option<Vec<u8>> {
+    fn b64_member(
+        &mut self,
+        jwk: &Map<String, Value>,
+        pointer: &str,
+        name: &str,
+    ) -> Option<Vec<u8>> {
         let member_pointer = format!("{pointer}/{name}");
         match jwk.get(name) {
             None => {
-                self.problem(
-                    "invalid_key",
-                    pointer,
-                    format!("key has no `{name}`"),
-                    None,
-                );
+                self.problem("invalid_key", pointer, format!("key has no `{name}`"), None);
                 None
             }
             Some(Value::String(s)) => match URL_SAFE_NO_PAD.decode(s) {
@@ -1299,7 +1318,11 @@ impl Loader<'_> {
         }
     }
 
-    fn ec_key(&mut self, jwk: &Map<String, Value>, pointer: &str) -> Option<(KeyKind, DecodingKey)> {
+    fn ec_key(
+        &mut self,
+        jwk: &Map<String, Value>,
+        pointer: &str,
+    ) -> Option<(KeyKind, DecodingKey)> {
         let crv_pointer = format!("{pointer}/crv");
         let curve = match jwk.get("crv").and_then(Value::as_str) {
             Some("P-256") => Curve::P256,
@@ -1314,7 +1337,8 @@ impl Loader<'_> {
                 return None;
             }
             Some(other) => {
-                let help = did_you_mean(other, ["P-256", "P-384"]).map(|m| format!("did you mean `{m}`?"));
+                let help =
+                    did_you_mean(other, ["P-256", "P-384"]).map(|m| format!("did you mean `{m}`?"));
                 self.problem(
                     "invalid_key",
                     &crv_pointer,
@@ -1351,7 +1375,10 @@ impl Loader<'_> {
             );
             return None;
         }
-        let key = match (jwk.get("x").and_then(Value::as_str), jwk.get("y").and_then(Value::as_str)) {
+        let key = match (
+            jwk.get("x").and_then(Value::as_str),
+            jwk.get("y").and_then(Value::as_str),
+        ) {
             (Some(x), Some(y)) => DecodingKey::from_ec_components(x, y).ok(),
             _ => None,
         };
@@ -1367,7 +1394,11 @@ impl Loader<'_> {
         Some((KeyKind::Ec(curve), key))
     }
 
-    fn rsa_key(&mut self, jwk: &Map<String, Value>, pointer: &str) -> Option<(KeyKind, DecodingKey)> {
+    fn rsa_key(
+        &mut self,
+        jwk: &Map<String, Value>,
+        pointer: &str,
+    ) -> Option<(KeyKind, DecodingKey)> {
         let n = self.b64_member(jwk, pointer, "n");
         let e = self.b64_member(jwk, pointer, "e");
         let (n, e) = (n?, e?);
@@ -1461,7 +1492,13 @@ mod tests {
     fn bearer_scheme_is_case_insensitive_and_needs_one_token() {
         assert_eq!(bearer_token(Some("bearer a.b.c")).ok(), Some("a.b.c"));
         assert_eq!(bearer_token(Some("Bearer   a.b.c  ")).ok(), Some("a.b.c"));
-        for bad in ["Basic a.b.c", "Bearer", "Bearer a.b.c d", "a.b.c", "Bearer "] {
+        for bad in [
+            "Basic a.b.c",
+            "Bearer",
+            "Bearer a.b.c d",
+            "a.b.c",
+            "Bearer ",
+        ] {
             assert_eq!(
                 bearer_token(Some(bad)).map_err(|e| e.code),
                 Err("malformed_header"),
@@ -1477,7 +1514,10 @@ mod tests {
         assert!(matches!(parse_alg("none"), AlgVerdict::Refused(_)));
         assert!(matches!(parse_alg("NONE"), AlgVerdict::Refused(_)));
         assert!(matches!(parse_alg("EdDSA"), AlgVerdict::Unknown));
-        assert!(matches!(parse_alg("ES384"), AlgVerdict::Accepted(Alg::Es384)));
+        assert!(matches!(
+            parse_alg("ES384"),
+            AlgVerdict::Accepted(Alg::Es384)
+        ));
     }
 
     #[test]
@@ -1496,7 +1536,10 @@ mod tests {
         let now = 1_000;
         cache.record("iss", "a", now + 10, now).unwrap();
         cache.record("iss", "b", now + 500, now).unwrap();
-        assert_eq!(cache.record("iss", "a", now + 10, now).unwrap_err().code, "replayed");
+        assert_eq!(
+            cache.record("iss", "a", now + 10, now).unwrap_err().code,
+            "replayed"
+        );
         // Same jti from another issuer is a different token.
         assert_eq!(
             cache.record("other", "c", now + 10, now).unwrap_err().code,
@@ -1505,7 +1548,10 @@ mod tests {
         // `a` lives until exp + skew; one second before that it still holds its slot...
         let a_gone = now + 10 + CLOCK_SKEW_SECS;
         assert_eq!(
-            cache.record("other", "c", now + 600, a_gone - 1).unwrap_err().code,
+            cache
+                .record("other", "c", now + 600, a_gone - 1)
+                .unwrap_err()
+                .code,
             "replay_cache_full"
         );
         // ...and at that second it is pruned, freeing room.
