@@ -35,10 +35,7 @@ pub const OVERRIDE_REASONS: [(&str, &str); 5] = [
         "already-addressed",
         "Already addressed (dose adjusted, plan in place)",
     ),
-    (
-        "record-incorrect",
-        "The record is incorrect or out of date",
-    ),
+    ("record-incorrect", "The record is incorrect or out of date"),
     ("specialist-directed", "Directed by a specialist"),
 ];
 
@@ -226,7 +223,7 @@ pub(crate) fn from_screening(
             }
         }
     }
-    by_fact.sort_by(|a, b| b.1.cmp(&a.1));
+    by_fact.sort_by_key(|f| std::cmp::Reverse(f.1));
     let facts_to_check = by_fact.len();
     for (fact, sev, titles) in &by_fact {
         let shown: Vec<String> = titles.iter().take(4).map(|t| md(t)).collect();
@@ -343,11 +340,10 @@ fn caution_card(
         })
         .collect();
     let suggestions = if c.severity == Severity::Critical {
-        let what = ctx
-            .trigger
-            .display
-            .as_deref()
-            .map_or_else(|| "the baclofen order".to_owned(), |d| format!("the order for {d}"));
+        let what = ctx.trigger.display.as_deref().map_or_else(
+            || "the baclofen order".to_owned(),
+            |d| format!("the order for {d}"),
+        );
         vec![Suggestion {
             label: "Cancel the baclofen order".into(),
             uuid: uuid(),
@@ -414,7 +410,11 @@ fn short_label(pointer: &str) -> &'static str {
     }
 }
 
-fn evidence_line(e: &Evidence<'_>, profile: &Value, provenance: &BTreeMap<String, Vec<Prov>>) -> String {
+fn evidence_line(
+    e: &Evidence<'_>,
+    profile: &Value,
+    provenance: &BTreeMap<String, Vec<Prov>>,
+) -> String {
     let _ = profile;
     let field = e.pointer.trim_start_matches('/');
     let mut line = if let Some(ingredient) = e.ingredient {
@@ -430,10 +430,17 @@ fn evidence_line(e: &Evidence<'_>, profile: &Value, provenance: &BTreeMap<String
                     .map(|c| format!("RxNorm {c}"))
             })
             .unwrap_or_default();
-        let class = e.class.map(|c| format!(" ({})", c.replace('_', " "))).unwrap_or_default();
+        let class = e
+            .class
+            .map(|c| format!(" ({})", c.replace('_', " ")))
+            .unwrap_or_default();
         format!("**{}**{}: {}", md(ingredient), md(&class), md(&name))
     } else if let Some(term) = e.matched {
-        format!("{} mentions \u{201c}{}\u{201d}", fact_label(field), md(term))
+        format!(
+            "{} mentions \u{201c}{}\u{201d}",
+            fact_label(field),
+            md(term)
+        )
     } else {
         let value = match &e.value {
             Value::Null => "not recorded".to_owned(),
@@ -536,7 +543,12 @@ pub(crate) fn not_screened(ctx: &Context<'_>, problems: &[FhirProblem]) -> Card 
     if problems.len() > 10 {
         detail.push_str(&format!("- and {} more\n", problems.len() - 10));
     }
-    plain(ctx, "warning", "Baclofen: not screened, the record could not be read", detail)
+    plain(
+        ctx,
+        "warning",
+        "Baclofen: not screened, the record could not be read",
+        detail,
+    )
 }
 
 /// A card saying the patient was not screened, and why (deceased).
@@ -545,7 +557,10 @@ pub(crate) fn skipped(ctx: &Context<'_>, reason: &str) -> Card {
         ctx,
         "warning",
         "Baclofen: not screened",
-        format!("medscreen did not screen this baclofen order: {}.\n", md(reason)),
+        format!(
+            "medscreen did not screen this baclofen order: {}.\n",
+            md(reason)
+        ),
     )
 }
 
@@ -562,7 +577,12 @@ pub(crate) fn invalid_profile(ctx: &Context<'_>, r: &Rejection) -> Card {
             md(&p.message)
         ));
     }
-    plain(ctx, "warning", "Baclofen: not screened, facts out of range", detail)
+    plain(
+        ctx,
+        "warning",
+        "Baclofen: not screened, facts out of range",
+        detail,
+    )
 }
 
 fn plain(ctx: &Context<'_>, indicator: &'static str, summary_text: &str, detail: String) -> Card {
@@ -599,7 +619,20 @@ pub fn md(s: &str) -> String {
     for ch in s.chars() {
         if matches!(
             ch,
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '!' | '{' | '}' | '(' | ')'
+            '\\' | '`'
+                | '*'
+                | '_'
+                | '['
+                | ']'
+                | '<'
+                | '>'
+                | '#'
+                | '|'
+                | '!'
+                | '{'
+                | '}'
+                | '('
+                | ')'
         ) {
             out.push('\\');
         }

@@ -94,7 +94,9 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,7 +109,9 @@ impl App {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|e| format!("cannot open the feedback log `{}`: {e}", path.display()))?,
+                    .map_err(|e| {
+                        format!("cannot open the feedback log `{}`: {e}", path.display())
+                    })?,
             ),
             None => Box::new(std::io::stdout()),
         };
@@ -149,7 +153,11 @@ impl App {
         }
     }
 
-    fn check_auth(&self, headers: &HeaderMap, audiences: &[String]) -> Result<Option<String>, Response> {
+    fn check_auth(
+        &self,
+        headers: &HeaderMap,
+        audiences: &[String],
+    ) -> Result<Option<String>, Box<Response>> {
         let Auth::Trust(trust) = &self.cfg.auth else {
             return Ok(None);
         };
@@ -166,13 +174,27 @@ impl App {
             match trust.verify(header, aud, now) {
                 Ok(v) => return Ok(Some(v.iss)),
                 Err(e) if e.code == "wrong_audience" => last = Some(e),
-                Err(e) => return Err(unauthorized(&e)),
+                // Too many live tokens to remember: the server is overloaded, the client did no wrong.
+                Err(e) if e.code == "replay_cache_full" => {
+                    return Err(Box::new(error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        e.code,
+                        e.message,
+                    )));
+                }
+                Err(e) => return Err(Box::new(unauthorized(&e))),
             }
         }
-        Err(last.map_or_else(
-            || error(StatusCode::UNAUTHORIZED, "unauthorized", "no audience to check".into()),
+        Err(Box::new(last.map_or_else(
+            || {
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "no audience to check".into(),
+                )
+            },
             |e| unauthorized(&e),
-        ))
+        )))
     }
 }
 
@@ -186,7 +208,11 @@ fn unauthorized(e: &AuthError) -> Response {
 }
 
 fn error(status: StatusCode, code: &str, message: String) -> Response {
-    (status, axum::Json(json!({"error": code, "message": message}))).into_response()
+    (
+        status,
+        axum::Json(json!({"error": code, "message": message})),
+    )
+        .into_response()
 }
 
 fn cds_error(e: &CdsError) -> Response {
@@ -275,10 +301,7 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
-            format!(
-                "the request took longer than {} ms",
-                deadline.as_millis()
-            ),
+            format!("the request took longer than {} ms", deadline.as_millis()),
         ),
     };
     drop(permit);
@@ -305,16 +328,16 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Response> {
+async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Box<Response>> {
     to_bytes(body, app.cfg.body_limit).await.map_err(|_| {
-        error(
+        Box::new(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!(
                 "the request body is larger than {} bytes (or was cut off)",
                 app.cfg.body_limit
             ),
-        )
+        ))
     })
 }
 
@@ -326,7 +349,10 @@ fn unknown_service(app: &App, id: &str) -> Response {
         format!(
             "no service `{}`; the services are {}",
             id.chars().take(100).collect::<String>(),
-            ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+            ids.iter()
+                .map(|i| format!("`{i}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     )
 }
@@ -342,11 +368,11 @@ async fn hook(
     };
     let aud = format!("{}/cds-services/{}", app.cfg.public_url, service.id);
     if let Err(r) = app.check_auth(&headers, &[aud]) {
-        return r;
+        return *r;
     }
     let bytes = match read_body(&app, body).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let prepared = match app.cds.prepare(&bytes) {
         Ok(p) => p,
@@ -399,11 +425,11 @@ async fn feedback(
     // The spec's audience is the endpoint called; clients that use the service URL are accepted too.
     let iss = match app.check_auth(&headers, &[format!("{base}/feedback"), base]) {
         Ok(iss) => iss,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let bytes = match read_body(&app, body).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let lines = match feedback_lines(&app, &service.id, iss.as_deref(), &bytes) {
         Ok(l) => l,

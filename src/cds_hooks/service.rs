@@ -342,7 +342,9 @@ impl Cds {
         for t in &self.templates {
             let given = match prefetch.and_then(|p| p.get(&t.key)) {
                 Some(v) => readable(v),
-                None if t.kind == Kind::Patient => pool.iter().any(|e| is_patient(e.resource, &patient_id)),
+                None if t.kind == Kind::Patient => {
+                    pool.iter().any(|e| is_patient(e.resource, &patient_id))
+                }
                 None => !ours && pool.iter().any(|e| e.kind == t.kind.resource_type()),
             };
             if given {
@@ -360,7 +362,10 @@ impl Cds {
                     "prefetch {} missing and the request has no `fhirServer` with `fhirAuthorization` to \
                      fetch {} from; send {} as the discovery document's templates describe (null when \
                      there is no data), or give FHIR access",
-                    keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                    keys.iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     if keys.len() == 1 { "it" } else { "them" },
                     if keys.len() == 1 { "it" } else { "them" },
                 ),
@@ -450,7 +455,12 @@ impl Cds {
         let prefetch = request.get("prefetch").and_then(Value::as_object);
         let mut pool = gather(prefetch);
         for (key, value) in fetched {
-            collect(value, &format!("/fetched/{}", escape_pointer(key)), &mut pool, 0);
+            collect(
+                value,
+                &format!("/fetched/{}", escape_pointer(key)),
+                &mut pool,
+                0,
+            );
         }
         let mut provided = pending.provided.clone();
         provided.extend(
@@ -479,7 +489,8 @@ impl Cds {
             let key = resource_name(r);
             orders.iter().any(|o| {
                 o.key == key
-                    && o.resource.get("medicationCodeableConcept") == r.get("medicationCodeableConcept")
+                    && o.resource.get("medicationCodeableConcept")
+                        == r.get("medicationCodeableConcept")
                     && o.resource.get("medicationReference") == r.get("medicationReference")
             })
         };
@@ -676,7 +687,12 @@ const MAX_NESTING: usize = 4;
 fn gather(prefetch: Option<&serde_json::Map<String, Value>>) -> Vec<Entry<'_>> {
     let mut out = Vec::new();
     for (key, value) in prefetch.into_iter().flatten() {
-        collect(value, &format!("/prefetch/{}", escape_pointer(key)), &mut out, 0);
+        collect(
+            value,
+            &format!("/prefetch/{}", escape_pointer(key)),
+            &mut out,
+            0,
+        );
     }
     out
 }
@@ -822,7 +838,10 @@ fn fhir_access(obj: &serde_json::Map<String, Value>) -> Result<Option<FhirAccess
     }))
 }
 
-fn required_str<'a>(obj: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a str, CdsError> {
+fn required_str<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, CdsError> {
     match obj.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(CdsError::invalid(format!("`{name}` is empty"))),
@@ -875,7 +894,10 @@ mod tests {
     fn patient_id_forms() {
         assert_eq!(bare_patient_id("123"), "123");
         assert_eq!(bare_patient_id("Patient/123"), "123");
-        assert_eq!(bare_patient_id("https://ehr.example/fhir/Patient/a-b"), "a-b");
+        assert_eq!(
+            bare_patient_id("https://ehr.example/fhir/Patient/a-b"),
+            "a-b"
+        );
     }
 
     #[test]
