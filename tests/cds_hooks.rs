@@ -1,0 +1,1023 @@
+//! The CDS Hooks service over real HTTP on an ephemeral loopback port: discovery, the specification's
+//! and the hook library's examples, real opioid-guideline requests replayed with a baclofen order, STU3
+//! requests, authentication, missing prefetch fetched from a FHIR server started here, feedback, limits
+//! and many requests at once.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use medscreen::Engine;
+use medscreen::cds_hooks::auth::Trust;
+use medscreen::cds_hooks::server::{self, App, Auth, Config};
+use medscreen::cds_hooks::{Cds, CdsOptions};
+use medscreen::fhir::ValueSets;
+use serde_json::{Value, json};
+
+const ISS: &str = "https://fhir-ehr.example.com/";
+const BACLOFEN: &str = "197391";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cds_hooks")
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn external(rel: &str) -> PathBuf {
+    fixtures().join("external").join(rel)
+}
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+struct Options {
+    auth: Option<Trust>,
+    feedback_log: Option<PathBuf>,
+    body_limit: usize,
+    max_concurrent: usize,
+    min: medscreen::Severity,
+    public_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            auth: None,
+            feedback_log: None,
+            body_limit: 5 << 20,
+            max_concurrent: 64,
+            min: medscreen::Severity::Warning,
+            public_url: None,
+        }
+    }
+}
+
+/// Start a server on `127.0.0.1:0`; its base URL.
+async fn start(o: Options) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cds = Cds::new(
+        Engine::embedded().unwrap(),
+        ValueSets::embedded().unwrap(),
+        CdsOptions {
+            min_card_severity: o.min,
+            lookback_days: 365,
+        },
+    );
+    let public_url = o
+        .public_url
+        .unwrap_or_else(|| server::default_public_url(addr));
+    let cfg =
+        Config {
+            public_url,
+            auth: o.auth.map_or(Auth::Insecure, Auth::Trust),
+            feedback_log: Some(o.feedback_log.unwrap_or_else(|| {
+                std::env::temp_dir().join("medscreen-test-feedback-discard.jsonl")
+            })),
+            body_limit: o.body_limit,
+            request_timeout: Duration::from_secs(20),
+            fetch_timeout: Duration::from_secs(5),
+            max_concurrent: o.max_concurrent,
+            access_log: false,
+        };
+    let app = Arc::new(App::new(cds, cfg).unwrap());
+    tokio::spawn(server::serve(listener, app, std::future::pending()));
+    format!("http://{addr}")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    post_raw(base, path, body.to_string().into_bytes(), None).await
+}
+
+async fn post_raw(base: &str, path: &str, body: Vec<u8>, bearer: Option<&str>) -> (u16, Value) {
+    let mut req = client()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json")
+        .body(body);
+    if let Some(t) = bearer {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let v = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{path}: status {status}, body is not JSON: {text}"));
+    (status, v)
+}
+
+fn rxnorm(code: &str, display: &str) -> Value {
+    json!({"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": display}]})
+}
+
+/// Change the first draft MedicationRequest of a request to baclofen 10 mg tablets; its reference.
+fn make_baclofen(request: &mut Value) -> Option<String> {
+    let entries = request["context"]["draftOrders"]["entry"].as_array_mut()?;
+    for e in entries {
+        let r = &mut e["resource"];
+        if r["resourceType"] == "MedicationRequest" {
+            r["medicationCodeableConcept"] = rxnorm(BACLOFEN, "baclofen 10 MG Oral Tablet");
+            return Some(format!(
+                "MedicationRequest/{}",
+                r["id"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    None
+}
+
+fn rules_of(cards: &Value) -> Vec<String> {
+    cards["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["source"]["topic"]["code"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every card has the members the spec requires, with our limits.
+fn check_cards(body: &Value, seen: &mut HashSet<String>) {
+    for c in body["cards"].as_array().unwrap() {
+        let uuid = c["uuid"].as_str().unwrap();
+        assert_eq!(uuid.len(), 36, "{c}");
+        assert!(seen.insert(uuid.to_owned()), "uuid {uuid} repeated");
+        let summary = c["summary"].as_str().unwrap();
+        assert!(
+            !summary.is_empty() && summary.chars().count() < 140,
+            "{summary}"
+        );
+        assert!(
+            ["info", "warning", "critical"].contains(&c["indicator"].as_str().unwrap()),
+            "{c}"
+        );
+        assert!(!c["source"]["label"].as_str().unwrap().is_empty());
+        assert!(!c["detail"].as_str().unwrap().is_empty());
+        if c.get("suggestions").is_some() {
+            assert_eq!(c["selectionBehavior"], "at-most-one");
+        }
+    }
+}
+
+/// A minimal order-sign request with our prefetch keys.
+fn order_sign(patient: Value, drafts: Vec<Value>, prefetch_extra: Value) -> Value {
+    let mut prefetch = json!({
+        "patient": patient,
+        "conditions": null,
+        "medicationRequests": null,
+        "medicationStatements": null,
+        "egfr": null,
+        "pregnancy": null,
+        "breastfeeding": null,
+    });
+    for (k, v) in prefetch_extra.as_object().unwrap() {
+        prefetch[k] = v.clone();
+    }
+    json!({
+        "hook": "order-sign",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {
+            "userId": "Practitioner/example",
+            "patientId": "p1",
+            "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                "entry": drafts.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()},
+        },
+        "prefetch": prefetch,
+    })
+}
+
+fn patient(birth: &str, gender: &str) -> Value {
+    json!({"resourceType": "Patient", "id": "p1", "birthDate": birth, "gender": gender})
+}
+
+fn baclofen_draft(id: &str) -> Value {
+    json!({"resourceType": "MedicationRequest", "id": id, "status": "draft", "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": rxnorm(BACLOFEN, "baclofen 10 MG Oral Tablet"),
+        "dosageInstruction": [{"timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}]}]})
+}
+
+fn searchset(resources: Vec<Value>) -> Value {
+    json!({"resourceType": "Bundle", "type": "searchset",
+        "entry": resources.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()})
+}
+
+fn condition(id: &str, snomed: &str, display: &str) -> Value {
+    json!({"resourceType": "Condition", "id": id, "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": snomed, "display": display}]}})
+}
+
+fn active_med(id: &str, code: &str, display: &str) -> Value {
+    json!({"resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": rxnorm(code, display)})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_three_services_with_prefetch_from_the_pack() {
+    let base = start(Options::default()).await;
+    let resp = client()
+        .get(format!("{base}/cds-services"))
+        .header("Origin", "https://ehr.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://ehr.example.org"
+    );
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let services = v["services"].as_array().unwrap();
+    let hooks: Vec<&str> = services
+        .iter()
+        .map(|s| s["hook"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hooks,
+        ["order-select", "order-sign", "medication-prescribe"]
+    );
+    for s in services {
+        assert!(s["id"].as_str().unwrap().starts_with("baclofen-"));
+        assert!(!s["title"].as_str().unwrap().is_empty());
+        assert!(!s["description"].as_str().unwrap().is_empty());
+        let prefetch = s["prefetch"].as_object().unwrap();
+        assert_eq!(prefetch["patient"], "Patient/{{context.patientId}}");
+        assert!(
+            prefetch["conditions"]
+                .as_str()
+                .unwrap()
+                .starts_with("Condition?patient=")
+        );
+        assert!(
+            prefetch["medicationRequests"]
+                .as_str()
+                .unwrap()
+                .contains("status=active")
+        );
+        assert!(
+            prefetch["egfr"]
+                .as_str()
+                .unwrap()
+                .contains("http://loinc.org|")
+        );
+        assert!(prefetch["pregnancy"].as_str().unwrap().contains("82810-3"));
+    }
+    // CORS preflight, as a browser-based CDS client sends it.
+    let pre = client()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{base}/cds-services/baclofen-order-sign"),
+        )
+        .header("Origin", "https://ehr.example.org")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    let methods = pre.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(headers.contains("authorization") && headers.contains("content-type"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_examples_without_baclofen_get_empty_cards() {
+    let base = start(Options::default()).await;
+    let spec = read_json(&external(
+        "cds-hooks-2.0.1-spec-examples/L0199-example-patient-view-request.json",
+    ));
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &spec).await;
+    assert_eq!((status, &body), (200, &json!({"cards": []})));
+    let lib = json_files(&external("cds-hooks-library-1.0.1-hook-examples"));
+    assert_eq!(lib.len(), 7);
+    for f in lib {
+        let name = f.file_name().unwrap().to_str().unwrap().to_owned();
+        let hook = ["order-select", "order-sign", "medication-prescribe"]
+            .into_iter()
+            .find(|h| name.starts_with(h))
+            .unwrap();
+        let example = read_json(&f);
+        // The library gives the `context` member only.
+        let request = json!({"hook": hook, "hookInstance": "8d2b6a5e-0e8c-4bd5-8d0b-8b1e3b4e1a1f",
+            "context": example["context"]});
+        let (status, body) = post(&base, &format!("/cds-services/baclofen-{hook}"), &request).await;
+        assert_eq!((status, &body), (200, &json!({"cards": []})), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opioid_guideline_requests_replayed_with_baclofen_give_the_interaction_cards() {
+    let base = start(Options::default()).await;
+    let dir = external("cds-hooks-opioid-cds-r4/commit-0aee96a-requests");
+    let mut seen = HashSet::new();
+    let mut screened = 0;
+    for f in json_files(&dir) {
+        let name = f.file_name().unwrap().to_str().unwrap().to_owned();
+        let mut request = read_json(&f);
+        let hook = request["hook"].as_str().unwrap().to_owned();
+        let service = if hook == "patient-view" {
+            "order-sign".to_owned()
+        } else {
+            hook.clone()
+        };
+        let path = format!("/cds-services/baclofen-{service}");
+        // As sent: opioids and benzodiazepines, no baclofen: no cards, whatever the prefetch.
+        let (status, body) = post(&base, &path, &request).await;
+        assert_eq!((status, &body), (200, &json!({"cards": []})), "{name}");
+        let Some(order) = make_baclofen(&mut request) else {
+            continue;
+        };
+        let (status, body) = post(&base, &path, &request).await;
+        if name == "noPrefetch.json" {
+            assert_eq!(status, 412, "{name}: {body}");
+            assert_eq!(body["error"], "missing_prefetch");
+            assert_eq!(body["missing"], json!(["patient"]));
+            continue;
+        }
+        assert_eq!(status, 200, "{name}: {body}");
+        check_cards(&body, &mut seen);
+        let rules = rules_of(&body);
+        let expect: &[&str] = match name.as_str() {
+            "request-example-rec-08-on-benzodiazepine.json"
+            | "request-example-rec-08-order-sign-on-benzodiazepine.json"
+            | "request-example-rec-11-opioid-trigger-with-benzo.json" => {
+                &["BAC-DDI-BENZODIAZEPINE"]
+            }
+            "request-example-rec-07-end-of-life-exclusion.json" => {
+                &["BAC-DDI-OPIOID", "BAC-DDI-ANTIHISTAMINE"]
+            }
+            "request-example-rec-11-benzo-trigger-with-opioid.json"
+            | "request-example-rec-07-seven-of-past-ten-days.json"
+            | "request-example-rec-08-mme-greater-than-fifty.json" => &["BAC-DDI-OPIOID"],
+            "request-example-rec-08-on-naloxone.json" => &[],
+            _ => continue,
+        };
+        screened += 1;
+        let ddi: Vec<&str> = rules
+            .iter()
+            .map(String::as_str)
+            .filter(|r| r.starts_with("BAC-DDI"))
+            .collect();
+        assert_eq!(ddi, expect, "{name}");
+        for c in body["cards"].as_array().unwrap() {
+            if c["indicator"] == "critical" {
+                let action = &c["suggestions"][0]["actions"][0];
+                assert_eq!(action["type"], "delete", "{name}");
+                assert_eq!(action["resourceId"], order.as_str(), "{name}");
+            }
+        }
+        // Only the Patient and medications were sent (the client's own keys): what was not sent is
+        // listed as unchecked in one info card, never passed.
+        let info: Vec<&Value> = body["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["indicator"] == "info")
+            .collect();
+        assert_eq!(info.len(), 1, "{name}");
+        assert!(
+            info[0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("history of seizures or epilepsy"),
+            "{name}"
+        );
+    }
+    assert_eq!(screened, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_upstream_gets_400_with_a_message() {
+    let base = start(Options::default()).await;
+    let files = json_files(&external("cds-hooks-opioid-cds-r4/head-b29bdcb-requests"));
+    assert_eq!(files.len(), 5);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let (status, body) =
+            post_raw(&base, "/cds-services/baclofen-order-sign", bytes, None).await;
+        assert_eq!(status, 400, "{}", f.display());
+        assert_eq!(body["error"], "invalid_json");
+        let m = body["message"].as_str().unwrap();
+        assert!(m.contains("line") && m.contains("column"), "{m}");
+    }
+    let (status, body) = post(
+        &base,
+        "/cds-services/baclofen-order-sign",
+        &json!({"context": {}}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "the request has no `hook`");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stu3_pddi_requests_are_handled_without_a_server_error() {
+    let base = start(Options::default()).await;
+    let files = json_files(&external("cds-hooks-pddi-cds-requests/requests"));
+    assert_eq!(files.len(), 21);
+    let mut seen = HashSet::new();
+    for f in files {
+        let mut request = read_json(&f);
+        let hook = request["hook"].as_str().unwrap_or("order-sign").to_owned();
+        let service = match hook.as_str() {
+            "order-select" | "order-sign" | "medication-prescribe" => hook.clone(),
+            _ => "order-sign".to_owned(),
+        };
+        let path = format!("/cds-services/baclofen-{service}");
+        let (status, body) = post(&base, &path, &request).await;
+        assert_eq!(
+            (status, &body),
+            (200, &json!({"cards": []})),
+            "{}",
+            f.display()
+        );
+        // With baclofen ordered the STU3 content is read as far as it goes: never a 5xx.
+        if make_baclofen(&mut request).is_some() {
+            let (status, body) = post(&base, &path, &request).await;
+            assert!(
+                status == 200 || status == 412,
+                "{}: {status} {body}",
+                f.display()
+            );
+            if status == 200 {
+                check_cards(&body, &mut seen);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liberal_input_patient_reference_nulls_single_resources() {
+    let base = start(Options::default()).await;
+    let mut request = order_sign(
+        patient("1950-03-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({
+            // A single resource, not a searchset.
+            "conditions": condition("c1", "84757009", "Epilepsy"),
+            "medicationRequests": searchset(vec![active_med("m1", "7052", "morphine")]),
+        }),
+    );
+    request["context"]["patientId"] = json!("Patient/p1");
+    request["unknownMember"] = json!({"ignored": true});
+    request["context"]["somethingNew"] = json!(1);
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let rules = rules_of(&body);
+    assert!(rules.contains(&"BAC-SEIZURE".to_owned()), "{rules:?}");
+    assert!(rules.contains(&"BAC-DDI-OPIOID".to_owned()), "{rules:?}");
+    assert!(rules.contains(&"BAC-AGE-OLDER".to_owned()), "{rules:?}");
+    request["context"]["patientId"] = json!("p1");
+    let (status, again) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200);
+    assert_eq!(rules_of(&again), rules);
+    // No baclofen and no prefetch at all: empty cards, no 412.
+    let bare = json!({"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "p1",
+        "draftOrders": searchset(vec![active_med("m9", "7052", "morphine")])}});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &bare).await;
+    assert_eq!((status, body), (200, json!({"cards": []})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_carry_evidence_source_overrides_and_the_unchecked_facts() {
+    let base = start(Options::default()).await;
+    let egfr = json!({"resourceType": "Observation", "id": "o1", "status": "final",
+        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": medscreen::fhir::date::Date::today().to_string(),
+        "code": {"coding": [{"system": "http://loinc.org", "code": "98979-8"}]},
+        "valueQuantity": {"value": 25, "unit": "mL/min/{1.73_m2}"}});
+    let request = order_sign(
+        patient("1990-01-01", "female"),
+        vec![baclofen_draft("d1"), active_med("d2", "7052", "morphine")],
+        json!({"egfr": searchset(vec![egfr])}),
+    );
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    check_cards(&body, &mut HashSet::new());
+    let cards = body["cards"].as_array().unwrap();
+    // The other draft (morphine) is a comedication of the baclofen order.
+    let opioid = cards
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "BAC-DDI-OPIOID")
+        .expect("opioid card");
+    assert_eq!(opioid["indicator"], "critical");
+    assert_eq!(
+        opioid["suggestions"][0]["actions"][0]["resourceId"],
+        "MedicationRequest/d1"
+    );
+    let renal = cards
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "BAC-RENAL")
+        .expect("renal card");
+    let detail = renal["detail"].as_str().unwrap();
+    assert!(detail.contains("25 mL/min"), "{detail}");
+    assert!(detail.contains("`Observation/o1`"), "{detail}");
+    assert!(detail.contains("**Action**"), "{detail}");
+    assert!(renal["overrideReasons"].as_array().unwrap().len() >= 3);
+    assert!(
+        renal["source"]["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://"))
+    );
+    // Female of reproductive age, pregnancy not recorded: the info card says so.
+    let info: Vec<&Value> = cards.iter().filter(|c| c["indicator"] == "info").collect();
+    assert_eq!(info.len(), 1);
+    let d = info[0]["detail"].as_str().unwrap();
+    assert!(d.contains("Pregnancy status not recorded"), "{d}");
+    // Severity order: critical first.
+    assert_eq!(cards[0]["indicator"], "critical");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_card_severity_filters_cautions_but_not_the_info_card() {
+    let request = order_sign(
+        patient("1990-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({"medicationRequests": searchset(vec![active_med("m1", "29046", "lisinopril")])}),
+    );
+    let warn = start(Options::default()).await;
+    let (_, body) = post(&warn, "/cds-services/baclofen-order-sign", &request).await;
+    assert!(!rules_of(&body).contains(&"BAC-DDI-ANTIHYPERTENSIVE".to_owned()));
+    let info = start(Options {
+        min: medscreen::Severity::Info,
+        ..Options::default()
+    })
+    .await;
+    let (_, body) = post(&info, "/cds-services/baclofen-order-sign", &request).await;
+    assert!(
+        rules_of(&body).contains(&"BAC-DDI-ANTIHYPERTENSIVE".to_owned()),
+        "{body}"
+    );
+    let crit = start(Options {
+        min: medscreen::Severity::Critical,
+        ..Options::default()
+    })
+    .await;
+    let (_, body) = post(&crit, "/cds-services/baclofen-order-sign", &request).await;
+    let cards = body["cards"].as_array().unwrap();
+    assert!(cards.iter().all(|c| c["indicator"] != "warning"), "{body}");
+    assert_eq!(cards.iter().filter(|c| c["indicator"] == "info").count(), 1);
+}
+
+/// (path prefix, status, body) answers of the test FHIR server.
+type Answers = Arc<Vec<(&'static str, u16, Value)>>;
+/// (path and query, Authorization header) of each request it got.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A FHIR server on loopback serving fixed answers and recording what it was asked.
+async fn fhir_server(answers: Vec<(&'static str, u16, Value)>) -> (String, Seen) {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::http::Uri;
+    let seen: Seen = Arc::default();
+    let answers = Arc::new(answers);
+    let app = axum::Router::new()
+        .fallback(
+            |State((answers, seen)): State<(Answers, Seen)>,
+             uri: Uri,
+             headers: HeaderMap| async move {
+                let auth = headers
+                    .get("authorization")
+                    .map(|h| h.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let path = uri.to_string();
+                seen.lock().unwrap().push((path.clone(), auth));
+                let (_, status, body) = answers
+                    .iter()
+                    .find(|(prefix, _, _)| path.starts_with(prefix))
+                    .cloned()
+                    .unwrap_or(("", 404, json!({"resourceType": "OperationOutcome"})));
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    axum::Json(body),
+                )
+            },
+        )
+        .with_state((answers, seen.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/fhir"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_prefetch_is_fetched_from_the_fhir_server_or_answered_412() {
+    let base = start(Options::default()).await;
+    let mut request = order_sign(
+        patient("1960-05-05", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    );
+    request["prefetch"]
+        .as_object_mut()
+        .unwrap()
+        .remove("conditions");
+    // No FHIR access: 412, naming the key.
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["missing"], json!(["conditions"]));
+    assert!(body["message"].as_str().unwrap().contains("`conditions`"));
+    // With FHIR access: fetched with the bearer token.
+    let (fhir, seen) = fhir_server(vec![(
+        "/fhir/Condition?patient=p1",
+        200,
+        searchset(vec![condition("c7", "230690007", "Stroke")]),
+    )])
+    .await;
+    request["fhirServer"] = json!(fhir);
+    request["fhirAuthorization"] = json!({"access_token": "tok-123", "token_type": "Bearer",
+        "expires_in": 300, "scope": "patient/*.read", "subject": "medscreen"});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(rules_of(&body).contains(&"BAC-STROKE".to_owned()), "{body}");
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].0, "/fhir/Condition?patient=p1");
+    assert_eq!(asked[0].1, "Bearer tok-123");
+    // The FHIR server fails: 412 with the reason, no body echoed.
+    let (fhir, _) = fhir_server(vec![("/fhir/", 500, json!({"secret": "patient data"}))]).await;
+    request["fhirServer"] = json!(fhir);
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 412, "{body}");
+    let m = body["message"].as_str().unwrap();
+    assert!(m.contains("HTTP 500") && !m.contains("secret"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_is_appended_to_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("feedback.jsonl");
+    let base = start(Options {
+        feedback_log: Some(log.clone()),
+        ..Options::default()
+    })
+    .await;
+    for name in [
+        "L0863-example-suggestion-accepted.json",
+        "L0895-example-overridden-guidance-without-overridereason.json",
+        "L0927-example-overridden-guidance-with-overridereason.json",
+    ] {
+        let fb = read_json(&external(&format!("cds-hooks-2.0.1-spec-examples/{name}")));
+        let (status, body) = post(&base, "/cds-services/baclofen-order-sign/feedback", &fb).await;
+        assert_eq!(status, 200, "{name}: {body}");
+    }
+    // Feedback on a card we issued names its rule.
+    let request = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({"medicationRequests": searchset(vec![active_med("m1", "7052", "morphine")])}),
+    );
+    let (_, cards) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    let card = cards["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "BAC-DDI-OPIOID")
+        .unwrap();
+    let fb = json!({"feedback": [{"card": card["uuid"], "outcome": "overridden",
+        "overrideReason": {"reason": card["overrideReasons"][0], "userComment": "Patient Jane Doe insists"},
+        "outcomeTimestamp": "2026-11-24T10:00:00Z"}]});
+    let (status, _) = post(&base, "/cds-services/baclofen-order-sign/feedback", &fb).await;
+    assert_eq!(status, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[2]["card"], "9368d37b-283f-44a0-93ea-547cebab93ed");
+    assert_eq!(lines[2]["overrideReason"]["code"], "d7ecf885");
+    assert_eq!(lines[2]["reason_from_our_list"], false);
+    assert!(lines.iter().take(3).all(|l| l["known_card"] == false));
+    let last = &lines[3];
+    assert_eq!(last["known_card"], true);
+    assert_eq!(last["rule"], "BAC-DDI-OPIOID");
+    assert_eq!(last["outcome"], "overridden");
+    assert_eq!(last["overrideReason"]["code"], "benefit-outweighs-risk");
+    assert_eq!(last["reason_from_our_list"], true);
+    assert_eq!(last["userComment_given"], true);
+    assert!(!text.contains("Jane"), "free text must not be logged");
+    // A malformed item is refused whole, naming it.
+    let bad = json!({"feedback": [{"card": "x", "outcome": "maybe", "outcomeTimestamp": "t"}]});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign/feedback", &bad).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("`feedback[0]`")
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_unknown_routes_answer_json_errors() {
+    let base = start(Options {
+        body_limit: 2000,
+        ..Options::default()
+    })
+    .await;
+    let big = vec![b' '; 3000];
+    let (status, body) = post_raw(&base, "/cds-services/baclofen-order-sign", big, None).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"], "body_too_large");
+    let (status, body) = post(&base, "/cds-services/no-such-service", &json!({})).await;
+    assert_eq!(status, 404);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`baclofen-order-sign`")
+    );
+    let resp = client()
+        .get(format!("{base}/cds-services/baclofen-order-sign"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "method_not_allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_simultaneous_requests_are_all_answered_correctly() {
+    let base = Arc::new(
+        start(Options {
+            max_concurrent: 8,
+            ..Options::default()
+        })
+        .await,
+    );
+    let with = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({"medicationRequests": searchset(vec![active_med("m1", "7052", "morphine")])}),
+    );
+    let without = json!({"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "p1",
+        "draftOrders": searchset(vec![active_med("m9", "7052", "morphine")])}});
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let base = base.clone();
+        let body = if i % 3 == 0 {
+            without.clone()
+        } else {
+            with.clone()
+        };
+        tasks.spawn(async move {
+            (
+                i,
+                post(&base, "/cds-services/baclofen-order-sign", &body).await,
+            )
+        });
+    }
+    let mut seen = HashSet::new();
+    let mut n = 0;
+    while let Some(r) = tasks.join_next().await {
+        let (i, (status, body)) = r.unwrap();
+        assert_eq!(status, 200, "{body}");
+        if i % 3 == 0 {
+            assert_eq!(body, json!({"cards": []}));
+        } else {
+            let rules = rules_of(&body);
+            assert!(rules.contains(&"BAC-DDI-OPIOID".to_owned()), "{body}");
+            check_cards(&body, &mut seen);
+        }
+        n += 1;
+    }
+    assert_eq!(n, 300);
+}
+
+// ---- Authentication ----
+
+fn spec_key() -> p384::ecdsa::SigningKey {
+    let jwk = read_json(&fixtures().join("L1077-example-jwk-private.json"));
+    p384::ecdsa::SigningKey::from_slice(&B64.decode(jwk["d"].as_str().unwrap()).unwrap()).unwrap()
+}
+
+fn sign(claims: &Value) -> String {
+    use p384::ecdsa::signature::Signer;
+    let header = json!({"alg": "ES384", "typ": "JWT", "kid": "example-kid"});
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let sig: p384::ecdsa::Signature = spec_key().sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(sig.to_bytes()))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn trust() -> Trust {
+    let text =
+        json!({"issuers": {ISS: read_json(&fixtures().join("L1059-example-jwks-public.json"))}});
+    Trust::from_json(&text.to_string(), "trust.json").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_is_required_and_checked() {
+    let base = start(Options {
+        auth: Some(trust()),
+        public_url: Some("https://cds.example.org".into()),
+        ..Options::default()
+    })
+    .await;
+    let aud = "https://cds.example.org/cds-services/baclofen-order-sign";
+    let body = json!({"hook": "order-sign", "hookInstance": "x", "context": {"patientId": "p1"}})
+        .to_string()
+        .into_bytes();
+    let path = "/cds-services/baclofen-order-sign";
+    let call = |token: Option<String>| {
+        let base = base.clone();
+        let body = body.clone();
+        async move { post_raw(&base, path, body, token.as_deref()).await }
+    };
+    // Discovery stays open.
+    assert_eq!(
+        client()
+            .get(format!("{base}/cds-services"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, v) = call(None).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("missing_token")));
+    // The specification's example token: signed right, long expired.
+    let header =
+        std::fs::read_to_string(fixtures().join("L1092-example-complete-jwt.txt")).unwrap();
+    let spec_token = header
+        .trim()
+        .strip_prefix("Authorization: Bearer ")
+        .unwrap()
+        .to_owned();
+    let (status, v) = call(Some(spec_token.clone())).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("expired")), "{v}");
+    let claims = |jti: &str, aud: Value, exp: u64| json!({"iss": ISS, "aud": aud, "exp": exp, "iat": now(), "jti": jti});
+    let good = sign(&claims("jti-1", json!(aud), now() + 300));
+    let (status, v) = call(Some(good.clone())).await;
+    assert_eq!((status, &v), (200, &json!({"cards": []})));
+    let (status, v) = call(Some(good.clone())).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("replayed")));
+    let arr = sign(&claims(
+        "jti-2",
+        json!(["https://other.example", aud]),
+        now() + 300,
+    ));
+    assert_eq!(call(Some(arr)).await.0, 200);
+    let expired = sign(&claims("jti-3", json!(aud), now() - 600));
+    assert_eq!(call(Some(expired)).await.1["error"], "expired");
+    let wrong = sign(&claims(
+        "jti-4",
+        json!("https://cds.example.org/cds-services/baclofen-order-select"),
+        now() + 300,
+    ));
+    assert_eq!(call(Some(wrong)).await.1["error"], "wrong_audience");
+    // Tampered: the payload changed after signing.
+    let t = sign(&claims("jti-5", json!(aud), now() + 300));
+    let parts: Vec<&str> = t.split('.').collect();
+    let forged = claims("jti-5", json!(aud), now() + 86_400 * 365);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        B64.encode(forged.to_string()),
+        parts[2]
+    );
+    let (status, v) = call(Some(tampered)).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("bad_signature")));
+    // alg none.
+    let none = format!(
+        "{}.{}.",
+        B64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        B64.encode(claims("jti-6", json!(aud), now() + 300).to_string())
+    );
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .header("Authorization", format!("Bearer {none}"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "unsupported_alg");
+    // Feedback takes its own endpoint as audience.
+    let fb = sign(&claims(
+        "jti-7",
+        json!(format!("{aud}/feedback")),
+        now() + 300,
+    ));
+    let fb_body =
+        json!({"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "t"}]});
+    let (status, v) = post_raw(
+        &base,
+        &format!("{path}/feedback"),
+        fb_body.to_string().into_bytes(),
+        Some(&fb),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = post_raw(
+        &base,
+        &format!("{path}/feedback"),
+        fb_body.to_string().into_bytes(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn serve_needs_trust_or_insecure_and_starts_on_port_zero() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = env!("CARGO_BIN_EXE_medscreen");
+    let out = Command::new(exe)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--trust") && err.contains("--insecure-no-auth"),
+        "{err}"
+    );
+    let bad = Command::new(exe)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--trust",
+            "/nonexistent/trust.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let mut child = Command::new(exe)
+        .args(["serve", "--addr", "127.0.0.1:0", "--insecure-no-auth"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap()
+        .to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        client()
+            .get(format!("{url}/cds-services"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200, "{line}");
+}
