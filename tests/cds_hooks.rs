@@ -1021,3 +1021,28 @@ fn serve_needs_trust_or_insecure_and_starts_on_port_zero() {
     child.wait().unwrap();
     assert_eq!(status, 200, "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_draft_orders_count_even_when_no_medication_list_was_sent() {
+    let base = start(Options::default()).await;
+    // The client's own prefetch keys, with the Patient only.
+    let request = json!({"hook": "order-sign", "hookInstance": "x",
+        "context": {"patientId": "p1", "draftOrders": searchset(vec![
+            baclofen_draft("d1"), active_med("d2", "7052", "morphine")])},
+        "prefetch": {"item1": patient("1980-01-01", "male"), "item2": null}});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        rules_of(&body).contains(&"BAC-DDI-OPIOID".to_owned()),
+        "{body}"
+    );
+    let info = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["indicator"] == "info")
+        .unwrap();
+    let d = info["detail"].as_str().unwrap();
+    assert!(d.contains("Only the other orders being placed"), "{d}");
+    assert!(d.contains("history of seizures or epilepsy"), "{d}");
+}

@@ -259,6 +259,12 @@ pub(crate) fn from_screening(
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        if ctx.not_sent.contains(&"comedications") && profile.get("comedications").is_some() {
+            detail.push_str(
+                "Only the other orders being placed were checked for interactions; the patient's \
+                 current medications were not sent.\n",
+            );
+        }
     }
     if ctx.ignored_other_patients > 0 {
         detail.push_str(&format!(

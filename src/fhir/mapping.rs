@@ -1089,8 +1089,11 @@ impl<'v> Mapper<'v> {
                 prov.insert("/indication".into(), vec![pv.clone()]);
             }
         }
-        let meds_known = facts.medications_known
-            && (!facts.meds.is_empty() || self.opts.absent == Absent::False);
+        // A medication seen is listed even when the record's medication list as a whole was not
+        // available (CDS Hooks: the other orders being placed, with no prefetch of active orders), so
+        // that its interactions fire; the caller says the list is partial.
+        let meds_known = !facts.meds.is_empty()
+            || (facts.medications_known && self.opts.absent == Absent::False);
         if meds_known {
             let mut list = Vec::new();
             for (i, (m, pv)) in facts.meds.iter().take(MAX_COMEDICATIONS).enumerate() {
