@@ -57,6 +57,8 @@ struct Options {
     max_concurrent: usize,
     min: medscreen::Severity,
     public_url: Option<String>,
+    request_timeout: Duration,
+    fetch_timeout: Duration,
 }
 
 impl Default for Options {
@@ -68,6 +70,8 @@ impl Default for Options {
             max_concurrent: 64,
             min: medscreen::Severity::Warning,
             public_url: None,
+            request_timeout: Duration::from_secs(20),
+            fetch_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -95,8 +99,8 @@ async fn start(o: Options) -> String {
                 std::env::temp_dir().join("medscreen-test-feedback-discard.jsonl")
             })),
             body_limit: o.body_limit,
-            request_timeout: Duration::from_secs(20),
-            fetch_timeout: Duration::from_secs(5),
+            request_timeout: o.request_timeout,
+            fetch_timeout: o.fetch_timeout,
             max_concurrent: o.max_concurrent,
             access_log: false,
         };
@@ -1045,4 +1049,109 @@ async fn other_draft_orders_count_even_when_no_medication_list_was_sent() {
     let d = info["detail"].as_str().unwrap();
     assert!(d.contains("Only the other orders being placed"), "{d}");
     assert!(d.contains("history of seizures or epilepsy"), "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_select_screens_only_a_selected_baclofen_order() {
+    let base = start(Options::default()).await;
+    let mut request = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1"), active_med("d2", "7052", "morphine")],
+        json!({}),
+    );
+    request["hook"] = json!("order-select");
+    request["context"]["selections"] = json!(["MedicationRequest/d2"]);
+    let path = "/cds-services/baclofen-order-select";
+    let (status, body) = post(&base, path, &request).await;
+    assert_eq!((status, body), (200, json!({"cards": []})));
+    request["context"]["selections"] = json!(["MedicationRequest/d1"]);
+    let (status, body) = post(&base, path, &request).await;
+    assert_eq!(status, 200);
+    assert!(
+        rules_of(&body).contains(&"BAC-DDI-OPIOID".to_owned()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medication_prescribe_reads_the_medications_member() {
+    let base = start(Options::default()).await;
+    // DSTU2 shape: MedicationOrder in an array, prescribed by display text only.
+    let order = json!({"resourceType": "MedicationOrder", "id": "mo1", "status": "draft",
+        "patient": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": "Baclofen 10 mg tablet"}});
+    let mut request = order_sign(patient("1940-01-01", "female"), vec![], json!({}));
+    request["hook"] = json!("medication-prescribe");
+    let ctx = request["context"].as_object_mut().unwrap();
+    ctx.remove("draftOrders");
+    ctx.insert("medications".into(), json!([order]));
+    let (status, body) = post(
+        &base,
+        "/cds-services/baclofen-medication-prescribe",
+        &request,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        rules_of(&body).contains(&"BAC-AGE-OLDER".to_owned()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_fhir_server_and_slow_requests_time_out_with_json_errors() {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/fhir/Condition",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            axum::Json(searchset(vec![]))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut request = order_sign(
+        patient("1960-05-05", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    );
+    request["prefetch"]
+        .as_object_mut()
+        .unwrap()
+        .remove("conditions");
+    request["fhirServer"] = json!(format!("http://{addr}/fhir"));
+    request["fhirAuthorization"] = json!({"access_token": "t"});
+    let fetch_limited = start(Options {
+        fetch_timeout: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = post(
+        &fetch_limited,
+        "/cds-services/baclofen-order-sign",
+        &request,
+    )
+    .await;
+    assert_eq!(status, 412, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer in time"),
+        "{body}"
+    );
+    let request_limited = start(Options {
+        request_timeout: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = post(
+        &request_limited,
+        "/cds-services/baclofen-order-sign",
+        &request,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "timeout");
 }
