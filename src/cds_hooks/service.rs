@@ -341,10 +341,11 @@ impl Cds {
         let mut missing = Vec::new();
         for t in &self.templates {
             let given = match prefetch.and_then(|p| p.get(&t.key)) {
-                Some(v) => readable(v),
-                None if t.kind == Kind::Patient => {
+                // Nothing can be screened without the patient's age: `null` is missing too.
+                _ if t.kind == Kind::Patient => {
                     pool.iter().any(|e| is_patient(e.resource, &patient_id))
                 }
+                Some(v) => readable(v),
                 None => !ours && pool.iter().any(|e| e.kind == t.kind.resource_type()),
             };
             if given {
