@@ -659,7 +659,11 @@ async fn missing_prefetch_is_fetched_from_the_fhir_server_or_answered_412() {
     no_patient["prefetch"]["patient"] = Value::Null;
     no_patient["prefetch"]["conditions"] = Value::Null;
     let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &no_patient).await;
-    assert_eq!((status, &body["missing"]), (412, &json!(["patient"])), "{body}");
+    assert_eq!(
+        (status, &body["missing"]),
+        (412, &json!(["patient"])),
+        "{body}"
+    );
     // With FHIR access: fetched with the bearer token.
     let (fhir, seen) = fhir_server(vec![(
         "/fhir/Condition?patient=p1",

@@ -273,21 +273,11 @@ pub(crate) fn from_screening(
         ));
     }
     let n = to_check.len() - facts_to_check + facts_to_check.max(usize::from(to_check.is_empty()));
-    cards.push(Card {
-        uuid: uuid(),
-        summary: summary(&format!(
-            "Baclofen: {n} thing{} to check that the record does not say",
-            if n == 1 { "" } else { "s" }
-        )),
-        indicator: "info",
-        detail,
-        source: pack_source(ctx),
-        suggestions: Vec::new(),
-        selection_behavior: None,
-        override_reasons: Vec::new(),
-        links: Vec::new(),
-        rule: None,
-    });
+    let title = format!(
+        "Baclofen: {n} thing{} to check that the record does not say",
+        if n == 1 { "" } else { "s" }
+    );
+    cards.push(plain(ctx, "info", &title, detail));
     cards
 }
 

@@ -31,7 +31,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::auth::{AuthError, Trust};
 use super::cards::{Card, OVERRIDE_SYSTEM};
 use super::fetch::Fetcher;
-use super::service::{Cds, CdsError, Step};
+use super::service::{Cds, CdsError, ServiceDef, Step};
 use crate::fhir::date::Date;
 
 /// How requests are authenticated.
@@ -151,6 +151,27 @@ impl App {
                 issued.by_uuid.remove(&old);
             }
         }
+    }
+
+    /// The service `id` and the verified issuer, or the 404 / 401 to answer. The audience is the URL
+    /// called; for feedback the service's own URL is accepted too, as some clients send it.
+    fn authorized(
+        &self,
+        id: &str,
+        headers: &HeaderMap,
+        feedback: bool,
+    ) -> Result<(&ServiceDef, Option<String>), Box<Response>> {
+        let Some(service) = self.cds.service(id) else {
+            return Err(Box::new(unknown_service(self, id)));
+        };
+        let base = format!("{}/cds-services/{}", self.cfg.public_url, service.id);
+        let audiences = if feedback {
+            vec![format!("{base}/feedback"), base]
+        } else {
+            vec![base]
+        };
+        let iss = self.check_auth(headers, &audiences)?;
+        Ok((service, iss))
     }
 
     fn check_auth(
@@ -363,13 +384,10 @@ async fn hook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(service) = app.cds.service(&id) else {
-        return unknown_service(&app, &id);
+    let service = match app.authorized(&id, &headers, false) {
+        Ok((s, _)) => s,
+        Err(r) => return *r,
     };
-    let aud = format!("{}/cds-services/{}", app.cfg.public_url, service.id);
-    if let Err(r) = app.check_auth(&headers, &[aud]) {
-        return *r;
-    }
     let bytes = match read_body(&app, body).await {
         Ok(b) => b,
         Err(r) => return *r,
@@ -418,13 +436,8 @@ async fn feedback(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(service) = app.cds.service(&id) else {
-        return unknown_service(&app, &id);
-    };
-    let base = format!("{}/cds-services/{}", app.cfg.public_url, service.id);
-    // The spec's audience is the endpoint called; clients that use the service URL are accepted too.
-    let iss = match app.check_auth(&headers, &[format!("{base}/feedback"), base]) {
-        Ok(iss) => iss,
+    let (service, iss) = match app.authorized(&id, &headers, true) {
+        Ok(found) => found,
         Err(r) => return *r,
     };
     let bytes = match read_body(&app, body).await {
