@@ -528,6 +528,13 @@ fn serve(a: ServeArgs) -> u8 {
         eprintln!("error: `--public-url` must start with http:// or https://");
         return EXIT_USAGE;
     }
+    // A panic's message could quote request data: log where it happened, not what it said.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!("medscreen serve: internal error{at}");
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

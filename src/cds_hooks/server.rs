@@ -26,6 +26,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::{AuthError, Trust};
@@ -265,8 +266,20 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), access_log))
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(cors)
         .with_state(app)
+}
+
+/// A bug must not show as a dropped connection or a stack trace: a 500 with a JSON body (the panic
+/// message itself goes nowhere, as it could quote data).
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "medscreen failed on this request; the failure was logged without the request content"
+            .into(),
+    )
 }
 
 /// Serve on `listener` until `shutdown` completes.
