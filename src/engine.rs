@@ -203,6 +203,11 @@ impl Engine {
         &self.program.rules
     }
 
+    /// The drug the pack screens (its ingredient in the vocabulary), if the pack names one.
+    pub fn subject(&self) -> Option<crate::vocab::IngredientId> {
+        self.program.subject
+    }
+
     /// The pack's description.
     pub fn description(&self) -> &str {
         &self.program.description

@@ -250,9 +250,11 @@ async fn discovery_lists_three_services_with_prefetch_from_the_pack() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["access-control-allow-origin"],
-        "https://ehr.example.org"
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert!(
+        !resp
+            .headers()
+            .contains_key("access-control-allow-credentials")
     );
     let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     let services = v["services"].as_array().unwrap();
@@ -1164,4 +1166,290 @@ async fn slow_fhir_server_and_slow_requests_time_out_with_json_errors() {
     .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "timeout");
+}
+
+/// The order-sign request of these tests with one draft replaced.
+fn with_draft(draft: Value, prefetch_extra: Value) -> Value {
+    order_sign(patient("1950-01-01", "male"), vec![draft], prefetch_extra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baclofen_is_recognised_however_the_order_names_it() {
+    let base = start(Options::default()).await;
+    let path = "/cds-services/baclofen-order-sign";
+    let draft = |med: Value| {
+        let mut d = baclofen_draft("d1");
+        let o = d.as_object_mut().unwrap();
+        o.remove("medicationCodeableConcept");
+        for (k, v) in med.as_object().unwrap() {
+            o.insert(k.clone(), v.clone());
+        }
+        d
+    };
+    let cases = [
+        // A brand name in the text, the baclofen coding second.
+        json!({"medicationCodeableConcept": {"text": "Lioresal 10 mg tab", "coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "105212"},
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197391"}]}}),
+        // The brand name alone.
+        json!({"medicationCodeableConcept": {"text": "Ozobax DS 5 mg/mL"}}),
+        // The ingredient code alone.
+        json!({"medicationCodeableConcept": {"coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1292"}]}}),
+        // A reference with only a display.
+        json!({"medicationReference": {"display": "baclofen 10 MG Oral Tablet"}}),
+    ];
+    for med in cases {
+        let request = with_draft(draft(med.clone()), json!({}));
+        let (status, body) = post(&base, path, &request).await;
+        assert_eq!(status, 200, "{med}: {body}");
+        assert!(
+            rules_of(&body).contains(&"BAC-AGE-OLDER".to_owned()),
+            "{med}: {body}"
+        );
+    }
+    // A reference to a Medication sent in the draftOrders Bundle.
+    let mut request = with_draft(
+        draft(json!({"medicationReference": {"reference": "Medication/med-bac"}})),
+        json!({}),
+    );
+    request["context"]["draftOrders"]["entry"]
+        .as_array_mut()
+        .unwrap()
+        .push(
+            json!({"resource": {"resourceType": "Medication", "id": "med-bac",
+            "code": rxnorm("197391", "baclofen 10 MG Oral Tablet")}}),
+        );
+    let (status, body) = post(&base, path, &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        rules_of(&body).contains(&"BAC-AGE-OLDER".to_owned()),
+        "{body}"
+    );
+    // Not baclofen: no cards.
+    let other = with_draft(
+        draft(json!({"medicationCodeableConcept": {"text": "tizanidine 4 mg"}})),
+        json!({}),
+    );
+    assert_eq!(post(&base, path, &other).await.1, json!({"cards": []}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_a_longer_list_is_not_read_as_the_whole_list() {
+    let base = start(Options::default()).await;
+    let mut page = searchset(vec![condition("c1", "38341003", "Hypertension")]);
+    page["total"] = json!(40);
+    page["link"] =
+        json!([{"relation": "next", "url": "https://ehr.example/fhir/Condition?page=2"}]);
+    let request = with_draft(baclofen_draft("d1"), json!({"conditions": page}));
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let info = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["indicator"] == "info")
+        .expect("info card");
+    let d = info["detail"].as_str().unwrap();
+    assert!(d.contains("History of seizures or epilepsy"), "{d}");
+    assert!(d.contains("did not send complete data"), "{d}");
+    // The same list whole: seizures are known absent, not listed.
+    let whole = with_draft(
+        baclofen_draft("d1"),
+        json!({"conditions": searchset(vec![condition("c1", "38341003", "Hypertension")])}),
+    );
+    let (_, body) = post(&base, "/cds-services/baclofen-order-sign", &whole).await;
+    let text = body.to_string();
+    assert!(!text.contains("History of seizures or epilepsy"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_by_full_url_reach_the_patient() {
+    let base = start(Options::default()).await;
+    let mut seizure = condition("c1", "84757009", "Epilepsy");
+    seizure["subject"] = json!({"reference": "urn:uuid:aaaa-1111"});
+    let mut request = with_draft(baclofen_draft("d1"), json!({}));
+    request["prefetch"]["patient"] = json!({"resourceType": "Bundle", "type": "searchset",
+        "entry": [{"fullUrl": "urn:uuid:aaaa-1111", "resource": patient("1950-01-01", "male")}]});
+    request["prefetch"]["conditions"] = searchset(vec![seizure]);
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        rules_of(&body).contains(&"BAC-SEIZURE".to_owned()),
+        "{body}"
+    );
+    // Another patient's condition is not read, and the list is no longer taken as whole.
+    let mut foreign = condition("c2", "84757009", "Epilepsy");
+    foreign["subject"] = json!({"reference": "Patient/someone-else"});
+    request["prefetch"]["conditions"] = searchset(vec![foreign]);
+    let (_, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert!(
+        !rules_of(&body).contains(&"BAC-SEIZURE".to_owned()),
+        "{body}"
+    );
+    let text = body.to_string();
+    assert!(text.contains("about another patient"), "{text}");
+    assert!(text.contains("History of seizures or epilepsy"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_medication_list_does_not_crowd_out_the_other_orders() {
+    let base = start(Options::default()).await;
+    let many: Vec<Value> = (0..250)
+        .map(|i| {
+            active_med(
+                &format!("m{i}"),
+                &format!("{}", 100_000 + i),
+                &format!("drug {i}"),
+            )
+        })
+        .collect();
+    let request = order_sign(
+        patient("1980-01-01", "male"),
+        vec![baclofen_draft("d1"), active_med("d2", "7804", "oxycodone")],
+        json!({"medicationRequests": searchset(many)}),
+    );
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        rules_of(&body).contains(&"BAC-DDI-OPIOID".to_owned()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_baclofen_orders_add_up_their_daily_doses() {
+    let base = start(Options::default()).await;
+    let dose = |id: &str, tablets: u32| {
+        let mut d = baclofen_draft(id);
+        d["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = json!(tablets);
+        d
+    };
+    // 3 x 2 x 10 mg + 3 x 1 x 10 mg = 90 mg/day, above the labelled 80 mg/day; each alone is not.
+    let request = order_sign(
+        patient("1980-01-01", "male"),
+        vec![dose("d1", 2), dose("d2", 1)],
+        json!({}),
+    );
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        rules_of(&body).contains(&"BAC-DOSE-MAX".to_owned()),
+        "{body}"
+    );
+    let one = order_sign(
+        patient("1980-01-01", "male"),
+        vec![dose("d1", 2)],
+        json!({}),
+    );
+    let (_, body) = post(&base, "/cds-services/baclofen-order-sign", &one).await;
+    assert!(
+        !rules_of(&body).contains(&"BAC-DOSE-MAX".to_owned()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_orders_and_references_are_handled() {
+    let base = start(Options::default()).await;
+    let path = "/cds-services/baclofen-order-sign";
+    // An order without an id: cards, but no delete suggestion that could name it.
+    let mut draft = baclofen_draft("d1");
+    draft.as_object_mut().unwrap().remove("id");
+    let request = order_sign(
+        patient("1980-01-01", "male"),
+        vec![draft, active_med("d2", "7804", "oxycodone")],
+        json!({}),
+    );
+    let (status, body) = post(&base, path, &request).await;
+    assert_eq!(status, 200, "{body}");
+    let opioid = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "BAC-DDI-OPIOID")
+        .unwrap();
+    assert!(opioid.get("suggestions").is_none(), "{opioid}");
+    // A comedication whose Medication was not sent: reported as not recognised, not a failure.
+    let mut unresolved = active_med("m1", "1", "x");
+    unresolved
+        .as_object_mut()
+        .unwrap()
+        .remove("medicationCodeableConcept");
+    unresolved["medicationReference"] = json!({"reference": "Medication/not-sent"});
+    let request = with_draft(
+        baclofen_draft("d1"),
+        json!({"medicationRequests": searchset(vec![unresolved])}),
+    );
+    let (status, body) = post(&base, path, &request).await;
+    assert_eq!(status, 200, "{body}");
+    let text = body.to_string();
+    assert!(text.contains("Medication not recognized"), "{text}");
+    // Selections by bare id match too.
+    let mut select = order_sign(
+        patient("1980-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    );
+    select["hook"] = json!("order-select");
+    select["context"]["selections"] = json!(["d1"]);
+    let (_, body) = post(&base, "/cds-services/baclofen-order-select", &select).await;
+    assert!(!body["cards"].as_array().unwrap().is_empty(), "{body}");
+    // A patient reference with no id is refused.
+    let mut bad = with_draft(baclofen_draft("d1"), json!({}));
+    bad["context"]["patientId"] = json!("Patient/");
+    assert_eq!(post(&base, path, &bad).await.0, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetched_searches_follow_next_pages_and_refuse_error_answers() {
+    let base = start(Options::default()).await;
+    let mut page1 = searchset(vec![condition("c1", "38341003", "Hypertension")]);
+    page1["link"] = json!([{"relation": "next", "url": "Condition?page=2"}]);
+    let (fhir, seen) = fhir_server(vec![
+        (
+            "/fhir/Condition?page=2",
+            200,
+            searchset(vec![condition("c2", "230690007", "Stroke")]),
+        ),
+        ("/fhir/Condition?patient=p1", 200, page1),
+    ])
+    .await;
+    let mut request = with_draft(baclofen_draft("d1"), json!({}));
+    request["prefetch"]
+        .as_object_mut()
+        .unwrap()
+        .remove("conditions");
+    request["fhirServer"] = json!(fhir);
+    request["fhirAuthorization"] = json!({"access_token": "tok"});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(rules_of(&body).contains(&"BAC-STROKE".to_owned()), "{body}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    // A search answered with an OperationOutcome is a failed fetch, not an empty list.
+    let (fhir, _) = fhir_server(vec![(
+        "/fhir/Condition",
+        200,
+        json!({"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "forbidden"}]}),
+    )])
+    .await;
+    request["fhirServer"] = json!(fhir);
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 412, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("OperationOutcome"),
+        "{body}"
+    );
+    // Plain http to another host: the token is not sent.
+    request["fhirServer"] = json!("http://ehr.example.org/fhir");
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 412, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("not https"),
+        "{body}"
+    );
 }

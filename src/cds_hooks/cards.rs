@@ -45,8 +45,8 @@ const SUMMARY_MAX: usize = 139;
 /// The order that triggered screening.
 #[derive(Debug, Clone)]
 pub struct Trigger {
-    /// `MedicationRequest/id`.
-    pub order: String,
+    /// `MedicationRequest/id` (none when the order has no id: then no delete can name it).
+    pub order: Option<String>,
     /// Pointer of the order in the request.
     pub pointer: String,
     /// Its display, when it has one.
@@ -252,7 +252,8 @@ pub(crate) fn from_screening(
     }
     if !ctx.not_sent.is_empty() {
         detail.push_str(&format!(
-            "\nThe EHR sent no data for: {}. These were treated as unknown, not as absent.\n",
+            "\nThe EHR did not send complete data for: {}. What it did not send was treated as \
+             unknown, not as absent.\n",
             ctx.not_sent
                 .iter()
                 .map(|f| fact_label(f))
@@ -335,7 +336,7 @@ fn caution_card(
             })
         })
         .collect();
-    let suggestions = if c.severity == Severity::Critical {
+    let suggestions = if let (Severity::Critical, Some(order)) = (c.severity, &ctx.trigger.order) {
         let what = ctx.trigger.display.as_deref().map_or_else(
             || "the baclofen order".to_owned(),
             |d| format!("the order for {d}"),
@@ -347,7 +348,7 @@ fn caution_card(
             actions: vec![Action {
                 kind: "delete",
                 description: format!("Remove {what} from the orders being signed"),
-                resource_id: ctx.trigger.order.clone(),
+                resource_id: order.clone(),
             }],
         }]
     } else {
@@ -461,7 +462,7 @@ fn evidence_line(
             .iter()
             .take(3)
             .map(|p| {
-                let mut s = format!("`{}`", p.resource.replace('`', "'"));
+                let mut s = code(&p.resource);
                 if let Some(d) = &p.display
                     && e.ingredient.is_none()
                 {
@@ -525,13 +526,13 @@ pub(crate) fn not_screened(ctx: &Context<'_>, problems: &[FhirProblem]) -> Card 
     for p in problems.iter().take(10) {
         let at = p.resource.as_deref().unwrap_or("");
         detail.push_str(&format!(
-            "- `{}` at `{}` {}: {}\n",
-            p.code,
-            p.pointer.replace('`', "'"),
+            "- {} at {} {}: {}\n",
+            code(p.code),
+            code(&p.pointer),
             if at.is_empty() {
                 String::new()
             } else {
-                format!("in `{}`", at.replace('`', "'"))
+                format!("in {}", code(at))
             },
             md(&p.message)
         ));
@@ -567,11 +568,7 @@ pub(crate) fn invalid_profile(ctx: &Context<'_>, r: &Rejection) -> Card {
          range. Review baclofen safety by hand.\n\n",
     );
     for p in &r.problems {
-        detail.push_str(&format!(
-            "- `{}`: {}\n",
-            p.pointer.replace('`', "'"),
-            md(&p.message)
-        ));
+        detail.push_str(&format!("- {}: {}\n", code(&p.pointer), md(&p.message)));
     }
     plain(
         ctx,
@@ -607,6 +604,17 @@ fn summary(s: &str) -> String {
         _ => cut.as_str(),
     };
     format!("{}\u{2026}", cut.trim_end_matches([',', ' ', '(']))
+}
+
+/// An identifier from the record as a code span: no backticks, no line breaks or other control
+/// characters (which could end the span and start markup), at most 128 characters.
+pub fn code(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .filter(|c| !c.is_control() && *c != '`')
+        .take(128)
+        .collect();
+    format!("`{clean}`")
 }
 
 /// Escape text for CommonMark so that record text cannot become markup or links.
@@ -652,6 +660,14 @@ mod tests {
         assert!(s.chars().count() < 140, "{}", s.chars().count());
         assert!(s.ends_with('\u{2026}'));
         assert_eq!(summary("short"), "short");
+    }
+
+    #[test]
+    fn identifiers_cannot_break_out_of_code_spans() {
+        let id = "x`\n\n[Click](https://evil.example)\n";
+        let c = code(id);
+        assert_eq!(c, "`x[Click](https://evil.example)`");
+        assert_eq!(c.matches('`').count(), 2);
     }
 
     #[test]

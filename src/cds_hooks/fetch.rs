@@ -12,7 +12,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use super::service::{FhirAccess, Template};
+use super::service::{Fetched, FhirAccess, Template, is_error_outcome};
 
 /// Why a fetch failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Fetcher {
         access: &FhirAccess,
         templates: &[Template],
         patient_id: &str,
-    ) -> Result<Vec<(String, Value)>, FetchError> {
+    ) -> Result<Vec<Fetched>, FetchError> {
         let mut set = JoinSet::new();
         for (i, t) in templates.iter().enumerate() {
             let me = self.clone();
@@ -64,7 +64,7 @@ impl Fetcher {
             let query = t.fill(patient_id);
             set.spawn(async move { (i, me.fetch(&access, &key, &query).await) });
         }
-        let mut out: Vec<Option<(String, Value)>> = vec![None; templates.len()];
+        let mut out: Vec<Option<Fetched>> = vec![None; templates.len()];
         while let Some(joined) = set.join_next().await {
             let (i, result) = joined.map_err(|e| FetchError {
                 key: String::new(),
@@ -75,13 +75,14 @@ impl Fetcher {
         Ok(out.into_iter().flatten().collect())
     }
 
-    /// GET `{fhirServer}/{query}`; a searchset's `next` pages are appended to its entries.
+    /// GET `{fhirServer}/{query}`; a searchset's `next` pages (on the same origin, up to a limit) are
+    /// appended to its entries, and the answer says whether the list is complete.
     pub async fn fetch(
         &self,
         access: &FhirAccess,
         key: &str,
         query: &str,
-    ) -> Result<(String, Value), FetchError> {
+    ) -> Result<Fetched, FetchError> {
         let err = |message: String| FetchError {
             key: key.to_owned(),
             message,
@@ -91,11 +92,27 @@ impl Fetcher {
         let mut url = base
             .join(query)
             .map_err(|_| err("the prefetch query does not make a valid URL".into()))?;
+        let search = query.contains('?');
         let mut bundle: Option<Value> = None;
         for _ in 0..self.max_pages {
             let page = self.get(&url, &access.token).await.map_err(&err)?;
-            if page.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-                return Ok((key.to_owned(), page));
+            let kind = page.get("resourceType").and_then(Value::as_str);
+            if kind == Some("OperationOutcome") {
+                return Err(err(
+                    "the FHIR server answered with an OperationOutcome".into()
+                ));
+            }
+            if kind != Some("Bundle") {
+                if search {
+                    return Err(err(
+                        "the FHIR server did not answer the search with a Bundle".into(),
+                    ));
+                }
+                return Ok(Fetched {
+                    key: key.to_owned(),
+                    value: page,
+                    complete: true,
+                });
             }
             let next = next_link(&page);
             match &mut bundle {
@@ -113,12 +130,40 @@ impl Fetcher {
                     }
                 }
             }
-            match next.and_then(|n| Url::parse(&n).ok()) {
+            match next.and_then(|n| url.join(&n).ok()) {
                 Some(n) if same_origin(&n, &base) => url = n,
-                _ => break,
+                // A `next` page elsewhere is not followed (the token would go with it).
+                Some(_) => return Ok(self.partial(key, bundle)),
+                None => {
+                    let value = bundle.unwrap_or(Value::Null);
+                    let complete = !value
+                        .get("entry")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.get("resource"))
+                        .any(is_error_outcome);
+                    return Ok(Fetched {
+                        key: key.to_owned(),
+                        value,
+                        complete,
+                    });
+                }
             }
         }
-        Ok((key.to_owned(), bundle.unwrap_or(Value::Null)))
+        Ok(self.partial(key, bundle))
+    }
+
+    fn partial(&self, key: &str, bundle: Option<Value>) -> Fetched {
+        let mut value = bundle.unwrap_or(Value::Null);
+        if let Some(links) = value.get_mut("link").and_then(Value::as_array_mut) {
+            links.retain(|l| l.get("relation").and_then(Value::as_str) != Some("next"));
+        }
+        Fetched {
+            key: key.to_owned(),
+            value,
+            complete: false,
+        }
     }
 
     async fn get(&self, url: &Url, token: &str) -> Result<Value, String> {

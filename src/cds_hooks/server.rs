@@ -244,9 +244,10 @@ fn cds_error(e: &CdsError) -> Response {
 
 /// The routes, with CORS, limits and the access log.
 pub fn router(app: Arc<App>) -> Router {
+    // Any origin, as the spec's `Access-Control-Allow-Origin: *`, and no credentials: the JWT travels
+    // in a header the calling script sets, so cookies are never needed (nor honoured).
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_credentials(true)
+        .allow_origin(AllowOrigin::any())
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([
@@ -375,6 +376,15 @@ async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Box<Respo
     })
 }
 
+/// Run CPU work on the blocking pool; a panic there is a 500 like any other.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| panicked(Box::new(())))
+}
+
 fn unknown_service(app: &App, id: &str) -> Response {
     let ids: Vec<&str> = app.cds.services().iter().map(|s| s.id.as_str()).collect();
     error(
@@ -405,11 +415,14 @@ async fn hook(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let prepared = match app.cds.prepare(&bytes) {
-        Ok(p) => p,
-        Err(e) => return cds_error(&e),
+    // Parsing and screening are CPU work: off the async workers, so one large request cannot stall
+    // the others (discovery included).
+    let worker = app.clone();
+    let prepared = match blocking(move || worker.cds.prepare(&bytes)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return cds_error(&e),
+        Err(r) => return r,
     };
-    drop(bytes);
     let pending = match prepared.step {
         Step::NoCards => return axum::Json(json!({"cards": []})).into_response(),
         Step::Screen(p) => p,
@@ -428,7 +441,7 @@ async fn hook(
                         status: 412,
                         code: "missing_prefetch",
                         message: format!(
-                            "prefetch `{}` was not sent and fetching it from `fhirServer` failed: {}",
+                            "prefetch `{}` was not sent whole and fetching it from `fhirServer` failed: {}",
                             e.key, e.message
                         ),
                         missing: pending.missing.iter().map(|t| t.key.clone()).collect(),
@@ -438,7 +451,11 @@ async fn hook(
         }
         (None, false) => Vec::new(),
     };
-    let cards = app.cds.cards(&pending, &fetched);
+    let worker = app.clone();
+    let cards = match blocking(move || worker.cds.cards(&pending, &fetched)).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     app.remember(&service.id, &prepared.hook_instance, &cards);
     axum::Json(json!({ "cards": cards })).into_response()
 }

@@ -186,10 +186,22 @@ pub struct Pending {
     /// `fhirServer`, when the client gave one with an access token.
     pub fhir: Option<FhirAccess>,
     request: Value,
-    /// Kinds of data the client sent.
+    /// Kinds of data the client sent whole.
     provided: Vec<Kind>,
-    foreign: bool,
+    /// Kinds it sent in part (a page, a list with an error): what is there counts, absence is unknown.
+    partial: Vec<Kind>,
     trigger: Trigger,
+}
+
+/// One missing template's answer from the FHIR server.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The prefetch key.
+    pub key: String,
+    /// The resource or searchset.
+    pub value: Value,
+    /// False when only part of the list could be read (page limit, a `next` link elsewhere).
+    pub complete: bool,
 }
 
 /// Where and how to fetch.
@@ -276,7 +288,7 @@ impl Cds {
         json!({ "services": services })
     }
 
-    /// Check a request for service `service` and find what screening it needs.
+    /// Check a request and find what screening it needs.
     pub fn prepare(&self, body: &[u8]) -> Result<Prepared, CdsError> {
         let request: Value = serde_json::from_slice(body).map_err(|e| CdsError {
             status: 400,
@@ -301,16 +313,11 @@ impl Cds {
             Some(_) => return Err(CdsError::invalid("`context` is not an object".into())),
             None => return Err(CdsError::invalid("the request has no `context`".into())),
         };
-        if let Some(p) = obj.get("prefetch")
-            && !p.is_object()
-            && !p.is_null()
-        {
-            return Err(CdsError::invalid("`prefetch` is not an object".into()));
-        }
-        let orders = draft_orders(context)?;
+        let drafts = draft_orders(context)?;
         let prefetch = obj.get("prefetch").and_then(Value::as_object);
-        let pool = gather(prefetch);
-        let trigger = match self.trigger(context, &orders, &pool)? {
+        let mut pool = gather(prefetch);
+        pool.extend(drafts.medications);
+        let trigger = match self.trigger(context, &drafts.orders, &pool)? {
             Some(t) => t,
             None => {
                 return Ok(Prepared {
@@ -320,8 +327,16 @@ impl Cds {
                 });
             }
         };
+        if obj
+            .get("prefetch")
+            .is_some_and(|p| !p.is_object() && !p.is_null())
+        {
+            return Err(CdsError::invalid("`prefetch` is not an object".into()));
+        }
         let patient_id = match context.get("patientId") {
-            Some(Value::String(s)) if !s.trim().is_empty() => bare_patient_id(s).to_owned(),
+            Some(Value::String(s)) if !bare_patient_id(s).is_empty() => {
+                bare_patient_id(s).to_owned()
+            }
             Some(Value::String(_)) | None => {
                 return Err(CdsError::invalid(
                     "`context.patientId` is missing or empty; a baclofen order cannot be screened \
@@ -335,12 +350,14 @@ impl Cds {
                 ));
             }
         };
-        let fhir = fhir_access(obj)?;
+        let (fhir, fhir_problem) = fhir_access(obj);
         let ours = prefetch.is_some_and(|p| self.templates.iter().any(|t| p.contains_key(&t.key)));
         let mut provided = Vec::new();
+        let mut partial = Vec::new();
         let mut missing = Vec::new();
         for t in &self.templates {
-            let given = match prefetch.and_then(|p| p.get(&t.key)) {
+            let value = prefetch.and_then(|p| p.get(&t.key));
+            let given = match value {
                 // Nothing can be screened without the patient's age: `null` is missing too.
                 _ if t.kind == Kind::Patient => {
                     pool.iter().any(|e| is_patient(e.resource, &patient_id))
@@ -348,27 +365,40 @@ impl Cds {
                 Some(v) => readable(v),
                 None => !ours && pool.iter().any(|e| e.kind == t.kind.resource_type()),
             };
-            if given {
+            // A page of a longer list, or a list with an error in it, is not the whole list.
+            let whole = match value {
+                Some(v) => !incomplete(v),
+                None => !prefetch
+                    .into_iter()
+                    .flatten()
+                    .any(|(_, v)| incomplete(v) && holds_kind(v, t.kind.resource_type())),
+            };
+            if given && whole {
                 provided.push(t.kind);
-            } else if t.kind == Kind::Patient || ours || fhir.is_some() {
+            } else if fhir.is_some() || t.kind == Kind::Patient || (ours && !given) {
                 missing.push(t.clone());
+            } else if given {
+                partial.push(t.kind);
             }
         }
         if !missing.is_empty() && fhir.is_none() {
             let keys: Vec<String> = missing.iter().map(|t| t.key.clone()).collect();
+            let one = keys.len() == 1;
             return Err(CdsError {
                 status: 412,
                 code: "missing_prefetch",
                 message: format!(
-                    "prefetch {} missing and the request has no `fhirServer` with `fhirAuthorization` to \
-                     fetch {} from; send {} as the discovery document's templates describe (null when \
-                     there is no data), or give FHIR access",
+                    "prefetch {} missing and {}; send {} as the discovery document's templates \
+                     describe (null when there is no data), or give FHIR access",
                     keys.iter()
                         .map(|k| format!("`{k}`"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    if keys.len() == 1 { "it" } else { "them" },
-                    if keys.len() == 1 { "it" } else { "them" },
+                    fhir_problem.unwrap_or_else(|| format!(
+                        "the request has no `fhirServer` with `fhirAuthorization` to fetch {} from",
+                        if one { "it" } else { "them" }
+                    )),
+                    if one { "it" } else { "them" },
                 ),
                 missing: keys,
             });
@@ -382,59 +412,144 @@ impl Cds {
                 fhir,
                 request,
                 provided,
-                foreign: !ours,
+                partial,
                 trigger,
             })),
         })
     }
 
-    /// Which baclofen order triggers screening, if any. `order-select` with `selections` screens only
-    /// when a selected order is baclofen; otherwise any draft order does.
+    /// Which baclofen order triggers screening, if any. `order-select` with `selections` screens
+    /// when a selected order is baclofen (when no selection names a draft, every draft counts);
+    /// otherwise any draft order does.
     fn trigger(
         &self,
         context: &serde_json::Map<String, Value>,
         orders: &[Order<'_>],
         pool: &[Entry<'_>],
     ) -> Result<Option<Trigger>, CdsError> {
-        let vs_mapper = self.mapper();
+        let mapper = self.mapper();
         let meds = medications(pool);
         let resolve = |r: &str| meds.get(&reference_key(r)).cloned();
-        let selections: Option<Vec<String>> = match context.get("selections") {
-            Some(Value::Array(list)) => Some(
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .map(reference_key)
-                    .collect(),
-            ),
-            Some(Value::Null) | None => None,
+        let selections: Vec<&str> = match context.get("selections") {
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            Some(Value::Null) | None => Vec::new(),
             Some(_) => {
                 return Err(CdsError::invalid(
                     "`context.selections` is not an array".into(),
                 ));
             }
         };
+        let selected = |o: &Order<'_>| {
+            selections
+                .iter()
+                .any(|s| reference_key(s) == o.key || Some(*s) == o.id || Some(*s) == o.full_url)
+        };
+        let narrow = orders.iter().any(selected);
         for o in orders {
-            if let Some(sel) = &selections
-                && !sel.is_empty()
-                && !sel.contains(&o.key)
-            {
+            if narrow && !selected(o) {
                 continue;
             }
-            if let Some(m) = vs_mapper.order_medication(o.resource, &resolve)
-                && vs_mapper.is_subject(&m)
-            {
+            if let Some(display) = self.subject_order(&mapper, o.resource, &resolve) {
                 return Ok(Some(Trigger {
-                    order: o.key.clone(),
+                    order: o.id.map(|id| format!("{}/{id}", o.kind)),
                     pointer: o.pointer.clone(),
-                    display: m
-                        .product
-                        .name
-                        .clone()
-                        .or_else(|| m.ingredients.iter().find_map(|i| i.name.clone())),
+                    display,
                 }));
             }
         }
         Ok(None)
+    }
+
+    /// `Some(display)` when the order is for the drug screened: by the value set (RxNorm codes of
+    /// the drug and its products, its names) or by the vocabulary (brand names, ingredient codes),
+    /// looking at every coding, the text, the reference's display and a resolved Medication.
+    fn subject_order(
+        &self,
+        mapper: &Mapper<'_>,
+        r: &Value,
+        resolve: &dyn Fn(&str) -> Option<MedInfo>,
+    ) -> Option<Option<String>> {
+        let med = mapper.order_medication(r, resolve);
+        let mut names: Vec<&str> = Vec::new();
+        let mut codes: Vec<&str> = Vec::new();
+        let mut concepts: Vec<&Value> = r.get("medicationCodeableConcept").into_iter().collect();
+        if let Some(d) = r
+            .pointer("/medicationReference/display")
+            .and_then(Value::as_str)
+        {
+            names.push(d);
+        }
+        if let Some(m) = &med {
+            names.extend(m.product.name.as_deref());
+            names.extend(m.ingredients.iter().filter_map(|i| i.name.as_deref()));
+            codes.extend(m.product.rxnorm.as_deref());
+            codes.extend(m.ingredients.iter().filter_map(|i| i.rxnorm.as_deref()));
+        }
+        let contained_med;
+        if let Some(id) = r
+            .pointer("/medicationReference/reference")
+            .and_then(Value::as_str)
+            .and_then(|x| x.strip_prefix('#'))
+        {
+            contained_med = r.get("contained").and_then(Value::as_array).and_then(|c| {
+                c.iter()
+                    .find(|m| m.get("id").and_then(Value::as_str) == Some(id))
+            });
+            concepts.extend(contained_med.and_then(|m| m.get("code")));
+        }
+        for cc in concepts {
+            names.extend(cc.get("text").and_then(Value::as_str));
+            for c in cc
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                names.extend(c.get("display").and_then(Value::as_str));
+                if c.get("system")
+                    .and_then(Value::as_str)
+                    .and_then(System::from_uri)
+                    == Some(System::Rxnorm)
+                {
+                    codes.extend(c.get("code").and_then(Value::as_str));
+                }
+            }
+        }
+        let entry = |rxnorm: Option<&str>, name: Option<&str>| MedInfo {
+            resource: String::new(),
+            product: crate::fhir::mapping::MedEntry {
+                rxnorm: rxnorm.map(str::to_owned),
+                name: name.map(str::to_owned),
+            },
+            ingredients: Vec::new(),
+        };
+        let vocab = self.engine.vocabulary();
+        let subject = self.engine.subject();
+        let by_code = codes.iter().any(|c| {
+            mapper.is_subject(&entry(Some(c), None))
+                || subject.is_some_and(|s| {
+                    vocab
+                        .match_medication(&crate::profile::Medication::Coded(
+                            crate::profile::CodedMedication {
+                                rxnorm: Some((*c).to_owned()),
+                                atc: None,
+                                name: None,
+                            },
+                        ))
+                        .ingredients
+                        .contains(&s)
+                })
+        });
+        let by_name = names.iter().any(|n| {
+            mapper.is_subject(&entry(None, Some(n)))
+                || subject.is_some_and(|s| {
+                    let mut found = smallvec::SmallVec::new();
+                    vocab.match_text(n, &mut found);
+                    found.contains(&s)
+                })
+        });
+        let shown = names.first().map(|n| (*n).to_owned());
+        (by_code || by_name).then(|| med.as_ref().and_then(|m| m.product.name.clone()).or(shown))
     }
 
     /// The mapper: evaluated today; absence on a list the client sent means no (closed world), and
@@ -450,52 +565,86 @@ impl Cds {
         )
     }
 
-    /// Screen a prepared request, with `fetched` holding (key, JSON) for each missing template.
-    pub fn cards(&self, pending: &Pending, fetched: &[(String, Value)]) -> Vec<Card> {
+    /// Screen a prepared request, with `fetched` holding each missing template's answer.
+    pub fn cards(&self, pending: &Pending, fetched: &[Fetched]) -> Vec<Card> {
         let request = &pending.request;
         let prefetch = request.get("prefetch").and_then(Value::as_object);
         let mut pool = gather(prefetch);
-        for (key, value) in fetched {
+        for f in fetched {
             collect(
-                value,
-                &format!("/fetched/{}", escape_pointer(key)),
+                &f.value,
+                &format!("/fetched/{}", escape_pointer(&f.key)),
                 &mut pool,
                 0,
             );
         }
         let mut provided = pending.provided.clone();
-        provided.extend(
-            pending
-                .missing
-                .iter()
-                .filter(|t| fetched.iter().any(|(k, _)| *k == t.key))
-                .map(|t| t.kind),
-        );
+        let mut partial = pending.partial.clone();
+        for t in &pending.missing {
+            match fetched.iter().find(|f| f.key == t.key) {
+                Some(f) if f.complete => provided.push(t.kind),
+                Some(_) => partial.push(t.kind),
+                None => {}
+            }
+        }
         let context = request.get("context").and_then(Value::as_object);
-        let orders = context
-            .map(|c| draft_orders(c).unwrap_or_default())
+        let drafts = context
+            .and_then(|c| draft_orders(c).ok())
             .unwrap_or_default();
+        let orders = drafts.orders;
+        pool.extend(drafts.medications);
         let meds = medications(&pool);
-        let resolve = |r: &str| meds.get(&reference_key(r)).cloned();
+        // A reference to a Medication nobody sent still names a drug: it is reported as a
+        // medication that could not be recognised rather than dropped or failing the screening.
+        let resolve = |r: &str| {
+            Some(
+                meds.get(&reference_key(r))
+                    .cloned()
+                    .unwrap_or_else(|| MedInfo {
+                        resource: reference_key(r),
+                        product: crate::fhir::mapping::MedEntry {
+                            rxnorm: None,
+                            name: Some(format!("medication {} (not sent)", reference_key(r))),
+                        },
+                        ingredients: Vec::new(),
+                    }),
+            )
+        };
         let mapper = self.mapper();
         let pid = &pending.patient_id;
         let mut facts = PatientFacts::new(pid, "prefetch", 1);
-        facts.conditions_known = provided.contains(&Kind::Condition);
-        facts.medications_known = provided.contains(&Kind::MedicationRequest)
-            || provided.contains(&Kind::MedicationStatement)
-            || !pending.foreign;
+        // The drafts first: the order screened, then the other orders (comedications that must not be
+        // crowded out by a long medication list).
+        let mut ordered: Vec<&Order<'_>> = orders.iter().collect();
+        ordered.sort_by_key(|o| o.pointer != pending.trigger.pointer);
+        for o in &ordered {
+            let at = Loc {
+                input: "draftOrders",
+                line: 1,
+                base: o.pointer.clone(),
+            };
+            let subject = o.pointer == pending.trigger.pointer
+                || self.subject_order(&mapper, o.resource, &resolve).is_some();
+            mapper.draft_order(o.resource, o.kind, &at, &mut facts, &resolve, subject);
+        }
         // A recorded copy of an order being placed is read once, as the draft. Same id with another
         // drug is not a copy (real exports reuse ids), so both are read.
+        let by_key: HashMap<&str, &Order<'_>> =
+            orders.iter().map(|o| (o.key.as_str(), o)).collect();
         let is_draft_copy = |r: &Value| {
-            let key = resource_name(r);
-            orders.iter().any(|o| {
-                o.key == key
-                    && o.resource.get("medicationCodeableConcept")
-                        == r.get("medicationCodeableConcept")
+            by_key.get(resource_name(r).as_str()).is_some_and(|o| {
+                o.resource.get("medicationCodeableConcept") == r.get("medicationCodeableConcept")
                     && o.resource.get("medicationReference") == r.get("medicationReference")
             })
         };
-        let mut other_patients = 0usize;
+        // The patient, as every reference may name it.
+        let mut ours = vec![format!("Patient/{pid}")];
+        ours.extend(
+            pool.iter()
+                .filter(|e| is_patient(e.resource, pid))
+                .filter_map(|e| e.full_url.map(reference_key)),
+        );
+        let mut ignored = 0usize;
         for e in &pool {
             let at = Loc {
                 input: "prefetch",
@@ -511,36 +660,34 @@ impl Cds {
                         continue;
                     }
                     match subject_reference(e.resource) {
-                        Ok(Some(r)) if reference_key(r) == format!("Patient/{pid}") => {
+                        Ok(Some(r)) if ours.contains(&reference_key(r)) => {
                             mapper.resource(e.resource, e.kind, &at, &mut facts, &resolve);
                         }
-                        Ok(Some(_)) => other_patients += 1,
+                        // Another patient's, or a reference we cannot place: not read, and the
+                        // list it belongs to is no longer known to be whole.
+                        Ok(Some(_)) | Err(_) => {
+                            ignored += 1;
+                            partial.extend(kind_of(e.kind));
+                        }
                         // A patient-scoped search needs no subject to say whose it is.
-                        Ok(None) | Err(_) => {
-                            mapper.resource(e.resource, e.kind, &at, &mut facts, &resolve);
-                        }
+                        Ok(None) => mapper.resource(e.resource, e.kind, &at, &mut facts, &resolve),
                     }
                 }
                 _ => {}
             }
         }
-        // The triggering order first, so that it is the one screened; the others are comedications.
-        let mut ordered: Vec<&Order<'_>> = orders.iter().collect();
-        ordered.sort_by_key(|o| o.key != pending.trigger.order);
-        for o in ordered {
-            let at = Loc {
-                input: "draftOrders",
-                line: 1,
-                base: o.pointer.clone(),
-            };
-            mapper.draft_order(o.resource, o.kind, &at, &mut facts, &resolve);
-        }
+        let whole = |k: Kind| provided.contains(&k) && !partial.contains(&k);
+        facts.conditions_known = whole(Kind::Condition);
+        facts.medications_known = (whole(Kind::MedicationRequest)
+            || whole(Kind::MedicationStatement))
+            && !partial.contains(&Kind::MedicationRequest)
+            && !partial.contains(&Kind::MedicationStatement);
         let ctx = cards::Context {
             cds: self,
             trigger: &pending.trigger,
             min: self.opts.min_card_severity,
-            ignored_other_patients: other_patients,
-            not_sent: self.not_sent(&provided),
+            ignored_other_patients: ignored,
+            not_sent: self.not_sent(&provided, &partial),
         };
         match mapper.profile(&facts) {
             Outcome::Invalid(problems) => vec![cards::not_screened(&ctx, &problems)],
@@ -558,14 +705,19 @@ impl Cds {
         }
     }
 
-    /// Facts whose data the client did not send (only possible with a client's own prefetch keys).
-    fn not_sent(&self, provided: &[Kind]) -> Vec<&'static str> {
+    /// Facts whose data did not arrive whole: not sent (a client's own prefetch keys), a page of a
+    /// longer list, a list with an error, or resources that could not be placed.
+    fn not_sent(&self, provided: &[Kind], partial: &[Kind]) -> Vec<&'static str> {
+        let whole = |k: &Kind| provided.contains(k) && !partial.contains(k);
+        let meds_whole = (whole(&Kind::MedicationRequest) || whole(&Kind::MedicationStatement))
+            && !partial.contains(&Kind::MedicationRequest)
+            && !partial.contains(&Kind::MedicationStatement);
         let mut out = Vec::new();
         for t in &self.templates {
-            let got = provided.contains(&t.kind)
-                || (matches!(t.kind, Kind::MedicationRequest | Kind::MedicationStatement)
-                    && (provided.contains(&Kind::MedicationRequest)
-                        || provided.contains(&Kind::MedicationStatement)));
+            let got = match t.kind {
+                Kind::MedicationRequest | Kind::MedicationStatement => meds_whole,
+                k => whole(&k),
+            };
             if !got {
                 for f in &t.facts {
                     if !out.contains(f) {
@@ -675,11 +827,20 @@ struct Entry<'a> {
 /// A draft order.
 #[derive(Debug)]
 struct Order<'a> {
-    /// `MedicationRequest/id`.
+    /// `MedicationRequest/id` (the type alone when it has no id).
     key: String,
+    id: Option<&'a str>,
+    full_url: Option<&'a str>,
     kind: &'a str,
     pointer: String,
     resource: &'a Value,
+}
+
+/// What the orders member holds: the orders, and Medication resources they may refer to.
+#[derive(Debug, Default)]
+struct Drafts<'a> {
+    orders: Vec<Order<'a>>,
+    medications: Vec<Entry<'a>>,
 }
 
 const MAX_NESTING: usize = 4;
@@ -786,11 +947,11 @@ fn medications(pool: &[Entry<'_>]) -> HashMap<String, MedInfo> {
 
 /// The medication orders being placed: `draftOrders` (a Bundle, CDS Hooks 1.0+) or `medications`
 /// (`medication-prescribe`: a Bundle or an array).
-fn draft_orders(context: &serde_json::Map<String, Value>) -> Result<Vec<Order<'_>>, CdsError> {
+fn draft_orders(context: &serde_json::Map<String, Value>) -> Result<Drafts<'_>, CdsError> {
     let (name, value) = match (context.get("draftOrders"), context.get("medications")) {
         (Some(v), _) => ("draftOrders", v),
         (None, Some(v)) => ("medications", v),
-        (None, None) => return Ok(Vec::new()),
+        (None, None) => return Ok(Drafts::default()),
     };
     if !(value.is_object() || value.is_array() || value.is_null()) {
         return Err(CdsError::invalid(format!(
@@ -799,44 +960,132 @@ fn draft_orders(context: &serde_json::Map<String, Value>) -> Result<Vec<Order<'_
     }
     let mut entries = Vec::new();
     collect(value, &format!("/context/{name}"), &mut entries, 0);
-    Ok(entries
-        .into_iter()
-        .filter(|e| matches!(e.kind, "MedicationRequest" | "MedicationOrder"))
-        .map(|e| Order {
-            key: resource_name(e.resource),
-            kind: e.kind,
-            pointer: e.pointer,
-            resource: e.resource,
-        })
-        .collect())
+    if entries.len() > MAX_DRAFTS {
+        return Err(CdsError::invalid(format!(
+            "`context.{name}` holds {} resources; at most {MAX_DRAFTS} are read",
+            entries.len()
+        )));
+    }
+    let mut out = Drafts::default();
+    for e in entries {
+        match e.kind {
+            "MedicationRequest" | "MedicationOrder" => out.orders.push(Order {
+                key: resource_name(e.resource),
+                id: e.resource.get("id").and_then(Value::as_str),
+                full_url: e.full_url,
+                kind: e.kind,
+                pointer: e.pointer,
+                resource: e.resource,
+            }),
+            "Medication" => out.medications.push(e),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
-fn fhir_access(obj: &serde_json::Map<String, Value>) -> Result<Option<FhirAccess>, CdsError> {
-    let server = match obj.get("fhirServer") {
-        Some(Value::String(s)) if s.starts_with("http://") || s.starts_with("https://") => s,
-        Some(Value::String(_)) | Some(Value::Null) | None => return Ok(None),
-        Some(_) => return Err(CdsError::invalid("`fhirServer` is not a string".into())),
+/// Orders being placed at once, at most (a real order set is tens).
+const MAX_DRAFTS: usize = 1000;
+
+/// Whether a prefetch value is only part of what its query returns: a searchset with a `next` page,
+/// or one carrying an error.
+fn incomplete(v: &Value) -> bool {
+    let v = match v.get("resource") {
+        Some(r) if v.get("resourceType").is_none() => r,
+        _ => v,
+    };
+    if v.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return false;
+    }
+    let next = v
+        .get("link")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|l| l.get("relation").and_then(Value::as_str) == Some("next"));
+    next || v
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("resource"))
+        .any(is_error_outcome)
+}
+
+/// An OperationOutcome with an `error` or `fatal` issue (a `warning` or `information` one, which
+/// servers add to good searches, is not).
+pub fn is_error_outcome(r: &Value) -> bool {
+    r.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome")
+        && r.get("issue")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|i| {
+                matches!(
+                    i.get("severity").and_then(Value::as_str),
+                    Some("error" | "fatal")
+                )
+            })
+}
+
+/// Whether a prefetch value holds a resource of this type.
+fn holds_kind(v: &Value, kind: &str) -> bool {
+    let mut found = Vec::new();
+    collect(v, "", &mut found, 0);
+    found.iter().any(|e| e.kind == kind)
+}
+
+fn kind_of(resource_type: &str) -> Option<Kind> {
+    match resource_type {
+        "Patient" => Some(Kind::Patient),
+        "Condition" => Some(Kind::Condition),
+        "MedicationRequest" => Some(Kind::MedicationRequest),
+        "MedicationStatement" => Some(Kind::MedicationStatement),
+        "Observation" => Some(Kind::Observation),
+        _ => None,
+    }
+}
+
+/// FHIR access the request gives, or why what it gives cannot be used. The token goes only over
+/// TLS, or over plain HTTP to this machine (a FHIR server on loopback).
+fn fhir_access(obj: &serde_json::Map<String, Value>) -> (Option<FhirAccess>, Option<String>) {
+    let Some(Value::String(server)) = obj.get("fhirServer") else {
+        return (None, None);
     };
     let token = match obj.get("fhirAuthorization") {
         Some(Value::Object(a)) => match a.get("access_token") {
             Some(Value::String(t)) if !t.is_empty() => t,
             _ => {
-                return Err(CdsError::invalid(
-                    "`fhirAuthorization.access_token` is missing or not a string".into(),
-                ));
+                return (
+                    None,
+                    Some("`fhirAuthorization` has no `access_token` to fetch with".into()),
+                );
             }
         },
-        Some(Value::Null) | None => return Ok(None),
-        Some(_) => {
-            return Err(CdsError::invalid(
-                "`fhirAuthorization` is not an object".into(),
-            ));
-        }
+        _ => return (None, None),
     };
-    Ok(Some(FhirAccess {
-        server: server.trim_end_matches('/').to_owned(),
-        token: token.clone(),
-    }))
+    let Ok(url) = reqwest::Url::parse(server) else {
+        return (None, Some("`fhirServer` is not a valid URL".into()));
+    };
+    let host = url.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return (
+            None,
+            Some("`fhirServer` is not https, so the access token is not sent to it".into()),
+        );
+    }
+    (
+        Some(FhirAccess {
+            server: server.trim_end_matches('/').to_owned(),
+            token: token.clone(),
+        }),
+        None,
+    )
 }
 
 fn required_str<'a>(
@@ -851,9 +1100,10 @@ fn required_str<'a>(
     }
 }
 
-/// `Patient/123`, `https://ehr/fhir/Patient/123` or `123` -> `123`.
+/// `Patient/123`, `https://ehr/fhir/Patient/123/_history/2` or `123` -> `123`; `Patient/` -> ``.
 pub fn bare_patient_id(s: &str) -> &str {
     let s = s.trim();
+    let s = s.find("/_history/").map_or(s, |i| &s[..i]);
     match s.rfind("Patient/") {
         Some(i) => s[i + "Patient/".len()..].trim_end_matches('/'),
         None => s,

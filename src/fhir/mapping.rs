@@ -357,7 +357,7 @@ impl<'v> Mapper<'v> {
             "Condition" => self.condition(r, at, facts),
             "Observation" => self.observation(r, at, facts),
             "MedicationRequest" | "MedicationStatement" => {
-                self.medication_use(r, kind, at, facts, medication, false);
+                self.medication_use(r, kind, at, facts, medication, None);
             }
             _ => {}
         }
@@ -367,6 +367,8 @@ impl<'v> Mapper<'v> {
     /// MedicationOrder), whatever its status and date. A baclofen order becomes the order being
     /// screened (its dose and reason feed the profile), ahead of any recorded baclofen order and of a
     /// later draft; any other drug becomes a comedication, since it will be taken with baclofen.
+    /// `subject` is the caller's decision that this order is baclofen (it may know brand names the
+    /// value sets do not). Several baclofen drafts add up their daily doses (unknown if one is).
     pub fn draft_order(
         &self,
         r: &Value,
@@ -374,9 +376,10 @@ impl<'v> Mapper<'v> {
         at: &Loc<'_>,
         facts: &mut PatientFacts,
         medication: &dyn Fn(&str) -> Option<MedInfo>,
+        subject: bool,
     ) {
         facts.resources += 1;
-        self.medication_use(r, kind, at, facts, medication, true);
+        self.medication_use(r, kind, at, facts, medication, Some(subject));
     }
 
     /// The medication an order or statement names (its codeable concept, a contained Medication, or
@@ -686,8 +689,9 @@ impl<'v> Mapper<'v> {
         at: &Loc<'_>,
         facts: &mut PatientFacts,
         resolve: &dyn Fn(&str) -> Option<MedInfo>,
-        draft: bool,
+        draft_subject: Option<bool>,
     ) {
+        let draft = draft_subject.is_some();
         let mut g = Getter::new(r, at, &mut facts.problems);
         let status = g.str(r, "status", "/status").unwrap_or("");
         if status != "active" && !draft {
@@ -732,9 +736,23 @@ impl<'v> Mapper<'v> {
             } else {
                 resolve(&reference)
             };
-            match found {
-                Some(m) => m,
-                None => {
+            let display = r
+                .get("medicationReference")
+                .and_then(|m| m.get("display"))
+                .and_then(Value::as_str)
+                .filter(|d| !d.trim().is_empty());
+            match (found, display) {
+                (Some(m), _) => m,
+                // Not resolved, but the reference names the drug: that name is what is known.
+                (None, Some(d)) => MedInfo {
+                    resource: resource.clone(),
+                    product: MedEntry {
+                        rxnorm: None,
+                        name: Some(d.to_owned()),
+                    },
+                    ingredients: Vec::new(),
+                },
+                (None, None) => {
                     g.problem(
                         "broken_reference",
                         "/medicationReference/reference",
@@ -742,6 +760,20 @@ impl<'v> Mapper<'v> {
                     );
                     return;
                 }
+            }
+        } else if let Some(d) = r
+            .pointer("/medicationReference/display")
+            .and_then(Value::as_str)
+            .filter(|d| !d.trim().is_empty())
+        {
+            // A reference that only names the drug.
+            MedInfo {
+                resource: resource.clone(),
+                product: MedEntry {
+                    rxnorm: None,
+                    name: Some(d.to_owned()),
+                },
+                ingredients: Vec::new(),
             }
         } else {
             g.problem(
@@ -754,7 +786,7 @@ impl<'v> Mapper<'v> {
             return;
         };
         let date_text = date.as_ref().map(|d| d.1.clone());
-        if self.is_baclofen(&info) {
+        if draft_subject.unwrap_or_else(|| self.is_baclofen(&info)) {
             let order = BaclofenOrder {
                 dose_mg: self.daily_dose_mg(r, &info),
                 indication: self.indication(r, &resource, date_text.as_deref()),
@@ -782,9 +814,18 @@ impl<'v> Mapper<'v> {
                 },
             };
             if draft {
-                if !facts.baclofen_draft {
-                    facts.baclofen = Some(dated);
-                    facts.baclofen_draft = true;
+                match &mut facts.baclofen {
+                    Some(first) if facts.baclofen_draft => {
+                        first.value.dose_mg = match (first.value.dose_mg, dated.value.dose_mg) {
+                            (Some(a), Some(b)) => Some(round2(a + b)),
+                            _ => None,
+                        };
+                        first.prov.note = Some("sum of the baclofen orders being placed".into());
+                    }
+                    _ => {
+                        facts.baclofen = Some(dated);
+                        facts.baclofen_draft = true;
+                    }
                 }
             } else if !facts.baclofen_draft && dated.newer_than(&facts.baclofen) {
                 facts.baclofen = Some(dated);
@@ -845,7 +886,12 @@ impl<'v> Mapper<'v> {
             if d.get("sequence").and_then(Value::as_i64) != first_seq {
                 continue;
             }
-            let rate = d.get("doseAndRate")?.as_array()?.first()?;
+            // R4 nests the dose in `doseAndRate`; STU3 and DSTU2 put it on the dosage itself.
+            let rate = d
+                .get("doseAndRate")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .unwrap_or(d);
             let q = rate
                 .get("doseQuantity")
                 .or_else(|| rate.get("doseRange").and_then(|x| x.get("high")))?;
@@ -869,7 +915,8 @@ impl<'v> Mapper<'v> {
             if period.is_nan() || period <= 0.0 {
                 return None;
             }
-            let per_day = match rep.get("periodUnit").and_then(Value::as_str)? {
+            let unit = rep.get("periodUnit").or_else(|| rep.get("periodUnits")); // DSTU2
+            let per_day = match unit.and_then(Value::as_str)? {
                 "min" => 1440.0 / period,
                 "h" => 24.0 / period,
                 "d" => 1.0 / period,
@@ -1078,7 +1125,7 @@ impl<'v> Mapper<'v> {
                 p.insert("baclofen_daily_dose_mg".into(), json!(dose));
                 let mut pv = b.prov.clone();
                 pv.note = Some(if facts.baclofen_draft {
-                    "dose x frequency of the baclofen order being placed".into()
+                    "dose x frequency of the baclofen order(s) being placed".into()
                 } else {
                     "dose x frequency of the latest active baclofen order".into()
                 });
@@ -1096,7 +1143,18 @@ impl<'v> Mapper<'v> {
             || (facts.medications_known && self.opts.absent == Absent::False);
         if meds_known {
             let mut list = Vec::new();
-            for (i, (m, pv)) in facts.meds.iter().take(MAX_COMEDICATIONS).enumerate() {
+            // Past the cap, the same drug from several resources (an order and a statement) is kept
+            // once, so that repeats do not push other drugs out.
+            let crowded = facts.meds.len() > MAX_COMEDICATIONS;
+            let mut seen = std::collections::HashSet::new();
+            let unique = facts.meds.iter().filter(|(m, _)| {
+                !crowded
+                    || seen.insert((
+                        m.rxnorm.as_deref(),
+                        m.name.as_deref().map(str::to_lowercase),
+                    ))
+            });
+            for (i, (m, pv)) in unique.take(MAX_COMEDICATIONS).enumerate() {
                 let mut o = Map::new();
                 if let Some(name) = m.name.as_deref().filter(|n| !n.trim().is_empty()) {
                     o.insert("name".into(), json!(truncate(name, MAX_NAME)));
