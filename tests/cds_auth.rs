@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use medscreen::cds_hooks::auth::{AuthError, CLOCK_SKEW_SECS, Trust, Verified};
+use medscreen::cds_hooks::auth::{AuthError, CLOCK_SKEW_SECS, MAX_LIFETIME_SECS, Trust, Verified};
 use serde_json::{Value, json};
 
 const ISS: &str = "https://fhir-ehr.example.com/";
@@ -898,4 +898,27 @@ fn trust_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Trust>();
     assert_send_sync::<AuthError>();
+}
+
+#[test]
+fn tokens_living_longer_than_five_minutes_are_refused() {
+    let trust = trust();
+    let limit = NOW + MAX_LIFETIME_SECS + CLOCK_SKEW_SECS;
+    let ok = sign_es384(
+        &es_header(),
+        &with(claims("t-life-1"), "exp", json!(limit)),
+        &spec_signing_key(),
+    );
+    trust
+        .check(Some(&format!("Bearer {ok}")), AUD, NOW)
+        .unwrap();
+    let long = sign_es384(
+        &es_header(),
+        &with(claims("t-life-2"), "exp", json!(limit + 1)),
+        &spec_signing_key(),
+    );
+    let e = trust
+        .check(Some(&format!("Bearer {long}")), AUD, NOW)
+        .unwrap_err();
+    assert_eq!(e.code, "lifetime_too_long", "{e}");
 }

@@ -55,6 +55,11 @@ use crate::suggest::did_you_mean;
 /// to this long after its `exp`, and its `iat`/`nbf` may be up to this far in the future.
 pub const CLOCK_SKEW_SECS: u64 = 60;
 
+/// Longest a token may still be valid when it arrives: CDS Hooks 2.0 has the client set `exp` "no
+/// more than 5 minutes in the future". A longer-lived token is refused, so that a leaked one is
+/// short-lived and the replay cache cannot be filled with entries that outlive a restart.
+pub const MAX_LIFETIME_SECS: u64 = 300;
+
 /// Most `(iss, jti)` pairs the replay cache holds. Expired entries are dropped first; if the cache is
 /// still full, new tokens are refused with `replay_cache_full` until some expire.
 pub const REPLAY_CACHE_CAPACITY: usize = 100_000;
@@ -586,6 +591,15 @@ impl Trust {
                 "expired",
                 format!(
                     "token expired at {exp} (now {now}, allowed clock skew {CLOCK_SKEW_SECS} s)"
+                ),
+            ));
+        }
+        if exp > now.saturating_add(MAX_LIFETIME_SECS + CLOCK_SKEW_SECS) {
+            return Err(AuthError::new(
+                "lifetime_too_long",
+                format!(
+                    "token `exp` {exp} is more than {MAX_LIFETIME_SECS} s in the future (now {now}, \
+                     allowed clock skew {CLOCK_SKEW_SECS} s); CDS Hooks clients issue short-lived tokens"
                 ),
             ));
         }

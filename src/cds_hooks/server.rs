@@ -549,7 +549,7 @@ fn feedback_lines(
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => list
                 .iter()
-                .map(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
+                .map(|s| s.get("id").and_then(Value::as_str).map(short))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| at("each of `acceptedSuggestions` needs an `id` string"))?,
             Some(_) => return Err(at("`acceptedSuggestions` is not an array")),
@@ -561,8 +561,8 @@ fn feedback_lines(
         };
         let coding = reason.and_then(|r| r.get("reason")).map(|c| {
             json!({
-                "system": c.get("system").and_then(Value::as_str),
-                "code": c.get("code").and_then(Value::as_str),
+                "system": c.get("system").and_then(Value::as_str).map(short),
+                "code": c.get("code").and_then(Value::as_str).map(short),
             })
         });
         let offered = reason
@@ -578,7 +578,7 @@ fn feedback_lines(
             "hookInstance": known.as_ref().map(|k| k.hook_instance.clone()),
             "card_service_matches": known.as_ref().map(|k| k.service == service),
             "outcome": outcome,
-            "outcomeTimestamp": when.chars().take(64).collect::<String>(),
+            "outcomeTimestamp": short(when),
             "acceptedSuggestions": accepted,
             "suggestions_known": known.as_ref().map(|k| accepted.iter().all(|a| k.suggestions.contains(a))),
             "overrideReason": coding,
@@ -589,6 +589,11 @@ fn feedback_lines(
         out.push(line.to_string());
     }
     Ok(out)
+}
+
+/// A client-given identifier as logged: at most 128 characters, no control characters.
+fn short(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(128).collect()
 }
 
 /// Now as `2026-11-24T08:35:42Z`.
