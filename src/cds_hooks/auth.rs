@@ -223,6 +223,8 @@ struct TrustedKey {
     /// The JWK's `alg`, when it pins one.
     alg: Option<Alg>,
     key: DecodingKey,
+    /// For an EC key, the uncompressed point (`04 || x || y`), verified with `ring`.
+    ec_point: Option<Vec<u8>>,
 }
 
 impl TrustedKey {
@@ -567,13 +569,32 @@ impl Trust {
 
         // 4. The signature, over the exact bytes received.
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        let good = jsonwebtoken::crypto::verify(
-            signature_b64,
-            signing_input.as_bytes(),
-            &key.key,
-            alg.jwt(),
-        );
-        if !matches!(good, Ok(true)) {
+        // ECDSA through `ring` (already linked for TLS): about ten times faster than the pure-Rust
+        // P-384 of `jsonwebtoken`'s backend, which cost 1.2 ms a token (BENCHMARKS.md).
+        let good = match (&key.ec_point, alg) {
+            (Some(point), Alg::Es256 | Alg::Es384) => {
+                let algorithm = if alg == Alg::Es256 {
+                    &ring::signature::ECDSA_P256_SHA256_FIXED
+                } else {
+                    &ring::signature::ECDSA_P384_SHA384_FIXED
+                };
+                URL_SAFE_NO_PAD.decode(signature_b64).is_ok_and(|sig| {
+                    ring::signature::UnparsedPublicKey::new(algorithm, point)
+                        .verify(signing_input.as_bytes(), &sig)
+                        .is_ok()
+                })
+            }
+            _ => matches!(
+                jsonwebtoken::crypto::verify(
+                    signature_b64,
+                    signing_input.as_bytes(),
+                    &key.key,
+                    alg.jwt(),
+                ),
+                Ok(true)
+            ),
+        };
+        if !good {
             return Err(AuthError::new(
                 "bad_signature",
                 format!(
@@ -1232,10 +1253,11 @@ impl Loader<'_> {
             None => None,
             Some(value) => self.jwk_alg(value, &format!("{pointer}/alg")),
         };
-        let (kind, key) = if kty == "EC" {
+        let (kind, key, ec_point) = if kty == "EC" {
             self.ec_key(jwk, pointer)?
         } else {
-            self.rsa_key(jwk, pointer)?
+            let (kind, key) = self.rsa_key(jwk, pointer)?;
+            (kind, key, None)
         };
         if let Some(alg) = alg
             && !kind.fits(alg)
@@ -1256,6 +1278,7 @@ impl Loader<'_> {
             kind,
             alg,
             key,
+            ec_point,
         })
     }
 
@@ -1336,7 +1359,7 @@ impl Loader<'_> {
         &mut self,
         jwk: &Map<String, Value>,
         pointer: &str,
-    ) -> Option<(KeyKind, DecodingKey)> {
+    ) -> Option<(KeyKind, DecodingKey, Option<Vec<u8>>)> {
         let crv_pointer = format!("{pointer}/crv");
         let curve = match jwk.get("crv").and_then(Value::as_str) {
             Some("P-256") => Curve::P256,
@@ -1405,7 +1428,11 @@ impl Loader<'_> {
             );
             return None;
         };
-        Some((KeyKind::Ec(curve), key))
+        let mut point = Vec::with_capacity(1 + 2 * want);
+        point.push(4);
+        point.extend_from_slice(&x);
+        point.extend_from_slice(&y);
+        Some((KeyKind::Ec(curve), key, Some(point)))
     }
 
     fn rsa_key(
