@@ -728,12 +728,28 @@ async fn feedback_is_appended_to_the_audit_log() {
         "outcomeTimestamp": "2026-11-24T10:00:00Z"}]});
     let (status, _) = post(&base, "/cds-services/baclofen-order-sign/feedback", &fb).await;
     assert_eq!(status, 200);
+    // Accepting the card's suggestion (cancel the order) is traced to it.
+    let accepted = json!({"feedback": [{"card": card["uuid"], "outcome": "accepted",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+        "outcomeTimestamp": "2026-11-24T10:01:00Z"}]});
+    let (status, _) = post(
+        &base,
+        "/cds-services/baclofen-order-sign/feedback",
+        &accepted,
+    )
+    .await;
+    assert_eq!(status, 200);
     let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<Value> = text
+    let mut lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
+    let acc = lines.pop().unwrap();
+    assert_eq!(acc["suggestions_known"], true, "{acc}");
+    assert_eq!(acc["rule"], "BAC-DDI-OPIOID");
+    assert_eq!(acc["hookInstance"], "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea");
+    assert_eq!(acc["card_service_matches"], true);
     assert_eq!(lines[2]["card"], "9368d37b-283f-44a0-93ea-547cebab93ed");
     assert_eq!(lines[2]["overrideReason"]["code"], "d7ecf885");
     assert_eq!(lines[2]["reason_from_our_list"], false);
@@ -756,7 +772,7 @@ async fn feedback_is_appended_to_the_audit_log() {
             .unwrap()
             .starts_with("`feedback[0]`")
     );
-    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 4);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

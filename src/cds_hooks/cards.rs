@@ -371,7 +371,13 @@ fn caution_card(
 /// ` (oxycodone, tramadol)` for medication evidence, ` (eGFR 25)` for a number, else nothing.
 fn short_evidence(c: &Caution<'_>) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for e in &c.evidence {
+    // Drugs when the caution is about drugs (a CNS-burden card lists them, not the age beside them).
+    let drugs = c.evidence.iter().any(|e| e.ingredient.is_some());
+    for e in c
+        .evidence
+        .iter()
+        .filter(|e| !drugs || e.ingredient.is_some())
+    {
         let part = if let Some(i) = e.ingredient {
             i.to_owned()
         } else if let Some(n) = e.value.as_f64() {

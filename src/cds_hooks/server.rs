@@ -65,19 +65,25 @@ pub struct Config {
     pub access_log: bool,
 }
 
-/// Cards issued recently, so that feedback can name the rule it answers.
+/// Cards issued recently, so that feedback can name the rule it answers. Kept compact (about 80
+/// bytes a card: ids as numbers, the rule and service as indexes, the hook instance shared by the
+/// cards of one call).
 #[derive(Debug, Default)]
 struct Issued {
-    by_uuid: HashMap<String, IssuedCard>,
-    order: VecDeque<String>,
+    by_uuid: HashMap<u128, IssuedCard>,
+    order: VecDeque<u128>,
 }
 
 #[derive(Debug, Clone)]
 struct IssuedCard {
-    service: String,
-    rule: Option<String>,
-    hook_instance: String,
-    suggestions: Vec<String>,
+    service: usize,
+    rule: Option<u16>,
+    hook_instance: Arc<str>,
+    suggestion: Option<u128>,
+}
+
+fn uuid_key(s: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
 }
 
 /// How many issued cards are remembered for feedback.
@@ -132,20 +138,35 @@ impl App {
     }
 
     fn remember(&self, service: &str, hook_instance: &str, cards: &[Card]) {
+        let service = self
+            .cds
+            .services()
+            .iter()
+            .position(|s| s.id == service)
+            .unwrap_or(0);
+        let rules = self.cds.engine().rules();
+        let hook_instance: Arc<str> = short(hook_instance).into();
         let Ok(mut issued) = self.issued.lock() else {
             return;
         };
         for c in cards {
+            let Some(key) = uuid_key(&c.uuid) else {
+                continue;
+            };
             issued.by_uuid.insert(
-                c.uuid.clone(),
+                key,
                 IssuedCard {
-                    service: service.to_owned(),
-                    rule: c.rule.clone(),
-                    hook_instance: hook_instance.to_owned(),
-                    suggestions: c.suggestions.iter().map(|s| s.uuid.clone()).collect(),
+                    service,
+                    rule: c
+                        .rule
+                        .as_ref()
+                        .and_then(|r| rules.iter().position(|x| x.id == *r))
+                        .and_then(|i| u16::try_from(i).ok()),
+                    hook_instance: hook_instance.clone(),
+                    suggestion: c.suggestions.first().and_then(|s| uuid_key(&s.uuid)),
                 },
             );
-            issued.order.push_back(c.uuid.clone());
+            issued.order.push_back(key);
         }
         while issued.order.len() > ISSUED_MAX {
             if let Some(old) = issued.order.pop_front() {
@@ -520,13 +541,16 @@ fn feedback_lines(
         return Err(CdsError::invalid("`feedback` is empty".into()));
     }
     let received = now_rfc3339();
+    let rules = app.cds.engine().rules();
+    let services = app.cds.services();
     let issued = app.issued.lock().map(|i| {
         items
             .iter()
             .map(|it| {
                 it.get("card")
                     .and_then(Value::as_str)
-                    .and_then(|c| i.by_uuid.get(c).cloned())
+                    .and_then(uuid_key)
+                    .and_then(|c| i.by_uuid.get(&c).cloned())
             })
             .collect::<Vec<_>>()
     });
@@ -574,13 +598,13 @@ fn feedback_lines(
             "issuer": iss,
             "card": card,
             "known_card": known.is_some(),
-            "rule": known.as_ref().and_then(|k| k.rule.clone()),
-            "hookInstance": known.as_ref().map(|k| k.hook_instance.clone()),
-            "card_service_matches": known.as_ref().map(|k| k.service == service),
+            "rule": known.as_ref().and_then(|k| k.rule).and_then(|r| rules.get(usize::from(r))).map(|r| r.id.as_str()),
+            "hookInstance": known.as_ref().map(|k| &*k.hook_instance),
+            "card_service_matches": known.as_ref().map(|k| services.get(k.service).is_some_and(|s| s.id == service)),
             "outcome": outcome,
             "outcomeTimestamp": short(when),
             "acceptedSuggestions": accepted,
-            "suggestions_known": known.as_ref().map(|k| accepted.iter().all(|a| k.suggestions.contains(a))),
+            "suggestions_known": known.as_ref().map(|k| accepted.iter().all(|a| uuid_key(a).is_some_and(|a| Some(a) == k.suggestion))),
             "overrideReason": coding,
             "reason_from_our_list": offered,
             // Free text may hold patient data: only its presence is recorded.
