@@ -97,6 +97,8 @@ pub struct App {
     slots: Semaphore,
     issued: Mutex<Issued>,
     feedback: Mutex<Box<dyn Write + Send>>,
+    /// The discovery document, written once.
+    discovery: axum::body::Bytes,
 }
 
 impl std::fmt::Debug for App {
@@ -122,6 +124,9 @@ impl App {
             ),
             None => Box::new(std::io::stdout()),
         };
+        let discovery = serde_json::to_vec(&cds.discovery())
+            .map_err(|e| format!("cannot write the discovery document: {e}"))?
+            .into();
         Ok(App {
             fetcher: Fetcher::new(cfg.fetch_timeout)?,
             slots: Semaphore::new(cfg.max_concurrent.max(1)),
@@ -129,6 +134,7 @@ impl App {
             cfg,
             issued: Mutex::new(Issued::default()),
             feedback: Mutex::new(feedback),
+            discovery,
         })
     }
 
@@ -365,7 +371,17 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
 }
 
 async fn discovery(State(app): State<Arc<App>>) -> Response {
-    axum::Json(app.cds.discovery()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        app.discovery.clone(),
+    )
+        .into_response()
+}
+
+/// `{"cards": [...]}`, written straight from the cards.
+#[derive(serde::Serialize)]
+struct CardsBody<'a> {
+    cards: &'a [Card],
 }
 
 async fn not_found() -> Response {
@@ -478,7 +494,7 @@ async fn hook(
         Err(r) => return r,
     };
     app.remember(&service.id, &prepared.hook_instance, &cards);
-    axum::Json(json!({ "cards": cards })).into_response()
+    axum::Json(CardsBody { cards: &cards }).into_response()
 }
 
 async fn feedback(
