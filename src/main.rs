@@ -536,6 +536,9 @@ fn serve(a: ServeArgs) -> u8 {
         eprintln!("medscreen serve: internal error{at}");
     }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // Only large requests are screened on the blocking pool; a few threads are enough, and
+        // each thread's allocator arena costs memory.
+        .max_blocking_threads(8)
         .enable_all()
         .build()
     {
