@@ -205,12 +205,22 @@ pub struct Fetched {
 }
 
 /// Where and how to fetch.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FhirAccess {
     /// Base URL, without a trailing slash.
     pub server: String,
     /// The bearer token.
     pub token: String,
+}
+
+/// The token is a credential: debug output shows the server only.
+impl std::fmt::Debug for FhirAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FhirAccess")
+            .field("server", &self.server)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Cds {
