@@ -820,7 +820,6 @@ impl<'v> Mapper<'v> {
                             (Some(a), Some(b)) => Some(round2(a + b)),
                             _ => None,
                         };
-                        first.prov.note = Some("sum of the baclofen orders being placed".into());
                     }
                     _ => {
                         facts.baclofen = Some(dated);
