@@ -540,3 +540,27 @@ fn per_patient_memory_stays_small() {
     println!("PatientFacts: {size} bytes");
     assert!(size <= 2048, "{size}");
 }
+
+#[test]
+fn an_unresolved_medication_reference_counts_by_its_display_and_without_one_is_an_error() {
+    let order = |reference: Value| {
+        json!({"resource": {"resourceType": "MedicationRequest", "id": "m1", "status": "active",
+          "intent": "order", "subject": {"reference": "urn:uuid:p1"}, "authoredOn": "2021-05-01",
+          "medicationReference": reference}})
+    };
+    let named = synthetic(json!([
+        patient(),
+        order(json!({"reference": "Medication/elsewhere", "display": "oxycodone 5 mg tablet"}))
+    ]));
+    let (_, rules) = run_bundle(&named, "2021-06-01");
+    assert!(rules.iter().any(|r| r == "BAC-DDI-OPIOID"), "{rules:?}");
+    let unnamed = synthetic(json!([
+        patient(),
+        order(json!({"reference": "Medication/elsewhere"}))
+    ]));
+    let (out, _) = run_bundle(&unnamed, "2021-06-01");
+    let Outcome::Invalid(problems) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(problems[0].code, "broken_reference");
+}
