@@ -17,7 +17,10 @@
 # of the machine wrk takes.
 #
 # The server runs with --insecure-no-auth: JWT verification (one ES384/RS384 signature check per
-# request) is NOT in these numbers. It also runs with --feedback-log /dev/null and without
+# request) is NOT in these numbers, unless AUTH=es384: then it runs with --trust (the spec's example
+# issuer) and every POST carries its own ES384 token, signed before each run by
+# `cargo run --example sign_tokens` (tokens are single-use, so a run that used up its supply would fail
+# with 401s, not pass quietly). It also runs with --feedback-log /dev/null and without
 # --access-log. wrk and the server share the same machine's cores; on a 2-core machine wrk's own
 # threads take a large part of the CPU, so these numbers are a lower bound on what the service does with
 # the machine to itself. Any non-2xx response or socket error fails the run.
@@ -43,6 +46,13 @@ command -v curl > /dev/null || { echo "curl is needed" >&2; exit 1; }
 
 cargo build --release --quiet --bin medscreen
 bin=target/release/medscreen
+auth=${AUTH:-}
+case "$auth" in
+    "") ;;
+    es384) cargo build --release --quiet --example sign_tokens ;;
+    *) echo "AUTH must be empty or es384" >&2; exit 2 ;;
+esac
+public=http://cds.test
 
 work=$(mktemp -d)
 server_pid=
@@ -62,7 +72,12 @@ cp "$fixtures/no-baclofen.json" "$work/no-baclofen.json"
 sed -E "s/\"(effectiveDateTime|issued)\": \"[^\"]*\"/\"\1\": \"$today\"/" \
     "$fixtures/baclofen-prefetch.json" > "$work/baclofen-prefetch.json"
 
-"$bin" serve --addr 127.0.0.1:0 --insecure-no-auth --feedback-log /dev/null 2> "$work/server.err" &
+if [ -n "$auth" ]; then
+    auth_args=(--trust fixtures/cds_hooks/trust-example.json --public-url "$public")
+else
+    auth_args=(--insecure-no-auth)
+fi
+"$bin" serve --addr 127.0.0.1:0 "${auth_args[@]}" --feedback-log /dev/null 2> "$work/server.err" &
 server_pid=$!
 addr=
 for _ in $(seq 100); do
@@ -80,8 +95,13 @@ check() {
     local name=$1 want=$2 url=$3 body=${4:-}
     local code
     if [ -n "$body" ]; then
+        local authz=()
+        if [ -n "$auth" ]; then
+            authz=(-H "Authorization: Bearer $(target/release/examples/sign_tokens 1 \
+                "$public/cds-services/baclofen-order-sign")")
+        fi
         code=$(curl -sS -o "$work/resp" -w '%{http_code}' -H 'Content-Type: application/json' \
-            --data-binary "@$body" "$url")
+            "${authz[@]}" --data-binary "@$body" "$url")
     else
         code=$(curl -sS -o "$work/resp" -w '%{http_code}' "$url")
     fi
@@ -110,6 +130,27 @@ if path and path ~= "" then
     wrk.headers["Content-Type"] = "application/json"
     f:close()
 end
+-- With TOKENS set, each request carries the next unused token; wrk thread k of n takes every n-th.
+local tokens_path = os.getenv("TOKENS")
+if tokens_path and tokens_path ~= "" then
+    local next_id = 0
+    function setup(thread)
+        thread:set("id", next_id)
+        next_id = next_id + 1
+    end
+    function init(args)
+        tokens = {}
+        for line in io.lines(tokens_path) do tokens[#tokens + 1] = line end
+        step = tonumber(os.getenv("THREADS"))
+        at = id + 1
+    end
+    function request()
+        local t = tokens[at] or "used-up"
+        at = at + step
+        wrk.headers["Authorization"] = "Bearer " .. t
+        return wrk.format()
+    end
+end
 function done(summary, latency, requests)
     local e = summary.errors
     io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d\n",
@@ -134,9 +175,18 @@ run() {
     local target=$1 conns=$2 secs=$3 record=$4
     local threads=$((conns < 2 ? conns : 2))
     local cpu0 cpu1
+    local tokens=
+    if [ -n "$auth" ] && [ -n "${body[$target]}" ]; then
+        # More than the run can use: a screened request with ES384 verification is well under
+        # 3,500 per second on this machine.
+        target/release/examples/sign_tokens $((secs * 3500 + 1000)) \
+            "$public/cds-services/baclofen-order-sign" > "$work/tokens"
+        tokens=$work/tokens
+    fi
     cpu0=$(server_ticks)
-    BODY_FILE=${body[$target]} wrk -t "$threads" -c "$conns" -d "${secs}s" --latency \
-        -s "$work/req.lua" "${url[$target]}" > "$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
+    TOKENS=$tokens THREADS=$threads BODY_FILE=${body[$target]} wrk -t "$threads" -c "$conns" \
+        -d "${secs}s" --latency -s "$work/req.lua" "${url[$target]}" > "$work/out" 2>&1 ||
+        { cat "$work/out" >&2; exit 1; }
     cpu1=$(server_ticks)
     cat "$work/out" >> "$work/wrk.log"
     local line
@@ -159,7 +209,11 @@ echo
 echo "machine: $(nproc) CPUs ($(uname -m)), shared and noisy; wrk ($(wrk -v 2>&1 | head -n 1 | awk '{print $2}')) runs on the same"
 echo "cores as the server and takes a large share of them, so req/s is a lower bound and ratios matter more;"
 echo "server CPU/req (user + system time of the server process / requests) does not depend on wrk's share."
-echo "JWT verification is off (--insecure-no-auth): its cost is not in these numbers."
+if [ -n "$auth" ]; then
+    echo "JWT verification is on: every POST carries a fresh ES384 token (spec example key, --trust)."
+else
+    echo "JWT verification is off (--insecure-no-auth): its cost is not in these numbers."
+fi
 echo "repeats: $repeats x ${duration}s per (target, connections), interleaved; warm-up ${warmup}s per target;" \
     "wrk threads = min(connections, 2); $(date -u +%Y-%m-%dT%H:%MZ)"
 
