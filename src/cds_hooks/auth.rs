@@ -49,6 +49,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
+use crate::schema::escape_pointer;
 use crate::suggest::did_you_mean;
 
 /// Clock skew tolerated between the EHR and this service, in seconds: a token is still accepted up
@@ -1512,11 +1513,6 @@ fn bit_length(big_endian: &[u8]) -> usize {
         Some(first) => (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
         None => 0,
     }
-}
-
-/// RFC 6901 escaping of one reference token.
-fn escape_pointer(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
 }
 
 fn type_name(value: &Value) -> &'static str {

@@ -12,7 +12,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use super::service::{Fetched, FhirAccess, Template, is_error_outcome};
+use super::service::{Fetched, FhirAccess, Template, incomplete};
 
 /// Why a fetch failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,37 +133,11 @@ impl Fetcher {
             match next.and_then(|n| url.join(&n).ok()) {
                 Some(n) if same_origin(&n, &base) => url = n,
                 // A `next` page elsewhere is not followed (the token would go with it).
-                Some(_) => return Ok(self.partial(key, bundle)),
-                None => {
-                    let value = bundle.unwrap_or(Value::Null);
-                    let complete = !value
-                        .get("entry")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|e| e.get("resource"))
-                        .any(is_error_outcome);
-                    return Ok(Fetched {
-                        key: key.to_owned(),
-                        value,
-                        complete,
-                    });
-                }
+                Some(_) => return Ok(finish(key, bundle, false)),
+                None => return Ok(finish(key, bundle, true)),
             }
         }
-        Ok(self.partial(key, bundle))
-    }
-
-    fn partial(&self, key: &str, bundle: Option<Value>) -> Fetched {
-        let mut value = bundle.unwrap_or(Value::Null);
-        if let Some(links) = value.get_mut("link").and_then(Value::as_array_mut) {
-            links.retain(|l| l.get("relation").and_then(Value::as_str) != Some("next"));
-        }
-        Fetched {
-            key: key.to_owned(),
-            value,
-            complete: false,
-        }
+        Ok(finish(key, bundle, false))
     }
 
     async fn get(&self, url: &Url, token: &str) -> Result<Value, String> {
@@ -200,6 +174,20 @@ impl Fetcher {
             body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|_| "the FHIR server's answer is not JSON".to_owned())
+    }
+}
+
+/// The pages read, as one searchset without its `next` link (the pages it named are in it, or were
+/// not followed: `all_pages` says which), complete when every page was read and none holds an error.
+fn finish(key: &str, bundle: Option<Value>, all_pages: bool) -> Fetched {
+    let mut value = bundle.unwrap_or(Value::Null);
+    if let Some(links) = value.get_mut("link").and_then(Value::as_array_mut) {
+        links.retain(|l| l.get("relation").and_then(Value::as_str) != Some("next"));
+    }
+    Fetched {
+        key: key.to_owned(),
+        complete: all_pages && !incomplete(&value),
+        value,
     }
 }
 

@@ -28,6 +28,7 @@ use crate::fhir::mapping::{Loc, MedInfo, PatientFacts, med_info, resource_name};
 use crate::fhir::valueset::{System, Target};
 use crate::fhir::{Absent, Mapper, Options, Outcome, ValueSets};
 use crate::profile::Field;
+use crate::schema::escape_pointer;
 
 /// The hooks a service is offered for.
 pub const HOOKS: [&str; 3] = ["order-select", "order-sign", "medication-prescribe"];
@@ -48,6 +49,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::Patient,
+        Kind::Condition,
+        Kind::MedicationRequest,
+        Kind::MedicationStatement,
+        Kind::Observation,
+    ];
+
+    /// The kind of a resource type, if it is one a template asks for.
+    fn of(resource_type: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.resource_type() == resource_type)
+    }
+
     fn resource_type(self) -> &'static str {
         match self {
             Kind::Patient => "Patient",
@@ -344,9 +360,7 @@ impl Cds {
             return Err(CdsError::invalid("`prefetch` is not an object".into()));
         }
         let patient_id = match context.get("patientId") {
-            Some(Value::String(s)) if !bare_patient_id(s).is_empty() => {
-                bare_patient_id(s).to_owned()
-            }
+            Some(Value::String(s)) if !bare_patient_id(s).is_empty() => bare_patient_id(s),
             Some(Value::String(_)) | None => {
                 return Err(CdsError::invalid(
                     "`context.patientId` is missing or empty; a baclofen order cannot be screened \
@@ -677,7 +691,7 @@ impl Cds {
                         // list it belongs to is no longer known to be whole.
                         Ok(Some(_)) | Err(_) => {
                             ignored += 1;
-                            partial.extend(kind_of(e.kind));
+                            partial.extend(Kind::of(e.kind));
                         }
                         // A patient-scoped search needs no subject to say whose it is.
                         Ok(None) => mapper.resource(e.resource, e.kind, &at, &mut facts, &resolve),
@@ -686,12 +700,8 @@ impl Cds {
                 _ => {}
             }
         }
-        let whole = |k: Kind| provided.contains(&k) && !partial.contains(&k);
-        facts.conditions_known = whole(Kind::Condition);
-        facts.medications_known = (whole(Kind::MedicationRequest)
-            || whole(Kind::MedicationStatement))
-            && !partial.contains(&Kind::MedicationRequest)
-            && !partial.contains(&Kind::MedicationStatement);
+        facts.conditions_known = whole(&provided, &partial, Kind::Condition);
+        facts.medications_known = whole(&provided, &partial, Kind::MedicationRequest);
         let ctx = cards::Context {
             cds: self,
             trigger: &pending.trigger,
@@ -718,17 +728,9 @@ impl Cds {
     /// Facts whose data did not arrive whole: not sent (a client's own prefetch keys), a page of a
     /// longer list, a list with an error, or resources that could not be placed.
     fn not_sent(&self, provided: &[Kind], partial: &[Kind]) -> Vec<&'static str> {
-        let whole = |k: &Kind| provided.contains(k) && !partial.contains(k);
-        let meds_whole = (whole(&Kind::MedicationRequest) || whole(&Kind::MedicationStatement))
-            && !partial.contains(&Kind::MedicationRequest)
-            && !partial.contains(&Kind::MedicationStatement);
         let mut out = Vec::new();
         for t in &self.templates {
-            let got = match t.kind {
-                Kind::MedicationRequest | Kind::MedicationStatement => meds_whole,
-                k => whole(&k),
-            };
-            if !got {
+            if !whole(provided, partial, t.kind) {
                 for f in &t.facts {
                     if !out.contains(f) {
                         out.push(*f);
@@ -997,9 +999,23 @@ fn draft_orders(context: &serde_json::Map<String, Value>) -> Result<Drafts<'_>, 
 /// Orders being placed at once, at most (a real order set is tens).
 const MAX_DRAFTS: usize = 1000;
 
+/// Whether the data of a kind arrived whole. Medication orders and statements make one list (the
+/// comedications): whole when either came whole and neither in part.
+fn whole(provided: &[Kind], partial: &[Kind], kind: Kind) -> bool {
+    let one = |k: Kind| provided.contains(&k) && !partial.contains(&k);
+    match kind {
+        Kind::MedicationRequest | Kind::MedicationStatement => {
+            (one(Kind::MedicationRequest) || one(Kind::MedicationStatement))
+                && !partial.contains(&Kind::MedicationRequest)
+                && !partial.contains(&Kind::MedicationStatement)
+        }
+        k => one(k),
+    }
+}
+
 /// Whether a prefetch value is only part of what its query returns: a searchset with a `next` page,
 /// or one carrying an error.
-fn incomplete(v: &Value) -> bool {
+pub(crate) fn incomplete(v: &Value) -> bool {
     let v = match v.get("resource") {
         Some(r) if v.get("resourceType").is_none() => r,
         _ => v,
@@ -1024,7 +1040,7 @@ fn incomplete(v: &Value) -> bool {
 
 /// An OperationOutcome with an `error` or `fatal` issue (a `warning` or `information` one, which
 /// servers add to good searches, is not).
-pub fn is_error_outcome(r: &Value) -> bool {
+fn is_error_outcome(r: &Value) -> bool {
     r.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome")
         && r.get("issue")
             .and_then(Value::as_array)
@@ -1043,17 +1059,6 @@ fn holds_kind(v: &Value, kind: &str) -> bool {
     let mut found = Vec::new();
     collect(v, "", &mut found, 0);
     found.iter().any(|e| e.kind == kind)
-}
-
-fn kind_of(resource_type: &str) -> Option<Kind> {
-    match resource_type {
-        "Patient" => Some(Kind::Patient),
-        "Condition" => Some(Kind::Condition),
-        "MedicationRequest" => Some(Kind::MedicationRequest),
-        "MedicationStatement" => Some(Kind::MedicationStatement),
-        "Observation" => Some(Kind::Observation),
-        _ => None,
-    }
 }
 
 /// FHIR access the request gives, or why what it gives cannot be used. The token goes only over
@@ -1111,17 +1116,13 @@ fn required_str<'a>(
 }
 
 /// `Patient/123`, `https://ehr/fhir/Patient/123/_history/2` or `123` -> `123`; `Patient/` -> ``.
-pub fn bare_patient_id(s: &str) -> &str {
-    let s = s.trim();
-    let s = s.find("/_history/").map_or(s, |i| &s[..i]);
-    match s.rfind("Patient/") {
-        Some(i) => s[i + "Patient/".len()..].trim_end_matches('/'),
-        None => s,
+pub fn bare_patient_id(s: &str) -> String {
+    let key = reference_key(s.trim().trim_end_matches('/'));
+    match key.strip_prefix("Patient/") {
+        Some(id) => id.to_owned(),
+        None if key == "Patient" => String::new(),
+        None => key,
     }
-}
-
-fn escape_pointer(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// What went wrong in the JSON, without the text around it (which could hold patient data).
