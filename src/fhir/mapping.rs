@@ -404,12 +404,6 @@ impl<'v> Mapper<'v> {
         }
     }
 
-    /// Whether a medication is the drug being screened (the `subject` value set: its RxNorm codes,
-    /// products containing it, or its name in the text).
-    pub fn is_subject(&self, m: &MedInfo) -> bool {
-        self.is_baclofen(m)
-    }
-
     fn condition(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
         let mut g = Getter::new(r, at, &mut facts.problems);
         let ver = g.concept_codes(r, "verificationStatus");
@@ -716,6 +710,19 @@ impl<'v> Mapper<'v> {
             return;
         }
         let resource = g.resource_name();
+        // What a reference's `display` says, for a reference that resolves nowhere or has none.
+        let named = r
+            .pointer("/medicationReference/display")
+            .and_then(Value::as_str)
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| MedInfo {
+                resource: resource.clone(),
+                product: MedEntry {
+                    rxnorm: None,
+                    name: Some(d.to_owned()),
+                },
+                ingredients: Vec::new(),
+            });
         let info = if let Some(cc) = r.get("medicationCodeableConcept") {
             if !cc.is_object() {
                 g.problem(
@@ -736,22 +743,10 @@ impl<'v> Mapper<'v> {
             } else {
                 resolve(&reference)
             };
-            let display = r
-                .get("medicationReference")
-                .and_then(|m| m.get("display"))
-                .and_then(Value::as_str)
-                .filter(|d| !d.trim().is_empty());
-            match (found, display) {
+            match (found, named) {
                 (Some(m), _) => m,
                 // Not resolved, but the reference names the drug: that name is what is known.
-                (None, Some(d)) => MedInfo {
-                    resource: resource.clone(),
-                    product: MedEntry {
-                        rxnorm: None,
-                        name: Some(d.to_owned()),
-                    },
-                    ingredients: Vec::new(),
-                },
+                (None, Some(m)) => m,
                 (None, None) => {
                     g.problem(
                         "broken_reference",
@@ -761,20 +756,9 @@ impl<'v> Mapper<'v> {
                     return;
                 }
             }
-        } else if let Some(d) = r
-            .pointer("/medicationReference/display")
-            .and_then(Value::as_str)
-            .filter(|d| !d.trim().is_empty())
-        {
+        } else if let Some(m) = named {
             // A reference that only names the drug.
-            MedInfo {
-                resource: resource.clone(),
-                product: MedEntry {
-                    rxnorm: None,
-                    name: Some(d.to_owned()),
-                },
-                ingredients: Vec::new(),
-            }
+            m
         } else {
             g.problem(
                 "missing_field",
@@ -786,7 +770,7 @@ impl<'v> Mapper<'v> {
             return;
         };
         let date_text = date.as_ref().map(|d| d.1.clone());
-        if draft_subject.unwrap_or_else(|| self.is_baclofen(&info)) {
+        if draft_subject.unwrap_or_else(|| self.is_subject(&info)) {
             let order = BaclofenOrder {
                 dose_mg: self.daily_dose_mg(r, &info),
                 indication: self.indication(r, &resource, date_text.as_deref()),
@@ -850,7 +834,9 @@ impl<'v> Mapper<'v> {
         }
     }
 
-    fn is_baclofen(&self, m: &MedInfo) -> bool {
+    /// Whether a medication is the drug being screened (the `subject` value set: its RxNorm codes,
+    /// products containing it, or its name in the text).
+    pub fn is_subject(&self, m: &MedInfo) -> bool {
         let Some(s) = self.subject else { return false };
         let set = self.vs.set(s);
         std::iter::once(&m.product).chain(&m.ingredients).any(|e| {
