@@ -134,7 +134,11 @@ const BOOL_FACTS: &[(&str, f64)] = &[
     ("psychiatric_disorder", 0.07),
     ("alcohol_use", 0.2),
     ("operates_machinery", 0.25),
+    ("autonomic_dysreflexia", 0.03),
+    ("respiratory_impairment", 0.12),
 ];
+
+const CKD_STAGES: &[&str] = &["\"1\"", "\"2\"", "\"3a\"", "\"3b\"", "\"4\"", "\"5\"", "null"];
 
 /// Write `count` profiles as NDJSON, about `invalid_rate` of them invalid.
 pub fn write_profiles<W: Write>(
@@ -223,6 +227,8 @@ fn profile(rng: &mut Rng, n: u64, line: &mut String) {
         let base = if age >= 65 { 62.0 } else { 92.0 };
         let egfr = (base + (rng.unit() - 0.5) * 70.0).clamp(4.0, 140.0);
         push_field(line, "egfr", &format!("{:.1}", egfr));
+    } else if rng.chance(0.3) {
+        push_field(line, "ckd_stage", rng.pick::<&str>(CKD_STAGES));
     }
     if rng.chance(0.75) {
         push_field(

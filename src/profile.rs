@@ -34,6 +34,9 @@ pub struct Profile {
     /// On dialysis.
     #[serde(default)]
     pub dialysis: Option<bool>,
+    /// Recorded CKD stage; read only where eGFR is unknown.
+    #[serde(default)]
+    pub ckd_stage: Option<CkdStage>,
     /// eGFR in mL/min/1.73 m2 (creatinine clearance accepted as a proxy).
     #[serde(default)]
     pub egfr: Option<f64>,
@@ -61,6 +64,12 @@ pub struct Profile {
     /// Drives or does hazardous work.
     #[serde(default)]
     pub operates_machinery: Option<bool>,
+    /// Autonomic dysreflexia, or at risk of it.
+    #[serde(default)]
+    pub autonomic_dysreflexia: Option<bool>,
+    /// Chronic respiratory impairment (COPD, sleep apnoea, chronic respiratory failure...).
+    #[serde(default)]
+    pub respiratory_impairment: Option<bool>,
     /// What baclofen would treat, free text.
     #[serde(default)]
     pub indication: Option<String>,
@@ -97,6 +106,43 @@ impl Sex {
             Sex::Male => "male",
             Sex::Other => "other",
             Sex::Unknown => "unknown",
+        }
+    }
+}
+
+/// A recorded chronic-kidney-disease stage (KDIGO G category); `5` includes end-stage disease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum CkdStage {
+    /// G1.
+    #[serde(rename = "1")]
+    G1,
+    /// G2.
+    #[serde(rename = "2")]
+    G2,
+    /// G3a.
+    #[serde(rename = "3a")]
+    G3a,
+    /// G3b.
+    #[serde(rename = "3b")]
+    G3b,
+    /// G4.
+    #[serde(rename = "4")]
+    G4,
+    /// G5, end-stage included.
+    #[serde(rename = "5")]
+    G5,
+}
+
+impl CkdStage {
+    /// The wire name, as rules compare it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CkdStage::G1 => "1",
+            CkdStage::G2 => "2",
+            CkdStage::G3a => "3a",
+            CkdStage::G3b => "3b",
+            CkdStage::G4 => "4",
+            CkdStage::G5 => "5",
         }
     }
 }
@@ -222,6 +268,7 @@ pub enum Field {
     SeizureHistory,
     KidneyDisease,
     Dialysis,
+    CkdStage,
     Egfr,
     StrokeHistory,
     ReliesOnSpasticity,
@@ -231,6 +278,8 @@ pub enum Field {
     PsychiatricDisorder,
     AlcoholUse,
     OperatesMachinery,
+    AutonomicDysreflexia,
+    RespiratoryImpairment,
     Indication,
     BaclofenDailyDoseMg,
     Discontinuation,
@@ -252,7 +301,7 @@ pub enum Fact<'a> {
 
 impl Field {
     /// Every field, in schema order.
-    pub const ALL: [Field; 21] = [
+    pub const ALL: [Field; 24] = [
         Field::Id,
         Field::Age,
         Field::Sex,
@@ -261,6 +310,7 @@ impl Field {
         Field::SeizureHistory,
         Field::KidneyDisease,
         Field::Dialysis,
+        Field::CkdStage,
         Field::Egfr,
         Field::StrokeHistory,
         Field::ReliesOnSpasticity,
@@ -270,6 +320,8 @@ impl Field {
         Field::PsychiatricDisorder,
         Field::AlcoholUse,
         Field::OperatesMachinery,
+        Field::AutonomicDysreflexia,
+        Field::RespiratoryImpairment,
         Field::Indication,
         Field::BaclofenDailyDoseMg,
         Field::Discontinuation,
@@ -287,6 +339,7 @@ impl Field {
             Field::SeizureHistory => "seizure_history",
             Field::KidneyDisease => "kidney_disease",
             Field::Dialysis => "dialysis",
+            Field::CkdStage => "ckd_stage",
             Field::Egfr => "egfr",
             Field::StrokeHistory => "stroke_history",
             Field::ReliesOnSpasticity => "relies_on_spasticity",
@@ -296,6 +349,8 @@ impl Field {
             Field::PsychiatricDisorder => "psychiatric_disorder",
             Field::AlcoholUse => "alcohol_use",
             Field::OperatesMachinery => "operates_machinery",
+            Field::AutonomicDysreflexia => "autonomic_dysreflexia",
+            Field::RespiratoryImpairment => "respiratory_impairment",
             Field::Indication => "indication",
             Field::BaclofenDailyDoseMg => "baclofen_daily_dose_mg",
             Field::Discontinuation => "discontinuation",
@@ -314,6 +369,7 @@ impl Field {
             Field::SeizureHistory => "/seizure_history",
             Field::KidneyDisease => "/kidney_disease",
             Field::Dialysis => "/dialysis",
+            Field::CkdStage => "/ckd_stage",
             Field::Egfr => "/egfr",
             Field::StrokeHistory => "/stroke_history",
             Field::ReliesOnSpasticity => "/relies_on_spasticity",
@@ -323,6 +379,8 @@ impl Field {
             Field::PsychiatricDisorder => "/psychiatric_disorder",
             Field::AlcoholUse => "/alcohol_use",
             Field::OperatesMachinery => "/operates_machinery",
+            Field::AutonomicDysreflexia => "/autonomic_dysreflexia",
+            Field::RespiratoryImpairment => "/respiratory_impairment",
             Field::Indication => "/indication",
             Field::BaclofenDailyDoseMg => "/baclofen_daily_dose_mg",
             Field::Discontinuation => "/discontinuation",
@@ -381,6 +439,7 @@ impl Profile {
             Field::SeizureHistory => self.seizure_history.map(Fact::Bool),
             Field::KidneyDisease => self.kidney_disease.map(Fact::Bool),
             Field::Dialysis => self.dialysis.map(Fact::Bool),
+            Field::CkdStage => self.ckd_stage.map(|s| Fact::Str(s.as_str())),
             Field::Egfr => self.egfr.map(Fact::Num),
             Field::StrokeHistory => self.stroke_history.map(Fact::Bool),
             Field::ReliesOnSpasticity => self.relies_on_spasticity.map(Fact::Bool),
@@ -390,6 +449,8 @@ impl Profile {
             Field::PsychiatricDisorder => self.psychiatric_disorder.map(Fact::Bool),
             Field::AlcoholUse => self.alcohol_use.map(Fact::Bool),
             Field::OperatesMachinery => self.operates_machinery.map(Fact::Bool),
+            Field::AutonomicDysreflexia => self.autonomic_dysreflexia.map(Fact::Bool),
+            Field::RespiratoryImpairment => self.respiratory_impairment.map(Fact::Bool),
             Field::Indication => self.indication.as_deref().map(Fact::Str),
             Field::BaclofenDailyDoseMg => self.baclofen_daily_dose_mg.map(Fact::Num),
             Field::Discontinuation => self.discontinuation.map(|d| Fact::Str(d.as_str())),
