@@ -145,10 +145,7 @@ fn a_brand_shared_by_two_ingredients_matches_both_unless_a_longer_brand_names_on
 fn gabapentinoids_are_a_subclass_of_anticonvulsants() {
     let engine = Engine::embedded().expect("embedded");
     let vocab = engine.vocabulary();
-    let (gaba, anti) = (
-        bit(vocab, "gabapentinoid"),
-        bit(vocab, "anticonvulsant"),
-    );
+    let (gaba, anti) = (bit(vocab, "gabapentinoid"), bit(vocab, "anticonvulsant"));
     for input in [
         Value::from("gabapentin 300 mg"),
         Value::from("Horizant 600 mg"),
@@ -185,7 +182,10 @@ fn mao_b_inhibitors_for_parkinsons_are_not_antidepressants_but_selegiline_is() {
         assert!(mask & (ad | maoi) == 0, "{text} is not an antidepressant");
     }
     let mask = mask_of(vocab, Value::from("Emsam 6 mg/24 hr"));
-    assert!(mask & maoi != 0 && mask & ad != 0, "selegiline stays an MAOI");
+    assert!(
+        mask & maoi != 0 && mask & ad != 0,
+        "selegiline stays an MAOI"
+    );
 }
 
 #[test]
@@ -206,7 +206,8 @@ fn lithium_is_never_an_antipsychotic() {
 }
 
 #[test]
-fn buprenorphine_is_a_beers_cns_active_opioid_and_the_r05da_antitussives_that_are_not_opioids_stay_out() {
+fn buprenorphine_is_a_beers_cns_active_opioid_and_the_r05da_antitussives_that_are_not_opioids_stay_out()
+ {
     let engine = Engine::embedded().expect("embedded");
     let vocab = engine.vocabulary();
     let (opioid, beers) = (
@@ -220,7 +221,10 @@ fn buprenorphine_is_a_beers_cns_active_opioid_and_the_r05da_antitussives_that_ar
     ] {
         let mask = mask_of(vocab, input.clone());
         assert!(mask & opioid != 0, "{input} should be an opioid");
-        assert!(mask & beers != 0, "{input} should count as Beers CNS-active");
+        assert!(
+            mask & beers != 0,
+            "{input} should count as Beers CNS-active"
+        );
     }
     for code in ["R05DA07", "R05DA09", "R05DA11", "R05DA"] {
         let mask = mask_of(vocab, serde_json::json!({ "atc": code }));
