@@ -114,13 +114,9 @@ fn every_tier_has_a_firing_case_and_a_non_firing_neighbour() {
             .filter_map(|c| c.expect.get(&rule.id))
             .map(String::as_str)
             .collect();
+        // Tiers may share a severity (BAC-CNS-BURDEN has two critical tiers); each such tier has its
+        // own case, told apart by its message in expected.ndjson.
         let severities: BTreeSet<&str> = rule.tiers.iter().map(|t| t.severity.as_str()).collect();
-        assert_eq!(
-            severities.len(),
-            rule.tiers.len(),
-            "{}: tiers share a severity",
-            rule.id
-        );
         for sev in severities {
             if !seen.contains(&sev) {
                 missing.push(format!("{}: no case fires the {sev} tier", rule.id));
@@ -193,7 +189,10 @@ fn a_profile_with_only_id_and_age_is_indeterminate_not_passed() {
         ("BAC-DUPLICATE", meds.clone()),
         ("BAC-DDI-OPIOID", meds.clone()),
         ("BAC-DDI-OXYBATE", meds.clone()),
-        ("BAC-DDI-GABAPENTINOID", meds.clone()),
+        (
+            "BAC-DDI-GABAPENTINOID",
+            vec!["comedications", "egfr", "respiratory_impairment"],
+        ),
         ("BAC-DDI-BENZODIAZEPINE", meds.clone()),
         ("BAC-DDI-ANXIOLYTIC", meds.clone()),
         ("BAC-DDI-ANTICONVULSANT", meds.clone()),

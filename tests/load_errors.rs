@@ -308,10 +308,12 @@ fn group_member_that_cannot_cite_an_ingredient() {
         .collect();
     // Tier 0 (opioid and benzodiazepine or gabapentinoid) is per ingredient; tiers 1 and 2 count.
     assert_eq!(cns.len(), 2, "{errors:#?}");
-    assert!(
-        cns[0]
-            .message
-            .contains("its tier 1 does not require a medication class")
+    let g = p["groups"][0]["rules"].as_array().expect("rules").len() - 2;
+    assert_eq!(
+        cns[0].to_string(),
+        format!(
+            "rule `BAC-CNS-BURDEN` in rules/pack.json at /groups/0/rules/{g}: rule `BAC-CNS-BURDEN` cannot be in group `BAC-DDI`: its tier 1 does not require the ingredient to be in a medication class, or reads comedications otherwise (counts, the subject, unrecognised entries), so it cannot cite the ingredients it is about"
+        )
     );
 }
 
