@@ -285,6 +285,11 @@ impl Engine {
 impl Profile {
     /// The cheap validity check: typed deserialisation plus the schema's other constraints.
     pub fn parse_fast(bytes: &[u8]) -> Option<Profile> {
+        // serde's derive also reads a struct from an array, by position (`["p1", 70]`); the schema
+        // wants an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
         serde_json::from_slice::<Profile>(bytes)
             .ok()
             .filter(Profile::meets_schema_constraints)

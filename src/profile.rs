@@ -85,7 +85,7 @@ pub struct Profile {
 }
 
 /// Administrative sex.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Sex {
     /// Female.
@@ -111,7 +111,7 @@ impl Sex {
 }
 
 /// A recorded chronic-kidney-disease stage (KDIGO G category); `5` includes end-stage disease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum CkdStage {
     /// G1.
     #[serde(rename = "1")]
@@ -148,7 +148,7 @@ impl CkdStage {
 }
 
 /// How a planned stop of baclofen is done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Discontinuation {
     /// Stopped at once.
@@ -165,6 +165,78 @@ impl Discontinuation {
             Discontinuation::Taper => "taper",
         }
     }
+}
+
+/// An enumeration rules compare as a string. It is deserialized from a JSON string only, as the
+/// schema's `enum` demands: serde's derive would also accept the map form `{"female": null}`, and the
+/// fast path would then pass what the schema rejects.
+trait WireEnum: Sized + Copy + 'static {
+    const ALL: &'static [Self];
+    const EXPECTING: &'static str;
+    fn wire(self) -> &'static str;
+}
+
+fn deserialize_wire<'de, D: Deserializer<'de>, T: WireEnum>(d: D) -> Result<T, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<T: WireEnum> serde::de::Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(T::EXPECTING)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            T::ALL
+                .iter()
+                .copied()
+                .find(|x| x.wire() == v)
+                .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_str(V(std::marker::PhantomData))
+}
+
+macro_rules! wire_enum {
+    ($t:ty, $expecting:literal, [$($v:expr),+ $(,)?]) => {
+        impl WireEnum for $t {
+            const ALL: &'static [Self] = &[$($v),+];
+            const EXPECTING: &'static str = $expecting;
+            fn wire(self) -> &'static str {
+                self.as_str()
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_wire(d)
+            }
+        }
+    };
+}
+
+wire_enum!(
+    Sex,
+    "one of `female`, `male`, `other`, `unknown`",
+    [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown]
+);
+wire_enum!(
+    CkdStage,
+    "one of `1`, `2`, `3a`, `3b`, `4`, `5`",
+    [
+        CkdStage::G1,
+        CkdStage::G2,
+        CkdStage::G3a,
+        CkdStage::G3b,
+        CkdStage::G4,
+        CkdStage::G5
+    ]
+);
+wire_enum!(
+    Discontinuation,
+    "one of `abrupt`, `taper`",
+    [Discontinuation::Abrupt, Discontinuation::Taper]
+);
+
+/// A string member that may be absent but, as the schema says, never `null`.
+fn present_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// A comedication: free text as an EHR exports it, or a coded entry.
@@ -210,13 +282,25 @@ impl<'de> Deserialize<'de> for Medication {
 #[serde(deny_unknown_fields)]
 pub struct CodedMedication {
     /// Display name or free text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<String>,
     /// RxNorm CUI (ingredient or product).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rxnorm: Option<String>,
     /// WHO ATC code or group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub atc: Option<String>,
 }
 

@@ -56,6 +56,7 @@ fn mutations_of_every_field() {
         "stroke_history": false, "relies_on_spasticity": false, "liver_disease": false,
         "heart_disease": false, "diabetes": false, "psychiatric_disorder": false, "alcohol_use": false,
         "operates_machinery": false, "indication": "MS", "baclofen_daily_dose_mg": 30,
+        "ckd_stage": "3a", "autonomic_dysreflexia": false, "respiratory_impairment": null,
         "discontinuation": "taper", "comedications": ["oxycodone", {"rxnorm": "7804"}]
     });
     let long = |n: usize, c: &str| c.repeat(n);
@@ -111,6 +112,22 @@ fn mutations_of_every_field() {
         json!([[1]]),
         json!([null]),
         json!({"a": 1}),
+        // Enumerations in serde's map form, which only a derive would accept.
+        json!({"female": null}),
+        json!({"taper": null}),
+        json!({"3a": null}),
+        json!(["female"]),
+        json!("3a"),
+        json!("3A"),
+        json!("3"),
+        json!(3),
+        json!("5"),
+        // Nulls inside a coded medication: the schema wants strings.
+        json!([{"name": null, "rxnorm": "1"}]),
+        json!([{"rxnorm": null, "name": "x"}]),
+        json!([{"atc": null, "name": "x"}]),
+        json!([{"name": "x", "rxnorm": "7804", "atc": "N02AA05"}]),
+        json!(["p1", 70]),
     ];
     let mut checked = 0;
     for field in base.as_object().expect("object").keys() {
@@ -145,11 +162,128 @@ fn raw_edge_cases() {
         br#"{"id":"a\"b","age":40,"indication":"line\nbreak"}"#,
         b"{\"id\":\"\xff\",\"age\":40}",
         br#"[]"#,
+        br#"["p1", 70]"#,
+        br#"  ["p1", 70]"#,
+        br#"[{"id":"a","age":40}]"#,
+        br#"{"id":"a","age":40,"comedications":[{"name":null,"rxnorm":"1"}]}"#,
+        br#"{"id":"a","age":40,"sex":{"female":null}}"#,
+        br#"{"id":"a","age":40,"discontinuation":{"abrupt":null}}"#,
+        br#"{"id":"a","age":40,"ckd_stage":{"4":null}}"#,
+        br#"{"id":"a","age":40,"comedications":[["oxycodone"]]}"#,
+        br#"{"id":["a"],"age":40}"#,
+        br#"{"id":"a","age":[40]}"#,
+        br#""a""#,
+        br#"40"#,
         br#"null"#,
         br#"{}"#,
         br#""#,
     ];
     for c in cases {
         agree(&engine, c);
+    }
+}
+
+/// Random documents shaped like profiles (known and unknown keys, values of every JSON type, edge
+/// numbers and strings, nested objects and arrays): the fast path and the schema path agree on each.
+#[test]
+fn property_random_documents_agree_with_the_schema() {
+    let engine = Engine::embedded().expect("embedded");
+    let schema: Value =
+        serde_json::from_str(medscreen::engine::PROFILE_SCHEMA).expect("profile schema");
+    let mut keys: Vec<String> = schema["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .cloned()
+        .collect();
+    keys.extend(["pregnent", "name", "rxnorm", "0"].map(str::to_owned));
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let (mut valid, mut invalid) = (0, 0);
+    for _ in 0..30_000 {
+        let doc = if rng.below(20) == 0 {
+            value(&mut rng, 2)
+        } else {
+            let mut o = serde_json::Map::new();
+            o.insert("id".into(), json!("r"));
+            o.insert("age".into(), json!(40));
+            for _ in 0..rng.below(6) {
+                let k = keys[rng.below(keys.len() as u64) as usize].clone();
+                o.insert(k, value(&mut rng, 2));
+            }
+            if rng.below(10) == 0 {
+                o.remove(if rng.below(2) == 0 { "id" } else { "age" });
+            }
+            Value::Object(o)
+        };
+        if agree(&engine, doc.to_string().as_bytes()) {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(
+        valid > 1_000 && invalid > 10_000,
+        "{valid} valid, {invalid} invalid"
+    );
+}
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn value(rng: &mut XorShift, depth: u32) -> Value {
+    const STRINGS: &[&str] = &[
+        "",
+        "x",
+        "female",
+        "male",
+        "other",
+        "unknown",
+        "abrupt",
+        "taper",
+        "1",
+        "2",
+        "3",
+        "3a",
+        "3b",
+        "4",
+        "5",
+        "oxycodone",
+        "Xanax 0.5mg",
+        "7804",
+        "N02AA05",
+        "n02aa05",
+        "N02A",
+        "true",
+        "null",
+    ];
+    const NUMBERS: &[f64] = &[
+        0.0, -0.0, -1.0, 0.5, 12.0, 40.0, 65.0, 130.0, 131.0, 199.9, 200.0, 200.5, 1000.0, 1000.5,
+        1e300,
+    ];
+    let top = if depth == 0 { 4 } else { 7 };
+    match rng.below(top) {
+        0 => Value::Null,
+        1 => json!(rng.below(2) == 0),
+        2 => json!(NUMBERS[rng.below(NUMBERS.len() as u64) as usize]),
+        3 => json!(STRINGS[rng.below(STRINGS.len() as u64) as usize]),
+        4 => json!(rng.below(300)),
+        5 => Value::Array((0..rng.below(4)).map(|_| value(rng, depth - 1)).collect()),
+        _ => {
+            let keys = ["name", "rxnorm", "atc", "female", "dose", "4"];
+            let mut o = serde_json::Map::new();
+            for _ in 0..rng.below(4) {
+                let k = keys[rng.below(keys.len() as u64) as usize];
+                o.insert(k.into(), value(rng, depth - 1));
+            }
+            Value::Object(o)
+        }
     }
 }
