@@ -390,6 +390,12 @@ mod fhir {
             eprintln!("error: FHIR input needs at least one INPUT (a file, a directory or `-`)");
             return Err(EXIT_USAGE);
         }
+        let input_paths: Vec<&Path> = inputs.iter().filter(|i| *i != "-").map(Path::new).collect();
+        let outputs: Vec<(&str, &Path)> = [("--output", output), ("--summary", summary_file)]
+            .into_iter()
+            .filter_map(|(flag, p)| p.map(|p| (flag, p)))
+            .collect();
+        refuse_overwriting(&input_paths, &outputs)?;
         let engine = load(rules)?;
         let vs = valuesets(fhir.valuesets.as_deref())?;
         let mapper = Mapper::new(&vs, options(fhir));
@@ -642,6 +648,52 @@ fn load(dir: Option<&Path>) -> Result<Engine, u8> {
     })
 }
 
+/// Refuse, before anything is opened for writing, an output that is one of the inputs or another
+/// output: creating it would truncate the input before it is read (the run would then report "0
+/// records" and exit 0). Files are compared by identity (device and inode), so another path or a link
+/// to the same file is caught; an output that does not exist yet cannot be an input.
+fn refuse_overwriting(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), u8> {
+    let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| file_identity(&m));
+    let mut seen: Vec<(&str, &Path, (u64, u64))> = Vec::new();
+    for &(flag, out) in outputs {
+        let Some(id) = identity(out) else { continue };
+        if let Some(input) = inputs.iter().find(|i| identity(i) == Some(id)) {
+            eprintln!(
+                "error: `{flag}` `{}` is the input `{}`: writing it would destroy the input before it is read\n  help: write the results to another file",
+                out.display(),
+                input.display()
+            );
+            return Err(EXIT_USAGE);
+        }
+        if let Some((other, _, _)) = seen.iter().find(|(_, _, o)| *o == id) {
+            eprintln!(
+                "error: `{flag}` `{}` is the same file as `{other}`\n  help: give each output its own file",
+                out.display()
+            );
+            return Err(EXIT_USAGE);
+        }
+        seen.push((flag, out, id));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn file_identity(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn file_identity(m: &std::fs::Metadata) -> (u64, u64) {
+    // Without inode numbers, size and modification time stand in; paths are canonicalised first.
+    let t = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    (m.len(), t)
+}
+
 fn create(path: &Path) -> Result<BufWriter<File>, u8> {
     File::create(path)
         .map(|f| BufWriter::with_capacity(1 << 16, f))
@@ -687,6 +739,22 @@ fn try_run_batch(
             return Err(EXIT_USAGE);
         }
     }
+    let input_paths: Vec<&Path> = sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(p) => Some(p.as_path()),
+            Source::Stdin => None,
+        })
+        .collect();
+    let outputs: Vec<(&str, &Path)> = [
+        ("--output", args.output.as_deref()),
+        ("--errors", args.errors.as_deref()),
+        ("--summary", args.summary.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| p.map(|p| (flag, p)))
+    .collect();
+    refuse_overwriting(&input_paths, &outputs)?;
     let threads = args
         .threads
         .map(usize::from)
