@@ -208,7 +208,12 @@ pub fn screened(
             }
             let mut t = String::new();
             let sev = max_severity.map_or("", Severity::as_str).to_uppercase();
-            let _ = writeln!(t, "{}  {}  FLAGGED ({sev})", location(line, input), s.id);
+            let _ = writeln!(
+                t,
+                "{}  {}  FLAGGED ({sev})",
+                location(line, input),
+                printable(&s.id)
+            );
             for c in s
                 .cautions
                 .iter()
@@ -421,10 +426,10 @@ pub fn invalid(
             let mut t = format!(
                 "{}  {}  INVALID\n",
                 location(line, input),
-                id.unwrap_or("(no id)")
+                printable(id.unwrap_or("(no id)"))
             );
             for p in errors {
-                let _ = writeln!(t, "  {}", problem_text(p));
+                let _ = writeln!(t, "  {}", printable(&problem_text(p)));
             }
             t.push('\n');
             buf.extend_from_slice(t.as_bytes());
@@ -453,7 +458,7 @@ pub fn valid(opts: &OutputOptions, buf: &mut Vec<u8>, line: u64, input: Option<&
 
 fn location(line: u64, input: Option<&str>) -> String {
     match input {
-        Some(i) => format!("{i}:{line}"),
+        Some(i) => format!("{}:{line}", printable(i)),
         None => format!("line {line}"),
     }
 }
@@ -521,13 +526,34 @@ fn csv_row(
     buf.extend_from_slice(row.as_bytes());
 }
 
-/// Quote a CSV field when it needs it (RFC 4180).
+/// Quote a CSV field when it needs it (RFC 4180). A field that a spreadsheet would read as a formula
+/// (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` and quotes, as
+/// OWASP's CSV-injection guidance recommends, so `=HYPERLINK(...)` in a record id stays text.
 pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("\"'{}\"", s.replace('"', "\"\""))
+    } else if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()
     }
+}
+
+/// Text from a record, made safe for a terminal: control characters (which could move the cursor,
+/// recolour or retitle the terminal) are written as `\u{..}` escapes.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        if ch.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(ch));
+        } else {
+            out.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -614,10 +640,28 @@ mod tests {
     }
 
     #[test]
+    fn table_text_escapes_control_characters() {
+        assert_eq!(printable("p-1"), "p-1");
+        assert_eq!(
+            printable("a\u{1b}]0;pwned\u{7}b"),
+            "a\\u{1b}]0;pwned\\u{7}b"
+        );
+        assert_eq!(printable("x\u{9b}31m"), "x\\u{9b}31m");
+    }
+
+    #[test]
     fn csv_quoting() {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        for lead in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(csv_field(lead).starts_with("\"'"), "{lead:?}");
+        }
+        assert_eq!(csv_field("a-b"), "a-b");
     }
 }

@@ -107,3 +107,51 @@ fn fhir_output_that_is_the_input_does_not_truncate_it() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&bundle).expect("read"), text);
 }
+
+fn run_stdin(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("finishes")
+}
+
+#[test]
+fn table_output_does_not_pass_terminal_escapes_from_ids() {
+    // An OSC title change and a CSI colour in ids, a flagged and an invalid record.
+    let input = "{\"id\":\"p\\u001b]0;pwned\\u0007\",\"age\":70,\"egfr\":20}\n{\"id\":\"q\\u009b31m\",\"age\":\"x\"}\n{\"id\":\"r\",\"age\":40,\"\\u001b[2J\":1}\n";
+    let out = run_stdin(&["screen", "-q", "--format", "table"], input);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(text.contains("p\\u{1b}]0;pwned\\u{7}"), "{text}");
+    assert!(text.contains("q\\u{9b}31m"), "{text}");
+}
+
+#[test]
+fn csv_output_neutralises_formulas_in_ids() {
+    let input = "{\"id\":\"=HYPERLINK(\\\"http://evil\\\",\\\"x\\\")\",\"age\":70,\"egfr\":20}\n{\"id\":\"+1\",\"age\":\"x\"}\n{\"id\":\"@SUM(A1)\",\"age\":40,\"comedications\":[]}\n";
+    let out = run_stdin(&["screen", "-q", "--format", "csv"], input);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    for line in text.lines().skip(1) {
+        let id = line.split_once(',').expect("line,id").1;
+        assert!(
+            !id.starts_with(['=', '+', '-', '@']),
+            "a cell starts with a formula character: {line}"
+        );
+    }
+    assert!(text.contains("\"'=HYPERLINK("), "{text}");
+    assert!(text.contains("\"'+1\""), "{text}");
+}
