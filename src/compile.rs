@@ -550,6 +550,14 @@ pub fn compile(
         });
     }
     c.rule = None;
+    if rules.is_empty() {
+        c.error(
+            LoadErrorCode::EmptyPack,
+            "/rules",
+            "the pack has no rules, so it would report every patient clear".into(),
+            None,
+        );
+    }
     let groups = c.groups(pack, &mut rules);
     if !c.errors.is_empty() {
         return Err(c.errors);

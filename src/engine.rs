@@ -338,9 +338,32 @@ pub(crate) fn parse_checked(
     schema: &SchemaChecker,
     errors: &mut Vec<LoadError>,
 ) -> Option<(Value, bool)> {
-    let value: Value = match serde_json::from_str(text) {
+    // Editors on some systems save a byte-order mark; it is not part of the JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let value: Value = match crate::json::parse_record(text.as_bytes()) {
         Ok(v) => v,
-        Err(e) => {
+        Err(p) if p.code == ProblemCode::DuplicateKey => {
+            // serde_json would keep the last of two `"rules"` silently.
+            let key = p.pointer.rsplit('/').next().unwrap_or_default().to_owned();
+            errors.push(
+                LoadError::new(
+                    LoadErrorCode::Duplicate,
+                    name,
+                    p.pointer.clone(),
+                    format!(
+                        "duplicate key `{}`: JSON would keep only one of them",
+                        unescape(&key)
+                    ),
+                )
+                .in_rule(rule_of_text(text, &p.pointer).as_deref()),
+            );
+            return None;
+        }
+        Err(_) => {
+            // The strict reader reports columns only; serde_json's message has the line too.
+            let e = serde_json::from_str::<Value>(text)
+                .err()
+                .map_or_else(|| "malformed JSON".to_owned(), |e| e.to_string());
             errors.push(LoadError::new(
                 LoadErrorCode::InvalidJson,
                 name,
@@ -358,6 +381,18 @@ pub(crate) fn parse_checked(
         errors.push(LoadError::from_problem(name, p).in_rule(rule.as_deref()));
     }
     Some((value, false))
+}
+
+/// A JSON Pointer token unescaped (`~1` is `/`, `~0` is `~`).
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+/// The id of the rule a pointer is inside, reading the pack leniently (it has a duplicate key).
+fn rule_of_text(text: &str, pointer: &str) -> Option<String> {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| rule_of(&v, pointer))
 }
 
 /// The id of the rule a pointer is inside (`/rules/7/...`), if any.

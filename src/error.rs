@@ -68,6 +68,8 @@ pub enum LoadErrorCode {
     UnknownRule,
     /// A rule that cannot be a member of a group (it cites no ingredient).
     InvalidGroup,
+    /// A pack with no rules: it would screen nothing and report every patient clear.
+    EmptyPack,
 }
 
 impl LoadErrorCode {
@@ -91,6 +93,7 @@ impl LoadErrorCode {
             LoadErrorCode::EmptyTerm => "empty_term",
             LoadErrorCode::UnknownRule => "unknown_rule",
             LoadErrorCode::InvalidGroup => "invalid_group",
+            LoadErrorCode::EmptyPack => "empty_pack",
         }
     }
 }

@@ -354,3 +354,65 @@ fn subject_test_needs_a_subject_and_terms_go_with_it() {
         "`medication` takes exactly one of `class`, `unrecognized` or `subject`"
     );
 }
+
+#[test]
+fn duplicate_key_in_a_pack_is_an_error_naming_the_key() {
+    // Two "rules" arrays: serde_json would silently keep the second.
+    let text = EMBEDDED_PACK.replacen("\n  \"rules\": [", "\n  \"rules\": [],\n  \"rules\": [", 1);
+    let errors = Engine::from_sources(
+        "rules/pack.json",
+        &text,
+        "rules/vocabulary.json",
+        EMBEDDED_VOCABULARY,
+    )
+    .expect_err("should not load")
+    .0;
+    let e = only(errors);
+    assert_eq!(e.code, LoadErrorCode::Duplicate);
+    assert_eq!(
+        e.to_string(),
+        "rules/pack.json at /rules: duplicate key `rules`: JSON would keep only one of them"
+    );
+    // Inside a rule, the rule is named.
+    let text = EMBEDDED_PACK.replacen(
+        "\"id\": \"BAC-SEIZURE\",",
+        "\"id\": \"BAC-SEIZURE\",\n      \"title\": \"twice\",",
+        1,
+    );
+    let e = only(
+        Engine::from_sources("p.json", &text, "v.json", EMBEDDED_VOCABULARY)
+            .expect_err("should not load")
+            .0,
+    );
+    assert_eq!(e.rule.as_deref(), Some("BAC-SEIZURE"));
+    assert!(
+        e.message.starts_with("duplicate key `title`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn byte_order_mark_in_a_pack_is_accepted() {
+    let text = format!("\u{feff}{EMBEDDED_PACK}");
+    let vocab = format!("\u{feff}{EMBEDDED_VOCABULARY}");
+    let engine = Engine::from_sources("rules/pack.json", &text, "rules/vocabulary.json", &vocab)
+        .expect("a BOM is not part of the JSON");
+    assert_eq!(
+        engine.rules().len(),
+        pack()["rules"].as_array().expect("rules").len()
+    );
+}
+
+#[test]
+fn empty_pack_is_an_error() {
+    let mut p = pack();
+    p["rules"] = json!([]);
+    p.as_object_mut().expect("object").remove("groups");
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::EmptyPack);
+    assert_eq!(
+        e.to_string(),
+        "rules/pack.json at /rules: the pack has no rules, so it would report every patient clear"
+    );
+}
