@@ -138,7 +138,9 @@ const BOOL_FACTS: &[(&str, f64)] = &[
     ("respiratory_impairment", 0.12),
 ];
 
-const CKD_STAGES: &[&str] = &["\"1\"", "\"2\"", "\"3a\"", "\"3b\"", "\"4\"", "\"5\"", "null"];
+const CKD_STAGES: &[&str] = &[
+    "\"1\"", "\"2\"", "\"3a\"", "\"3b\"", "\"4\"", "\"5\"", "null",
+];
 
 /// Write `count` profiles as NDJSON, about `invalid_rate` of them invalid.
 pub fn write_profiles<W: Write>(

@@ -518,7 +518,9 @@ pub fn fact_label(name: &str) -> &'static str {
         Field::AlcoholUse => "alcohol use",
         Field::OperatesMachinery => "whether the patient drives or operates machinery",
         Field::AutonomicDysreflexia => "autonomic dysreflexia (spinal cord injury at T6 or above)",
-        Field::RespiratoryImpairment => "respiratory impairment (COPD, sleep apnoea, respiratory failure)",
+        Field::RespiratoryImpairment => {
+            "respiratory impairment (COPD, sleep apnoea, respiratory failure)"
+        }
         Field::Indication => "indication (reason for the order)",
         Field::BaclofenDailyDoseMg => "daily dose",
         Field::Discontinuation => "plan for stopping (taper rather than abrupt stop)",
