@@ -123,15 +123,43 @@ pub enum Cond {
     },
     /// Some comedication matches nothing in the vocabulary.
     MedUnrecognized,
+    /// Some comedication is the pack's subject drug (which no class test sees), optionally one whose
+    /// entry names one of the terms (a route, a brand).
+    MedSubject {
+        /// The terms the entry must name, or `None` for any entry of the subject.
+        terms: Option<Terms>,
+    },
     /// A free-text fact contains one of the terms as whole words.
     Text {
         /// The fact.
         field: Field,
-        /// The normalised terms, padded with spaces, in one automaton (leftmost-longest).
-        terms: aho_corasick::AhoCorasick,
-        /// The terms as written, for evidence.
-        shown: Vec<String>,
+        /// The terms.
+        terms: Terms,
     },
+}
+
+/// Terms matched as whole words in normalised text (see [`normalize`]).
+#[derive(Debug, Clone)]
+pub struct Terms {
+    /// The normalised terms, padded with spaces, in one automaton (leftmost-longest).
+    automaton: aho_corasick::AhoCorasick,
+    /// The terms as written, for evidence.
+    shown: Vec<String>,
+}
+
+impl Terms {
+    /// The term found leftmost (then longest) as whole words in the normalised text `hay`, as written
+    /// in the pack.
+    pub fn find(&self, hay: &str) -> Option<&str> {
+        self.automaton
+            .find(hay)
+            .map(|m| self.shown[m.pattern().as_usize()].as_str())
+    }
+
+    /// The terms as written in the pack.
+    pub fn shown(&self) -> &[String] {
+        &self.shown
+    }
 }
 
 impl Cond {
@@ -145,9 +173,41 @@ impl Cond {
             | Cond::Text { field, .. } => out.push(*field),
             Cond::All(parts) | Cond::Any(parts) => parts.iter().for_each(|p| p.fields(out)),
             Cond::Not(part) => part.fields(out),
-            Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => {
+            Cond::MedClass { .. }
+            | Cond::MedCount { .. }
+            | Cond::MedUnrecognized
+            | Cond::MedSubject { .. } => {
                 out.push(Field::Comedications);
             }
+        }
+    }
+
+    /// Classes, one of which an ingredient must be in for this condition to be true of it: a class
+    /// test, an `all` with such a part, an `any` whose every part is one. `None` when the condition
+    /// can be true whatever the ingredient.
+    fn required_classes(&self) -> Option<ClassMask> {
+        match self {
+            Cond::MedClass { class } => Some(*class),
+            Cond::All(parts) => parts
+                .iter()
+                .filter_map(Cond::required_classes)
+                .reduce(|a, b| a | b),
+            Cond::Any(parts) => parts
+                .iter()
+                .map(Cond::required_classes)
+                .try_fold(0, |m, c| c.map(|c| m | c)),
+            _ => None,
+        }
+    }
+
+    /// Whether the condition reads comedications other than by class (counts, unrecognised entries,
+    /// the subject), which a per-ingredient decision cannot narrow.
+    fn reads_meds_otherwise(&self) -> bool {
+        match self {
+            Cond::MedCount { .. } | Cond::MedUnrecognized | Cond::MedSubject { .. } => true,
+            Cond::All(parts) | Cond::Any(parts) => parts.iter().any(Cond::reads_meds_otherwise),
+            Cond::Not(inner) => inner.reads_meds_otherwise(),
+            _ => false,
         }
     }
 }
@@ -210,6 +270,28 @@ pub struct Rule {
     /// When every tier is a plain "some comedication in class" test, the union of those classes: a
     /// patient whose known comedications touch none of them gets `false` for the rule without evaluation.
     pub med_gate: Option<ClassMask>,
+    /// The group the rule belongs to (an index into [`Program::groups`]).
+    pub group: Option<usize>,
+    /// For a grouped rule, the classes one of which an ingredient must be in for some tier to be true
+    /// of it (every tier of a grouped rule requires a class).
+    pub item_gate: ClassMask,
+}
+
+/// Rules that cite each comedication ingredient once between them.
+///
+/// Each ingredient (or ATC group matched without an ingredient) is decided on its own against every
+/// member: it goes to the member where it reaches the highest severity for this patient, the earlier
+/// member on a tie; each member then fires with the ingredients it was given, and a member given none
+/// does not fire. So one drug in two classes (amitriptyline: a tricyclic and a sleep aid) raises one
+/// caution, not two.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Group id.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// Member rules, as indexes into [`Program::rules`], in the group's order (the tie-break).
+    pub members: Vec<usize>,
 }
 
 /// The compiled rule pack.
@@ -225,6 +307,8 @@ pub struct Program {
     pub subject: Option<IngredientId>,
     /// Rules, in pack order.
     pub rules: Vec<Rule>,
+    /// Groups of rules that cite each ingredient once between them.
+    pub groups: Vec<Group>,
 }
 
 /// The type of a profile fact, read from the profile schema.
@@ -293,6 +377,7 @@ struct Compiler<'a> {
     facts: &'a BTreeMap<String, FactType>,
     vocab: &'a Vocabulary,
     rule: Option<String>,
+    has_subject: bool,
     errors: Vec<LoadError>,
 }
 
@@ -337,6 +422,7 @@ pub fn compile(
         facts: &facts,
         vocab,
         rule: None,
+        has_subject: pack.pointer("/subject/ingredient").is_some(),
         errors: Vec::new(),
     };
     let sources: BTreeMap<String, Source> = pack
@@ -459,8 +545,12 @@ pub fn compile(
             tiers,
             sources: cited,
             med_gate,
+            group: None,
+            item_gate: 0,
         });
     }
+    c.rule = None;
+    let groups = c.groups(pack, &mut rules);
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -470,6 +560,7 @@ pub fn compile(
         description: str_at(pack, "description"),
         subject,
         rules,
+        groups,
     })
 }
 
@@ -565,22 +656,7 @@ impl Compiler<'_> {
                 }
             }
             "not" => Cond::Not(Box::new(self.cond(inner, &format!("{at}/not")))),
-            "medication" => {
-                if let Some(name) = inner.get("class").and_then(Value::as_str) {
-                    if inner.get("unrecognized").is_some() {
-                        self.error(
-                            LoadErrorCode::InvalidCondition,
-                            &format!("{at}/medication"),
-                            "`medication` takes either `class` or `unrecognized`, not both".into(),
-                            None,
-                        );
-                    }
-                    let class = self.class(name, &format!("{at}/medication/class"));
-                    Cond::MedClass { class }
-                } else {
-                    Cond::MedUnrecognized
-                }
-            }
+            "medication" => self.medication(inner, &format!("{at}/medication")),
             "medications" => {
                 let mut classes = 0;
                 let names = inner
@@ -605,6 +681,149 @@ impl Compiler<'_> {
             }
             _ => self.text(inner, at),
         }
+    }
+
+    /// `{"medication": {"class": ..}}`, `{"unrecognized": true}` or `{"subject": true}`, the last
+    /// optionally with `terms` the entry must name.
+    fn medication(&mut self, inner: &Value, at: &str) -> Cond {
+        let selectors: Vec<&str> = ["class", "unrecognized", "subject"]
+            .into_iter()
+            .filter(|k| inner.get(k).is_some())
+            .collect();
+        if selectors.len() != 1 {
+            self.error(
+                LoadErrorCode::InvalidCondition,
+                at,
+                "`medication` takes exactly one of `class`, `unrecognized` or `subject`".into(),
+                None,
+            );
+            return Cond::All(Vec::new());
+        }
+        let terms = inner.get("terms");
+        if terms.is_some() && selectors[0] != "subject" {
+            self.error(
+                LoadErrorCode::InvalidCondition,
+                &format!("{at}/terms"),
+                "`terms` goes with `subject`".into(),
+                None,
+            );
+        }
+        match selectors[0] {
+            "class" => {
+                let name = inner
+                    .get("class")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let class = self.class(name, &format!("{at}/class"));
+                Cond::MedClass { class }
+            }
+            "unrecognized" => Cond::MedUnrecognized,
+            _ => {
+                if !self.has_subject {
+                    self.error(
+                        LoadErrorCode::InvalidCondition,
+                        &format!("{at}/subject"),
+                        "the pack declares no `subject`, so no comedication can be it".into(),
+                        None,
+                    );
+                }
+                let terms = terms.map(|t| self.terms(t, &format!("{at}/terms")));
+                Cond::MedSubject {
+                    terms: terms.flatten(),
+                }
+            }
+        }
+    }
+
+    /// The pack's `groups`: each member resolved to its rule and marked with its group.
+    fn groups(&mut self, pack: &Value, rules: &mut [Rule]) -> Vec<Group> {
+        let mut groups = Vec::new();
+        let empty = Vec::new();
+        let by_id: HashMap<String, usize> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        let mut member_of: HashMap<usize, String> = HashMap::new();
+        let mut group_ids: HashMap<String, usize> = HashMap::new();
+        for (g, v) in pack
+            .get("groups")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty)
+            .iter()
+            .enumerate()
+        {
+            let at = format!("/groups/{g}");
+            let id = str_at(v, "id");
+            if let Some(first) = group_ids.insert(id.clone(), g) {
+                self.error(
+                    LoadErrorCode::Duplicate,
+                    &format!("{at}/id"),
+                    format!("duplicate group id `{id}` (first defined at /groups/{first})"),
+                    None,
+                );
+            }
+            let mut members = Vec::new();
+            for (k, m) in v
+                .get("rules")
+                .and_then(Value::as_array)
+                .unwrap_or(&empty)
+                .iter()
+                .enumerate()
+            {
+                let name = m.as_str().unwrap_or_default();
+                let mat = format!("{at}/rules/{k}");
+                let Some(&r) = by_id.get(name) else {
+                    self.error(
+                        LoadErrorCode::UnknownRule,
+                        &mat,
+                        format!("group `{id}` names rule `{name}`, which the pack does not define"),
+                        did_you_mean(name, by_id.keys().map(String::as_str)),
+                    );
+                    continue;
+                };
+                if let Some(other) = member_of.insert(r, id.clone()) {
+                    let message = if other == id {
+                        format!("rule `{name}` is listed twice in group `{id}`")
+                    } else {
+                        format!(
+                            "rule `{name}` is in group `{other}` and in group `{id}`; a rule belongs to one group at most"
+                        )
+                    };
+                    self.error(LoadErrorCode::Duplicate, &mat, message, None);
+                    continue;
+                }
+                let rule = &mut rules[r];
+                let mut gate = 0;
+                // A rule that did not compile has placeholders for conditions: say nothing more.
+                let broken = self.errors.iter().any(|e| e.rule.as_deref() == Some(name));
+                for (t, tier) in rule.tiers.iter().enumerate().filter(|_| !broken) {
+                    match tier.when.required_classes() {
+                        Some(classes) if !tier.when.reads_meds_otherwise() => gate |= classes,
+                        _ => self.errors.push(
+                            LoadError::new(
+                                LoadErrorCode::InvalidGroup,
+                                self.file,
+                                format!("{at}/rules/{k}"),
+                                format!(
+                                    "rule `{name}` cannot be in group `{id}`: its tier {t} does not require the ingredient to be in a medication class, or reads comedications otherwise (counts, the subject, unrecognised entries), so it cannot cite the ingredients it is about"
+                                ),
+                            )
+                            .in_rule(Some(name)),
+                        ),
+                    }
+                }
+                rule.group = Some(groups.len());
+                rule.item_gate = gate;
+                members.push(r);
+            }
+            groups.push(Group {
+                id,
+                title: str_at(v, "title"),
+                members,
+            });
+        }
+        groups
     }
 
     fn class(&mut self, name: &str, at: &str) -> ClassMask {
@@ -667,21 +886,26 @@ impl Compiler<'_> {
             );
             return placeholder;
         }
+        match self.terms(
+            inner.get("terms").unwrap_or(&Value::Null),
+            &format!("{at}/text/terms"),
+        ) {
+            Some(terms) => Cond::Text { field, terms },
+            None => placeholder,
+        }
+    }
+
+    /// A list of terms matched as whole words; `None` (with an error recorded) if it cannot be.
+    fn terms(&mut self, list: &Value, at: &str) -> Option<Terms> {
         let mut terms = Vec::new();
         let mut shown = Vec::new();
-        for (k, t) in inner
-            .get("terms")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (k, t) in list.as_array().into_iter().flatten().enumerate() {
             let t = t.as_str().unwrap_or_default();
             let norm = normalize(t);
             if norm.trim().is_empty() {
                 self.error(
                     LoadErrorCode::InvalidCondition,
-                    &format!("{at}/text/terms/{k}"),
+                    &format!("{at}/{k}"),
                     "a term needs at least one letter or digit".into(),
                     None,
                 );
@@ -692,28 +916,25 @@ impl Compiler<'_> {
         if terms.is_empty() {
             self.error(
                 LoadErrorCode::InvalidCondition,
-                &format!("{at}/text/terms"),
+                at,
                 "`terms` needs at least one term".into(),
                 None,
             );
+            return None;
         }
         match aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::LeftmostLongest)
             .build(&terms)
         {
-            Ok(terms) => Cond::Text {
-                field,
-                terms,
-                shown,
-            },
+            Ok(automaton) => Some(Terms { automaton, shown }),
             Err(e) => {
                 self.error(
                     LoadErrorCode::InvalidCondition,
-                    &format!("{at}/text/terms"),
+                    at,
                     format!("the terms cannot be compiled: {e}"),
                     None,
                 );
-                placeholder
+                None
             }
         }
     }

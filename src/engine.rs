@@ -203,6 +203,11 @@ impl Engine {
         &self.program.rules
     }
 
+    /// The pack's groups of rules that cite each comedication ingredient once between them.
+    pub fn groups(&self) -> &[crate::compile::Group] {
+        &self.program.groups
+    }
+
     /// The drug the pack screens (its ingredient in the vocabulary), if the pack names one.
     pub fn subject(&self) -> Option<crate::vocab::IngredientId> {
         self.program.subject

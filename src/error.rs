@@ -64,6 +64,10 @@ pub enum LoadErrorCode {
     UnknownIngredient,
     /// A name, synonym or brand with no letters or digits, so it could never match.
     EmptyTerm,
+    /// A group names a rule the pack does not define.
+    UnknownRule,
+    /// A rule that cannot be a member of a group (it cites no ingredient).
+    InvalidGroup,
 }
 
 impl LoadErrorCode {
@@ -85,6 +89,8 @@ impl LoadErrorCode {
             LoadErrorCode::InvalidCondition => "invalid_condition",
             LoadErrorCode::UnknownIngredient => "unknown_ingredient",
             LoadErrorCode::EmptyTerm => "empty_term",
+            LoadErrorCode::UnknownRule => "unknown_rule",
+            LoadErrorCode::InvalidGroup => "invalid_group",
         }
     }
 }

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde_json::{Number, Value};
 use smallvec::SmallVec;
 
-use crate::compile::{CmpOp, Cond, Lit, Program, Rule};
+use crate::compile::{CmpOp, Cond, Lit, Program, Rule, Severity, Terms};
 use crate::profile::{Fact, Field, Medication, Profile};
 use crate::report::{Caution, Evidence, Indeterminate, Screening, Status};
 use crate::vocab::{ClassMask, IngredientId, MatchCache, MedMatch, Vocabulary, normalize};
@@ -43,9 +43,33 @@ pub struct MedFacts {
     pub mask: ClassMask,
     /// Some entry matched nothing.
     pub unrecognized: bool,
-    /// Each distinct ingredient once, with its classes; and each ATC group matched without an
-    /// ingredient once, so counting needs no allocation.
-    distinct: Vec<ClassMask>,
+    /// The entries that name the subject drug, by index; no class test sees the subject.
+    pub subject: SmallVec<[usize; 2]>,
+    /// Each distinct ingredient once, and each ATC group matched without an ingredient once, so
+    /// counting needs no allocation and a group can decide each of them on its own.
+    items: Vec<Item>,
+}
+
+/// One distinct thing the comedications name.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    /// Its classes.
+    mask: ClassMask,
+    /// The ingredient, or the first entry that matched an ATC group without one.
+    key: ItemKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemKey {
+    Ingredient(IngredientId),
+    AtcGroup(usize),
+}
+
+/// Which comedication items a medication test sees: all of them, or (deciding a grouped rule) some.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'s> {
+    All,
+    Items(&'s [u32]),
 }
 
 impl MedFacts {
@@ -60,43 +84,96 @@ impl MedFacts {
             entries: Vec::with_capacity(meds.len()),
             ..MedFacts::default()
         };
-        for med in meds {
+        for (k, med) in meds.iter().enumerate() {
             let mut m = cache.match_medication(vocab, med);
             if !m.recognized() {
                 facts.unrecognized = true;
             }
-            if let Some(s) = subject {
+            if let Some(s) = subject
+                && m.ingredients.contains(&s)
+            {
                 m.ingredients.retain(|i| *i != s);
+                facts.subject.push(k);
             }
             facts.entries.push(m);
         }
         let mut seen: Vec<IngredientId> = Vec::new();
         let mut groups: Vec<&str> = Vec::new();
-        for e in &facts.entries {
+        for (k, e) in facts.entries.iter().enumerate() {
             for &i in &e.ingredients {
                 if !seen.contains(&i) {
                     seen.push(i);
-                    facts.distinct.push(vocab.ingredient(i).mask);
+                    facts.items.push(Item {
+                        mask: vocab.ingredient(i).mask,
+                        key: ItemKey::Ingredient(i),
+                    });
                 }
             }
             if let Some((code, bits)) = &e.atc_group
                 && !groups.contains(&code.as_str())
             {
                 groups.push(code);
-                facts.distinct.push(*bits);
+                facts.items.push(Item {
+                    mask: *bits,
+                    key: ItemKey::AtcGroup(k),
+                });
             }
         }
-        facts.mask = facts.distinct.iter().fold(0, |m, bits| m | bits);
+        facts.mask = facts.items.iter().fold(0, |m, it| m | it.mask);
         facts
     }
 
-    /// Distinct things in `classes`: ingredients, and ATC groups matched without an ingredient.
-    fn count(&self, classes: ClassMask) -> usize {
-        self.distinct
-            .iter()
-            .filter(|bits| *bits & classes != 0)
-            .count()
+    /// Every class of the items in scope.
+    fn mask_in(&self, scope: Scope<'_>) -> ClassMask {
+        match scope {
+            Scope::All => self.mask,
+            Scope::Items(ix) => ix.iter().fold(0, |m, &i| m | self.items[i as usize].mask),
+        }
     }
+
+    /// Distinct items in scope in `classes`.
+    fn count(&self, classes: ClassMask, scope: Scope<'_>) -> usize {
+        match scope {
+            Scope::All => self
+                .items
+                .iter()
+                .filter(|it| it.mask & classes != 0)
+                .count(),
+            Scope::Items(ix) => ix
+                .iter()
+                .filter(|&&i| self.items[i as usize].mask & classes != 0)
+                .count(),
+        }
+    }
+
+    /// Whether ingredient `i` is in scope.
+    fn admits_ingredient(&self, scope: Scope<'_>, i: IngredientId) -> bool {
+        match scope {
+            Scope::All => true,
+            Scope::Items(ix) => ix
+                .iter()
+                .any(|&k| self.items[k as usize].key == ItemKey::Ingredient(i)),
+        }
+    }
+
+    /// Whether the ATC group matched by entry `k` is in scope.
+    fn admits_group(&self, scope: Scope<'_>, k: usize) -> bool {
+        let code = |e: usize| self.entries[e].atc_group.as_ref().map(|(c, _)| c.as_str());
+        match scope {
+            Scope::All => true,
+            Scope::Items(ix) => ix.iter().any(|&i| match self.items[i as usize].key {
+                ItemKey::AtcGroup(first) => code(first) == code(k),
+                ItemKey::Ingredient(_) => false,
+            }),
+        }
+    }
+}
+
+/// How the members of a group came out for one profile.
+struct Picked {
+    rule: usize,
+    outcome: Outcome,
+    items: SmallVec<[u32; 4]>,
 }
 
 /// Evaluates one profile against a program. Borrowed, so it is cheap to make per profile.
@@ -134,9 +211,17 @@ impl<'e, 'p> Evaluator<'e, 'p> {
     pub fn screen(&self, ruleset: &'e str) -> Screening<'e> {
         let mut cautions = Vec::new();
         let mut indeterminate = Vec::new();
+        let picked = self.pick_groups();
         for (index, rule) in self.program.rules.iter().enumerate() {
-            match self.rule_outcome(rule) {
-                Outcome::Fires(k) => cautions.push(self.caution(index, rule, k)),
+            let (outcome, scope) = match (&picked, rule.group) {
+                (Some(picked), Some(_)) => match picked.iter().find(|p| p.rule == index) {
+                    Some(p) => (p.outcome, Scope::Items(&p.items)),
+                    None => (Outcome::Silent, Scope::All),
+                },
+                _ => (self.rule_outcome(rule), Scope::All),
+            };
+            match outcome {
+                Outcome::Fires(k) => cautions.push(self.caution(index, rule, k, scope)),
                 Outcome::Indeterminate => indeterminate.push(Indeterminate {
                     rule: &rule.id,
                     index,
@@ -162,21 +247,91 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         }
     }
 
+    /// Decide the grouped rules: each comedication item goes to the member where it reaches the
+    /// highest severity (the earlier member on a tie); a member fires with the items it was given.
+    /// `None` when there is nothing to pick from (no groups, or comedications unknown or empty): the
+    /// members are then decided like any rule.
+    fn pick_groups(&self) -> Option<SmallVec<[Picked; 4]>> {
+        let meds = self.meds.as_ref()?;
+        if self.program.groups.is_empty() || meds.items.is_empty() {
+            return None;
+        }
+        let rules = &self.program.rules;
+        // (item, member) for each item's best member; members left undecided by an item that no
+        // member took.
+        let mut taken: SmallVec<[(u32, usize); 8]> = SmallVec::new();
+        let mut undecided: SmallVec<[usize; 4]> = SmallVec::new();
+        for group in &self.program.groups {
+            for (i, item) in meds.items.iter().enumerate() {
+                let i = i as u32;
+                let mut best: Option<(Severity, usize)> = None;
+                let mut unknown: SmallVec<[usize; 4]> = SmallVec::new();
+                for &r in &group.members {
+                    let rule = &rules[r];
+                    if item.mask & rule.item_gate == 0 {
+                        continue;
+                    }
+                    match self.rule_outcome_in(rule, Scope::Items(&[i])) {
+                        Outcome::Fires(k) => {
+                            let severity = rule.tiers[k].severity;
+                            if best.is_none_or(|(s, _)| severity > s) {
+                                best = Some((severity, r));
+                            }
+                        }
+                        Outcome::Indeterminate => unknown.push(r),
+                        Outcome::Silent => {}
+                    }
+                }
+                match best {
+                    Some((_, r)) => taken.push((i, r)),
+                    None => undecided.extend(unknown),
+                }
+            }
+        }
+        let mut picked: SmallVec<[Picked; 4]> = SmallVec::new();
+        for group in &self.program.groups {
+            for &r in &group.members {
+                let items: SmallVec<[u32; 4]> = taken
+                    .iter()
+                    .filter(|(_, m)| *m == r)
+                    .map(|(i, _)| *i)
+                    .collect();
+                let outcome = if !items.is_empty() {
+                    self.rule_outcome_in(&rules[r], Scope::Items(&items))
+                } else if undecided.contains(&r) {
+                    Outcome::Indeterminate
+                } else {
+                    continue;
+                };
+                picked.push(Picked {
+                    rule: r,
+                    outcome,
+                    items,
+                });
+            }
+        }
+        Some(picked)
+    }
+
     /// Decide one rule without building anything.
     pub fn rule_outcome(&self, rule: &Rule) -> Outcome {
+        self.rule_outcome_in(rule, Scope::All)
+    }
+
+    fn rule_outcome_in(&self, rule: &Rule, scope: Scope<'_>) -> Outcome {
         if let (Some(gate), Some(meds)) = (rule.med_gate, &self.meds)
-            && meds.mask & gate == 0
+            && meds.mask_in(scope) & gate == 0
         {
             return Outcome::Silent;
         }
         if let Some(applies) = &rule.applies
-            && self.decide(applies) == Tri::False
+            && self.decide_in(applies, scope) == Tri::False
         {
             return Outcome::Silent;
         }
         let mut unknown = false;
         for (k, tier) in rule.tiers.iter().enumerate() {
-            match self.decide(&tier.when) {
+            match self.decide_in(&tier.when, scope) {
                 Tri::True => return Outcome::Fires(k),
                 Tri::Unknown => unknown = true,
                 Tri::False => {}
@@ -191,6 +346,10 @@ impl<'e, 'p> Evaluator<'e, 'p> {
 
     /// The truth of a condition.
     pub fn decide(&self, c: &Cond) -> Tri {
+        self.decide_in(c, Scope::All)
+    }
+
+    fn decide_in(&self, c: &Cond, scope: Scope<'_>) -> Tri {
         match c {
             Cond::Cmp { field, op, value } => match self.profile.fact(*field) {
                 None => Tri::Unknown,
@@ -204,7 +363,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             Cond::All(parts) => {
                 let mut out = Tri::True;
                 for p in parts {
-                    match self.decide(p) {
+                    match self.decide_in(p, scope) {
                         Tri::False => return Tri::False,
                         Tri::Unknown => out = Tri::Unknown,
                         Tri::True => {}
@@ -215,7 +374,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             Cond::Any(parts) => {
                 let mut out = Tri::False;
                 for p in parts {
-                    match self.decide(p) {
+                    match self.decide_in(p, scope) {
                         Tri::True => return Tri::True,
                         Tri::Unknown => out = Tri::Unknown,
                         Tri::False => {}
@@ -223,25 +382,35 @@ impl<'e, 'p> Evaluator<'e, 'p> {
                 }
                 out
             }
-            Cond::Not(inner) => match self.decide(inner) {
+            Cond::Not(inner) => match self.decide_in(inner, scope) {
                 Tri::True => Tri::False,
                 Tri::False => Tri::True,
                 Tri::Unknown => Tri::Unknown,
             },
             Cond::MedClass { class } => match &self.meds {
                 None => Tri::Unknown,
-                Some(m) => (m.mask & class != 0).into(),
+                Some(m) => (m.mask_in(scope) & class != 0).into(),
             },
             Cond::MedCount { classes, at_least } => match &self.meds {
                 None => Tri::Unknown,
-                Some(m) => (m.mask & classes != 0 && m.count(*classes) >= *at_least).into(),
+                Some(m) => (m.mask_in(scope) & classes != 0
+                    && m.count(*classes, scope) >= *at_least)
+                    .into(),
             },
             Cond::MedUnrecognized => match &self.meds {
                 None => Tri::Unknown,
                 Some(m) => m.unrecognized.into(),
             },
-            Cond::Text { field, terms, .. } => match self.normalized(*field) {
-                Some(hay) => text_term(&hay, terms).is_some().into(),
+            Cond::MedSubject { terms } => match &self.meds {
+                None => Tri::Unknown,
+                Some(m) => m
+                    .subject
+                    .iter()
+                    .any(|&k| self.subject_term(k, terms.as_ref()).is_some())
+                    .into(),
+            },
+            Cond::Text { field, terms } => match self.normalized(*field) {
+                Some(hay) => terms.find(&hay).is_some().into(),
                 None => Tri::Unknown,
             },
         }
@@ -260,10 +429,33 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         Some(std::borrow::Cow::Owned(normalize(text)))
     }
 
-    fn caution(&self, index: usize, rule: &'e Rule, tier: usize) -> Caution<'e> {
+    /// For an entry `k` that names the subject: `Some(term)` if it names one of `terms` (the empty
+    /// string when there are no terms to name), else `None`.
+    fn subject_term<'t>(&self, k: usize, terms: Option<&'t Terms>) -> Option<&'t str> {
+        let Some(terms) = terms else { return Some("") };
+        let text = match self.profile.comedications.as_ref()?.get(k)? {
+            Medication::Text(t) => t.as_str(),
+            Medication::Coded(c) => c.name.as_deref()?,
+        };
+        terms.find(&normalize(text))
+    }
+
+    fn caution(&self, index: usize, rule: &'e Rule, tier: usize, scope: Scope<'_>) -> Caution<'e> {
         let t = &rule.tiers[tier];
         let mut evidence = SmallVec::new();
-        self.evidence(&t.when, true, &mut evidence);
+        match scope {
+            // A grouped rule cites each of its ingredients with the tier that ingredient reaches on
+            // its own, so that one in a lower tier than the caution's is still named.
+            Scope::Items(items) if items.len() > 1 => {
+                for i in items {
+                    let one = Scope::Items(std::slice::from_ref(i));
+                    if let Outcome::Fires(k) = self.rule_outcome_in(rule, one) {
+                        self.evidence(&rule.tiers[k].when, true, &mut evidence, one);
+                    }
+                }
+            }
+            _ => self.evidence(&t.when, true, &mut evidence, scope),
+        }
         Caution {
             rule: &rule.id,
             index,
@@ -276,8 +468,14 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         }
     }
 
-    /// The facts that make `c` come out as `want`.
-    fn evidence(&self, c: &'e Cond, want: bool, out: &mut SmallVec<[Evidence<'e>; 2]>) {
+    /// The facts that make `c` come out as `want`, with the comedications in `scope`.
+    fn evidence(
+        &self,
+        c: &'e Cond,
+        want: bool,
+        out: &mut SmallVec<[Evidence<'e>; 2]>,
+        scope: Scope<'_>,
+    ) {
         let wanted = Tri::from(want);
         match c {
             Cond::Cmp { field, .. } | Cond::In { field, .. } | Cond::Known { field, .. } => {
@@ -291,12 +489,12 @@ impl<'e, 'p> Evaluator<'e, 'p> {
                 // that decided it.
                 let every = matches!(c, Cond::All(_)) == want;
                 for p in parts {
-                    if every || self.decide(p) == wanted {
-                        self.evidence(p, want, out);
+                    if every || self.decide_in(p, scope) == wanted {
+                        self.evidence(p, want, out, scope);
                     }
                 }
             }
-            Cond::Not(inner) => self.evidence(inner, !want, out),
+            Cond::Not(inner) => self.evidence(inner, !want, out, scope),
             Cond::MedClass { class } | Cond::MedCount { classes: class, .. } if want => {
                 let Some(meds) = &self.meds else { return };
                 let class_name = self.vocab.class_name(*class);
@@ -304,7 +502,10 @@ impl<'e, 'p> Evaluator<'e, 'p> {
                 for (k, e) in meds.entries.iter().enumerate() {
                     for &i in &e.ingredients {
                         let ing = self.vocab.ingredient(i);
-                        if ing.mask & class != 0 && !seen.contains(&i) {
+                        if ing.mask & class != 0
+                            && !seen.contains(&i)
+                            && meds.admits_ingredient(scope, i)
+                        {
                             seen.push(i);
                             out.push(self.med_evidence(
                                 k,
@@ -315,6 +516,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
                     }
                     if let Some((_, bits)) = &e.atc_group
                         && bits & class != 0
+                        && meds.admits_group(scope, k)
                     {
                         out.push(self.med_evidence(
                             k,
@@ -332,20 +534,28 @@ impl<'e, 'p> Evaluator<'e, 'p> {
                     }
                 }
             }
-            Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => {
+            Cond::MedSubject { terms } if want => {
+                let (Some(meds), Some(subject)) = (&self.meds, self.program.subject) else {
+                    return;
+                };
+                let name = self.vocab.ingredient(subject).name.as_str();
+                for &k in &meds.subject {
+                    if let Some(term) = self.subject_term(k, terms.as_ref()) {
+                        let mut e = self.med_evidence(k, Some(name), None);
+                        e.matched = Some(term).filter(|t| !t.is_empty());
+                        out.push(e);
+                    }
+                }
+            }
+            Cond::MedClass { .. }
+            | Cond::MedCount { .. }
+            | Cond::MedUnrecognized
+            | Cond::MedSubject { .. } => {
                 out.push(self.fact_evidence(Field::Comedications));
             }
-            Cond::Text {
-                field,
-                terms,
-                shown,
-            } => {
+            Cond::Text { field, terms } => {
                 if let Some(hay) = self.normalized(*field) {
-                    let matched = if want {
-                        text_term(&hay, terms).map(|k| shown[k].as_str())
-                    } else {
-                        None
-                    };
+                    let matched = if want { terms.find(&hay) } else { None };
                     let mut e = self.fact_evidence(*field);
                     e.matched = matched;
                     out.push(e);
@@ -420,9 +630,10 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             | Cond::In { field, .. }
             | Cond::Known { field, .. }
             | Cond::Text { field, .. } => field.name(),
-            Cond::MedClass { .. } | Cond::MedCount { .. } | Cond::MedUnrecognized => {
-                Field::Comedications.name()
-            }
+            Cond::MedClass { .. }
+            | Cond::MedCount { .. }
+            | Cond::MedUnrecognized
+            | Cond::MedSubject { .. } => Field::Comedications.name(),
             Cond::All(parts) | Cond::Any(parts) => {
                 for p in parts {
                     self.missing(p, out);
@@ -469,11 +680,6 @@ fn compare(fact: Fact<'_>, op: CmpOp, lit: &Lit) -> bool {
         // The compiler only pairs facts with literals of their own type.
         _ => false,
     }
-}
-
-/// The index of the leftmost (then longest) term found as whole words in the normalised text `hay`.
-fn text_term(hay: &str, terms: &aho_corasick::AhoCorasick) -> Option<usize> {
-    terms.find(hay).map(|m| m.pattern().as_usize())
 }
 
 fn number(n: f64) -> Value {

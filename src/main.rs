@@ -920,7 +920,7 @@ fn rules_command(command: RulesCommand) -> u8 {
                 let mut t = String::new();
                 for r in engine.rules() {
                     let sev: Vec<&str> = r.tiers.iter().map(|t| t.severity.as_str()).collect();
-                    t.push_str(&format!("{:<30} {:<24} {}\n", r.id, sev.join(";"), r.title));
+                    t.push_str(&format!("{:<30} {:<26} {}\n", r.id, sev.join(";"), r.title));
                 }
                 print_or_quiet(&t);
                 0
@@ -947,6 +947,12 @@ fn rules_command(command: RulesCommand) -> u8 {
                 }
                 if r.applies.is_some() {
                     t.push_str("applies: only when its guard is true or unknown\n");
+                }
+                if let Some(g) = r.group.map(|g| &engine.groups()[g]) {
+                    t.push_str(&format!(
+                        "group: {} ({}): each comedication ingredient is cited by the one rule of the group where it is most severe\n",
+                        g.id, g.title
+                    ));
                 }
                 for (k, tier) in r.tiers.iter().enumerate() {
                     t.push_str(&format!(

@@ -102,6 +102,11 @@ pub struct IngredientFile {
     /// Source ids.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// How each kind of fact was verified, by field (`rxnorm`, `atc`, `brands`, ...): `V` read in the
+    /// cited source, `V2` read in a secondary copy, `M` unverified. The schema checks keys and tags; the
+    /// matcher does not read it, it is there for review.
+    #[serde(default)]
+    pub evidence: BTreeMap<String, String>,
 }
 
 /// One RxNorm CUI or several.

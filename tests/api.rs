@@ -14,9 +14,9 @@ fn engine_is_send_and_sync() {
 fn embedded_pack_loads_with_every_rule_cited() {
     let engine = Engine::embedded().expect("embedded pack compiles");
     assert_eq!(engine.ruleset().name, "baclofen");
-    assert!(engine.ruleset().label.starts_with("baclofen@1.0.0#"));
+    assert!(engine.ruleset().label.starts_with("baclofen@2.0.0#"));
     assert_eq!(engine.ruleset().hash.len(), 64);
-    assert_eq!(engine.rules().len(), 38);
+    assert_eq!(engine.rules().len(), 44);
     for rule in engine.rules() {
         assert!(!rule.sources.is_empty(), "{} cites no source", rule.id);
         for s in &rule.sources {

@@ -81,7 +81,7 @@ fn screens_the_fixture_file_one_result_per_record_in_order() {
         flagged["ruleset"]
             .as_str()
             .expect("ruleset")
-            .starts_with("baclofen@1.0.0#")
+            .starts_with("baclofen@2.0.0#")
     );
     // Compact by default: no rule text.
     assert!(flagged["cautions"][0].get("message").is_none());
@@ -551,7 +551,7 @@ fn explain_says_why_and_what_is_missing() {
 #[test]
 fn rules_list_show_and_check() {
     let list = String::from_utf8(run(&["rules", "list"], b"").stdout).expect("utf-8");
-    assert_eq!(list.lines().count(), 38);
+    assert_eq!(list.lines().count(), 44);
     assert!(
         list.lines()
             .any(|l| l.starts_with("BAC-RENAL ") && l.contains("critical;warning;info"))

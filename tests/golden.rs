@@ -114,13 +114,9 @@ fn every_tier_has_a_firing_case_and_a_non_firing_neighbour() {
             .filter_map(|c| c.expect.get(&rule.id))
             .map(String::as_str)
             .collect();
+        // Tiers may share a severity (BAC-CNS-BURDEN has two critical tiers); each such tier has its
+        // own case, told apart by its message in expected.ndjson.
         let severities: BTreeSet<&str> = rule.tiers.iter().map(|t| t.severity.as_str()).collect();
-        assert_eq!(
-            severities.len(),
-            rule.tiers.len(),
-            "{}: tiers share a severity",
-            rule.id
-        );
         for sev in severities {
             if !seen.contains(&sev) {
                 missing.push(format!("{}: no case fires the {sev} tier", rule.id));
@@ -180,19 +176,32 @@ fn a_profile_with_only_id_and_age_is_indeterminate_not_passed() {
         ("BAC-PREGNANCY-UNKNOWN", vec!["sex"]),
         ("BAC-BREASTFEEDING", vec!["breastfeeding"]),
         ("BAC-SEIZURE", vec!["seizure_history"]),
-        ("BAC-RENAL", vec!["dialysis", "egfr", "kidney_disease"]),
-        ("BAC-RENAL-DOSE", vec!["egfr", "baclofen_daily_dose_mg"]),
+        (
+            "BAC-RENAL",
+            vec!["dialysis", "egfr", "ckd_stage", "kidney_disease"],
+        ),
+        (
+            "BAC-RENAL-DOSE",
+            vec!["egfr", "baclofen_daily_dose_mg", "ckd_stage"],
+        ),
         ("BAC-STROKE", vec!["stroke_history"]),
         ("BAC-SPASTICITY-RELIANCE", vec!["relies_on_spasticity"]),
+        ("BAC-DUPLICATE", meds.clone()),
         ("BAC-DDI-OPIOID", meds.clone()),
+        ("BAC-DDI-OXYBATE", meds.clone()),
+        (
+            "BAC-DDI-GABAPENTINOID",
+            vec!["comedications", "egfr", "respiratory_impairment"],
+        ),
         ("BAC-DDI-BENZODIAZEPINE", meds.clone()),
         ("BAC-DDI-ANXIOLYTIC", meds.clone()),
         ("BAC-DDI-ANTICONVULSANT", meds.clone()),
         ("BAC-DDI-ANTIDEPRESSANT", meds.clone()),
+        ("BAC-DDI-ANTIPSYCHOTIC", meds.clone()),
         ("BAC-DDI-ANTIHISTAMINE", meds.clone()),
         ("BAC-DDI-MUSCLE-RELAXANT", meds.clone()),
         ("BAC-DDI-HYPNOTIC", meds.clone()),
-        ("BAC-DDI-ANTIPSYCHOTIC", meds.clone()),
+        ("BAC-DDI-OTHER-CNS-DEPRESSANT", meds.clone()),
         ("BAC-DDI-LEVODOPA", meds.clone()),
         ("BAC-DDI-LITHIUM", meds.clone()),
         ("BAC-DDI-ANTIHYPERTENSIVE", meds.clone()),
@@ -202,6 +211,8 @@ fn a_profile_with_only_id_and_age_is_indeterminate_not_passed() {
         ("BAC-INDICATION-NOT-EFFECTIVE", vec!["indication"]),
         ("BAC-INDICATION-OFF-LABEL", vec!["indication"]),
         ("BAC-PSYCHIATRIC", vec!["psychiatric_disorder"]),
+        ("BAC-AUTONOMIC-DYSREFLEXIA", vec!["autonomic_dysreflexia"]),
+        ("BAC-RESPIRATORY", vec!["respiratory_impairment"]),
         ("BAC-LIVER", vec!["liver_disease"]),
         ("BAC-DIABETES", vec!["diabetes"]),
         ("BAC-HEART", vec!["heart_disease"]),

@@ -250,3 +250,107 @@ fn unknown_subject_ingredient() {
     assert_eq!(e.code, LoadErrorCode::UnknownIngredient);
     assert_eq!(e.help.as_deref(), Some("did you mean `baclofen`?"));
 }
+
+#[test]
+fn group_naming_a_rule_the_pack_does_not_define() {
+    let mut p = pack();
+    p["groups"][0]["rules"][1] = json!("BAC-DDI-OXYBAT");
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::UnknownRule);
+    assert_eq!(
+        e.to_string(),
+        "rules/pack.json at /groups/0/rules/1: group `BAC-DDI` names rule `BAC-DDI-OXYBAT`, which the pack does not define\n  help: did you mean `BAC-DDI-OXYBATE`?"
+    );
+}
+
+#[test]
+fn rule_in_two_groups_and_a_group_declared_twice() {
+    let mut p = pack();
+    let second = json!({"id": "BAC-DDI-2", "title": "again", "rules": ["BAC-DDI-LITHIUM"]});
+    p["groups"].as_array_mut().expect("groups").push(second);
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::Duplicate);
+    assert_eq!(e.pointer, "/groups/1/rules/0");
+    assert_eq!(
+        e.message,
+        "rule `BAC-DDI-LITHIUM` is in group `BAC-DDI` and in group `BAC-DDI-2`; a rule belongs to one group at most"
+    );
+
+    let mut p = pack();
+    let twin = json!({"id": "BAC-DDI", "title": "twin", "rules": ["BAC-ALCOHOL-X"]});
+    p["groups"].as_array_mut().expect("groups").push(twin);
+    let errors = load(&p);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.code == LoadErrorCode::Duplicate && e.pointer == "/groups/1/id"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.code == LoadErrorCode::UnknownRule),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn group_member_that_cannot_cite_an_ingredient() {
+    let mut p = pack();
+    // A count of CNS-active drugs is about several ingredients at once; a plain fact about none.
+    let rules = p["groups"][0]["rules"].as_array_mut().expect("rules");
+    rules.push(json!("BAC-CNS-BURDEN"));
+    rules.push(json!("BAC-ALCOHOL"));
+    let errors = load(&p);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors.iter().all(|e| e.code == LoadErrorCode::InvalidGroup));
+    let cns: Vec<&LoadError> = errors
+        .iter()
+        .filter(|e| e.rule.as_deref() == Some("BAC-CNS-BURDEN"))
+        .collect();
+    // Tier 0 (opioid and benzodiazepine or gabapentinoid) is per ingredient; tiers 1 and 2 count.
+    assert_eq!(cns.len(), 2, "{errors:#?}");
+    let g = p["groups"][0]["rules"].as_array().expect("rules").len() - 2;
+    assert_eq!(
+        cns[0].to_string(),
+        format!(
+            "rule `BAC-CNS-BURDEN` in rules/pack.json at /groups/0/rules/{g}: rule `BAC-CNS-BURDEN` cannot be in group `BAC-DDI`: its tier 1 does not require the ingredient to be in a medication class, or reads comedications otherwise (counts, the subject, unrecognised entries), so it cannot cite the ingredients it is about"
+        )
+    );
+}
+
+#[test]
+fn subject_test_needs_a_subject_and_terms_go_with_it() {
+    let mut p = pack();
+    p.as_object_mut().expect("object").remove("subject");
+    let i = rule_index(&p, "BAC-DUPLICATE");
+    let errors = load(&p);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.code == LoadErrorCode::InvalidCondition
+                && e.message == "the pack declares no `subject`, so no comedication can be it")
+    );
+    assert_eq!(
+        errors[0].pointer,
+        format!("/rules/{i}/tiers/0/when/medication/subject")
+    );
+
+    let mut p = pack();
+    let o = rule_index(&p, "BAC-DDI-OPIOID");
+    p["rules"][o]["tiers"][0]["when"]["medication"]["terms"] = json!(["intrathecal"]);
+    let e = only(load(&p));
+    assert_eq!(e.code, LoadErrorCode::InvalidCondition);
+    assert_eq!(
+        e.pointer,
+        format!("/rules/{o}/tiers/0/when/medication/terms")
+    );
+    assert_eq!(e.message, "`terms` goes with `subject`");
+
+    let mut p = pack();
+    p["rules"][o]["tiers"][0]["when"]["medication"]["subject"] = json!(true);
+    let e = only(load(&p));
+    assert_eq!(
+        e.message,
+        "`medication` takes exactly one of `class`, `unrecognized` or `subject`"
+    );
+}
