@@ -1480,7 +1480,6 @@ fn card_of<'a>(body: &'a Value, rule: &str) -> Option<&'a Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs pack 2.0 on main (BAC-DUPLICATE, stage-aware BAC-RENAL); passes merged with branch `pack`: run with --ignored after `git merge main`"]
 async fn a_baclofen_draft_over_intrathecal_baclofen_is_a_critical_duplicate_but_a_renewal_is_not() {
     let base = start(Options::default()).await;
     let intrathecal = json!({"resourceType": "MedicationRequest", "id": "itb", "status": "active",

@@ -782,7 +782,6 @@ fn pack2_cautions(file: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-#[ignore = "needs pack 2.0 on main (BAC-DUPLICATE, stage-aware BAC-RENAL); passes merged with branch `pack`: run with --ignored after `git merge main`"]
 fn screening_n18_5_without_egfr_at_70_is_critical_renal_and_beers() {
     let got = pack2_cautions("ckd-n18-5-no-egfr.json");
     for rule in ["BAC-RENAL", "BAC-RENAL-BEERS"] {
@@ -794,7 +793,6 @@ fn screening_n18_5_without_egfr_at_70_is_critical_renal_and_beers() {
 }
 
 #[test]
-#[ignore = "needs pack 2.0 on main (BAC-DUPLICATE, stage-aware BAC-RENAL); passes merged with branch `pack`: run with --ignored after `git merge main`"]
 fn screening_intrathecal_plus_oral_is_a_critical_duplicate() {
     let got = pack2_cautions("intrathecal-and-oral.json");
     assert!(
