@@ -1469,3 +1469,47 @@ async fn fetched_searches_follow_next_pages_and_refuse_error_answers() {
         "{body}"
     );
 }
+
+/// The card of rule `rule`, if any.
+fn card_of<'a>(body: &'a Value, rule: &str) -> Option<&'a Value> {
+    body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == rule)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baclofen_draft_over_intrathecal_baclofen_is_a_critical_duplicate_but_a_renewal_is_not() {
+    let base = start(Options::default()).await;
+    let intrathecal = json!({"resourceType": "MedicationRequest", "id": "itb", "status": "active",
+        "intent": "order", "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": "baclofen 2000 MCG/ML Injectable Solution"},
+        "dosageInstruction": [{"route": {"coding": [{"system": "http://snomed.info/sct",
+            "code": "72607000", "display": "Intrathecal route"}]}}]});
+    let req = order_sign(
+        patient("1970-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({"medicationRequests": searchset(vec![intrathecal])}),
+    );
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &req).await;
+    assert_eq!(status, 200, "{body}");
+    let card = card_of(&body, "BAC-DUPLICATE").unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(card["indicator"], "critical");
+    assert!(card["detail"].as_str().unwrap().contains("intrathecal"));
+
+    // An active oral baclofen order is the order the draft renews: no duplicate card.
+    let oral = active_med("old", BACLOFEN, "baclofen 10 MG Oral Tablet");
+    let req = order_sign(
+        patient("1970-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({"medicationRequests": searchset(vec![oral])}),
+    );
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &req).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        card_of(&body, "BAC-DUPLICATE").is_none(),
+        "{:?}",
+        rules_of(&body)
+    );
+}

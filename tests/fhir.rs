@@ -564,3 +564,242 @@ fn an_unresolved_medication_reference_counts_by_its_display_and_without_one_is_a
     };
     assert_eq!(problems[0].code, "broken_reference");
 }
+
+// ---- Pack 2.0: hand-written bundles in fixtures/fhir/pack2 (see fixtures/fhir/README.md). ----
+
+/// The mapped profile and provenance of the one patient of a pack-2.0 bundle, read through the
+/// engine's vocabulary as `medscreen` does.
+fn pack2(engine: &Engine, file: &str, as_of: &str) -> (Value, Value) {
+    let vs = ValueSets::embedded().unwrap();
+    let base = Mapper::new(&vs, opts(as_of));
+    let mapper = base.with_engine(engine);
+    let facts = bundle_facts(&mapper, &fixtures().join("pack2").join(file));
+    assert_eq!(facts.len(), 1, "{file}");
+    let (_, profile, prov, _) = screen(engine, &mapper, &facts[0]);
+    assert!(profile.is_object(), "{file} maps to a profile");
+    (profile, prov)
+}
+
+#[test]
+fn ckd_n18_5_without_egfr_at_70_gives_stage_5() {
+    let engine = Engine::embedded().unwrap();
+    let (p, prov) = pack2(&engine, "ckd-n18-5-no-egfr.json", "2024-06-01");
+    assert_eq!(p["age"], json!(70));
+    assert_eq!(p["ckd_stage"], json!("5"));
+    assert_eq!(p["kidney_disease"], json!(true));
+    assert_eq!(p.get("egfr"), None, "no eGFR is ever made up from a stage");
+    assert_eq!(
+        p["dialysis"],
+        json!(false),
+        "N18.5 is not end-stage disease"
+    );
+    assert_eq!(prov["/ckd_stage"][0]["resource"], json!("Condition/c-n185"));
+    assert_eq!(prov["/ckd_stage"][0]["code"], json!("N18.5"));
+    assert_eq!(p["baclofen_daily_dose_mg"], json!(30.0));
+}
+
+#[test]
+fn unspecified_stage_3_reads_as_3a_and_says_so() {
+    let engine = Engine::embedded().unwrap();
+    let (p, prov) = pack2(&engine, "ckd-stage-readings.json", "2024-06-01");
+    assert_eq!(p["ckd_stage"], json!("3a"));
+    let note = prov["/ckd_stage"][0]["note"].as_str().unwrap();
+    assert!(
+        note.contains("3a") && note.contains("least severe"),
+        "{note}"
+    );
+}
+
+#[test]
+fn of_several_active_ckd_stages_the_most_severe_wins() {
+    let engine = Engine::embedded().unwrap();
+    let (p, prov) = pack2(&engine, "ckd-most-severe.json", "2024-06-01");
+    assert_eq!(p["ckd_stage"], json!("4"));
+    let from: Vec<&str> = prov["/ckd_stage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(from, ["Condition/c-ckd4"]);
+    // All three still make kidney_disease true.
+    assert_eq!(prov["/kidney_disease"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn regression_a_lactation_disorder_is_not_pregnancy() {
+    // O92.70 matched the whole-chapter prefix O and made a breastfeeding mother pregnant.
+    let engine = Engine::embedded().unwrap();
+    let (p, prov) = pack2(&engine, "o92-lactation-breastfeeding.json", "2024-06-01");
+    assert_eq!(p["breastfeeding"], json!(true));
+    assert_ne!(p.get("pregnant"), Some(&json!(true)));
+    assert_eq!(
+        p.get("pregnant"),
+        None,
+        "pregnancy is never assumed from absence"
+    );
+    assert_eq!(
+        prov["/breastfeeding"][0]["display"],
+        json!("LA29252-6 Currently breastfeeding")
+    );
+}
+
+#[test]
+fn breastfeeding_status_answers_from_the_63895_7_answer_list() {
+    let vs = ValueSets::embedded().unwrap();
+    let mapper = Mapper::new(&vs, opts("2024-06-01"));
+    let bundle = |answer: &str| {
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1990-01-01"}},
+            {"resource": {"resourceType": "Observation", "id": "o", "status": "final", "subject": {"reference": "urn:uuid:p"},
+              "code": {"coding": [{"system": "http://loinc.org", "code": "63895-7"}]}, "effectiveDateTime": "2024-05-01",
+              "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": answer}]}}}]})
+    };
+    for (answer, want) in [
+        ("LA29252-6", Some(json!(true))),
+        ("LA29253-4", Some(json!(false))),
+        ("LA4489-6", None),
+        // The generic yes/no answers are not in this question's answer list any more.
+        ("LA33-6", None),
+    ] {
+        let facts = read_bundle(&mapper, &bundle(answer), "t", 1);
+        let Outcome::Profile { profile, .. } = mapper.profile(&facts.patients[0]) else {
+            panic!("{answer}")
+        };
+        assert_eq!(profile.get("breastfeeding").cloned(), want, "{answer}");
+    }
+}
+
+#[test]
+fn intrathecal_baclofen_is_a_comedication_that_names_its_route_and_gives_no_dose() {
+    let engine = Engine::embedded().unwrap();
+    let (p, prov) = pack2(&engine, "intrathecal-and-oral.json", "2024-06-01");
+    assert_eq!(
+        p["comedications"],
+        json!([{"name": "baclofen 2000 MCG/ML Injectable Solution (intrathecal)"}])
+    );
+    assert_eq!(
+        p["baclofen_daily_dose_mg"],
+        json!(30.0),
+        "from the oral order only"
+    );
+    assert_eq!(
+        prov["/baclofen_daily_dose_mg"][0]["resource"],
+        json!("MedicationRequest/rx-oral")
+    );
+    assert_eq!(
+        prov["/comedications/0"][0]["resource"],
+        json!("MedicationRequest/rx-it")
+    );
+    // The intrathecal order is the later one: before, it would have been the order screened.
+    assert!(
+        prov["/comedications/0"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("intrathecal route")
+    );
+}
+
+#[test]
+fn an_intrathecal_product_named_only_in_text_is_recognised() {
+    let engine = Engine::embedded().unwrap();
+    let (p, _) = pack2(&engine, "intrathecal-by-name-only.json", "2024-06-01");
+    assert_eq!(
+        p["comedications"],
+        json!([{"name": "Lioresal Intrathecal 0.5 MG/ML (baclofen)"}])
+    );
+    assert_eq!(p.get("baclofen_daily_dose_mg"), None);
+}
+
+#[test]
+fn sodium_oxybate_is_listed_as_a_comedication() {
+    let engine = Engine::embedded().unwrap();
+    let (p, _) = pack2(&engine, "sodium-oxybate.json", "2024-06-01");
+    assert_eq!(
+        p["comedications"],
+        json!([{"name": "sodium oxybate 500 MG/ML Oral Solution"}])
+    );
+    assert_eq!(p["baclofen_daily_dose_mg"], json!(30.0));
+}
+
+#[test]
+fn autonomic_dysreflexia_and_respiratory_impairment_from_their_value_sets() {
+    let engine = Engine::embedded().unwrap();
+    let (p, prov) = pack2(&engine, "g904-j449.json", "2024-06-01");
+    assert_eq!(p["autonomic_dysreflexia"], json!(true));
+    assert_eq!(p["respiratory_impairment"], json!(true));
+    assert_eq!(
+        prov["/autonomic_dysreflexia"][0]["resource"],
+        json!("Condition/c-g904")
+    );
+    assert_eq!(
+        prov["/respiratory_impairment"][0]["valueset"],
+        json!("respiratory-impairment")
+    );
+    // Closed world: not on the problem list means no.
+    let (q, _) = pack2(&engine, "ckd-n18-5-no-egfr.json", "2024-06-01");
+    assert_eq!(q["autonomic_dysreflexia"], json!(false));
+    assert_eq!(q["respiratory_impairment"], json!(false));
+}
+
+#[test]
+fn every_rxnorm_and_atc_coding_reaches_the_vocabulary() {
+    let engine = Engine::embedded().unwrap();
+    let (p, _) = pack2(&engine, "atc-codings.json", "2024-06-01");
+    // ATC M03BX01 alone is baclofen, the order screened; the first RxNorm code the vocabulary knows is
+    // taken; ATC codes are kept, also on a Medication's coded ingredients.
+    assert_eq!(
+        p["comedications"],
+        json!([
+            {"atc": "N02AA05"},
+            {"name": "oxycodone", "rxnorm": "7804"},
+            {"name": "oxycodone", "atc": "N02AA05"}
+        ])
+    );
+    // Without the vocabulary only the value sets decide: the ATC-only baclofen order is not known as
+    // baclofen, and the first RxNorm code is taken.
+    let vs = ValueSets::embedded().unwrap();
+    let mapper = Mapper::new(&vs, opts("2024-06-01"));
+    let facts = bundle_facts(&mapper, &fixtures().join("pack2/atc-codings.json"));
+    let Outcome::Profile { profile, .. } = mapper.profile(&facts[0]) else {
+        panic!()
+    };
+    assert_eq!(profile["comedications"][0], json!({"atc": "M03BX01"}));
+    assert_eq!(profile["comedications"][2]["rxnorm"], json!("0"));
+}
+
+/// Rules that fire, with their severity, for a pack-2.0 bundle.
+fn pack2_cautions(file: &str) -> Vec<(String, String)> {
+    let engine = Engine::embedded().unwrap();
+    let (profile, _) = pack2(&engine, file, "2024-06-01");
+    let p = engine.validate_value(&profile).unwrap();
+    engine
+        .screen(&p)
+        .cautions
+        .iter()
+        .map(|c| (c.rule.to_owned(), c.severity.as_str().to_owned()))
+        .collect()
+}
+
+#[test]
+fn screening_n18_5_without_egfr_at_70_is_critical_renal_and_beers() {
+    let got = pack2_cautions("ckd-n18-5-no-egfr.json");
+    for rule in ["BAC-RENAL", "BAC-RENAL-BEERS"] {
+        assert!(
+            got.contains(&(rule.to_owned(), "critical".to_owned())),
+            "{rule} critical in {got:?}"
+        );
+    }
+}
+
+#[test]
+fn screening_intrathecal_plus_oral_is_a_critical_duplicate() {
+    let got = pack2_cautions("intrathecal-and-oral.json");
+    assert!(
+        got.contains(&("BAC-DUPLICATE".to_owned(), "critical".to_owned())),
+        "{got:?}"
+    );
+    // The oral order alone (a renewal of itself) is no duplicate.
+    let got = pack2_cautions("ckd-n18-5-no-egfr.json");
+    assert!(!got.iter().any(|(r, _)| r == "BAC-DUPLICATE"), "{got:?}");
+}

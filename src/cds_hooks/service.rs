@@ -469,16 +469,23 @@ impl Cds {
                 .any(|s| reference_key(s) == o.key || Some(*s) == o.id || Some(*s) == o.full_url)
         };
         let narrow = orders.iter().any(selected);
-        for o in orders {
-            if narrow && !selected(o) {
-                continue;
-            }
-            if let Some(display) = self.subject_order(&mapper, o.resource, &resolve) {
-                return Ok(Some(Trigger {
-                    order: o.id.map(|id| format!("{}/{id}", o.kind)),
-                    pointer: o.pointer.clone(),
-                    display,
-                }));
+        // An order of the drug by another route (intrathecal baclofen) is screened only when no
+        // order by mouth is being placed with it; otherwise it is a comedication of that order.
+        for other_route_too in [false, true] {
+            for o in orders {
+                if narrow && !selected(o) {
+                    continue;
+                }
+                if !other_route_too && self.by_other_route(&mapper, o.resource, &resolve) {
+                    continue;
+                }
+                if let Some(display) = self.subject_order(&mapper, o.resource, &resolve) {
+                    return Ok(Some(Trigger {
+                        order: o.id.map(|id| format!("{}/{id}", o.kind)),
+                        pointer: o.pointer.clone(),
+                        display,
+                    }));
+                }
             }
         }
         Ok(None)
@@ -494,8 +501,9 @@ impl Cds {
         resolve: &dyn Fn(&str) -> Option<MedInfo>,
     ) -> Option<Option<String>> {
         let med = mapper.order_medication(r, resolve);
+        // The mapper reads every RxNorm and ATC coding and the names, through the value set and the
+        // engine's vocabulary; the other names an order carries are tried one by one.
         let mut names: Vec<&str> = Vec::new();
-        let mut codes: Vec<&str> = Vec::new();
         let mut concepts: Vec<&Value> = r.get("medicationCodeableConcept").into_iter().collect();
         if let Some(d) = r
             .pointer("/medicationReference/display")
@@ -506,16 +514,13 @@ impl Cds {
         if let Some(m) = &med {
             names.extend(m.product.name.as_deref());
             names.extend(m.ingredients.iter().filter_map(|i| i.name.as_deref()));
-            codes.extend(m.product.rxnorm.as_deref());
-            codes.extend(m.ingredients.iter().filter_map(|i| i.rxnorm.as_deref()));
         }
-        let contained_med;
         if let Some(id) = r
             .pointer("/medicationReference/reference")
             .and_then(Value::as_str)
             .and_then(|x| x.strip_prefix('#'))
         {
-            contained_med = r.get("contained").and_then(Value::as_array).and_then(|c| {
+            let contained_med = r.get("contained").and_then(Value::as_array).and_then(|c| {
                 c.iter()
                     .find(|m| m.get("id").and_then(Value::as_str) == Some(id))
             });
@@ -530,50 +535,31 @@ impl Cds {
                 .flatten()
             {
                 names.extend(c.get("display").and_then(Value::as_str));
-                if c.get("system")
-                    .and_then(Value::as_str)
-                    .and_then(System::from_uri)
-                    == Some(System::Rxnorm)
-                {
-                    codes.extend(c.get("code").and_then(Value::as_str));
-                }
             }
         }
-        let entry = |rxnorm: Option<&str>, name: Option<&str>| MedInfo {
-            resource: String::new(),
-            product: crate::fhir::mapping::MedEntry {
-                rxnorm: rxnorm.map(str::to_owned),
-                name: name.map(str::to_owned),
-            },
-            ingredients: Vec::new(),
-        };
-        let vocab = self.engine.vocabulary();
-        let subject = self.engine.subject();
-        let by_code = codes.iter().any(|c| {
-            mapper.is_subject(&entry(Some(c), None))
-                || subject.is_some_and(|s| {
-                    vocab
-                        .match_medication(&crate::profile::Medication::Coded(
-                            crate::profile::CodedMedication {
-                                rxnorm: Some((*c).to_owned()),
-                                atc: None,
-                                name: None,
-                            },
-                        ))
-                        .ingredients
-                        .contains(&s)
-                })
-        });
+        let by_code = med.as_ref().is_some_and(|m| mapper.is_subject(m));
         let by_name = names.iter().any(|n| {
-            mapper.is_subject(&entry(None, Some(n)))
-                || subject.is_some_and(|s| {
-                    let mut found = smallvec::SmallVec::new();
-                    vocab.match_text(n, &mut found);
-                    found.contains(&s)
-                })
+            mapper.is_subject(&MedInfo {
+                product: crate::fhir::mapping::MedEntry {
+                    name: Some((*n).to_owned()),
+                    ..Default::default()
+                },
+                ..MedInfo::default()
+            })
         });
         let shown = names.first().map(|n| (*n).to_owned());
         (by_code || by_name).then(|| med.as_ref().and_then(|m| m.product.name.clone()).or(shown))
+    }
+
+    /// Whether an order is of the drug screened by another route (intrathecal baclofen).
+    fn by_other_route(
+        &self,
+        mapper: &Mapper<'_>,
+        r: &Value,
+        resolve: &dyn Fn(&str) -> Option<MedInfo>,
+    ) -> bool {
+        let med = mapper.order_medication(r, resolve).unwrap_or_default();
+        mapper.other_route(r, &med).is_some()
     }
 
     /// The mapper: evaluated today; absence on a list the client sent means no (closed world), and
@@ -587,6 +573,7 @@ impl Cds {
                 absent: Absent::False,
             },
         )
+        .with_engine(&self.engine)
     }
 
     /// Screen a prepared request, with `fetched` holding each missing template's answer.
@@ -627,8 +614,8 @@ impl Cds {
                     .unwrap_or_else(|| MedInfo {
                         resource: reference_key(r),
                         product: crate::fhir::mapping::MedEntry {
-                            rxnorm: None,
                             name: Some(format!("medication {} (not sent)", reference_key(r))),
+                            ..Default::default()
                         },
                         ingredients: Vec::new(),
                     }),
@@ -647,8 +634,11 @@ impl Cds {
                 line: 1,
                 base: o.pointer.clone(),
             };
+            // Another baclofen order being placed is the same order screened (its doses add up),
+            // unless it is by another route: then it is a comedication that names the route.
             let subject = o.pointer == pending.trigger.pointer
-                || self.subject_order(&mapper, o.resource, &resolve).is_some();
+                || (self.subject_order(&mapper, o.resource, &resolve).is_some()
+                    && !self.by_other_route(&mapper, o.resource, &resolve));
             mapper.draft_order(o.resource, o.kind, &at, &mut facts, &resolve, subject);
         }
         // A recorded copy of an order being placed is read once, as the draft. Same id with another
@@ -772,11 +762,26 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
         let Target::Field(field) = set.target else {
             continue;
         };
-        if !fields.contains(&field) || field == Field::Indication {
+        if field == Field::Indication {
             continue;
         }
-        if !set.conditions.is_empty() && !condition_facts.contains(&field.name()) {
-            condition_facts.push(field.name());
+        // A kidney-disease set with staged codes also gives `ckd_stage`.
+        let staged = set.conditions.iter().any(|c| c.stage.is_some());
+        let mut filled = vec![field];
+        if staged {
+            filled.push(Field::CkdStage);
+        }
+        let read: Vec<Field> = filled.into_iter().filter(|f| fields.contains(f)).collect();
+        if read.is_empty() {
+            continue;
+        }
+        for f in &read {
+            if !set.conditions.is_empty() && !condition_facts.contains(&f.name()) {
+                condition_facts.push(f.name());
+            }
+        }
+        if !fields.contains(&field) {
+            continue;
         }
         if !set.observation_codes.is_empty() {
             let codes: Vec<String> = set

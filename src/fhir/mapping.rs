@@ -14,7 +14,12 @@ use serde_json::{Map, Value, json};
 
 use super::date::Date;
 use super::valueset::{List, Measure, System, Target, ValueSets};
-use crate::profile::Field;
+use crate::engine::Engine;
+use crate::profile::{CkdStage, CodedMedication, Field, Medication};
+use crate::vocab::{IngredientId, Vocabulary};
+
+/// `Coding.system` of the WHO ATC classification.
+pub const ATC_URI: &str = "http://www.whocc.no/atc";
 
 /// How an absent condition is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +143,8 @@ struct CondHit {
     set: usize,
     /// Active on the evaluation date.
     active: bool,
+    /// The CKD stage its code gives, if any.
+    stage: Option<CkdStage>,
     prov: Prov,
 }
 
@@ -158,17 +165,21 @@ impl<T> Dated<T> {
     }
 }
 
-/// A medication as the profile takes it.
-#[derive(Debug, Clone, PartialEq)]
+/// A medication as FHIR codes it: every RxNorm and ATC coding, in order, and its best name. The
+/// profile takes one of each (see [`Mapper::pick_rxnorm`], [`Mapper::pick_atc`]); deciding whether it is
+/// the drug screened looks at all of them.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MedEntry {
-    /// RxNorm CUI.
-    pub rxnorm: Option<String>,
+    /// RxNorm CUIs of its codings.
+    pub rxnorm: Vec<String>,
+    /// WHO ATC codes of its codings, upper-cased.
+    pub atc: Vec<String>,
     /// Display or text.
     pub name: Option<String>,
 }
 
 /// A `Medication` resource, reduced to what matters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MedInfo {
     /// `Medication/id`.
     pub resource: String,
@@ -260,10 +271,14 @@ pub enum Outcome {
     Invalid(Vec<FhirProblem>),
 }
 
-/// The mapping, compiled: value sets plus options. Immutable; share across threads.
+/// The mapping, compiled: value sets plus options, and the engine's medication vocabulary when it is
+/// given ([`Mapper::with_engine`]). Immutable; share across threads.
 #[derive(Debug)]
 pub struct Mapper<'v> {
     vs: &'v ValueSets,
+    vocab: Option<&'v Vocabulary>,
+    /// The drug screened, as an ingredient of `vocab`.
+    subject_ingredient: Option<IngredientId>,
     opts: Options,
     pregnancy: Option<usize>,
     breastfeeding: Option<usize>,
@@ -280,12 +295,35 @@ impl<'v> Mapper<'v> {
     pub fn new(vs: &'v ValueSets, opts: Options) -> Mapper<'v> {
         Mapper {
             vs,
+            vocab: None,
+            subject_ingredient: None,
             opts,
             pregnancy: vs.find(Target::Field(Field::Pregnant)),
             breastfeeding: vs.find(Target::Field(Field::Breastfeeding)),
             egfr: vs.find(Target::Field(Field::Egfr)),
             indication: vs.find(Target::Field(Field::Indication)),
             subject: vs.find(Target::Subject),
+        }
+    }
+
+    /// The same mapper, reading medications through `engine`'s vocabulary as well: a medication is the
+    /// drug screened when any of its RxNorm or ATC codes or its name names the pack's subject there
+    /// (brands, ingredient codes, ATC M03BX01), and of several codings the profile takes those the
+    /// vocabulary recognises. Without it only the value sets decide, and the first codings are taken.
+    pub fn with_engine<'a>(&self, engine: &'a Engine) -> Mapper<'a>
+    where
+        'v: 'a,
+    {
+        Mapper {
+            vs: self.vs,
+            vocab: Some(engine.vocabulary()),
+            subject_ingredient: engine.subject(),
+            opts: self.opts,
+            pregnancy: self.pregnancy,
+            breastfeeding: self.breastfeeding,
+            egfr: self.egfr,
+            indication: self.indication,
+            subject: self.subject,
         }
     }
 
@@ -464,9 +502,14 @@ impl<'v> Mapper<'v> {
                 {
                     continue;
                 }
+                let stage = entry.stage.map(|s| match &entry.note {
+                    Some(n) => format!("CKD stage {}; {n}", s.as_str()),
+                    None => format!("CKD stage {}", s.as_str()),
+                });
                 facts.conds.push(CondHit {
                     set: h.set,
                     active,
+                    stage: entry.stage,
                     prov: Prov {
                         resource: resource.clone(),
                         system: Some(system.name()),
@@ -474,9 +517,9 @@ impl<'v> Mapper<'v> {
                         display: display.clone().or_else(|| Some(entry.display.clone())),
                         date: date.clone(),
                         valueset: Some(set.id.clone()),
-                        note: match (&entry.stage, active) {
-                            (Some(s), true) => Some(format!("CKD stage {s}")),
-                            (Some(s), false) => Some(format!("CKD stage {s}; not active")),
+                        note: match (stage, active) {
+                            (Some(s), true) => Some(s),
+                            (Some(s), false) => Some(format!("{s}; not active")),
                             (None, false) => Some("not active; counts as history".into()),
                             (None, true) => None,
                         },
@@ -718,8 +761,8 @@ impl<'v> Mapper<'v> {
             .map(|d| MedInfo {
                 resource: resource.clone(),
                 product: MedEntry {
-                    rxnorm: None,
                     name: Some(d.to_owned()),
+                    ..MedEntry::default()
                 },
                 ingredients: Vec::new(),
             });
@@ -770,7 +813,16 @@ impl<'v> Mapper<'v> {
             return;
         };
         let date_text = date.as_ref().map(|d| d.1.clone());
-        if draft_subject.unwrap_or_else(|| self.is_subject(&info)) {
+        // The drug screened by another route (intrathecal baclofen) is not the order screened: it is
+        // listed as a comedication whose name says the route, so the rules can tell it from a duplicate
+        // oral order. A draft is the order screened when the caller says so, whatever its route.
+        let is_drug = self.is_subject(&info);
+        let route = if is_drug {
+            self.other_route(r, &info)
+        } else {
+            None
+        };
+        if draft_subject.unwrap_or(is_drug && route.is_none()) {
             let order = BaclofenOrder {
                 dose_mg: self.daily_dose_mg(r, &info),
                 indication: self.indication(r, &resource, date_text.as_deref()),
@@ -789,8 +841,8 @@ impl<'v> Mapper<'v> {
                 value: order,
                 prov: Prov {
                     resource: resource.clone(),
-                    system: info.product.rxnorm.as_ref().map(|_| "rxnorm"),
-                    code: info.product.rxnorm.clone(),
+                    system: info.product.rxnorm.first().map(|_| "rxnorm"),
+                    code: info.product.rxnorm.first().cloned(),
                     display: info.product.name.clone(),
                     date: date_text,
                     valueset: self.subject.map(|s| self.vs.set(s).id.clone()),
@@ -811,6 +863,8 @@ impl<'v> Mapper<'v> {
                     }
                 }
             } else if !facts.baclofen_draft && dated.newer_than(&facts.baclofen) {
+                // Of several active orders of the drug by mouth (or with no route), the latest is the
+                // order screened; the others are read as earlier orders it renews, not as duplicates.
                 facts.baclofen = Some(dated);
             }
             return;
@@ -820,41 +874,197 @@ impl<'v> Mapper<'v> {
         } else {
             info.ingredients.clone()
         };
-        for e in entries {
+        for mut e in entries {
+            let mut note = (info.resource != resource).then(|| format!("via {}", info.resource));
+            if let Some(label) = route {
+                e.name = Some(self.route_name(e.name.as_deref(), label));
+                note = Some(join_notes(
+                    note.as_deref(),
+                    &format!("{label} route: not the order screened"),
+                ));
+            }
             let prov = Prov {
                 resource: resource.clone(),
-                system: e.rxnorm.as_ref().map(|_| "rxnorm"),
-                code: e.rxnorm.clone(),
+                system: None,
+                code: None,
                 display: e.name.clone(),
                 date: date_text.clone(),
                 valueset: None,
-                note: (info.resource != resource).then(|| format!("via {}", info.resource)),
+                note,
             };
             facts.meds.push((e, prov));
         }
     }
 
-    /// Whether a medication is the drug being screened (the `subject` value set: its RxNorm codes,
-    /// products containing it, or its name in the text).
+    /// The label of the subject set's other route (`intrathecal`) when the order names it: a route
+    /// coding in the set, or one of its terms as whole words in the route, the dosage text or the
+    /// medication (text, displays, a resolved Medication).
+    pub fn other_route(&self, r: &Value, m: &MedInfo) -> Option<&'v str> {
+        let s = self.subject?;
+        let set = self.vs.set(s);
+        let route = set.other_route.as_ref()?;
+        let mut texts: Vec<&str> = Vec::new();
+        let mut hits = Vec::new();
+        for d in r
+            .get("dosageInstruction")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            texts.extend(d.get("text").and_then(Value::as_str));
+            let Some(rt) = d.get("route") else { continue };
+            texts.extend(rt.get("text").and_then(Value::as_str));
+            for c in rt
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                texts.extend(c.get("display").and_then(Value::as_str));
+                let system = c
+                    .get("system")
+                    .and_then(Value::as_str)
+                    .and_then(System::from_uri);
+                if let (Some(system), Some(code)) = (system, c.get("code").and_then(Value::as_str))
+                {
+                    hits.clear();
+                    self.vs.lookup(List::Route, system, code, &mut hits);
+                    if hits.iter().any(|h| h.set == s) {
+                        return Some(route.label.as_str());
+                    }
+                }
+            }
+        }
+        if let Some(cc) = r.get("medicationCodeableConcept") {
+            texts.extend(cc.get("text").and_then(Value::as_str));
+            for c in cc
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                texts.extend(c.get("display").and_then(Value::as_str));
+            }
+        }
+        texts.extend(
+            r.pointer("/medicationReference/display")
+                .and_then(Value::as_str),
+        );
+        texts.extend(m.product.name.as_deref());
+        texts.extend(m.ingredients.iter().filter_map(|i| i.name.as_deref()));
+        let found = texts.iter().any(|t| {
+            let t = words(t);
+            route.terms.iter().any(|term| t.contains(&words(term)))
+        });
+        found.then_some(route.label.as_str())
+    }
+
+    /// `name` made to say the drug and the route as whole words (`Gablofen 50 MCG/ML (baclofen,
+    /// intrathecal)`), so that the rule for a second route can read both from the text.
+    fn route_name(&self, name: Option<&str>, label: &str) -> String {
+        let drug = self
+            .subject
+            .and_then(|s| self.vs.set(s).medication_names.first())
+            .map_or("", String::as_str);
+        let base = name.filter(|n| !n.trim().is_empty()).unwrap_or(drug);
+        let have = words(base);
+        let missing: Vec<&str> = [drug, label]
+            .into_iter()
+            .filter(|w| !w.is_empty() && !have.contains(&words(w)))
+            .collect();
+        let base = truncate(base, MAX_NAME - 40);
+        if missing.is_empty() {
+            base
+        } else if base.is_empty() {
+            missing.join(" ")
+        } else {
+            format!("{base} ({})", missing.join(", "))
+        }
+    }
+
+    /// The RxNorm code the profile takes: the first the vocabulary recognises, else the first.
+    pub fn pick_rxnorm<'e>(&self, e: &'e MedEntry) -> Option<&'e str> {
+        e.rxnorm
+            .iter()
+            .find(|c| {
+                self.recognised(CodedMedication {
+                    rxnorm: Some((*c).clone()),
+                    ..CodedMedication::default()
+                })
+            })
+            .or(e.rxnorm.first())
+            .map(String::as_str)
+    }
+
+    /// The ATC code the profile takes: the first the vocabulary recognises (by code or class group),
+    /// else the first.
+    pub fn pick_atc<'e>(&self, e: &'e MedEntry) -> Option<&'e str> {
+        e.atc
+            .iter()
+            .find(|c| {
+                self.recognised(CodedMedication {
+                    atc: Some((*c).clone()),
+                    ..CodedMedication::default()
+                })
+            })
+            .or(e.atc.first())
+            .map(String::as_str)
+    }
+
+    fn recognised(&self, c: CodedMedication) -> bool {
+        self.vocab
+            .is_some_and(|v| v.match_medication(&Medication::Coded(c)).recognized())
+    }
+
+    /// Whether the vocabulary reads this coded medication as the drug screened.
+    fn vocab_subject(&self, c: CodedMedication) -> bool {
+        match (self.vocab, self.subject_ingredient) {
+            (Some(v), Some(s)) => v
+                .match_medication(&Medication::Coded(c))
+                .ingredients
+                .contains(&s),
+            _ => false,
+        }
+    }
+
+    /// Whether a medication is the drug being screened: the `subject` value set (its RxNorm codes,
+    /// products containing it, its name in the text) or, with the engine's vocabulary, any RxNorm or
+    /// ATC code or the name that the vocabulary reads as the pack's subject. Every coding counts, not
+    /// only the first.
     pub fn is_subject(&self, m: &MedInfo) -> bool {
         let Some(s) = self.subject else { return false };
         let set = self.vs.set(s);
         std::iter::once(&m.product).chain(&m.ingredients).any(|e| {
-            e.rxnorm.as_deref().is_some_and(|code| {
+            e.rxnorm.iter().any(|code| {
                 let mut h = Vec::new();
                 self.vs
                     .lookup(List::Medication, System::Rxnorm, code, &mut h);
                 h.iter().any(|h| h.set == s)
+                    || self.vocab_subject(CodedMedication {
+                        rxnorm: Some(code.clone()),
+                        ..CodedMedication::default()
+                    })
+            }) || e.atc.iter().any(|code| {
+                self.vocab_subject(CodedMedication {
+                    atc: Some(code.clone()),
+                    ..CodedMedication::default()
+                })
             }) || e.name.as_deref().is_some_and(|n| {
-                let n = n.to_lowercase();
-                set.medication_names.iter().any(|t| n.contains(t.as_str()))
+                let lower = n.to_lowercase();
+                set.medication_names
+                    .iter()
+                    .any(|t| lower.contains(t.as_str()))
+                    || self.vocab_subject(CodedMedication {
+                        name: Some(n.to_owned()),
+                        ..CodedMedication::default()
+                    })
             })
         })
     }
 
     /// mg per day from the first concurrent dosage instructions, when dose, unit and timing allow.
     fn daily_dose_mg(&self, r: &Value, m: &MedInfo) -> Option<f64> {
-        let strength = m.product.rxnorm.as_deref().and_then(|code| {
+        let strength = m.product.rxnorm.iter().find_map(|code| {
             let s = self.subject?;
             let mut h = Vec::new();
             self.vs
@@ -1083,6 +1293,38 @@ impl<'v> Mapper<'v> {
                     }
                 }
             }
+            // A staged CKD code also gives `ckd_stage`: of several active ones, the most severe.
+            if field == Field::KidneyDisease {
+                let staged = facts
+                    .conds
+                    .iter()
+                    .filter(|c| c.set == si && (c.active || set.history))
+                    .filter_map(|c| c.stage.map(|s| (stage_rank(s), s, c)));
+                let worst = staged.clone().map(|x| x.0).max();
+                if let Some(worst) = worst {
+                    let from: Vec<&CondHit> =
+                        staged.filter(|x| x.0 == worst).map(|x| x.2).collect();
+                    let stage = from.first().and_then(|c| c.stage);
+                    if let Some(stage) = stage {
+                        let others = staged_count(facts, si, set.history) - from.len();
+                        let provs = from
+                            .iter()
+                            .map(|c| {
+                                let mut pv = c.prov.clone();
+                                if others > 0 {
+                                    pv.note = Some(join_notes(
+                                        pv.note.as_deref(),
+                                        "the most severe of the active CKD stages recorded",
+                                    ));
+                                }
+                                pv
+                            })
+                            .collect();
+                        p.insert(Field::CkdStage.name().into(), json!(stage.as_str()));
+                        prov.insert(Field::CkdStage.pointer().into(), provs);
+                    }
+                }
+            }
         }
         // Kidney function: eGFR preferred; creatinine clearance as a proxy.
         let kidney = facts.egfr.as_ref().map(|d| (d, None)).or_else(|| {
@@ -1135,23 +1377,35 @@ impl<'v> Mapper<'v> {
             let unique = facts.meds.iter().filter(|(m, _)| {
                 !crowded
                     || seen.insert((
-                        m.rxnorm.as_deref(),
+                        m.rxnorm.first().map(String::as_str),
                         m.name.as_deref().map(str::to_lowercase),
                     ))
             });
             for (i, (m, pv)) in unique.take(MAX_COMEDICATIONS).enumerate() {
                 let mut o = Map::new();
+                let mut pv = pv.clone();
                 if let Some(name) = m.name.as_deref().filter(|n| !n.trim().is_empty()) {
                     o.insert("name".into(), json!(truncate(name, MAX_NAME)));
                 }
-                if let Some(code) = &m.rxnorm {
+                let rxnorm = self.pick_rxnorm(m);
+                let atc = self.pick_atc(m);
+                if let Some(code) = rxnorm {
                     o.insert("rxnorm".into(), json!(code));
+                }
+                if let Some(code) = atc {
+                    o.insert("atc".into(), json!(code));
+                }
+                if let Some((system, code)) =
+                    rxnorm.map(|c| ("rxnorm", c)).or(atc.map(|c| ("atc", c)))
+                {
+                    pv.system = Some(system);
+                    pv.code = Some(code.to_owned());
                 }
                 if o.is_empty() {
                     o.insert("name".into(), json!("uncoded medication without text"));
                 }
                 list.push(Value::Object(o));
-                prov.insert(format!("/comedications/{i}"), vec![pv.clone()]);
+                prov.insert(format!("/comedications/{i}"), vec![pv]);
             }
             p.insert("comedications".into(), Value::Array(list));
         }
@@ -1160,6 +1414,40 @@ impl<'v> Mapper<'v> {
             provenance: prov,
         }
     }
+}
+
+/// CKD stages from least to most severe.
+fn stage_rank(s: CkdStage) -> u8 {
+    match s {
+        CkdStage::G1 => 1,
+        CkdStage::G2 => 2,
+        CkdStage::G3a => 3,
+        CkdStage::G3b => 4,
+        CkdStage::G4 => 5,
+        CkdStage::G5 => 6,
+    }
+}
+
+fn staged_count(facts: &PatientFacts, set: usize, history: bool) -> usize {
+    facts
+        .conds
+        .iter()
+        .filter(|c| c.set == set && (c.active || history) && c.stage.is_some())
+        .count()
+}
+
+/// ` word word `: lower case, runs of letters or digits, one space between, padded, so that
+/// `contains(&words(term))` matches whole words only.
+fn words(text: &str) -> String {
+    let mut out = String::from(" ");
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        out.push_str(&w.to_lowercase());
+        out.push(' ');
+    }
+    out
 }
 
 fn join_notes(a: Option<&str>, b: &str) -> String {
@@ -1195,39 +1483,66 @@ fn tablet_strength_mg(name: &str) -> Option<f64> {
     }
 }
 
-/// The RxNorm code and the best name of a CodeableConcept.
+/// Every RxNorm and ATC code and the best name of a CodeableConcept.
 pub fn med_entry(cc: &Value) -> MedEntry {
-    let codings = cc.get("coding").and_then(Value::as_array);
-    let rx = codings.and_then(|cs| {
-        cs.iter().find(|c| {
-            c.get("system")
-                .and_then(Value::as_str)
-                .and_then(System::from_uri)
-                == Some(System::Rxnorm)
-                && c.get("code").and_then(Value::as_str).is_some_and(|s| {
-                    (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
-                })
-        })
-    });
+    let codings: &[Value] = cc
+        .get("coding")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let code_of = |c: &Value, uri: &str| -> Option<String> {
+        let system = c.get("system").and_then(Value::as_str)?;
+        let ok = match uri {
+            ATC_URI => system == ATC_URI,
+            _ => System::from_uri(system) == Some(System::Rxnorm),
+        };
+        ok.then(|| c.get("code").and_then(Value::as_str))
+            .flatten()
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    let rxnorm: Vec<String> = codings
+        .iter()
+        .filter_map(|c| code_of(c, "rxnorm"))
+        .filter(|s| (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    let atc: Vec<String> = codings
+        .iter()
+        .filter_map(|c| code_of(c, ATC_URI))
+        .map(|s| s.to_ascii_uppercase())
+        .filter(|s| is_atc(s))
+        .collect();
+    let rx_display = codings
+        .iter()
+        .find(|c| code_of(c, "rxnorm").is_some())
+        .and_then(|c| c.get("display")?.as_str());
     let name = cc
         .get("text")
         .and_then(Value::as_str)
-        .or_else(|| rx.and_then(|c| c.get("display")?.as_str()))
-        .or_else(|| codings.and_then(|cs| cs.iter().find_map(|c| c.get("display")?.as_str())))
+        .or(rx_display)
+        .or_else(|| codings.iter().find_map(|c| c.get("display")?.as_str()))
         .filter(|s| !s.trim().is_empty())
         .map(str::to_owned);
-    MedEntry {
-        rxnorm: rx.and_then(|c| c.get("code")?.as_str()).map(str::to_owned),
-        name,
+    MedEntry { rxnorm, atc, name }
+}
+
+/// A WHO ATC code or group, as the profile schema accepts it (`M`, `M03`, `M03B`, `M03BX`, `M03BX01`).
+fn is_atc(s: &str) -> bool {
+    let b = s.as_bytes();
+    let upper = |i: usize| b[i].is_ascii_uppercase();
+    let digit = |i: usize| b[i].is_ascii_digit();
+    match b.len() {
+        1 => upper(0),
+        3 => upper(0) && digit(1) && digit(2),
+        4 => upper(0) && digit(1) && digit(2) && upper(3),
+        5 => upper(0) && digit(1) && digit(2) && upper(3) && upper(4),
+        7 => upper(0) && digit(1) && digit(2) && upper(3) && upper(4) && digit(5) && digit(6),
+        _ => false,
     }
 }
 
 /// A `Medication` resource reduced to its product code and coded ingredients.
 pub fn med_info(m: &Value, resource: &str) -> MedInfo {
-    let product = m.get("code").map(med_entry).unwrap_or(MedEntry {
-        rxnorm: None,
-        name: None,
-    });
+    let product = m.get("code").map(med_entry).unwrap_or_default();
     let ingredients = m
         .get("ingredient")
         .and_then(Value::as_array)
@@ -1235,7 +1550,7 @@ pub fn med_info(m: &Value, resource: &str) -> MedInfo {
         .flatten()
         .filter_map(|i| i.get("itemCodeableConcept"))
         .map(med_entry)
-        .filter(|e| e.rxnorm.is_some() || e.name.is_some())
+        .filter(|e| !e.rxnorm.is_empty() || !e.atc.is_empty() || e.name.is_some())
         .collect();
     MedInfo {
         resource: resource.to_owned(),

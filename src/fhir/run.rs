@@ -233,6 +233,9 @@ pub fn run(
     out: &mut (dyn Write + Send),
 ) -> Result<FhirSummary, RunError> {
     let start = Instant::now();
+    // Medications are read through the engine's vocabulary too (every RxNorm and ATC coding).
+    let with_vocabulary = mapper.with_engine(engine);
+    let mapper = &with_vocabulary;
     let mut summary = FhirSummary {
         inputs: inputs.to_vec(),
         as_of: mapper.options().as_of.to_string(),

@@ -13,16 +13,20 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{LoadError, LoadErrorCode, LoadErrors};
-use crate::profile::Field;
+use crate::profile::{CkdStage, Field};
 
 /// The value-set schema (`schemas/valueset.schema.json`).
 pub const VALUESET_SCHEMA: &str = include_str!("../../schemas/valueset.schema.json");
 
 /// The embedded default value sets, as `(file name, text)`.
-pub const EMBEDDED: [(&str, &str); 14] = [
+pub const EMBEDDED: [(&str, &str); 16] = [
     (
         "alcohol.json",
         include_str!("../../rules/valuesets/alcohol.json"),
+    ),
+    (
+        "autonomic-dysreflexia.json",
+        include_str!("../../rules/valuesets/autonomic-dysreflexia.json"),
     ),
     (
         "baclofen.json",
@@ -64,6 +68,10 @@ pub const EMBEDDED: [(&str, &str); 14] = [
     (
         "psychiatric.json",
         include_str!("../../rules/valuesets/psychiatric.json"),
+    ),
+    (
+        "respiratory-impairment.json",
+        include_str!("../../rules/valuesets/respiratory-impairment.json"),
     ),
     (
         "seizure.json",
@@ -211,9 +219,9 @@ pub struct Code {
     /// Free note.
     #[serde(default)]
     pub note: Option<String>,
-    /// CKD stage.
+    /// CKD stage (`1`, `2`, `3a`, `3b`, `4`, `5`), checked by the schema.
     #[serde(default)]
-    pub stage: Option<String>,
+    pub stage: Option<CkdStage>,
     /// Indication text.
     #[serde(default)]
     pub label: Option<String>,
@@ -252,6 +260,24 @@ struct MedicationPart {
     codes: Vec<Code>,
     #[serde(default)]
     names: Vec<MedicationName>,
+    #[serde(default)]
+    other_route: Option<OtherRoutePart>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct OtherRoutePart {
+    label: String,
+    codes: Vec<Code>,
+    terms: Vec<MedicationName>,
+}
+
+/// A route that makes an order of the screened drug not the order screened (intrathecal baclofen).
+#[derive(Debug, Clone)]
+pub struct OtherRoute {
+    /// The whole word a comedication's name carries (`intrathecal`).
+    pub label: String,
+    /// Lower-cased whole-word terms (`intrathecal`, `gablofen`, `lioresal intrathecal`).
+    pub terms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +322,10 @@ pub struct ValueSet {
     pub medication_codes: Vec<Code>,
     /// Lower-cased names found in medication text.
     pub medication_names: Vec<String>,
+    /// A route by which an order of the drug is not the one screened.
+    pub other_route: Option<OtherRoute>,
+    /// Its route codes (`medication.other_route.codes`).
+    pub route_codes: Vec<Code>,
 }
 
 /// Which list of a set a code is in.
@@ -309,6 +339,8 @@ pub enum List {
     Answer,
     /// `medication.codes`.
     Medication,
+    /// `medication.other_route.codes`.
+    Route,
 }
 
 /// A code found in a set: the set and the entry.
@@ -442,6 +474,7 @@ impl ValueSets {
                 (List::Observation, &set.observation_codes),
                 (List::Answer, &set.answers),
                 (List::Medication, &set.medication_codes),
+                (List::Route, &set.route_codes),
             ];
             for (list, codes) in lists {
                 for (ei, c) in codes.iter().enumerate() {
@@ -485,6 +518,7 @@ impl ValueSets {
             List::Observation => &s.observation_codes[hit.entry],
             List::Answer => &s.answers[hit.entry],
             List::Medication => &s.medication_codes[hit.entry],
+            List::Route => &s.route_codes[hit.entry],
         }
     }
 
@@ -581,21 +615,43 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
             .map(|u| u.trim().to_ascii_lowercase())
             .collect();
     }
-    let (mut med_codes, mut med_names) = (Vec::new(), Vec::new());
+    let (mut med_codes, mut med_names, mut other_route) = (Vec::new(), Vec::new(), None);
+    let mut route_codes = Vec::new();
     if let Some(m) = file.medication {
         check(&m.codes, "/medication/codes");
-        for (i, n) in m.names.iter().enumerate() {
+        if let Some(r) = &m.other_route {
+            check(&r.codes, "/medication/other_route/codes");
+        }
+        let routes = m.other_route.iter().flat_map(|r| {
+            r.terms
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("/medication/other_route/terms/{i}"), n))
+        });
+        let names = m
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("/medication/names/{i}"), n));
+        for (at, n) in names.chain(routes) {
             if !file.sources.contains_key(&n.source) {
                 errors.push(LoadError::new(
                     LoadErrorCode::UnknownSource,
                     name,
-                    format!("/medication/names/{i}/source"),
+                    format!("{at}/source"),
                     format!("unknown source `{}`", n.source),
                 ));
             }
         }
         med_codes = m.codes;
         med_names = m.names.iter().map(|n| n.name.to_lowercase()).collect();
+        other_route = m.other_route.map(|r| {
+            route_codes = r.codes;
+            OtherRoute {
+                label: r.label,
+                terms: r.terms.iter().map(|t| t.name.to_lowercase()).collect(),
+            }
+        });
     }
     // What each field needs to be usable.
     let need = |ok: bool, pointer: &str, what: &str, errors: &mut Vec<LoadError>| {
@@ -608,6 +664,24 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
             ));
         }
     };
+    if target != Target::Field(Field::KidneyDisease) {
+        for (i, c) in file.conditions.iter().enumerate() {
+            need(
+                c.stage.is_none(),
+                &format!("/conditions/{i}/stage"),
+                "no `stage` (only a `kidney_disease` set gives `ckd_stage`)",
+                errors,
+            );
+        }
+    }
+    if target != Target::Subject && other_route.is_some() {
+        need(
+            false,
+            "/medication/other_route",
+            "no `other_route` (only the `subject` set has one)",
+            errors,
+        );
+    }
     match target {
         Target::Subject => need(!med_codes.is_empty(), "", "`medication`", errors),
         Target::Field(Field::Egfr) => {
@@ -643,7 +717,9 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
             | Field::HeartDisease
             | Field::Diabetes
             | Field::PsychiatricDisorder
-            | Field::AlcoholUse,
+            | Field::AlcoholUse
+            | Field::AutonomicDysreflexia
+            | Field::RespiratoryImpairment,
         ) => {
             need(
                 !file.conditions.is_empty() || !obs_codes.is_empty(),
@@ -682,6 +758,8 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
         units,
         medication_codes: med_codes,
         medication_names: med_names,
+        other_route,
+        route_codes,
     })
 }
 
@@ -708,10 +786,7 @@ mod tests {
         let sets: Vec<&str> = hits.iter().map(|h| vs.set(h.set).id.as_str()).collect();
         // N18.32 and the older N18.3 both match; the more specific comes first.
         assert_eq!(sets, ["kidney-disease", "kidney-disease"]);
-        assert_eq!(
-            vs.code(List::Condition, hits[0]).stage.as_deref(),
-            Some("3b")
-        );
+        assert_eq!(vs.code(List::Condition, hits[0]).stage, Some(CkdStage::G3b));
         hits.clear();
         vs.lookup(List::Condition, System::Icd10Cm, "n186", &mut hits);
         let mut sets: Vec<&str> = hits.iter().map(|h| vs.set(h.set).id.as_str()).collect();
