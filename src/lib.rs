@@ -37,6 +37,8 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod fhir;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod input;
 pub mod json;

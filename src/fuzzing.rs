@@ -1,0 +1,122 @@
+//! The invariants the fuzz targets in `fuzz/` check, kept in the library so that the corpora and every
+//! input a fuzzer ever found are replayed by `cargo test` (`tests/fuzz_corpus.rs`) on stable Rust,
+//! through exactly the code the fuzzers ran.
+//!
+//! Each function takes arbitrary bytes and panics only when an invariant breaks: a disagreement between
+//! the fast and the explaining validator, a FHIR mapping that produces an invalid profile, a result that
+//! cannot be written. Errors the input deserves (malformed JSON, a broken pack) are not panics.
+
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "a fuzz invariant fails by panicking"
+)]
+
+use std::sync::OnceLock;
+
+use crate::cds_hooks::service::{Cds, CdsOptions, Step};
+use crate::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY, Engine};
+use crate::fhir::bundle::read_bundle;
+use crate::fhir::date::Date;
+use crate::fhir::mapping::{Absent, Mapper, Options, Outcome};
+use crate::fhir::valueset::ValueSets;
+use crate::output::{self, OutputOptions};
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::embedded().expect("the embedded pack compiles"))
+}
+
+fn valuesets() -> &'static ValueSets {
+    static VS: OnceLock<ValueSets> = OnceLock::new();
+    VS.get_or_init(|| ValueSets::embedded().expect("the embedded value sets load"))
+}
+
+/// One record: the fast path and the schema path agree (same verdict, same profile), and a valid
+/// profile screens and writes in every format.
+pub fn profile(data: &[u8]) {
+    let engine = engine();
+    let fast = crate::Profile::parse_fast(data);
+    let full = engine.parse_profile_explained(data);
+    match (&fast, &full) {
+        (Some(a), Ok(b)) => assert_eq!(a, b, "the two paths read different profiles"),
+        (None, Err(_)) => {}
+        (Some(_), Err(r)) => panic!("fast path accepts what the schema rejects: {r:?}"),
+        (None, Ok(_)) => {}
+    }
+    let Ok(p) = full else { return };
+    let s = engine.screen(&p);
+    let mut buf = Vec::new();
+    for format in [
+        output::Format::Ndjson,
+        output::Format::Csv,
+        output::Format::Table,
+    ] {
+        let opts = OutputOptions {
+            format,
+            ..OutputOptions::default()
+        };
+        output::screened(&opts, &mut buf, 1, Some("fuzz"), &s);
+    }
+}
+
+/// A rule pack (the bytes as `pack.json` with the embedded vocabulary) and a vocabulary (the bytes as
+/// `vocabulary.json` with the embedded pack): loading never panics, and a pack that loads screens.
+pub fn pack(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let probe =
+        br#"{"id":"f","age":70,"egfr":40,"comedications":["oxycodone","baclofen intrathecal"]}"#;
+    if let Ok(e) = Engine::from_sources("pack.json", text, "vocabulary.json", EMBEDDED_VOCABULARY) {
+        let _ = e.screen_json(probe);
+    }
+    if let Ok(e) = Engine::from_sources("pack.json", EMBEDDED_PACK, "vocabulary.json", text) {
+        let _ = e.screen_json(probe);
+    }
+}
+
+/// A FHIR Bundle: every patient it maps to a profile gives a profile the schema accepts.
+pub fn bundle(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let engine = engine();
+    for absent in [Absent::False, Absent::Unknown] {
+        let opts = Options {
+            as_of: Date::parse("2026-12-01").expect("date"),
+            lookback_days: 365,
+            absent,
+        };
+        let base = Mapper::new(valuesets(), opts);
+        let mapper = base.with_engine(engine);
+        let facts = read_bundle(&mapper, &value, "fuzz", 1);
+        for p in &facts.patients {
+            if let Outcome::Profile { profile, .. } = mapper.profile(p)
+                && let Err(r) = engine.validate_value(&profile)
+            {
+                panic!("the mapping made an invalid profile: {:?}", r.problems);
+            }
+        }
+    }
+}
+
+/// A CDS Hooks request: preparing it and building its cards (as if nothing had to be fetched) never
+/// panics, and the cards serialise.
+pub fn cds_request(data: &[u8]) {
+    static CDS: OnceLock<Cds> = OnceLock::new();
+    let cds = CDS.get_or_init(|| {
+        Cds::new(
+            Engine::embedded().expect("pack"),
+            ValueSets::embedded().expect("value sets"),
+            CdsOptions::default(),
+        )
+    });
+    let Ok(prepared) = cds.prepare(data) else {
+        return;
+    };
+    if let Step::Screen(pending) = prepared.step {
+        let cards = cds.cards(&pending, &[]);
+        serde_json::to_vec(&cards).expect("cards serialise");
+    }
+}
