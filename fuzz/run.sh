@@ -23,9 +23,9 @@ mkdir -p "corpus/$target" "artifacts/$target"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # New inputs go to a scratch directory; the checked-in corpus is then re-minimised from both.
-"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len="${MAX_LEN:-65536}" \
+"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len="${MAX_LEN:-16384}" \
   -artifact_prefix="artifacts/$target/" "$work" "corpus/$target" 2>&1 | tail -n 20
 min=$(mktemp -d)
-"$bin" -merge=1 -max_len="${MAX_LEN:-65536}" "$min" "corpus/$target" "$work" 2>&1 | tail -n 2
+"$bin" -merge=1 -max_len="${MAX_LEN:-16384}" "$min" "corpus/$target" "$work" 2>&1 | tail -n 2
 rm -rf "corpus/$target" && mv "$min" "corpus/$target"
 echo "corpus/$target: $(ls "corpus/$target" | wc -l) inputs"
