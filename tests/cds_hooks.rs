@@ -1513,3 +1513,230 @@ async fn a_baclofen_draft_over_intrathecal_baclofen_is_a_critical_duplicate_but_
         rules_of(&body)
     );
 }
+
+// ---- Hardening: malformed prefetch is never read as "nothing recorded" ----
+
+/// The load fixture: a Synthea patient with a baclofen draft and our prefetch keys (oxycodone,
+/// diazepam, chlorpheniramine, naproxen; epilepsy among 12 conditions).
+fn load_request() -> Value {
+    read_json(&fixtures().join("load/baclofen-prefetch.json"))
+}
+
+fn summaries(body: &Value) -> Vec<String> {
+    body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn not_fully_screened(body: &Value) -> Option<&Value> {
+    body["cards"].as_array().unwrap().iter().find(|c| {
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Baclofen: not fully screened")
+    })
+}
+
+/// The patient id of the load fixture, bare.
+const LOAD_PATIENT: &str = "bae2bf00-eca1-47fb-bb43-272f8de1449c";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_medication_list_is_fetched_not_read_as_empty() {
+    let base = start(Options::default()).await;
+    let path = "/cds-services/baclofen-order-sign";
+    let good = load_request();
+    let (status, body) = post(&base, path, &good).await;
+    assert_eq!(status, 200, "{body}");
+    let rules = rules_of(&body);
+    assert!(rules.contains(&"BAC-DDI-OPIOID".to_owned()), "{rules:?}");
+    assert!(rules.contains(&"BAC-SEIZURE".to_owned()), "{rules:?}");
+    assert!(not_fully_screened(&body).is_none(), "{body}");
+    let malformed = [
+        json!([]),
+        json!("x"),
+        json!({}),
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": "x"}),
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": [5, null]}),
+        json!({"resourceType": "Condition", "id": "wrong-type-for-the-key"}),
+    ];
+    for (key, rule, kind) in [
+        ("medicationRequests", "BAC-DDI-OPIOID", "MedicationRequest"),
+        ("conditions", "BAC-SEIZURE", "Condition"),
+    ] {
+        for bad in &malformed {
+            if key == "conditions" && bad["resourceType"] == "Condition" {
+                continue; // a single Condition is a readable conditions list
+            }
+            let mut request = good.clone();
+            request["prefetch"][key] = bad.clone();
+            // No FHIR access: refused like a missing prefetch, never screened as "none recorded".
+            let (status, body) = post(&base, path, &request).await;
+            assert_eq!(status, 412, "{key} = {bad}: {body}");
+            assert_eq!(body["error"], "missing_prefetch");
+            assert_eq!(body["missing"], json!([key]), "{key} = {bad}");
+            // With FHIR access: fetched, and the caution is back.
+            let (fhir, seen) = fhir_server(vec![(
+                if kind == "Condition" {
+                    "/fhir/Condition?"
+                } else {
+                    "/fhir/MedicationRequest?"
+                },
+                200,
+                good["prefetch"][key].clone(),
+            )])
+            .await;
+            request["fhirServer"] = json!(fhir);
+            request["fhirAuthorization"] = json!({"access_token": "t", "token_type": "Bearer"});
+            let (status, body) = post(&base, path, &request).await;
+            assert_eq!(status, 200, "{key} = {bad}: {body}");
+            assert!(
+                rules_of(&body).contains(&rule.to_owned()),
+                "{key} = {bad}: {body}"
+            );
+            assert!(not_fully_screened(&body).is_none(), "{body}");
+            let asked = seen.lock().unwrap().clone();
+            assert_eq!(asked.len(), 1, "{asked:?}");
+            assert!(
+                asked[0].0.starts_with(&format!("/fhir/{kind}?patient={LOAD_PATIENT}")),
+                "{asked:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searchset_without_entry_is_an_empty_list() {
+    let base = start(Options::default()).await;
+    let mut request = load_request();
+    request["prefetch"]["medicationRequests"] =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": 0});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let rules = rules_of(&body);
+    assert!(!rules.iter().any(|r| r.starts_with("BAC-DDI")), "{rules:?}");
+    assert!(rules.contains(&"BAC-SEIZURE".to_owned()), "{rules:?}");
+    assert!(not_fully_screened(&body).is_none(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_without_resource_type_gives_not_fully_screened_card() {
+    let base = start(Options::default()).await;
+    let path = "/cds-services/baclofen-order-sign";
+    let good = load_request();
+    // Entry 3 is the oxycodone order: its type removed, misspelt, or not a string.
+    let breaks: [(&str, Option<Value>); 3] = [
+        ("missing", None),
+        ("misspelt", Some(json!("MedicationReqest"))),
+        ("number", Some(json!(7))),
+    ];
+    for (what, rt) in breaks {
+        let mut request = good.clone();
+        let r = request["prefetch"]["medicationRequests"]["entry"][3]["resource"]
+            .as_object_mut()
+            .unwrap();
+        match rt {
+            None => r.remove("resourceType"),
+            Some(v) => r.insert("resourceType".into(), v),
+        };
+        let (status, body) = post(&base, path, &request).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        let card = not_fully_screened(&body).unwrap_or_else(|| panic!("{what}: {body}"));
+        assert_eq!(card["indicator"], "warning");
+        let detail = card["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("/prefetch/medicationRequests/entry/3/resource"),
+            "{what}: {detail}"
+        );
+        // The rest is still screened (the seizure card stays), and the medication list is not
+        // claimed whole: the info card says it was not sent complete.
+        let rules = rules_of(&body);
+        assert!(rules.contains(&"BAC-SEIZURE".to_owned()), "{what}: {rules:?}");
+        assert!(rules.contains(&"BAC-DDI-BENZODIAZEPINE".to_owned()));
+        let info = body["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["indicator"] == "info")
+            .unwrap();
+        assert!(
+            info["detail"]
+                .as_str()
+                .unwrap()
+                .contains("did not send complete data for: current medications"),
+            "{what}: {info}"
+        );
+        // Critical cards first, then this one.
+        let s = summaries(&body);
+        let at = s
+            .iter()
+            .position(|x| x.starts_with("Baclofen: not fully screened"))
+            .unwrap();
+        assert!(
+            body["cards"].as_array().unwrap()[..at]
+                .iter()
+                .all(|c| c["indicator"] == "critical"),
+            "{s:?}"
+        );
+        // With FHIR access the list is fetched instead, and the opioid card is back.
+        let (fhir, _) = fhir_server(vec![(
+            "/fhir/MedicationRequest?",
+            200,
+            good["prefetch"]["medicationRequests"].clone(),
+        )])
+        .await;
+        request["fhirServer"] = json!(fhir);
+        request["fhirAuthorization"] = json!({"access_token": "t"});
+        let (status, body) = post(&base, path, &request).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert!(rules_of(&body).contains(&"BAC-DDI-OPIOID".to_owned()));
+        assert!(not_fully_screened(&body).is_none(), "{what}: {body}");
+    }
+    // The same in a client's own prefetch keys (which cannot be refetched by key).
+    let mut request = good.clone();
+    let prefetch = request["prefetch"].as_object_mut().unwrap();
+    let mut meds = prefetch.remove("medicationRequests").unwrap();
+    meds["entry"][3]["resource"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceType");
+    let own: serde_json::Map<String, Value> = [
+        ("p".to_owned(), prefetch["patient"].clone()),
+        ("c".to_owned(), prefetch["conditions"].clone()),
+        ("m".to_owned(), meds),
+    ]
+    .into_iter()
+    .collect();
+    request["prefetch"] = Value::Object(own);
+    let (status, body) = post(&base, path, &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(not_fully_screened(&body).is_some(), "{body}");
+    assert!(rules_of(&body).contains(&"BAC-SEIZURE".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_requests_have_no_unreadable_entries() {
+    // Guards the unreadable-entry check against false alarms on data nobody here wrote.
+    let base = start(Options::default()).await;
+    let dir = external("cds-hooks-opioid-cds-r4/commit-0aee96a-requests");
+    let mut screened = 0;
+    for f in json_files(&dir) {
+        let mut request = read_json(&f);
+        if make_baclofen(&mut request).is_none() {
+            continue;
+        }
+        let hook = request["hook"].as_str().unwrap().to_owned();
+        let (status, body) = post(&base, &format!("/cds-services/baclofen-{hook}"), &request).await;
+        if status != 200 {
+            continue;
+        }
+        screened += 1;
+        assert!(not_fully_screened(&body).is_none(), "{}: {body}", f.display());
+    }
+    assert!(screened >= 8, "{screened}");
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &load_request()).await;
+    assert_eq!(status, 200);
+    assert!(not_fully_screened(&body).is_none());
+}
