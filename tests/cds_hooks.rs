@@ -326,7 +326,23 @@ async fn official_examples_without_baclofen_get_empty_cards() {
     let spec = read_json(&external(
         "cds-hooks-2.0.1-spec-examples/L0199-example-patient-view-request.json",
     ));
+    // The spec's example is a `patient-view` call: we offer no patient-view service, so sent as is
+    // to an order service it is refused, naming both hooks.
     let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &spec).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("hook_mismatch")),
+        "{body}"
+    );
+    let m = body["message"].as_str().unwrap();
+    assert!(
+        m.contains("`patient-view`") && m.contains("`order-sign`"),
+        "{m}"
+    );
+    // Its body is still read as the spec means it: with the service's hook, no baclofen, no cards.
+    let mut as_order_sign = spec.clone();
+    as_order_sign["hook"] = json!("order-sign");
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &as_order_sign).await;
     assert_eq!((status, &body), (200, &json!({"cards": []})));
     let lib = json_files(&external("cds-hooks-library-1.0.1-hook-examples"));
     assert_eq!(lib.len(), 7);
@@ -361,6 +377,17 @@ async fn opioid_guideline_requests_replayed_with_baclofen_give_the_interaction_c
             hook.clone()
         };
         let path = format!("/cds-services/baclofen-{service}");
+        if hook != service {
+            // A patient-view request to an order service is refused as sent; replayed as an
+            // order-sign call, its body is read.
+            let (status, body) = post(&base, &path, &request).await;
+            assert_eq!(
+                (status, &body["error"]),
+                (400, &json!("hook_mismatch")),
+                "{name}"
+            );
+            request["hook"] = json!(service);
+        }
         // As sent: opioids and benzodiazepines, no baclofen: no cards, whatever the prefetch.
         let (status, body) = post(&base, &path, &request).await;
         assert_eq!((status, &body), (200, &json!({"cards": []})), "{name}");
@@ -1600,7 +1627,9 @@ async fn malformed_medication_list_is_fetched_not_read_as_empty() {
             let asked = seen.lock().unwrap().clone();
             assert_eq!(asked.len(), 1, "{asked:?}");
             assert!(
-                asked[0].0.starts_with(&format!("/fhir/{kind}?patient={LOAD_PATIENT}")),
+                asked[0]
+                    .0
+                    .starts_with(&format!("/fhir/{kind}?patient={LOAD_PATIENT}")),
                 "{asked:?}"
             );
         }
@@ -1653,7 +1682,10 @@ async fn entry_without_resource_type_gives_not_fully_screened_card() {
         // The rest is still screened (the seizure card stays), and the medication list is not
         // claimed whole: the info card says it was not sent complete.
         let rules = rules_of(&body);
-        assert!(rules.contains(&"BAC-SEIZURE".to_owned()), "{what}: {rules:?}");
+        assert!(
+            rules.contains(&"BAC-SEIZURE".to_owned()),
+            "{what}: {rules:?}"
+        );
         assert!(rules.contains(&"BAC-DDI-BENZODIAZEPINE".to_owned()));
         let info = body["cards"]
             .as_array()
@@ -1733,10 +1765,270 @@ async fn real_requests_have_no_unreadable_entries() {
             continue;
         }
         screened += 1;
-        assert!(not_fully_screened(&body).is_none(), "{}: {body}", f.display());
+        assert!(
+            not_fully_screened(&body).is_none(),
+            "{}: {body}",
+            f.display()
+        );
     }
     assert!(screened >= 8, "{screened}");
     let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &load_request()).await;
     assert_eq!(status, 200);
     assert!(not_fully_screened(&body).is_none());
+}
+
+// ---- Hardening: hook, patient id, feedback log, fhirServer ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_mismatch_is_refused() {
+    let base = start(Options::default()).await;
+    let request = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    );
+    // The right service screens it.
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    for (service, hook) in [
+        ("order-select", "order-sign"),
+        ("medication-prescribe", "order-sign"),
+        ("order-sign", "order-select"),
+        ("order-sign", "patient-view"),
+    ] {
+        let mut r = request.clone();
+        r["hook"] = json!(hook);
+        let (status, body) = post(&base, &format!("/cds-services/baclofen-{service}"), &r).await;
+        assert_eq!(status, 400, "{service} <- {hook}: {body}");
+        assert_eq!(body["error"], "hook_mismatch");
+        let m = body["message"].as_str().unwrap();
+        assert!(
+            m.contains(&format!("`{hook}`")) && m.contains(&format!("`{service}`")),
+            "{m}"
+        );
+    }
+    // Without a baclofen order too: the hook is checked before anything else.
+    let mut r = request.clone();
+    r["context"]["draftOrders"]["entry"] = json!([]);
+    r["hook"] = json!("order-select");
+    let (status, _) = post(&base, "/cds-services/baclofen-order-sign", &r).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_id_dot_dot_is_refused() {
+    let base = start(Options::default()).await;
+    let (fhir, seen) = fhir_server(vec![(
+        "/fhir",
+        200,
+        json!({"resourceType": "Bundle", "type": "searchset"}),
+    )])
+    .await;
+    let long = "a".repeat(65);
+    for id in [
+        "..",
+        ".",
+        "Patient/..",
+        "Patient/.",
+        "https://ehr.example/fhir/Patient/..",
+        "p1/../p2",
+        "p1?x=1",
+        "p 1",
+        "p1%2F..",
+        long.as_str(),
+    ] {
+        let mut request = order_sign(Value::Null, vec![baclofen_draft("d1")], json!({}));
+        request["context"]["patientId"] = json!(id);
+        request["fhirServer"] = json!(fhir);
+        request["fhirAuthorization"] = json!({"access_token": "t"});
+        let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+        assert_eq!(status, 400, "{id}: {body}");
+        assert_eq!(body["error"], "invalid_request");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("`context.patientId` is not a FHIR id"),
+            "{body}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty(), "the FHIR server was asked");
+    // The longest valid id, with dots and dashes, is read (and fetched by it).
+    let id = format!("{}.x-1", "a".repeat(60));
+    let mut request = order_sign(Value::Null, vec![baclofen_draft("d1")], json!({}));
+    request["context"]["patientId"] = json!(format!("Patient/{id}"));
+    request["fhirServer"] = json!(fhir);
+    request["fhirAuthorization"] = json!({"access_token": "t"});
+    let _ = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked[0].0, format!("/fhir/Patient/{id}"), "{asked:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_log_strips_control_characters_and_bounds_client_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("feedback.jsonl");
+    let base = start(Options {
+        feedback_log: Some(log.clone()),
+        ..Options::default()
+    })
+    .await;
+    let nasty = format!("a\nb\r\u{1b}[31m\u{202e}\u{200b}c\u{7}{}", "x".repeat(5000));
+    let fb = json!({"feedback": [{"card": "c\u{1b}\n1", "outcome": "overridden",
+        "outcomeTimestamp": nasty,
+        "acceptedSuggestions": [{"id": nasty}],
+        "overrideReason": {"reason": {"system": nasty, "code": nasty}}}]});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign/feedback", &fb).await;
+    assert_eq!(status, 200, "{body}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let line: Value = serde_json::from_str(text.trim()).unwrap();
+    let strings = [
+        &line["card"],
+        &line["outcomeTimestamp"],
+        &line["acceptedSuggestions"][0],
+        &line["overrideReason"]["system"],
+        &line["overrideReason"]["code"],
+    ];
+    for s in strings {
+        let s = s.as_str().unwrap();
+        assert!(
+            !s.chars()
+                .any(|c| c.is_control() || ('\u{200b}'..='\u{202e}').contains(&c)),
+            "{s:?}"
+        );
+        assert!(s.chars().count() <= 131, "{}", s.len());
+    }
+    assert_eq!(line["card"], "c1");
+    assert!(line["outcomeTimestamp"].as_str().unwrap().ends_with("..."));
+    // Bounded counts: too many items or suggestions are refused, not logged.
+    let many = json!({"feedback": (0..101).map(|i| json!({"card": format!("c{i}"),
+        "outcome": "accepted", "outcomeTimestamp": "t"})).collect::<Vec<_>>()});
+    let (status, _) = post(&base, "/cds-services/baclofen-order-sign/feedback", &many).await;
+    assert_eq!(status, 400);
+    let sugg = json!({"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "t",
+        "acceptedSuggestions": (0..9).map(|i| json!({"id": format!("s{i}")})).collect::<Vec<_>>()}]});
+    let (status, _) = post(&base, "/cds-services/baclofen-order-sign/feedback", &sugg).await;
+    assert_eq!(status, 400);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+}
+
+/// A request that needs `conditions` fetched from `fhir`, with a token.
+fn needs_fetch(fhir: &str) -> Value {
+    let mut request = order_sign(
+        patient("1960-05-05", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    );
+    request["prefetch"]
+        .as_object_mut()
+        .unwrap()
+        .remove("conditions");
+    request["fhirServer"] = json!(fhir);
+    request["fhirAuthorization"] = json!({"access_token": "secret-token"});
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_server_private_address_is_refused() {
+    let base = start(Options::default()).await;
+    let path = "/cds-services/baclofen-order-sign";
+    for (server, what) in [
+        ("https://10.0.0.1/fhir", "private"),
+        ("https://172.16.5.4/fhir", "private"),
+        ("https://192.168.1.20:8443/fhir", "private"),
+        ("https://169.254.169.254/latest", "link-local"),
+        ("https://[fe80::1]/fhir", "link-local"),
+        ("https://[fd00::1]/fhir", "private"),
+        ("https://[::ffff:10.0.0.1]/fhir", "private"),
+        ("https://0.0.0.0/fhir", "unspecified"),
+    ] {
+        let (status, body) = post(&base, path, &needs_fetch(server)).await;
+        assert_eq!(status, 412, "{server}: {body}");
+        let m = body["message"].as_str().unwrap();
+        assert!(m.contains(&format!("on a {what} address")), "{server}: {m}");
+        assert!(m.contains("`fhirServers`"), "{m}");
+    }
+    // Loopback stays allowed in development (--insecure-no-auth).
+    let (fhir, seen) = fhir_server(vec![("/fhir/Condition", 200, searchset(vec![]))]).await;
+    let (status, body) = post(&base, path, &needs_fetch(&fhir)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let by_name = fhir.replace("127.0.0.1", "localhost");
+    let (status, body) = post(&base, path, &needs_fetch(&by_name)).await;
+    assert_eq!(status, 200, "{by_name}: {body}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+fn trust_with(fhir_servers: Value) -> Trust {
+    let text = json!({"issuers": {ISS: read_json(&fixtures().join("L1059-example-jwks-public.json"))},
+        "fhirServers": fhir_servers});
+    Trust::from_json(&text.to_string(), "trust.json").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_server_resolved_address_is_checked_and_the_allow_list_admits_listed_origins() {
+    let (fhir, seen) = fhir_server(vec![("/fhir/Condition", 200, searchset(vec![]))]).await;
+    let origin = fhir.trim_end_matches("/fhir").to_owned();
+    let public = "https://cds.example.org";
+    let aud = format!("{public}/cds-services/baclofen-order-sign");
+    let path = "/cds-services/baclofen-order-sign";
+    let token = |jti: &str| {
+        sign(&json!({"iss": ISS, "aud": aud, "exp": now() + 300, "iat": now(), "jti": jti}))
+    };
+    // A trust file without `fhirServers`: public addresses only, loopback refused, by address and
+    // by a name that resolves to it (`localhost`, checked at connection time).
+    let strict = start(Options {
+        auth: Some(trust_with(json!([]))),
+        public_url: Some(public.into()),
+        ..Options::default()
+    })
+    .await;
+    for (i, server) in [fhir.clone(), fhir.replace("127.0.0.1", "localhost")]
+        .iter()
+        .enumerate()
+    {
+        let body = needs_fetch(server).to_string().into_bytes();
+        let (status, v) = post_raw(&strict, path, body, Some(&token(&format!("s{i}")))).await;
+        assert_eq!(status, 412, "{server}: {v}");
+        let m = v["message"].as_str().unwrap();
+        assert!(m.contains("loopback address"), "{server}: {m}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the token went to a refused server"
+    );
+    // Listed: that origin is used, whatever its address; another origin is not.
+    let listed = start(Options {
+        auth: Some(trust_with(json!([origin]))),
+        public_url: Some(public.into()),
+        ..Options::default()
+    })
+    .await;
+    let body = needs_fetch(&fhir).to_string().into_bytes();
+    let (status, v) = post_raw(&listed, path, body, Some(&token("l1"))).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let body = needs_fetch("https://fhir.example.org/r4")
+        .to_string()
+        .into_bytes();
+    let (status, v) = post_raw(&listed, path, body, Some(&token("l2"))).await;
+    assert_eq!(status, 412, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("not one of the origins"),
+        "{v}"
+    );
+    // A bad list is a load error naming the entry.
+    let text = json!({"issuers": {ISS: read_json(&fixtures().join("L1059-example-jwks-public.json"))},
+        "fhirServers": ["https://ok.example", "https://a.example/fhir", 5, "http://plain.example"]});
+    let err = Trust::from_json(&text.to_string(), "trust.json").unwrap_err();
+    let pointers: Vec<&str> = err.problems.iter().map(|p| p.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        ["/fhirServers/1", "/fhirServers/2", "/fhirServers/3"],
+        "{err}"
+    );
 }

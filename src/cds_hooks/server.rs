@@ -31,7 +31,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::{AuthError, Trust};
 use super::cards::{Card, OVERRIDE_SYSTEM};
-use super::fetch::Fetcher;
+use super::fetch::{Fetcher, FhirServers};
 use super::service::{Cds, CdsError, ServiceDef, Step};
 use crate::fhir::date::Date;
 
@@ -94,6 +94,7 @@ pub struct App {
     cds: Cds,
     cfg: Config,
     fetcher: Fetcher,
+    fhir_servers: Arc<FhirServers>,
     slots: Semaphore,
     issued: Mutex<Issued>,
     feedback: Mutex<Box<dyn Write + Send>>,
@@ -124,11 +125,17 @@ impl App {
             ),
             None => Box::new(std::io::stdout()),
         };
+        // Loopback FHIR servers only in development; a trust file may list private origins.
+        let fhir_servers = Arc::new(match &cfg.auth {
+            Auth::Trust(t) => t.fhir_servers(),
+            Auth::Insecure => FhirServers::development(),
+        });
         let discovery = serde_json::to_vec(&cds.discovery())
             .map_err(|e| format!("cannot write the discovery document: {e}"))?
             .into();
         Ok(App {
-            fetcher: Fetcher::new(cfg.fetch_timeout)?,
+            fetcher: Fetcher::new(cfg.fetch_timeout, fhir_servers.clone())?,
+            fhir_servers,
             slots: Semaphore::new(cfg.max_concurrent.max(1)),
             cds,
             cfg,
@@ -465,7 +472,17 @@ async fn hook(
     // cannot stall the others (discovery included).
     let small = bytes.len() <= INLINE_MAX;
     let worker = app.clone();
-    let prepared = match blocking(small, move || worker.cds.prepare(&bytes)).await {
+    let hook_id = service.id.clone();
+    let prepared = match blocking(small, move || {
+        let service = worker.cds.service(&hook_id).ok_or_else(|| {
+            CdsError::invalid("the service was removed while the request was read".into())
+        })?;
+        worker
+            .cds
+            .prepare_for(service, &worker.fhir_servers, &bytes)
+    })
+    .await
+    {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return cds_error(&e),
         Err(r) => return r,
@@ -567,6 +584,12 @@ fn feedback_lines(
     if items.is_empty() {
         return Err(CdsError::invalid("`feedback` is empty".into()));
     }
+    if items.len() > FEEDBACK_MAX_ITEMS {
+        return Err(CdsError::invalid(format!(
+            "`feedback` has {} items; at most {FEEDBACK_MAX_ITEMS} are taken in one request",
+            items.len()
+        )));
+    }
     let received = now_rfc3339();
     let rules = app.cds.engine().rules();
     let services = app.cds.services();
@@ -598,6 +621,12 @@ fn feedback_lines(
         };
         let accepted: Vec<String> = match it.get("acceptedSuggestions") {
             None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) if list.len() > FEEDBACK_MAX_SUGGESTIONS => {
+                return Err(at(&format!(
+                    "`acceptedSuggestions` has {} items; a card has at most {FEEDBACK_MAX_SUGGESTIONS}",
+                    list.len()
+                )));
+            }
             Some(Value::Array(list)) => list
                 .iter()
                 .map(|s| s.get("id").and_then(Value::as_str).map(short))
@@ -623,7 +652,7 @@ fn feedback_lines(
             "received": received,
             "service": service,
             "issuer": iss,
-            "card": card,
+            "card": short(card),
             "known_card": known.is_some(),
             "rule": known.as_ref().and_then(|k| k.rule).and_then(|r| rules.get(usize::from(r))).map(|r| r.id.as_str()),
             "hookInstance": known.as_ref().map(|k| &*k.hook_instance),
@@ -642,9 +671,25 @@ fn feedback_lines(
     Ok(out)
 }
 
-/// A client-given identifier as logged: at most 128 characters, no control characters.
+/// Feedback items taken in one request (a call's cards are a handful).
+const FEEDBACK_MAX_ITEMS: usize = 100;
+/// Accepted suggestions taken per feedback item (our cards carry at most one).
+const FEEDBACK_MAX_SUGGESTIONS: usize = 8;
+/// Longest client string written to the feedback log, in characters.
+const LOGGED_MAX_CHARS: usize = 128;
+
+/// A client-given string as logged: no control characters, no invisible formatting characters that
+/// reorder or hide text (bidi overrides, zero-width characters), at most [`LOGGED_MAX_CHARS`]
+/// characters, and a trailing `...` when it was cut. The log line is JSON, so quotes and backslashes
+/// are escaped by the writer.
 fn short(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(128).collect()
+    let invisible = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    let mut kept = s.chars().filter(|&c| !c.is_control() && !invisible(c));
+    let mut out: String = kept.by_ref().take(LOGGED_MAX_CHARS).collect();
+    if kept.next().is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Now as `2026-11-24T08:35:42Z`.

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::cards::{self, Card, Trigger};
+use super::fetch::FhirServers;
 use crate::Engine;
 use crate::compile::Severity;
 use crate::fhir::bundle::{reference_key, subject_reference};
@@ -315,8 +316,29 @@ impl Cds {
         json!({ "services": services })
     }
 
-    /// Check a request and find what screening it needs.
+    /// Check a request and find what screening it needs, whatever its `hook`, with the default
+    /// `fhirServer` policy (public addresses only). The server uses [`Cds::prepare_for`].
     pub fn prepare(&self, body: &[u8]) -> Result<Prepared, CdsError> {
+        self.prepare_request(body, None, &FhirServers::default())
+    }
+
+    /// Check a request sent to `service`: its `hook` must be the service's (400 `hook_mismatch`
+    /// naming both), and `fhirServer` is used only where `servers` allows.
+    pub fn prepare_for(
+        &self,
+        service: &ServiceDef,
+        servers: &FhirServers,
+        body: &[u8],
+    ) -> Result<Prepared, CdsError> {
+        self.prepare_request(body, Some(service.hook), servers)
+    }
+
+    fn prepare_request(
+        &self,
+        body: &[u8],
+        expected_hook: Option<&str>,
+        servers: &FhirServers,
+    ) -> Result<Prepared, CdsError> {
         let request: Value = serde_json::from_slice(body).map_err(|e| CdsError {
             status: 400,
             code: "invalid_json",
@@ -334,6 +356,22 @@ impl Cds {
             ));
         };
         let hook = required_str(obj, "hook")?.to_owned();
+        // The context a hook carries, and what its cards mean, differ by hook: an order-sign request
+        // sent to the order-select service (or a patient-view one to either) is the client's mistake.
+        if let Some(expected) = expected_hook
+            && hook != expected
+        {
+            return Err(CdsError {
+                status: 400,
+                code: "hook_mismatch",
+                message: format!(
+                    "the request is for hook {} but this service is for `{expected}`; call the \
+                     service listed for that hook at `GET /cds-services`",
+                    cards::code(&hook)
+                ),
+                missing: Vec::new(),
+            });
+        }
         let hook_instance = required_str(obj, "hookInstance")?.to_owned();
         let context = match obj.get("context") {
             Some(Value::Object(c)) => c,
@@ -364,7 +402,17 @@ impl Cds {
             return Err(CdsError::invalid("`prefetch` is not an object".into()));
         }
         let patient_id = match context.get("patientId") {
-            Some(Value::String(s)) if !bare_patient_id(s).is_empty() => bare_patient_id(s),
+            Some(Value::String(s)) if !bare_patient_id(s).is_empty() => {
+                let id = bare_patient_id(s);
+                if !is_fhir_id(&id) {
+                    return Err(CdsError::invalid(
+                        "`context.patientId` is not a FHIR id (1 to 64 letters, digits, `-` and \
+                         `.`, not `.` or `..`), optionally as `Patient/{id}`"
+                            .into(),
+                    ));
+                }
+                id
+            }
             Some(Value::String(_)) | None => {
                 return Err(CdsError::invalid(
                     "`context.patientId` is missing or empty; a baclofen order cannot be screened \
@@ -378,7 +426,7 @@ impl Cds {
                 ));
             }
         };
-        let (fhir, fhir_problem) = fhir_access(obj);
+        let (fhir, fhir_problem) = fhir_access(obj, servers);
         let ours = prefetch.is_some_and(|p| self.templates.iter().any(|t| p.contains_key(&t.key)));
         let mut provided = Vec::new();
         let mut partial = Vec::new();
@@ -409,7 +457,7 @@ impl Cds {
             let whole = match value {
                 Some(v) => !incomplete(v) && !unreadable_here,
                 None => {
-                    !(t.kind != Kind::Patient && foreign_unreadable)
+                    (t.kind == Kind::Patient || !foreign_unreadable)
                         && !prefetch
                             .into_iter()
                             .flatten()
@@ -1247,7 +1295,10 @@ fn holds_kind(v: &Value, kind: &str) -> bool {
 
 /// FHIR access the request gives, or why what it gives cannot be used. The token goes only over
 /// TLS, or over plain HTTP to this machine (a FHIR server on loopback).
-fn fhir_access(obj: &serde_json::Map<String, Value>) -> (Option<FhirAccess>, Option<String>) {
+fn fhir_access(
+    obj: &serde_json::Map<String, Value>,
+    servers: &FhirServers,
+) -> (Option<FhirAccess>, Option<String>) {
     let Some(Value::String(server)) = obj.get("fhirServer") else {
         return (None, None);
     };
@@ -1266,17 +1317,8 @@ fn fhir_access(obj: &serde_json::Map<String, Value>) -> (Option<FhirAccess>, Opt
     let Ok(url) = reqwest::Url::parse(server) else {
         return (None, Some("`fhirServer` is not a valid URL".into()));
     };
-    let host = url.host_str().unwrap_or("");
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-        return (
-            None,
-            Some("`fhirServer` is not https, so the access token is not sent to it".into()),
-        );
+    if let Err(why) = servers.check(&url) {
+        return (None, Some(why));
     }
     (
         Some(FhirAccess {
@@ -1307,6 +1349,16 @@ pub fn bare_patient_id(s: &str) -> String {
         None if key == "Patient" => String::new(),
         None => key,
     }
+}
+
+/// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`), and not `.` or `..`, which a URL would read as a path
+/// step (`Patient/..` is the server's base, `Patient/.` a search).
+pub fn is_fhir_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && s != "."
+        && s != ".."
 }
 
 /// What went wrong in the JSON, without the text around it (which could hold patient data).
