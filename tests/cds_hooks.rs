@@ -59,6 +59,8 @@ struct Options {
     public_url: Option<String>,
     request_timeout: Duration,
     fetch_timeout: Duration,
+    body_timeout: Duration,
+    body_budget: usize,
 }
 
 impl Default for Options {
@@ -72,6 +74,8 @@ impl Default for Options {
             public_url: None,
             request_timeout: Duration::from_secs(20),
             fetch_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+            body_budget: 96 << 20,
         }
     }
 }
@@ -99,6 +103,8 @@ async fn start(o: Options) -> String {
                 std::env::temp_dir().join("medscreen-test-feedback-discard.jsonl")
             })),
             body_limit: o.body_limit,
+            body_timeout: o.body_timeout,
+            body_budget: o.body_budget,
             request_timeout: o.request_timeout,
             fetch_timeout: o.fetch_timeout,
             max_concurrent: o.max_concurrent,
@@ -2031,4 +2037,147 @@ async fn fhir_server_resolved_address_is_checked_and_the_allow_list_admits_liste
         ["/fhirServers/1", "/fhirServers/2", "/fhirServers/3"],
         "{err}"
     );
+}
+
+// ---- Hardening: slow bodies and memory ----
+
+/// Open a connection that sends a hook call's headers (declaring `length` body bytes) and then
+/// `{`, and keeps the body coming at one byte a second for `seconds`; the task ends with what the
+/// server answered, if anything.
+fn slow_body(addr: &str, length: usize, seconds: u64) -> tokio::task::JoinHandle<Option<String>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = addr.to_owned();
+    tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let head = format!(
+            "POST /cds-services/baclofen-order-sign HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        for _ in 0..seconds {
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(_) => {
+                    if s.write_all(b" ").await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        (!answer.is_empty()).then(|| String::from_utf8_lossy(&answer).into_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_do_not_starve_ordinary_requests() {
+    // The body deadline is longer than the 3 s the ordinary request may take, so the slow bodies are
+    // still arriving while it is answered.
+    let base = start(Options {
+        body_timeout: Duration::from_secs(6),
+        ..Options::default()
+    })
+    .await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    // 70 clients sending their bodies at one byte a second: more than the 64 slots.
+    let slow: Vec<_> = (0..70).map(|_| slow_body(&addr, 10_000, 9)).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let request = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({"medicationRequests": searchset(vec![active_med("m1", "7052", "morphine")])}),
+    );
+    let t = std::time::Instant::now();
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    let took = t.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(rules_of(&body).contains(&"BAC-DDI-OPIOID".to_owned()));
+    assert!(took < Duration::from_secs(3), "answered in {took:?}");
+    // The slow ones are cut off at the body deadline with a 408, not left holding anything.
+    let mut timed_out = 0;
+    for h in slow {
+        if let Some(answer) = h.await.unwrap() {
+            assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+            assert!(answer.contains("body_timeout"), "{answer}");
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, 70);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_memory_budget_get_503_with_retry_after() {
+    let base = start(Options {
+        body_limit: 60_000,
+        body_budget: 100_000,
+        ..Options::default()
+    })
+    .await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut request = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    )
+    .to_string()
+    .into_bytes();
+    request.resize(59_000, b' ');
+    // One body of 59 KB being read holds 59 KB of the 100 KB budget: a second one does not fit.
+    let holder = slow_body(&addr, 59_000, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = client()
+        .post(format!("{base}/cds-services/baclofen-order-sign"))
+        .header("Content-Type", "application/json")
+        .body(request.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "memory_busy");
+    // Once that client is gone, its share is given back.
+    holder.abort();
+    let _ = holder.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = post_raw(&base, "/cds-services/baclofen-order-sign", request, None).await;
+    assert_eq!(status, 200, "{body}");
+    // A body sent without a length (chunked) is charged as it arrives: 50 KB do not fit beside
+    // another 59 KB being read.
+    let holder = slow_body(&addr, 59_000, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = chunked_post(&addr, &[vec![b' '; 25_000], vec![b' '; 25_000]]).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert!(answer.contains("memory_busy"), "{answer}");
+    holder.abort();
+}
+
+/// POST a chunked body on a raw connection; the answer's text.
+async fn chunked_post(addr: &str, chunks: &[Vec<u8>]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "POST /cds-services/baclofen-order-sign HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for c in chunks {
+        req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        req.extend_from_slice(c);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let _ = s.write_all(&req).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
