@@ -105,6 +105,12 @@ struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 5 << 20)]
     body_limit: usize,
+    /// Longest reading one request body may take, in milliseconds (before a slot is taken).
+    #[arg(long, default_value_t = 5_000)]
+    body_timeout_ms: u64,
+    /// Bytes of request bodies held at once, all requests together; more is answered 503.
+    #[arg(long, default_value_t = 96 << 20)]
+    body_budget: usize,
     /// Longest a request may take, waiting included, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -586,6 +592,8 @@ fn serve(a: ServeArgs) -> u8 {
             auth,
             feedback_log: a.feedback_log.clone(),
             body_limit: a.body_limit,
+            body_timeout: Duration::from_millis(a.body_timeout_ms),
+            body_budget: a.body_budget,
             request_timeout: Duration::from_millis(a.timeout_ms),
             fetch_timeout: Duration::from_millis(a.fetch_timeout_ms),
             max_concurrent: a.max_concurrent,

@@ -59,6 +59,8 @@ struct Options {
     public_url: Option<String>,
     request_timeout: Duration,
     fetch_timeout: Duration,
+    body_timeout: Duration,
+    body_budget: usize,
 }
 
 impl Default for Options {
@@ -72,6 +74,8 @@ impl Default for Options {
             public_url: None,
             request_timeout: Duration::from_secs(20),
             fetch_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+            body_budget: 96 << 20,
         }
     }
 }
@@ -99,6 +103,8 @@ async fn start(o: Options) -> String {
                 std::env::temp_dir().join("medscreen-test-feedback-discard.jsonl")
             })),
             body_limit: o.body_limit,
+            body_timeout: o.body_timeout,
+            body_budget: o.body_budget,
             request_timeout: o.request_timeout,
             fetch_timeout: o.fetch_timeout,
             max_concurrent: o.max_concurrent,
@@ -326,7 +332,23 @@ async fn official_examples_without_baclofen_get_empty_cards() {
     let spec = read_json(&external(
         "cds-hooks-2.0.1-spec-examples/L0199-example-patient-view-request.json",
     ));
+    // The spec's example is a `patient-view` call: we offer no patient-view service, so sent as is
+    // to an order service it is refused, naming both hooks.
     let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &spec).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("hook_mismatch")),
+        "{body}"
+    );
+    let m = body["message"].as_str().unwrap();
+    assert!(
+        m.contains("`patient-view`") && m.contains("`order-sign`"),
+        "{m}"
+    );
+    // Its body is still read as the spec means it: with the service's hook, no baclofen, no cards.
+    let mut as_order_sign = spec.clone();
+    as_order_sign["hook"] = json!("order-sign");
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &as_order_sign).await;
     assert_eq!((status, &body), (200, &json!({"cards": []})));
     let lib = json_files(&external("cds-hooks-library-1.0.1-hook-examples"));
     assert_eq!(lib.len(), 7);
@@ -361,6 +383,17 @@ async fn opioid_guideline_requests_replayed_with_baclofen_give_the_interaction_c
             hook.clone()
         };
         let path = format!("/cds-services/baclofen-{service}");
+        if hook != service {
+            // A patient-view request to an order service is refused as sent; replayed as an
+            // order-sign call, its body is read.
+            let (status, body) = post(&base, &path, &request).await;
+            assert_eq!(
+                (status, &body["error"]),
+                (400, &json!("hook_mismatch")),
+                "{name}"
+            );
+            request["hook"] = json!(service);
+        }
         // As sent: opioids and benzodiazepines, no baclofen: no cards, whatever the prefetch.
         let (status, body) = post(&base, &path, &request).await;
         assert_eq!((status, &body), (200, &json!({"cards": []})), "{name}");
@@ -1512,4 +1545,639 @@ async fn a_baclofen_draft_over_intrathecal_baclofen_is_a_critical_duplicate_but_
         "{:?}",
         rules_of(&body)
     );
+}
+
+// ---- Hardening: malformed prefetch is never read as "nothing recorded" ----
+
+/// The load fixture: a Synthea patient with a baclofen draft and our prefetch keys (oxycodone,
+/// diazepam, chlorpheniramine, naproxen; epilepsy among 12 conditions).
+fn load_request() -> Value {
+    read_json(&fixtures().join("load/baclofen-prefetch.json"))
+}
+
+fn summaries(body: &Value) -> Vec<String> {
+    body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn not_fully_screened(body: &Value) -> Option<&Value> {
+    body["cards"].as_array().unwrap().iter().find(|c| {
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Baclofen: not fully screened")
+    })
+}
+
+/// The patient id of the load fixture, bare.
+const LOAD_PATIENT: &str = "bae2bf00-eca1-47fb-bb43-272f8de1449c";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_medication_list_is_fetched_not_read_as_empty() {
+    let base = start(Options::default()).await;
+    let path = "/cds-services/baclofen-order-sign";
+    let good = load_request();
+    let (status, body) = post(&base, path, &good).await;
+    assert_eq!(status, 200, "{body}");
+    let rules = rules_of(&body);
+    assert!(rules.contains(&"BAC-DDI-OPIOID".to_owned()), "{rules:?}");
+    assert!(rules.contains(&"BAC-SEIZURE".to_owned()), "{rules:?}");
+    assert!(not_fully_screened(&body).is_none(), "{body}");
+    let malformed = [
+        json!([]),
+        json!("x"),
+        json!({}),
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": "x"}),
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": [5, null]}),
+        json!({"resourceType": "Condition", "id": "wrong-type-for-the-key"}),
+    ];
+    for (key, rule, kind) in [
+        ("medicationRequests", "BAC-DDI-OPIOID", "MedicationRequest"),
+        ("conditions", "BAC-SEIZURE", "Condition"),
+    ] {
+        for bad in &malformed {
+            if key == "conditions" && bad["resourceType"] == "Condition" {
+                continue; // a single Condition is a readable conditions list
+            }
+            let mut request = good.clone();
+            request["prefetch"][key] = bad.clone();
+            // No FHIR access: refused like a missing prefetch, never screened as "none recorded".
+            let (status, body) = post(&base, path, &request).await;
+            assert_eq!(status, 412, "{key} = {bad}: {body}");
+            assert_eq!(body["error"], "missing_prefetch");
+            assert_eq!(body["missing"], json!([key]), "{key} = {bad}");
+            // With FHIR access: fetched, and the caution is back.
+            let (fhir, seen) = fhir_server(vec![(
+                if kind == "Condition" {
+                    "/fhir/Condition?"
+                } else {
+                    "/fhir/MedicationRequest?"
+                },
+                200,
+                good["prefetch"][key].clone(),
+            )])
+            .await;
+            request["fhirServer"] = json!(fhir);
+            request["fhirAuthorization"] = json!({"access_token": "t", "token_type": "Bearer"});
+            let (status, body) = post(&base, path, &request).await;
+            assert_eq!(status, 200, "{key} = {bad}: {body}");
+            assert!(
+                rules_of(&body).contains(&rule.to_owned()),
+                "{key} = {bad}: {body}"
+            );
+            assert!(not_fully_screened(&body).is_none(), "{body}");
+            let asked = seen.lock().unwrap().clone();
+            assert_eq!(asked.len(), 1, "{asked:?}");
+            assert!(
+                asked[0]
+                    .0
+                    .starts_with(&format!("/fhir/{kind}?patient={LOAD_PATIENT}")),
+                "{asked:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searchset_without_entry_is_an_empty_list() {
+    let base = start(Options::default()).await;
+    let mut request = load_request();
+    request["prefetch"]["medicationRequests"] =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": 0});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let rules = rules_of(&body);
+    assert!(!rules.iter().any(|r| r.starts_with("BAC-DDI")), "{rules:?}");
+    assert!(rules.contains(&"BAC-SEIZURE".to_owned()), "{rules:?}");
+    assert!(not_fully_screened(&body).is_none(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_without_resource_type_gives_not_fully_screened_card() {
+    let base = start(Options::default()).await;
+    let path = "/cds-services/baclofen-order-sign";
+    let good = load_request();
+    // Entry 3 is the oxycodone order: its type removed, misspelt, or not a string.
+    let breaks: [(&str, Option<Value>); 3] = [
+        ("missing", None),
+        ("misspelt", Some(json!("MedicationReqest"))),
+        ("number", Some(json!(7))),
+    ];
+    for (what, rt) in breaks {
+        let mut request = good.clone();
+        let r = request["prefetch"]["medicationRequests"]["entry"][3]["resource"]
+            .as_object_mut()
+            .unwrap();
+        match rt {
+            None => r.remove("resourceType"),
+            Some(v) => r.insert("resourceType".into(), v),
+        };
+        let (status, body) = post(&base, path, &request).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        let card = not_fully_screened(&body).unwrap_or_else(|| panic!("{what}: {body}"));
+        assert_eq!(card["indicator"], "warning");
+        let detail = card["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("/prefetch/medicationRequests/entry/3/resource"),
+            "{what}: {detail}"
+        );
+        // The rest is still screened (the seizure card stays), and the medication list is not
+        // claimed whole: the info card says it was not sent complete.
+        let rules = rules_of(&body);
+        assert!(
+            rules.contains(&"BAC-SEIZURE".to_owned()),
+            "{what}: {rules:?}"
+        );
+        assert!(rules.contains(&"BAC-DDI-BENZODIAZEPINE".to_owned()));
+        let info = body["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["indicator"] == "info")
+            .unwrap();
+        assert!(
+            info["detail"]
+                .as_str()
+                .unwrap()
+                .contains("did not send complete data for: current medications"),
+            "{what}: {info}"
+        );
+        // Critical cards first, then this one.
+        let s = summaries(&body);
+        let at = s
+            .iter()
+            .position(|x| x.starts_with("Baclofen: not fully screened"))
+            .unwrap();
+        assert!(
+            body["cards"].as_array().unwrap()[..at]
+                .iter()
+                .all(|c| c["indicator"] == "critical"),
+            "{s:?}"
+        );
+        // With FHIR access the list is fetched instead, and the opioid card is back.
+        let (fhir, _) = fhir_server(vec![(
+            "/fhir/MedicationRequest?",
+            200,
+            good["prefetch"]["medicationRequests"].clone(),
+        )])
+        .await;
+        request["fhirServer"] = json!(fhir);
+        request["fhirAuthorization"] = json!({"access_token": "t"});
+        let (status, body) = post(&base, path, &request).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert!(rules_of(&body).contains(&"BAC-DDI-OPIOID".to_owned()));
+        assert!(not_fully_screened(&body).is_none(), "{what}: {body}");
+    }
+    // The same in a client's own prefetch keys (which cannot be refetched by key).
+    let mut request = good.clone();
+    let prefetch = request["prefetch"].as_object_mut().unwrap();
+    let mut meds = prefetch.remove("medicationRequests").unwrap();
+    meds["entry"][3]["resource"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceType");
+    let own: serde_json::Map<String, Value> = [
+        ("p".to_owned(), prefetch["patient"].clone()),
+        ("c".to_owned(), prefetch["conditions"].clone()),
+        ("m".to_owned(), meds),
+    ]
+    .into_iter()
+    .collect();
+    request["prefetch"] = Value::Object(own);
+    let (status, body) = post(&base, path, &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(not_fully_screened(&body).is_some(), "{body}");
+    assert!(rules_of(&body).contains(&"BAC-SEIZURE".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_requests_have_no_unreadable_entries() {
+    // Guards the unreadable-entry check against false alarms on data nobody here wrote.
+    let base = start(Options::default()).await;
+    let dir = external("cds-hooks-opioid-cds-r4/commit-0aee96a-requests");
+    let mut screened = 0;
+    for f in json_files(&dir) {
+        let mut request = read_json(&f);
+        if make_baclofen(&mut request).is_none() {
+            continue;
+        }
+        let hook = request["hook"].as_str().unwrap().to_owned();
+        let (status, body) = post(&base, &format!("/cds-services/baclofen-{hook}"), &request).await;
+        if status != 200 {
+            continue;
+        }
+        screened += 1;
+        assert!(
+            not_fully_screened(&body).is_none(),
+            "{}: {body}",
+            f.display()
+        );
+    }
+    assert!(screened >= 8, "{screened}");
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &load_request()).await;
+    assert_eq!(status, 200);
+    assert!(not_fully_screened(&body).is_none());
+}
+
+// ---- Hardening: hook, patient id, feedback log, fhirServer ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_mismatch_is_refused() {
+    let base = start(Options::default()).await;
+    let request = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    );
+    // The right service screens it.
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    for (service, hook) in [
+        ("order-select", "order-sign"),
+        ("medication-prescribe", "order-sign"),
+        ("order-sign", "order-select"),
+        ("order-sign", "patient-view"),
+    ] {
+        let mut r = request.clone();
+        r["hook"] = json!(hook);
+        let (status, body) = post(&base, &format!("/cds-services/baclofen-{service}"), &r).await;
+        assert_eq!(status, 400, "{service} <- {hook}: {body}");
+        assert_eq!(body["error"], "hook_mismatch");
+        let m = body["message"].as_str().unwrap();
+        assert!(
+            m.contains(&format!("`{hook}`")) && m.contains(&format!("`{service}`")),
+            "{m}"
+        );
+    }
+    // Without a baclofen order too: the hook is checked before anything else.
+    let mut r = request.clone();
+    r["context"]["draftOrders"]["entry"] = json!([]);
+    r["hook"] = json!("order-select");
+    let (status, _) = post(&base, "/cds-services/baclofen-order-sign", &r).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_id_dot_dot_is_refused() {
+    let base = start(Options::default()).await;
+    let (fhir, seen) = fhir_server(vec![(
+        "/fhir",
+        200,
+        json!({"resourceType": "Bundle", "type": "searchset"}),
+    )])
+    .await;
+    let long = "a".repeat(65);
+    for id in [
+        "..",
+        ".",
+        "Patient/..",
+        "Patient/.",
+        "https://ehr.example/fhir/Patient/..",
+        "p1/../p2",
+        "p1?x=1",
+        "p 1",
+        "p1%2F..",
+        long.as_str(),
+    ] {
+        let mut request = order_sign(Value::Null, vec![baclofen_draft("d1")], json!({}));
+        request["context"]["patientId"] = json!(id);
+        request["fhirServer"] = json!(fhir);
+        request["fhirAuthorization"] = json!({"access_token": "t"});
+        let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+        assert_eq!(status, 400, "{id}: {body}");
+        assert_eq!(body["error"], "invalid_request");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("`context.patientId` is not a FHIR id"),
+            "{body}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty(), "the FHIR server was asked");
+    // The longest valid id, with dots and dashes, is read (and fetched by it).
+    let id = format!("{}.x-1", "a".repeat(60));
+    let mut request = order_sign(Value::Null, vec![baclofen_draft("d1")], json!({}));
+    request["context"]["patientId"] = json!(format!("Patient/{id}"));
+    request["fhirServer"] = json!(fhir);
+    request["fhirAuthorization"] = json!({"access_token": "t"});
+    let _ = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked[0].0, format!("/fhir/Patient/{id}"), "{asked:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_log_strips_control_characters_and_bounds_client_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("feedback.jsonl");
+    let base = start(Options {
+        feedback_log: Some(log.clone()),
+        ..Options::default()
+    })
+    .await;
+    let nasty = format!("a\nb\r\u{1b}[31m\u{202e}\u{200b}c\u{7}{}", "x".repeat(5000));
+    let fb = json!({"feedback": [{"card": "c\u{1b}\n1", "outcome": "overridden",
+        "outcomeTimestamp": nasty,
+        "acceptedSuggestions": [{"id": nasty}],
+        "overrideReason": {"reason": {"system": nasty, "code": nasty}}}]});
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign/feedback", &fb).await;
+    assert_eq!(status, 200, "{body}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let line: Value = serde_json::from_str(text.trim()).unwrap();
+    let strings = [
+        &line["card"],
+        &line["outcomeTimestamp"],
+        &line["acceptedSuggestions"][0],
+        &line["overrideReason"]["system"],
+        &line["overrideReason"]["code"],
+    ];
+    for s in strings {
+        let s = s.as_str().unwrap();
+        assert!(
+            !s.chars()
+                .any(|c| c.is_control() || ('\u{200b}'..='\u{202e}').contains(&c)),
+            "{s:?}"
+        );
+        assert!(s.chars().count() <= 131, "{}", s.len());
+    }
+    assert_eq!(line["card"], "c1");
+    assert!(line["outcomeTimestamp"].as_str().unwrap().ends_with("..."));
+    // Bounded counts: too many items or suggestions are refused, not logged.
+    let many = json!({"feedback": (0..101).map(|i| json!({"card": format!("c{i}"),
+        "outcome": "accepted", "outcomeTimestamp": "t"})).collect::<Vec<_>>()});
+    let (status, _) = post(&base, "/cds-services/baclofen-order-sign/feedback", &many).await;
+    assert_eq!(status, 400);
+    let sugg = json!({"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "t",
+        "acceptedSuggestions": (0..9).map(|i| json!({"id": format!("s{i}")})).collect::<Vec<_>>()}]});
+    let (status, _) = post(&base, "/cds-services/baclofen-order-sign/feedback", &sugg).await;
+    assert_eq!(status, 400);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+}
+
+/// A request that needs `conditions` fetched from `fhir`, with a token.
+fn needs_fetch(fhir: &str) -> Value {
+    let mut request = order_sign(
+        patient("1960-05-05", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    );
+    request["prefetch"]
+        .as_object_mut()
+        .unwrap()
+        .remove("conditions");
+    request["fhirServer"] = json!(fhir);
+    request["fhirAuthorization"] = json!({"access_token": "secret-token"});
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_server_private_address_is_refused() {
+    let base = start(Options::default()).await;
+    let path = "/cds-services/baclofen-order-sign";
+    for (server, what) in [
+        ("https://10.0.0.1/fhir", "private"),
+        ("https://172.16.5.4/fhir", "private"),
+        ("https://192.168.1.20:8443/fhir", "private"),
+        ("https://169.254.169.254/latest", "link-local"),
+        ("https://[fe80::1]/fhir", "link-local"),
+        ("https://[fd00::1]/fhir", "private"),
+        ("https://[::ffff:10.0.0.1]/fhir", "private"),
+        ("https://0.0.0.0/fhir", "unspecified"),
+    ] {
+        let (status, body) = post(&base, path, &needs_fetch(server)).await;
+        assert_eq!(status, 412, "{server}: {body}");
+        let m = body["message"].as_str().unwrap();
+        assert!(m.contains(&format!("on a {what} address")), "{server}: {m}");
+        assert!(m.contains("`fhirServers`"), "{m}");
+    }
+    // Loopback stays allowed in development (--insecure-no-auth).
+    let (fhir, seen) = fhir_server(vec![("/fhir/Condition", 200, searchset(vec![]))]).await;
+    let (status, body) = post(&base, path, &needs_fetch(&fhir)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let by_name = fhir.replace("127.0.0.1", "localhost");
+    let (status, body) = post(&base, path, &needs_fetch(&by_name)).await;
+    assert_eq!(status, 200, "{by_name}: {body}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+fn trust_with(fhir_servers: Value) -> Trust {
+    let text = json!({"issuers": {ISS: read_json(&fixtures().join("L1059-example-jwks-public.json"))},
+        "fhirServers": fhir_servers});
+    Trust::from_json(&text.to_string(), "trust.json").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_server_resolved_address_is_checked_and_the_allow_list_admits_listed_origins() {
+    let (fhir, seen) = fhir_server(vec![("/fhir/Condition", 200, searchset(vec![]))]).await;
+    let origin = fhir.trim_end_matches("/fhir").to_owned();
+    let public = "https://cds.example.org";
+    let aud = format!("{public}/cds-services/baclofen-order-sign");
+    let path = "/cds-services/baclofen-order-sign";
+    let token = |jti: &str| {
+        sign(&json!({"iss": ISS, "aud": aud, "exp": now() + 300, "iat": now(), "jti": jti}))
+    };
+    // A trust file without `fhirServers`: public addresses only, loopback refused, by address and
+    // by a name that resolves to it (`localhost`, checked at connection time).
+    let strict = start(Options {
+        auth: Some(trust_with(json!([]))),
+        public_url: Some(public.into()),
+        ..Options::default()
+    })
+    .await;
+    for (i, server) in [fhir.clone(), fhir.replace("127.0.0.1", "localhost")]
+        .iter()
+        .enumerate()
+    {
+        let body = needs_fetch(server).to_string().into_bytes();
+        let (status, v) = post_raw(&strict, path, body, Some(&token(&format!("s{i}")))).await;
+        assert_eq!(status, 412, "{server}: {v}");
+        let m = v["message"].as_str().unwrap();
+        assert!(m.contains("loopback address"), "{server}: {m}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the token went to a refused server"
+    );
+    // Listed: that origin is used, whatever its address; another origin is not.
+    let listed = start(Options {
+        auth: Some(trust_with(json!([origin]))),
+        public_url: Some(public.into()),
+        ..Options::default()
+    })
+    .await;
+    let body = needs_fetch(&fhir).to_string().into_bytes();
+    let (status, v) = post_raw(&listed, path, body, Some(&token("l1"))).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let body = needs_fetch("https://fhir.example.org/r4")
+        .to_string()
+        .into_bytes();
+    let (status, v) = post_raw(&listed, path, body, Some(&token("l2"))).await;
+    assert_eq!(status, 412, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("not one of the origins"),
+        "{v}"
+    );
+    // A bad list is a load error naming the entry.
+    let text = json!({"issuers": {ISS: read_json(&fixtures().join("L1059-example-jwks-public.json"))},
+        "fhirServers": ["https://ok.example", "https://a.example/fhir", 5, "http://plain.example"]});
+    let err = Trust::from_json(&text.to_string(), "trust.json").unwrap_err();
+    let pointers: Vec<&str> = err.problems.iter().map(|p| p.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        ["/fhirServers/1", "/fhirServers/2", "/fhirServers/3"],
+        "{err}"
+    );
+}
+
+// ---- Hardening: slow bodies and memory ----
+
+/// Open a connection that sends a hook call's headers (declaring `length` body bytes) and then
+/// `{`, and keeps the body coming at one byte a second for `seconds`; the task ends with what the
+/// server answered, if anything.
+fn slow_body(addr: &str, length: usize, seconds: u64) -> tokio::task::JoinHandle<Option<String>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = addr.to_owned();
+    tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let head = format!(
+            "POST /cds-services/baclofen-order-sign HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        for _ in 0..seconds {
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(_) => {
+                    if s.write_all(b" ").await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        (!answer.is_empty()).then(|| String::from_utf8_lossy(&answer).into_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_do_not_starve_ordinary_requests() {
+    // The body deadline is longer than the 3 s the ordinary request may take, so the slow bodies are
+    // still arriving while it is answered.
+    let base = start(Options {
+        body_timeout: Duration::from_secs(6),
+        ..Options::default()
+    })
+    .await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    // 70 clients sending their bodies at one byte a second: more than the 64 slots.
+    let slow: Vec<_> = (0..70).map(|_| slow_body(&addr, 10_000, 9)).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let request = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({"medicationRequests": searchset(vec![active_med("m1", "7052", "morphine")])}),
+    );
+    let t = std::time::Instant::now();
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    let took = t.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(rules_of(&body).contains(&"BAC-DDI-OPIOID".to_owned()));
+    assert!(took < Duration::from_secs(3), "answered in {took:?}");
+    // The slow ones are cut off at the body deadline with a 408, not left holding anything.
+    let mut timed_out = 0;
+    for h in slow {
+        if let Some(answer) = h.await.unwrap() {
+            assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+            assert!(answer.contains("body_timeout"), "{answer}");
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, 70);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_memory_budget_get_503_with_retry_after() {
+    let base = start(Options {
+        body_limit: 60_000,
+        body_budget: 100_000,
+        ..Options::default()
+    })
+    .await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut request = order_sign(
+        patient("1950-01-01", "male"),
+        vec![baclofen_draft("d1")],
+        json!({}),
+    )
+    .to_string()
+    .into_bytes();
+    request.resize(59_000, b' ');
+    // One body of 59 KB being read holds 59 KB of the 100 KB budget: a second one does not fit.
+    let holder = slow_body(&addr, 59_000, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = client()
+        .post(format!("{base}/cds-services/baclofen-order-sign"))
+        .header("Content-Type", "application/json")
+        .body(request.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "memory_busy");
+    // Once that client is gone, its share is given back.
+    holder.abort();
+    let _ = holder.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = post_raw(&base, "/cds-services/baclofen-order-sign", request, None).await;
+    assert_eq!(status, 200, "{body}");
+    // A body sent without a length (chunked) is charged as it arrives: 50 KB do not fit beside
+    // another 59 KB being read.
+    let holder = slow_body(&addr, 59_000, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = chunked_post(&addr, &[vec![b' '; 25_000], vec![b' '; 25_000]]).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert!(answer.contains("memory_busy"), "{answer}");
+    holder.abort();
+}
+
+/// POST a chunked body on a raw connection; the answer's text.
+async fn chunked_post(addr: &str, chunks: &[Vec<u8>]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "POST /cds-services/baclofen-order-sign HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for c in chunks {
+        req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        req.extend_from_slice(c);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let _ = s.write_all(&req).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }

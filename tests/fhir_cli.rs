@@ -386,3 +386,118 @@ fn a_bad_value_set_is_a_load_error_with_file_and_pointer() {
     );
     assert!(err.contains("seizure.json at /conditions/1/source: unknown source `FACT`\n  help: did you mean `FACTS`?"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn unreadable_file_in_bulk_export_is_reported_and_the_rest_screened() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bulk = d.join("export");
+    std::fs::create_dir(&bulk).unwrap();
+    std::fs::write(
+        bulk.join("Patient.ndjson"),
+        "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"male\",\"birthDate\":\"1950-01-01\"}\n\
+         {\"resourceType\":\"Patient\",\"id\":\"b\",\"gender\":\"female\",\"birthDate\":\"1960-01-01\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bulk.join("Condition.000.ndjson"),
+        "{\"resourceType\":\"Condition\",\"id\":\"c1\",\"subject\":{\"reference\":\"Patient/a\"},\
+         \"clinicalStatus\":{\"coding\":[{\"code\":\"active\"}]},\
+         \"code\":{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"84757009\"}]}}\n",
+    )
+    .unwrap();
+    // Tests run as root, so permissions do not stop a read: a dangling link, a link loop and a
+    // directory where a file is expected do.
+    symlink(d.join("gone.ndjson"), bulk.join("Condition.001.ndjson")).unwrap();
+    symlink(
+        bulk.join("MedicationRequest.ndjson"),
+        bulk.join("MedicationRequest.ndjson"),
+    )
+    .unwrap();
+    std::fs::create_dir(bulk.join("Observation.ndjson")).unwrap();
+    let summary_path = d.join("s.json");
+    let o = run(&[
+        "screen",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2021-06-01",
+        "--summary",
+        &summary_path.display().to_string(),
+        &bulk.display().to_string(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = lines(&o);
+    let broken: Vec<(&str, &str)> = out
+        .iter()
+        .filter(|r| r["id"].is_null())
+        .map(|r| {
+            assert_eq!(r["status"], "invalid", "{r}");
+            assert_eq!(codes(&r["errors"]), ["io"], "{r}");
+            (
+                r["input"].as_str().unwrap(),
+                r["errors"][0]["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(broken.len(), 3, "{out:?}");
+    let find = |name: &str| {
+        broken
+            .iter()
+            .find(|(i, _)| i.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not reported: {broken:?}"))
+            .1
+    };
+    assert!(
+        find("Condition.001.ndjson").contains("symbolic link to a file that does not exist"),
+        "{broken:?}"
+    );
+    assert!(
+        find("MedicationRequest.ndjson").contains("symbolic links"),
+        "{broken:?}"
+    );
+    assert!(
+        find("Observation.ndjson").contains("a directory where a `Observation` NDJSON file"),
+        "{broken:?}"
+    );
+    // The rest is screened: both patients, the seizure condition read.
+    let screened: Vec<&str> = out.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(screened, ["a", "b"]);
+    let a = out.iter().find(|r| r["id"] == "a").unwrap();
+    assert!(a.to_string().contains("BAC-SEIZURE"), "{a}");
+    let summary: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    assert_eq!(summary["file_errors"], json!(3), "{summary}");
+    assert_eq!(summary["patients"], json!(2));
+    // A lost Condition file leaves conditions unknown rather than absent, and a lost medication
+    // file the medications.
+    let o = run(&[
+        "fhir-profile",
+        "--as-of",
+        "2021-06-01",
+        &bulk.display().to_string(),
+    ]);
+    let profiles = lines(&o);
+    let b = profiles.iter().find(|p| p["id"] == "b").unwrap();
+    assert!(b.get("seizure_history").is_none(), "{b}");
+    assert!(b.get("comedications").is_none(), "{b}");
+    std::fs::remove_file(bulk.join("Condition.001.ndjson")).unwrap();
+    std::fs::remove_file(bulk.join("MedicationRequest.ndjson")).unwrap();
+    std::fs::write(bulk.join("MedicationRequest.ndjson"), "").unwrap();
+    let o = run(&[
+        "fhir-profile",
+        "--as-of",
+        "2021-06-01",
+        &bulk.display().to_string(),
+    ]);
+    let profiles = lines(&o);
+    let b = profiles.iter().find(|p| p["id"] == "b").unwrap();
+    assert_eq!(b["seizure_history"], json!(false), "{b}");
+    assert_eq!(b["comedications"], json!([]), "{b}");
+}

@@ -49,6 +49,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
+use super::fetch::{FhirServers, Origin};
 use crate::schema::escape_pointer;
 use crate::suggest::did_you_mean;
 
@@ -262,8 +263,14 @@ impl TrustedKey {
 ///
 /// Each issuer entry is that issuer's JWK Set (`{"keys": [...]}`), so a published JWKS can be pasted
 /// in as is. Keys are `EC` (P-256, P-384) or `RSA` (2048 to 4096 bits), public members only.
+///
+/// An optional top-level `"fhirServers": ["https://fhir.example.org", "https://10.20.0.5:8443"]`
+/// lists the origins (scheme, host, port; no path) a request's `fhirServer` may name: with it, only
+/// those get an access token, and they may be on private addresses; without it, any https origin on
+/// a public address does (see [`FhirServers`]).
 pub struct Trust {
     issuers: HashMap<String, Vec<TrustedKey>>,
+    fhir_servers: Vec<Origin>,
     replay: Mutex<ReplayCache>,
 }
 
@@ -425,11 +432,13 @@ impl Trust {
         let mut loader = Loader {
             file: origin,
             problems: Vec::new(),
+            origins: Vec::new(),
         };
         let issuers = loader.load(text);
         if loader.problems.is_empty() {
             Ok(Trust {
                 issuers,
+                fhir_servers: loader.origins,
                 replay: Mutex::new(ReplayCache::new(REPLAY_CACHE_CAPACITY)),
             })
         } else {
@@ -442,6 +451,12 @@ impl Trust {
     /// How many issuers are trusted.
     pub fn issuers(&self) -> usize {
         self.issuers.len()
+    }
+
+    /// The policy for the `fhirServer` of requests: the file's `fhirServers` origins (only those,
+    /// on any address) or, without that member, any origin on a public address.
+    pub fn fhir_servers(&self) -> FhirServers {
+        FhirServers::new(self.fhir_servers.clone())
     }
 
     /// Verify the `Authorization` header of one request and consume its `jti`.
@@ -974,6 +989,7 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 struct Loader<'a> {
     file: &'a str,
     problems: Vec<TrustProblem>,
+    origins: Vec<Origin>,
 }
 
 impl Loader<'_> {
@@ -1010,7 +1026,10 @@ impl Loader<'_> {
         let Some(root) = self.object(&root, "", "the trust file") else {
             return issuers;
         };
-        self.unknown_members(root, "", &["issuers"]);
+        self.unknown_members(root, "", &["issuers", "fhirServers"]);
+        if let Some(list) = root.get("fhirServers") {
+            self.fhir_servers(list);
+        }
         let Some(entries) = root.get("issuers") else {
             self.problem(
                 "missing_member",
@@ -1047,6 +1066,49 @@ impl Loader<'_> {
             }
         }
         issuers
+    }
+
+    /// `fhirServers`: the origins a request's `fhirServer` may name (see [`FhirServers`]).
+    fn fhir_servers(&mut self, list: &Value) {
+        let Some(items) = list.as_array() else {
+            self.problem(
+                "wrong_type",
+                "/fhirServers",
+                format!("`fhirServers` is {}, expected an array", type_name(list)),
+                Some(r#"write `"fhirServers": ["https://fhir.example.org", ...]`"#.to_owned()),
+            );
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let pointer = format!("/fhirServers/{i}");
+            let Some(text) = item.as_str() else {
+                self.problem(
+                    "wrong_type",
+                    &pointer,
+                    format!("an origin is {}, expected a string", type_name(item)),
+                    None,
+                );
+                continue;
+            };
+            match Origin::parse(text) {
+                Ok(o) if self.origins.contains(&o) => self.problem(
+                    "duplicate_origin",
+                    &pointer,
+                    format!("origin `{}` is listed twice", shown(text)),
+                    None,
+                ),
+                Ok(o) => self.origins.push(o),
+                Err(e) => self.problem(
+                    "invalid_origin",
+                    &pointer,
+                    format!("`{}` is not a FHIR server origin: {e}", shown(text)),
+                    Some(
+                        "write the scheme, host and port only: `https://fhir.example.org:8443`"
+                            .to_owned(),
+                    ),
+                ),
+            }
+        }
     }
 
     fn object<'v>(

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::service::Cds;
+use super::service::{Cds, Unreadable};
 use crate::compile::Severity;
 use crate::fhir::FhirProblem;
 use crate::fhir::mapping::Prov;
@@ -555,6 +555,33 @@ pub(crate) fn not_screened(ctx: &Context<'_>, problems: &[FhirProblem]) -> Card 
         ctx,
         "warning",
         "Baclofen: not screened, the record could not be read",
+        detail,
+    )
+}
+
+/// A card saying the screening left out entries of the record that could not be read (a resource
+/// without a `resourceType`, a misspelt one, an entry that is not an object). The cautions those
+/// entries would have raised are missing, so the card says so and lists where they are; the lists they
+/// belong to are also counted as not whole (their absence is unknown, never "none recorded").
+pub(crate) fn not_fully_screened(ctx: &Context<'_>, unreadable: &[Unreadable]) -> Card {
+    let n = unreadable.len();
+    let mut detail = format!(
+        "medscreen screened this baclofen order without {n} entr{} of the record sent with it, which          could not be read. Cautions they would have raised (an interacting medication, a condition)          are not shown: review the patient's medications and problem list by hand.\n\n",
+        if n == 1 { "y" } else { "ies" }
+    );
+    for u in unreadable.iter().take(10) {
+        detail.push_str(&format!("- at {}: {}\n", code(&u.pointer), md(u.message)));
+    }
+    if n > 10 {
+        detail.push_str(&format!("- and {} more\n", n - 10));
+    }
+    plain(
+        ctx,
+        "warning",
+        &format!(
+            "Baclofen: not fully screened, {n} record entr{} could not be read",
+            if n == 1 { "y" } else { "ies" }
+        ),
         detail,
     )
 }

@@ -13,11 +13,12 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -25,13 +26,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::{AuthError, Trust};
 use super::cards::{Card, OVERRIDE_SYSTEM};
-use super::fetch::Fetcher;
+use super::fetch::{Fetcher, FhirServers};
 use super::service::{Cds, CdsError, ServiceDef, Step};
 use crate::fhir::date::Date;
 
@@ -55,7 +56,15 @@ pub struct Config {
     pub feedback_log: Option<PathBuf>,
     /// Largest request body.
     pub body_limit: usize,
-    /// Longest a request may wait for a slot and then take.
+    /// Longest reading a request body may take. Bodies are read before a screening slot is taken,
+    /// so a slow client holds only its own connection.
+    pub body_timeout: Duration,
+    /// Bytes of request bodies being read or handled at once, all requests together (at least
+    /// `body_limit`). A request that would go over it is answered 503 with `Retry-After`. A body
+    /// costs several times its size in memory while it is parsed and screened (BENCHMARKS.md), so
+    /// this bounds the service's memory.
+    pub body_budget: usize,
+    /// Longest a request may take in all: reading its body, waiting for a slot, and its answer.
     pub request_timeout: Duration,
     /// Longest one fetch from the EHR's FHIR server may take.
     pub fetch_timeout: Duration,
@@ -94,7 +103,12 @@ pub struct App {
     cds: Cds,
     cfg: Config,
     fetcher: Fetcher,
+    fhir_servers: Arc<FhirServers>,
     slots: Semaphore,
+    /// The byte budget of bodies in flight ([`Config::body_budget`]), one permit per byte.
+    budget: Arc<Semaphore>,
+    /// A heap trim is scheduled (see [`App::trim_soon`]).
+    trim_pending: AtomicBool,
     issued: Mutex<Issued>,
     feedback: Mutex<Box<dyn Write + Send>>,
     /// The discovery document, written once.
@@ -124,12 +138,24 @@ impl App {
             ),
             None => Box::new(std::io::stdout()),
         };
+        // Loopback FHIR servers only in development; a trust file may list private origins.
+        let fhir_servers = Arc::new(match &cfg.auth {
+            Auth::Trust(t) => t.fhir_servers(),
+            Auth::Insecure => FhirServers::development(),
+        });
         let discovery = serde_json::to_vec(&cds.discovery())
             .map_err(|e| format!("cannot write the discovery document: {e}"))?
             .into();
         Ok(App {
-            fetcher: Fetcher::new(cfg.fetch_timeout)?,
+            fetcher: Fetcher::new(cfg.fetch_timeout, fhir_servers.clone())?,
+            fhir_servers,
             slots: Semaphore::new(cfg.max_concurrent.max(1)),
+            budget: Arc::new(Semaphore::new(
+                cfg.body_budget
+                    .max(cfg.body_limit)
+                    .min(Semaphore::MAX_PERMITS),
+            )),
+            trim_pending: AtomicBool::new(false),
             cds,
             cfg,
             issued: Mutex::new(Issued::default()),
@@ -141,6 +167,33 @@ impl App {
     /// The service definitions.
     pub fn cds(&self) -> &Cds {
         &self.cds
+    }
+
+    /// A screening slot, waited for until `deadline`; 503 `busy` (with `Retry-After`) when none
+    /// frees in time.
+    async fn slot(&self, deadline: Instant) -> Result<SemaphorePermit<'_>, Box<Response>> {
+        match tokio::time::timeout_at(deadline.into(), self.slots.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(Box::new(retry_later(
+                "busy",
+                "the service is at its concurrency limit; retry shortly".into(),
+            ))),
+        }
+    }
+
+    /// Give freed memory back to the system soon after a large request, once (glibc keeps freed
+    /// heap pages otherwise: measured in BENCHMARKS.md). Several large requests ending together
+    /// share one trim; it runs on the blocking pool, as it walks every allocator arena.
+    fn trim_soon(self: &Arc<Self>) {
+        if self.trim_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let app = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(TRIM_DELAY).await;
+            app.trim_pending.store(false, Ordering::Release);
+            let _ = tokio::task::spawn_blocking(heap_trim::trim).await;
+        });
     }
 
     fn remember(&self, service: &str, hook_instance: &str, cards: &[Card]) {
@@ -343,32 +396,38 @@ async fn access_log(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     resp
 }
 
-/// A slot among `max_concurrent`, then the handler, both within the request timeout.
+/// The whole request within the request timeout. The handlers read the body first (under its own
+/// deadline and the byte budget, holding no slot) and only then wait for a slot among
+/// `max_concurrent`: a client that sends its body slowly cannot hold a slot that an ordinary request
+/// needs.
 async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let deadline = app.cfg.request_timeout;
-    let start = Instant::now();
-    let permit = match tokio::time::timeout(deadline, app.slots.acquire()).await {
-        Ok(Ok(p)) => p,
-        _ => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the service is at its concurrency limit; retry shortly".into(),
-            );
-        }
-    };
-    let left = deadline.saturating_sub(start.elapsed());
-    let resp = match tokio::time::timeout(left, next.run(req)).await {
+    match tokio::time::timeout(deadline, next.run(req)).await {
         Ok(r) => r,
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             format!("the request took longer than {} ms", deadline.as_millis()),
         ),
-    };
-    drop(permit);
-    resp
+    }
 }
+
+/// 503 with `Retry-After`: the service is momentarily full, the request was fine.
+fn retry_later(code: &str, message: String) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, code, message);
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    r
+}
+
+/// What `Retry-After` says when the service is full.
+const RETRY_AFTER_SECONDS: &str = "1";
+/// Bodies at least this large have the heap trimmed after them.
+const TRIM_MIN: usize = 1 << 20;
+/// How long after a large request the trim waits, so that a burst shares one.
+const TRIM_DELAY: Duration = Duration::from_millis(200);
 
 async fn discovery(State(app): State<Arc<App>>) -> Response {
     (
@@ -400,17 +459,87 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Box<Response>> {
-    to_bytes(body, app.cfg.body_limit).await.map_err(|_| {
+/// A request body read whole, and its bytes' share of the budget, given back when this is dropped
+/// (after the answer is built: the parsed request lives that long).
+struct ReadBody {
+    bytes: Vec<u8>,
+    budget: OwnedSemaphorePermit,
+}
+
+/// Read the body within `body_timeout`, at most `body_limit` bytes, charging the byte budget as it
+/// comes (all of a declared `Content-Length` at once, so a request that cannot fit is refused before
+/// it is read). Into one buffer of the declared size: no copy, no doubling.
+async fn read_body(
+    app: &App,
+    headers: &HeaderMap,
+    mut body: Body,
+) -> Result<ReadBody, Box<Response>> {
+    let limit = app.cfg.body_limit;
+    let too_large = || {
         Box::new(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!(
-                "the request body is larger than {} bytes (or was cut off)",
-                app.cfg.body_limit
-            ),
+            format!("the request body is larger than {limit} bytes"),
         ))
-    })
+    };
+    let over_budget = || {
+        Box::new(retry_later(
+            "memory_busy",
+            "the service is handling as much request data as it may hold at once; retry shortly"
+                .into(),
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let charge = |n: usize| {
+        u32::try_from(n)
+            .ok()
+            .and_then(|n| app.budget.clone().try_acquire_many_owned(n).ok())
+    };
+    let mut budget = charge(declared.unwrap_or(0)).ok_or_else(over_budget)?;
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+    let deadline = Instant::now() + app.cfg.body_timeout;
+    loop {
+        let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+        let frame = match tokio::time::timeout_at(deadline.into(), next).await {
+            Err(_) => {
+                return Err(Box::new(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        app.cfg.body_timeout.as_millis()
+                    ),
+                )));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                return Err(Box::new(error(
+                    StatusCode::BAD_REQUEST,
+                    "body_cut_off",
+                    "the request body was cut off".into(),
+                )));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let total = bytes.len() + data.len();
+        if total > limit {
+            return Err(too_large());
+        }
+        if total > budget.num_permits() {
+            budget.merge(charge(total - budget.num_permits()).ok_or_else(over_budget)?);
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(ReadBody { bytes, budget })
 }
 
 /// Bodies up to this size are parsed and screened on the async worker (well under a millisecond);
@@ -457,15 +586,49 @@ async fn hook(
         Ok((s, _)) => s,
         Err(r) => return *r,
     };
-    let bytes = match read_body(&app, body).await {
+    let deadline = Instant::now() + app.cfg.request_timeout;
+    let ReadBody { bytes, budget } = match read_body(&app, &headers, body).await {
         Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let size = bytes.len();
+    let resp = screen(&app, service, bytes, deadline).await;
+    drop(budget);
+    if size >= TRIM_MIN {
+        app.trim_soon();
+    }
+    resp
+}
+
+/// A hook call with its body read: take a slot, parse, fetch what is missing, screen.
+async fn screen(
+    app: &Arc<App>,
+    service: &ServiceDef,
+    bytes: Vec<u8>,
+    deadline: Instant,
+) -> Response {
+    let _slot = match app.slot(deadline).await {
+        Ok(s) => s,
         Err(r) => return *r,
     };
     // Parsing and screening are CPU work: a large request goes off the async workers, so that it
     // cannot stall the others (discovery included).
     let small = bytes.len() <= INLINE_MAX;
     let worker = app.clone();
-    let prepared = match blocking(small, move || worker.cds.prepare(&bytes)).await {
+    let hook_id = service.id.clone();
+    // The body is dropped as soon as it is parsed: only the parsed request is kept.
+    let prepared = match blocking(small, move || {
+        let service = worker.cds.service(&hook_id).ok_or_else(|| {
+            CdsError::invalid("the service was removed while the request was read".into())
+        })?;
+        let prepared = worker
+            .cds
+            .prepare_for(service, &worker.fhir_servers, &bytes);
+        drop(bytes);
+        prepared
+    })
+    .await
+    {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return cds_error(&e),
         Err(r) => return r,
@@ -518,8 +681,16 @@ async fn feedback(
         Ok(found) => found,
         Err(r) => return *r,
     };
-    let bytes = match read_body(&app, body).await {
+    let deadline = Instant::now() + app.cfg.request_timeout;
+    let ReadBody {
+        bytes,
+        budget: _budget,
+    } = match read_body(&app, &headers, body).await {
         Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let _slot = match app.slot(deadline).await {
+        Ok(s) => s,
         Err(r) => return *r,
     };
     let lines = match feedback_lines(&app, &service.id, iss.as_deref(), &bytes) {
@@ -567,6 +738,12 @@ fn feedback_lines(
     if items.is_empty() {
         return Err(CdsError::invalid("`feedback` is empty".into()));
     }
+    if items.len() > FEEDBACK_MAX_ITEMS {
+        return Err(CdsError::invalid(format!(
+            "`feedback` has {} items; at most {FEEDBACK_MAX_ITEMS} are taken in one request",
+            items.len()
+        )));
+    }
     let received = now_rfc3339();
     let rules = app.cds.engine().rules();
     let services = app.cds.services();
@@ -598,6 +775,12 @@ fn feedback_lines(
         };
         let accepted: Vec<String> = match it.get("acceptedSuggestions") {
             None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) if list.len() > FEEDBACK_MAX_SUGGESTIONS => {
+                return Err(at(&format!(
+                    "`acceptedSuggestions` has {} items; a card has at most {FEEDBACK_MAX_SUGGESTIONS}",
+                    list.len()
+                )));
+            }
             Some(Value::Array(list)) => list
                 .iter()
                 .map(|s| s.get("id").and_then(Value::as_str).map(short))
@@ -623,7 +806,7 @@ fn feedback_lines(
             "received": received,
             "service": service,
             "issuer": iss,
-            "card": card,
+            "card": short(card),
             "known_card": known.is_some(),
             "rule": known.as_ref().and_then(|k| k.rule).and_then(|r| rules.get(usize::from(r))).map(|r| r.id.as_str()),
             "hookInstance": known.as_ref().map(|k| &*k.hook_instance),
@@ -642,9 +825,25 @@ fn feedback_lines(
     Ok(out)
 }
 
-/// A client-given identifier as logged: at most 128 characters, no control characters.
+/// Feedback items taken in one request (a call's cards are a handful).
+const FEEDBACK_MAX_ITEMS: usize = 100;
+/// Accepted suggestions taken per feedback item (our cards carry at most one).
+const FEEDBACK_MAX_SUGGESTIONS: usize = 8;
+/// Longest client string written to the feedback log, in characters.
+const LOGGED_MAX_CHARS: usize = 128;
+
+/// A client-given string as logged: no control characters, no invisible formatting characters that
+/// reorder or hide text (bidi overrides, zero-width characters), at most [`LOGGED_MAX_CHARS`]
+/// characters, and a trailing `...` when it was cut. The log line is JSON, so quotes and backslashes
+/// are escaped by the writer.
 fn short(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(128).collect()
+    let invisible = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    let mut kept = s.chars().filter(|&c| !c.is_control() && !invisible(c));
+    let mut out: String = kept.by_ref().take(LOGGED_MAX_CHARS).collect();
+    if kept.next().is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Now as `2026-11-24T08:35:42Z`.

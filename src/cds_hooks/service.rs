@@ -20,11 +20,13 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::cards::{self, Card, Trigger};
+use super::fetch::FhirServers;
 use crate::Engine;
 use crate::compile::Severity;
 use crate::fhir::bundle::{reference_key, subject_reference};
 use crate::fhir::date::Date;
 use crate::fhir::mapping::{Loc, MedInfo, PatientFacts, med_info, resource_name};
+use crate::fhir::resource_types::is_resource_type;
 use crate::fhir::valueset::{System, Target};
 use crate::fhir::{Absent, Mapper, Options, Outcome, ValueSets};
 use crate::profile::Field;
@@ -314,8 +316,29 @@ impl Cds {
         json!({ "services": services })
     }
 
-    /// Check a request and find what screening it needs.
+    /// Check a request and find what screening it needs, whatever its `hook`, with the default
+    /// `fhirServer` policy (public addresses only). The server uses [`Cds::prepare_for`].
     pub fn prepare(&self, body: &[u8]) -> Result<Prepared, CdsError> {
+        self.prepare_request(body, None, &FhirServers::default())
+    }
+
+    /// Check a request sent to `service`: its `hook` must be the service's (400 `hook_mismatch`
+    /// naming both), and `fhirServer` is used only where `servers` allows.
+    pub fn prepare_for(
+        &self,
+        service: &ServiceDef,
+        servers: &FhirServers,
+        body: &[u8],
+    ) -> Result<Prepared, CdsError> {
+        self.prepare_request(body, Some(service.hook), servers)
+    }
+
+    fn prepare_request(
+        &self,
+        body: &[u8],
+        expected_hook: Option<&str>,
+        servers: &FhirServers,
+    ) -> Result<Prepared, CdsError> {
         let request: Value = serde_json::from_slice(body).map_err(|e| CdsError {
             status: 400,
             code: "invalid_json",
@@ -333,15 +356,34 @@ impl Cds {
             ));
         };
         let hook = required_str(obj, "hook")?.to_owned();
+        // The context a hook carries, and what its cards mean, differ by hook: an order-sign request
+        // sent to the order-select service (or a patient-view one to either) is the client's mistake.
+        if let Some(expected) = expected_hook
+            && hook != expected
+        {
+            return Err(CdsError {
+                status: 400,
+                code: "hook_mismatch",
+                message: format!(
+                    "the request is for hook {} but this service is for `{expected}`; call the \
+                     service listed for that hook at `GET /cds-services`",
+                    cards::code(&hook)
+                ),
+                missing: Vec::new(),
+            });
+        }
         let hook_instance = required_str(obj, "hookInstance")?.to_owned();
         let context = match obj.get("context") {
             Some(Value::Object(c)) => c,
             Some(_) => return Err(CdsError::invalid("`context` is not an object".into())),
             None => return Err(CdsError::invalid("the request has no `context`".into())),
         };
-        let drafts = draft_orders(context)?;
+        // What cannot be read is not used to decide whether to screen (it is reported by the
+        // screening, and its list is fetched or counted as not whole below).
+        let drafts = draft_orders(context, &mut Vec::new())?;
         let prefetch = obj.get("prefetch").and_then(Value::as_object);
-        let mut pool = gather(prefetch);
+        let mut unreadable = Vec::new();
+        let mut pool = gather(prefetch, &[], &mut unreadable);
         pool.extend(drafts.medications);
         let trigger = match self.trigger(context, &drafts.orders, &pool)? {
             Some(t) => t,
@@ -360,7 +402,17 @@ impl Cds {
             return Err(CdsError::invalid("`prefetch` is not an object".into()));
         }
         let patient_id = match context.get("patientId") {
-            Some(Value::String(s)) if !bare_patient_id(s).is_empty() => bare_patient_id(s),
+            Some(Value::String(s)) if !bare_patient_id(s).is_empty() => {
+                let id = bare_patient_id(s);
+                if !is_fhir_id(&id) {
+                    return Err(CdsError::invalid(
+                        "`context.patientId` is not a FHIR id (1 to 64 letters, digits, `-` and \
+                         `.`, not `.` or `..`), optionally as `Patient/{id}`"
+                            .into(),
+                    ));
+                }
+                id
+            }
             Some(Value::String(_)) | None => {
                 return Err(CdsError::invalid(
                     "`context.patientId` is missing or empty; a baclofen order cannot be screened \
@@ -374,11 +426,18 @@ impl Cds {
                 ));
             }
         };
-        let (fhir, fhir_problem) = fhir_access(obj);
+        let (fhir, fhir_problem) = fhir_access(obj, servers);
         let ours = prefetch.is_some_and(|p| self.templates.iter().any(|t| p.contains_key(&t.key)));
         let mut provided = Vec::new();
         let mut partial = Vec::new();
         let mut missing = Vec::new();
+        // An unreadable entry under a key that is not ours could have been of any type.
+        let foreign_unreadable = unreadable.iter().any(|u| {
+            !self
+                .templates
+                .iter()
+                .any(|t| under(&u.pointer, &key_pointer("prefetch", &t.key)))
+        });
         for t in &self.templates {
             let value = prefetch.and_then(|p| p.get(&t.key));
             let given = match value {
@@ -386,16 +445,24 @@ impl Cds {
                 _ if t.kind == Kind::Patient => {
                     pool.iter().any(|e| is_patient(e.resource, &patient_id))
                 }
-                Some(v) => readable(v),
+                Some(v) => readable(v, t.kind),
                 None => !ours && pool.iter().any(|e| e.kind == t.kind.resource_type()),
             };
-            // A page of a longer list, or a list with an error in it, is not the whole list.
+            let unreadable_here = t.kind != Kind::Patient
+                && unreadable
+                    .iter()
+                    .any(|u| under(&u.pointer, &key_pointer("prefetch", &t.key)));
+            // A page of a longer list, a list with an error in it, or one with entries that could
+            // not be read, is not the whole list.
             let whole = match value {
-                Some(v) => !incomplete(v),
-                None => !prefetch
-                    .into_iter()
-                    .flatten()
-                    .any(|(_, v)| incomplete(v) && holds_kind(v, t.kind.resource_type())),
+                Some(v) => !incomplete(v) && !unreadable_here,
+                None => {
+                    (t.kind == Kind::Patient || !foreign_unreadable)
+                        && !prefetch
+                            .into_iter()
+                            .flatten()
+                            .any(|(_, v)| incomplete(v) && holds_kind(v, t.kind.resource_type()))
+                }
             };
             if given && whole {
                 provided.push(t.kind);
@@ -580,12 +647,17 @@ impl Cds {
     pub fn cards(&self, pending: &Pending, fetched: &[Fetched]) -> Vec<Card> {
         let request = &pending.request;
         let prefetch = request.get("prefetch").and_then(Value::as_object);
-        let mut pool = gather(prefetch);
+        // A key fetched again is read from the answer only: what the client sent under it was a
+        // page, an error or unreadable.
+        let refetched: Vec<&str> = fetched.iter().map(|f| f.key.as_str()).collect();
+        let mut unreadable = Vec::new();
+        let mut pool = gather(prefetch, &refetched, &mut unreadable);
         for f in fetched {
             collect(
                 &f.value,
-                &format!("/fetched/{}", escape_pointer(&f.key)),
+                &key_pointer("fetched", &f.key),
                 &mut pool,
+                &mut unreadable,
                 0,
             );
         }
@@ -600,8 +672,9 @@ impl Cds {
         }
         let context = request.get("context").and_then(Value::as_object);
         let drafts = context
-            .and_then(|c| draft_orders(c).ok())
+            .and_then(|c| draft_orders(c, &mut unreadable).ok())
             .unwrap_or_default();
+        self.unreadable_lists(&mut unreadable, &provided, &mut partial);
         let orders = drafts.orders;
         pool.extend(drafts.medications);
         let meds = medications(&pool);
@@ -699,7 +772,7 @@ impl Cds {
             ignored_other_patients: ignored,
             not_sent: self.not_sent(&provided, &partial),
         };
-        match mapper.profile(&facts) {
+        let mut cards = match mapper.profile(&facts) {
             Outcome::Invalid(problems) => vec![cards::not_screened(&ctx, &problems)],
             Outcome::Skipped(reason) => vec![cards::skipped(&ctx, &reason)],
             Outcome::Profile {
@@ -712,6 +785,63 @@ impl Cds {
                     cards::from_screening(&ctx, &screening, &profile, &provenance)
                 }
             },
+        };
+        if !unreadable.is_empty() {
+            // After the critical cards, before the rest: most severe first.
+            let at = cards
+                .iter()
+                .position(|c| c.indicator != "critical")
+                .unwrap_or(cards.len());
+            cards.insert(at, cards::not_fully_screened(&ctx, &unreadable));
+        }
+        cards
+    }
+
+    /// Mark the lists that unreadable entries belong to as not whole, and drop the entries that no
+    /// longer matter: under a key of ours, that template's list; in a draft, the medications; under
+    /// a client's own key, any list (its type is what could not be read), unless every list was
+    /// fetched whole.
+    fn unreadable_lists(
+        &self,
+        unreadable: &mut Vec<Unreadable>,
+        provided: &[Kind],
+        partial: &mut Vec<Kind>,
+    ) {
+        let lists = [
+            Kind::Condition,
+            Kind::MedicationRequest,
+            Kind::MedicationStatement,
+            Kind::Observation,
+        ];
+        let fetched_whole = |k: Kind| provided.contains(&k) && !partial.contains(&k);
+        let all_fetched_whole = self
+            .templates
+            .iter()
+            .filter(|t| t.kind != Kind::Patient)
+            .all(|t| fetched_whole(t.kind));
+        let mut kinds = Vec::new();
+        unreadable.retain(|u| {
+            let template = self.templates.iter().find(|t| {
+                under(&u.pointer, &key_pointer("prefetch", &t.key))
+                    || under(&u.pointer, &key_pointer("fetched", &t.key))
+            });
+            match template {
+                // A Patient found is read whatever else the key holds; one not found was fetched or
+                // refused before screening.
+                Some(t) if t.kind == Kind::Patient => {}
+                Some(t) => kinds.push(t.kind),
+                None if u.pointer.starts_with("/context/") => {
+                    kinds.push(Kind::MedicationRequest);
+                }
+                None if all_fetched_whole => return false,
+                None => kinds.extend(lists),
+            }
+            true
+        });
+        for k in kinds {
+            if !partial.contains(&k) {
+                partial.push(k);
+            }
         }
     }
 
@@ -862,80 +992,174 @@ struct Drafts<'a> {
 
 const MAX_NESTING: usize = 4;
 
-/// Every resource in the prefetch, searchsets and wrappings opened.
-fn gather(prefetch: Option<&serde_json::Map<String, Value>>) -> Vec<Entry<'_>> {
+/// A resource the request holds but that could not be read: an entry that is not an object, a
+/// `resource` without a `resourceType` or with one FHIR does not have (`"MedicationReqest"`), nesting
+/// too deep. It is never skipped silently (that would shrink the patient's lists): its list counts as
+/// not whole, and the screening's cards say which entries could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    /// JSON Pointer in the request (`/prefetch/medicationRequests/entry/3/resource`), or in a fetched
+    /// answer (`/fetched/{key}/...`).
+    pub pointer: String,
+    /// What is wrong, without the value.
+    pub message: &'static str,
+}
+
+/// Every resource in the prefetch, searchsets and wrappings opened, leaving out the keys in `skip`
+/// (those fetched again); what could not be read goes to `bad`.
+fn gather<'a>(
+    prefetch: Option<&'a serde_json::Map<String, Value>>,
+    skip: &[&str],
+    bad: &mut Vec<Unreadable>,
+) -> Vec<Entry<'a>> {
     let mut out = Vec::new();
     for (key, value) in prefetch.into_iter().flatten() {
-        collect(
-            value,
-            &format!("/prefetch/{}", escape_pointer(key)),
-            &mut out,
-            0,
-        );
+        if skip.contains(&key.as_str()) {
+            continue;
+        }
+        collect(value, &key_pointer("prefetch", key), &mut out, bad, 0);
     }
     out
 }
 
-fn collect<'a>(value: &'a Value, pointer: &str, out: &mut Vec<Entry<'a>>, depth: usize) {
+/// `/{root}/{key}`, the key escaped.
+fn key_pointer(root: &str, key: &str) -> String {
+    format!("/{root}/{}", escape_pointer(key))
+}
+
+/// Whether `pointer` is `prefix` or inside it.
+fn under(pointer: &str, prefix: &str) -> bool {
+    pointer
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn collect<'a>(
+    value: &'a Value,
+    pointer: &str,
+    out: &mut Vec<Entry<'a>>,
+    bad: &mut Vec<Unreadable>,
+    depth: usize,
+) {
     if depth > MAX_NESTING {
+        unreadable(bad, pointer.to_owned(), "nested too deeply to be read");
         return;
     }
     match value {
+        Value::Null => {}
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                collect(v, &format!("{pointer}/{i}"), out, depth + 1);
+                collect(v, &format!("{pointer}/{i}"), out, bad, depth + 1);
             }
         }
-        Value::Object(o) => match o.get("resourceType").and_then(Value::as_str) {
-            Some("Bundle") => {
-                for (i, e) in o
-                    .get("entry")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    let Some(r) = e.get("resource") else { continue };
-                    let at = format!("{pointer}/entry/{i}/resource");
-                    if r.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
-                        collect(r, &at, out, depth + 1);
-                    } else if let Some(kind) = r.get("resourceType").and_then(Value::as_str) {
-                        out.push(Entry {
-                            kind,
-                            pointer: at,
-                            full_url: e.get("fullUrl").and_then(Value::as_str),
-                            resource: r,
-                        });
+        Value::Object(o) => match o.get("resourceType") {
+            Some(Value::String(t)) if t == "Bundle" => match o.get("entry") {
+                // A searchset with no `entry` is an empty list.
+                None => {}
+                Some(Value::Array(entries)) => {
+                    for (i, e) in entries.iter().enumerate() {
+                        let at = format!("{pointer}/entry/{i}");
+                        let Some(eo) = e.as_object() else {
+                            unreadable(bad, at, "the Bundle entry is not an object");
+                            continue;
+                        };
+                        let at = format!("{at}/resource");
+                        match eo.get("resource") {
+                            Some(r @ Value::Object(ro)) => match ro.get("resourceType") {
+                                Some(Value::String(t)) if t == "Bundle" => {
+                                    collect(r, &at, out, bad, depth + 1);
+                                }
+                                Some(Value::String(kind)) if is_resource_type(kind) => {
+                                    out.push(Entry {
+                                        kind,
+                                        pointer: at,
+                                        full_url: eo.get("fullUrl").and_then(Value::as_str),
+                                        resource: r,
+                                    });
+                                }
+                                Some(Value::String(_)) => unreadable(
+                                    bad,
+                                    at,
+                                    "the entry's `resourceType` is not a FHIR resource type",
+                                ),
+                                Some(_) => {
+                                    unreadable(
+                                        bad,
+                                        at,
+                                        "the entry's `resourceType` is not a string",
+                                    );
+                                }
+                                None => unreadable(
+                                    bad,
+                                    at,
+                                    "the entry's resource has no `resourceType`",
+                                ),
+                            },
+                            Some(_) => {
+                                unreadable(bad, at, "the entry's `resource` is not an object")
+                            }
+                            None => unreadable(bad, at, "the Bundle entry has no `resource`"),
+                        }
                     }
                 }
-            }
-            Some(kind) => out.push(Entry {
+                Some(_) => unreadable(
+                    bad,
+                    format!("{pointer}/entry"),
+                    "the Bundle's `entry` is not an array",
+                ),
+            },
+            Some(Value::String(kind)) if is_resource_type(kind) => out.push(Entry {
                 kind,
                 pointer: pointer.to_owned(),
                 full_url: None,
                 resource: value,
             }),
+            Some(Value::String(_)) => unreadable(
+                bad,
+                pointer.to_owned(),
+                "`resourceType` is not a FHIR resource type",
+            ),
+            Some(_) => unreadable(bad, pointer.to_owned(), "`resourceType` is not a string"),
             // `{"response": {...}, "resource": {...}}`, as CDS Hooks 1.0 drafts sent prefetch.
-            None => {
-                if let Some(r) = o.get("resource") {
-                    collect(r, &format!("{pointer}/resource"), out, depth + 1);
-                }
-            }
+            None => match o.get("resource") {
+                Some(r) => collect(r, &format!("{pointer}/resource"), out, bad, depth + 1),
+                None => unreadable(
+                    bad,
+                    pointer.to_owned(),
+                    "an object with no `resourceType`, so not a FHIR resource",
+                ),
+            },
         },
-        _ => {}
+        _ => unreadable(
+            bad,
+            pointer.to_owned(),
+            "not a FHIR resource (not an object)",
+        ),
     }
 }
 
-/// Whether a prefetch value holds data (or says there is none): not an `OperationOutcome`, not
-/// something unreadable.
-fn readable(v: &Value) -> bool {
+fn unreadable(bad: &mut Vec<Unreadable>, pointer: String, message: &'static str) {
+    bad.push(Unreadable { pointer, message });
+}
+
+/// Whether a prefetch value for a template of `kind` is a list we can read (or says there is none):
+/// `null`, a Bundle whose `entry` is absent or an array of objects, one resource of the kind, or the
+/// old wrapping of one of these. An `OperationOutcome`, a bare array (`[]` is not "no data", it is
+/// not a FHIR answer at all), a Bundle whose `entry` is not a list of objects or another resource
+/// type is not: the prefetch is then treated as missing (fetched, or 412), never as an empty list.
+fn readable(v: &Value, kind: Kind) -> bool {
     match v {
         Value::Null => true,
-        Value::Array(_) => true,
         Value::Object(o) => match o.get("resourceType").and_then(Value::as_str) {
             Some("OperationOutcome") => false,
-            Some(_) => true,
-            None => o.get("resource").is_some_and(readable),
+            Some("Bundle") => match o.get("entry") {
+                None => true,
+                Some(Value::Array(entries)) => entries.iter().all(Value::is_object),
+                Some(_) => false,
+            },
+            Some(t) => t == kind.resource_type(),
+            None if o.contains_key("resourceType") => false,
+            None => o.get("resource").is_some_and(|r| readable(r, kind)),
         },
         _ => false,
     }
@@ -964,7 +1188,10 @@ fn medications(pool: &[Entry<'_>]) -> HashMap<String, MedInfo> {
 
 /// The medication orders being placed: `draftOrders` (a Bundle, CDS Hooks 1.0+) or `medications`
 /// (`medication-prescribe`: a Bundle or an array).
-fn draft_orders(context: &serde_json::Map<String, Value>) -> Result<Drafts<'_>, CdsError> {
+fn draft_orders<'a>(
+    context: &'a serde_json::Map<String, Value>,
+    bad: &mut Vec<Unreadable>,
+) -> Result<Drafts<'a>, CdsError> {
     let (name, value) = match (context.get("draftOrders"), context.get("medications")) {
         (Some(v), _) => ("draftOrders", v),
         (None, Some(v)) => ("medications", v),
@@ -976,7 +1203,7 @@ fn draft_orders(context: &serde_json::Map<String, Value>) -> Result<Drafts<'_>, 
         )));
     }
     let mut entries = Vec::new();
-    collect(value, &format!("/context/{name}"), &mut entries, 0);
+    collect(value, &format!("/context/{name}"), &mut entries, bad, 0);
     if entries.len() > MAX_DRAFTS {
         return Err(CdsError::invalid(format!(
             "`context.{name}` holds {} resources; at most {MAX_DRAFTS} are read",
@@ -1062,13 +1289,16 @@ fn is_error_outcome(r: &Value) -> bool {
 /// Whether a prefetch value holds a resource of this type.
 fn holds_kind(v: &Value, kind: &str) -> bool {
     let mut found = Vec::new();
-    collect(v, "", &mut found, 0);
+    collect(v, "", &mut found, &mut Vec::new(), 0);
     found.iter().any(|e| e.kind == kind)
 }
 
 /// FHIR access the request gives, or why what it gives cannot be used. The token goes only over
 /// TLS, or over plain HTTP to this machine (a FHIR server on loopback).
-fn fhir_access(obj: &serde_json::Map<String, Value>) -> (Option<FhirAccess>, Option<String>) {
+fn fhir_access(
+    obj: &serde_json::Map<String, Value>,
+    servers: &FhirServers,
+) -> (Option<FhirAccess>, Option<String>) {
     let Some(Value::String(server)) = obj.get("fhirServer") else {
         return (None, None);
     };
@@ -1087,17 +1317,8 @@ fn fhir_access(obj: &serde_json::Map<String, Value>) -> (Option<FhirAccess>, Opt
     let Ok(url) = reqwest::Url::parse(server) else {
         return (None, Some("`fhirServer` is not a valid URL".into()));
     };
-    let host = url.host_str().unwrap_or("");
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-        return (
-            None,
-            Some("`fhirServer` is not https, so the access token is not sent to it".into()),
-        );
+    if let Err(why) = servers.check(&url) {
+        return (None, Some(why));
     }
     (
         Some(FhirAccess {
@@ -1128,6 +1349,16 @@ pub fn bare_patient_id(s: &str) -> String {
         None if key == "Patient" => String::new(),
         None => key,
     }
+}
+
+/// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`), and not `.` or `..`, which a URL would read as a path
+/// step (`Patient/..` is the server's base, `Patient/.` a search).
+pub fn is_fhir_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && s != "."
+        && s != ".."
 }
 
 /// What went wrong in the JSON, without the text around it (which could hold patient data).

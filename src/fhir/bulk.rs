@@ -27,6 +27,11 @@ pub struct Export {
     pub files: Vec<(String, PathBuf)>,
     /// Files we do not read, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+    /// Files of the export we should read but cannot open: a dangling symbolic link, a symbolic link
+    /// loop, no permission, a directory or another non-file where an NDJSON file is expected, with
+    /// their resource type (none for an entry the directory could not list) and the reason. Each
+    /// becomes an error result naming the file; the rest of the export is read.
+    pub unreadable: Vec<(Option<String>, PathBuf, String)>,
 }
 
 /// The resource type a Bulk file name stands for (`Patient.ndjson`, `Patient.000.ndjson`), if any.
@@ -48,27 +53,52 @@ pub fn is_export(dir: &Path) -> bool {
     })
 }
 
-/// Sort the files of an export directory.
+/// Sort the files of an export directory. Only a directory that cannot be listed at all is an
+/// error; a file in it that cannot be read is put in [`Export::unreadable`].
 pub fn scan(dir: &Path) -> std::io::Result<Export> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    paths.sort();
     let mut ex = Export::default();
-    for p in paths {
-        if p.is_dir() {
-            ex.skipped.push((p, "a directory".into()));
-            continue;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        match entry {
+            Ok(e) => paths.push(e.path()),
+            Err(e) => ex.unreadable.push((
+                None,
+                dir.to_path_buf(),
+                format!("an entry of the export directory could not be listed: {e}"),
+            )),
         }
-        match resource_type_of(&p) {
-            Some(t) if READ_TYPES.contains(&t) => ex.files.push((t.to_owned(), p)),
-            Some(t) => ex
-                .skipped
-                .push((p.clone(), format!("`{t}` resources are not read"))),
-            None => ex
-                .skipped
-                .push((p, "not an NDJSON file named for a resource type".into())),
+    }
+    paths.sort();
+    for p in paths {
+        let read_type = resource_type_of(&p)
+            .filter(|t| READ_TYPES.contains(t))
+            .map(str::to_owned);
+        // `metadata` follows symbolic links: what matters is what a read would open.
+        match (std::fs::metadata(&p), read_type) {
+            (Ok(m), Some(t)) if m.is_file() => ex.files.push((t, p)),
+            (Ok(m), Some(t)) => {
+                let what = if m.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                };
+                let reason = format!("{what} where a `{t}` NDJSON file is expected");
+                ex.unreadable.push((Some(t), p, reason));
+            }
+            (Err(e), Some(t)) => {
+                let reason = unreadable_reason(&p, &e);
+                ex.unreadable.push((Some(t), p, reason));
+            }
+            (Ok(m), None) if m.is_dir() => ex.skipped.push((p, "a directory".into())),
+            (_, None) => match resource_type_of(&p) {
+                Some(t) => {
+                    let reason = format!("`{t}` resources are not read");
+                    ex.skipped.push((p, reason));
+                }
+                None => ex
+                    .skipped
+                    .push((p, "not an NDJSON file named for a resource type".into())),
+            },
         }
     }
     let rank = |t: &str| match t {
@@ -94,7 +124,34 @@ pub struct BulkFacts {
 
 const CHUNK_LINES: usize = 2048;
 
-/// Read an export.
+/// Why a file cannot be opened, naming a dangling symbolic link as one (the system error alone says
+/// "No such file or directory" of a file that is listed).
+fn unreadable_reason(path: &Path, e: &std::io::Error) -> String {
+    let dangling = e.kind() == std::io::ErrorKind::NotFound
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if dangling {
+        "cannot be read: a symbolic link to a file that does not exist".into()
+    } else {
+        format!("cannot be read: {e}")
+    }
+}
+
+fn io_problem(input: &str, line: u64, message: String) -> FhirProblem {
+    FhirProblem {
+        code: "io",
+        message,
+        input: Some(input.to_owned()),
+        line: Some(line),
+        pointer: String::new(),
+        resource: None,
+    }
+}
+
+/// Read an export. A file that cannot be opened or read to the end is a problem naming it (code
+/// `io`) and the rest is read; what it would have said is then unknown, not absent: a lost
+/// `Condition` file makes every patient's conditions unknown, a lost `MedicationRequest`,
+/// `MedicationStatement` or `Medication` file their medications. Never fails (the `Result` is kept
+/// for callers).
 pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFacts> {
     let mut out = BulkFacts::default();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -104,16 +161,43 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
         .files
         .iter()
         .any(|(t, _)| t == "MedicationRequest" || t == "MedicationStatement");
-    for (_, path) in &ex.files {
+    let mut lost: Vec<&str> = Vec::new();
+    for (t, path, reason) in &ex.unreadable {
+        out.problems
+            .push(io_problem(&path.display().to_string(), 1, reason.clone()));
+        lost.extend(t.as_deref());
+    }
+    for (kind, path) in &ex.files {
         let input = path.display().to_string();
-        let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                out.problems
+                    .push(io_problem(&input, 1, unreadable_reason(path, &e)));
+                lost.push(kind);
+                continue;
+            }
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line_no = 0u64;
+        let mut cut_off = false;
         loop {
             let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(CHUNK_LINES);
-            while lines.len() < CHUNK_LINES {
+            while lines.len() < CHUNK_LINES && !cut_off {
                 let mut buf = Vec::new();
-                if reader.read_until(b'\n', &mut buf)? == 0 {
-                    break;
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        out.problems.push(io_problem(
+                            &input,
+                            line_no + 1,
+                            format!("the file could not be read to the end: {e}"),
+                        ));
+                        lost.push(kind);
+                        cut_off = true;
+                        break;
+                    }
                 }
                 line_no += 1;
                 out.bytes += buf.len() as u64;
@@ -161,6 +245,17 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
                 );
             }
         }
+    }
+    let conditions_lost = lost.contains(&"Condition");
+    let medications_lost = lost.iter().any(|t| {
+        matches!(
+            *t,
+            "MedicationRequest" | "MedicationStatement" | "Medication"
+        )
+    });
+    for p in &mut out.patients {
+        p.conditions_known &= !conditions_lost;
+        p.medications_known &= !medications_lost;
     }
     // Referred to but never defined: sorted after the others, each an error.
     out.patients[..].sort_by_key(|p| !p.has_patient);

@@ -35,6 +35,7 @@ pub mod bundle;
 pub mod date;
 pub mod mapping;
 pub mod output;
+pub mod resource_types;
 pub mod run;
 pub mod valueset;
 
