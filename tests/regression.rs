@@ -155,3 +155,25 @@ fn csv_output_neutralises_formulas_in_ids() {
     assert!(text.contains("\"'=HYPERLINK("), "{text}");
     assert!(text.contains("\"'+1\""), "{text}");
 }
+
+#[test]
+fn fhir_table_output_does_not_pass_terminal_escapes_from_ids() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bundle = dir.path().join("b.json");
+    // A deceased patient (skipped) and one without birthDate (invalid), both with escapes in their ids.
+    let text = r#"{"resourceType":"Bundle","type":"collection","entry":[
+      {"resource":{"resourceType":"Patient","id":"a\u001b]0;x\u0007","birthDate":"1950-01-01","deceasedBoolean":true}},
+      {"resource":{"resourceType":"Patient","id":"b\u001b[2J"}}]}"#;
+    std::fs::write(&bundle, text).expect("write");
+    let b = bundle.display().to_string();
+    let out = run(&["screen", "--from", "fhir", "-q", "--format", "table", &b]);
+    let table = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        table.contains("SKIPPED") && table.contains("INVALID"),
+        "{table}"
+    );
+    assert!(
+        !table.chars().any(|c| c.is_control() && c != '\n'),
+        "{table:?}"
+    );
+}

@@ -1509,7 +1509,7 @@ pub fn med_entry(cc: &Value) -> MedEntry {
         .iter()
         .filter_map(|c| code_of(c, ATC_URI))
         .map(|s| s.to_ascii_uppercase())
-        .filter(|s| is_atc(s))
+        .filter(|s| crate::profile::is_atc(s))
         .collect();
     let rx_display = codings
         .iter()
@@ -1523,21 +1523,6 @@ pub fn med_entry(cc: &Value) -> MedEntry {
         .filter(|s| !s.trim().is_empty())
         .map(str::to_owned);
     MedEntry { rxnorm, atc, name }
-}
-
-/// A WHO ATC code or group, as the profile schema accepts it (`M`, `M03`, `M03B`, `M03BX`, `M03BX01`).
-fn is_atc(s: &str) -> bool {
-    let b = s.as_bytes();
-    let upper = |i: usize| b[i].is_ascii_uppercase();
-    let digit = |i: usize| b[i].is_ascii_digit();
-    match b.len() {
-        1 => upper(0),
-        3 => upper(0) && digit(1) && digit(2),
-        4 => upper(0) && digit(1) && digit(2) && upper(3),
-        5 => upper(0) && digit(1) && digit(2) && upper(3) && upper(4),
-        7 => upper(0) && digit(1) && digit(2) && upper(3) && upper(4) && digit(5) && digit(6),
-        _ => false,
-    }
 }
 
 /// A `Medication` resource reduced to its product code and coded ingredients.

@@ -53,7 +53,13 @@ pub fn screened(
                 for c in &s.cautions {
                     for e in &c.evidence {
                         for p in provenance.get(e.pointer.as_ref()).into_iter().flatten() {
-                            let _ = writeln!(extra, "  {} {}: {}", c.rule, e.pointer, prov_text(p));
+                            let _ = writeln!(
+                                extra,
+                                "  {} {}: {}",
+                                c.rule,
+                                e.pointer,
+                                output::printable(&prov_text(p))
+                            );
                         }
                     }
                 }
@@ -201,7 +207,12 @@ pub fn skipped(opts: &OutputOptions, input: &str, line: u64, id: &str, reason: &
             csv_field(reason)
         )
         .into_bytes(),
-        Format::Table => format!("{input}:{line}  {id}  SKIPPED\n  {reason}\n\n").into_bytes(),
+        Format::Table => format!(
+            "{}:{line}  {}  SKIPPED\n  {reason}\n\n",
+            output::printable(input),
+            output::printable(id)
+        )
+        .into_bytes(),
     }
 }
 
@@ -233,11 +244,12 @@ pub fn invalid(
         }
         Format::Table => {
             let mut t = format!(
-                "{input}:{line}  {}  INVALID\n",
-                id.unwrap_or("(no patient)")
+                "{}:{line}  {}  INVALID\n",
+                output::printable(input),
+                output::printable(id.unwrap_or("(no patient)"))
             );
             for p in errors {
-                let _ = writeln!(t, "  {}", problem_text(p));
+                let _ = writeln!(t, "  {}", output::printable(&problem_text(p)));
             }
             t.push('\n');
             t.into_bytes()
