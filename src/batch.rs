@@ -440,8 +440,8 @@ fn process(
         };
         match rejected {
             Err((id, mut problems)) => {
-                if let (Some(hint), Some(first)) = (&rec.hint, problems.first_mut()) {
-                    first.help = Some(hint.help());
+                if let Some(hint) = &rec.hint {
+                    hint.apply(&mut problems);
                 }
                 st.invalid += 1;
                 if let Some(p) = problems.first() {
