@@ -1648,6 +1648,20 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_limit_does_not_overflow() {
+        // `limit + 1` overflowed here and the reader looped forever; the CLI also bounds the limit now.
+        let got = split("[{\"a\":1}]\n[1]\n{\"b\":\n2}\r\n", usize::MAX);
+        assert_eq!(
+            got,
+            vec![
+                elem(1, 0, "{\"a\":1}"),
+                rec(2, "[1]"),
+                rec(3, "{\"b\":\n2}")
+            ]
+        );
+    }
+
+    #[test]
     fn empty_input() {
         assert_eq!(split("", 100), vec![]);
         assert_eq!(split("  ", 100), vec![blank(1)]);
