@@ -5,20 +5,22 @@
 //!
 //! - One value per line (NDJSON) is the common case: each line is a record, invalid lines included.
 //! - A value still open at the end of its line (inside an object, an array or a string) continues onto the
-//!   next lines, so a pretty-printed object is one record. But a line that is a complete record by itself
-//!   (a whole JSON object, or a whole array whose first element is an object, with nothing else on the
-//!   line) is never swallowed: the open record before it is reported cut off, and the line is read on its
-//!   own.
+//!   next lines, so a pretty-printed object is one record. But a broken record never swallows a line that
+//!   starts a record: a line starting with `{` or `[` continues an open value only as an element of an
+//!   open array (after `[` or `,`, where pretty-printers put it), and even there not when it is a complete
+//!   record by itself (a whole JSON object, or a whole array whose first element is an object, alone on
+//!   the line). Otherwise the open record is reported cut off, and the line is read on its own; so
+//!   truncated NDJSON lines keep one result each.
 //! - Once a value is complete, the rest of its last line belongs to it; anything there but white space
 //!   makes the record invalid (the parser reports the trailing data).
 //! - A top-level array whose first element is an object is a batch: each element is a record (with its
 //!   index), and whatever follows the array is read too; the rest of the line after `]` must be blank.
 //!   Any other top-level value that is not an object is one record (an invalid one, later).
 //!
-//! This needs a scanner that follows strings and nesting, not a parser: each byte goes through a small
-//! state machine ([`Scan`]), in a tight loop on the common path. A line is only checked "by itself" when it
-//! continues an open record and starts with `{` or `[`, which keeps that second state machine off the
-//! common path. The record's bytes go into the caller's buffer up to the limit; past it they are dropped
+//! This needs a scanner that follows strings and nesting (and whether the innermost container is an
+//! object), not a parser: a small state machine ([`Scan`]), run in tight loops on the common path. A line
+//! is only checked "by itself" when it continues an open record and starts with `{` or `[`, which keeps
+//! that second state machine off the common path. The record's bytes go into the caller's buffer up to the limit; past it they are dropped
 //! and only the scanner state is kept, so a record over the limit is still framed and reported
 //! [`ItemKind::TooLarge`]. A read error ends the input with one [`ItemKind::Invalid`] item
 //! (`truncated_input` or `io_error`) instead of ending the run.
