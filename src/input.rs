@@ -18,7 +18,7 @@
 //!   Any other top-level value that is not an object is one record (an invalid one, later).
 //!
 //! This needs a scanner that follows strings and nesting (and whether the innermost container is an
-//! object), not a parser: a small state machine ([`Scan`]), run in tight loops on the common path. A line
+//! object), not a parser: a small state machine (`Scan`), run in tight loops on the common path. A line
 //! is only checked "by itself" when it continues an open record and starts with `{` or `[`, which keeps
 //! that second state machine off the common path. The record's bytes go into the caller's buffer up to the limit; past it they are dropped
 //! and only the scanner state is kept, so a record over the limit is still framed and reported
