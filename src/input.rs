@@ -303,7 +303,7 @@ impl Splitter {
             Problem::new(
                 "",
                 ProblemCode::IoError,
-                format!("the input could not be read to its end: {e}"),
+                format!("the input could not be read: {e}"),
             )
         };
         Item {
@@ -1647,6 +1647,29 @@ mod tests {
         }
         assert_eq!(got[1].0.line, 2);
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn random_inputs_frame_the_same_at_any_read_size() {
+        let alphabet = b"{}[]\",:\n \\a1\r";
+        let mut seed: u64 = 0xf4a3;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..400 {
+            let len = next() % 60;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[next() % alphabet.len()])
+                .collect();
+            for limit in [3, 10, 100] {
+                // `split_bytes` asserts that whole, one-byte and varied reads give the same items.
+                let got = split_bytes(&bytes, limit);
+                assert!(got.len() <= bytes.len() + 1, "{got:?}");
+            }
+        }
     }
 
     #[test]
