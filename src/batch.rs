@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::compile::Severity;
 use crate::engine::Engine;
-use crate::input::{Hint, ItemKind, Source, Splitter};
+use crate::input::{self, Hint, ItemKind, Source, Splitter};
 use crate::output::{self, Format, JSON_SEPARATOR, OutputOptions};
 use crate::schema::{Problem, ProblemCode};
 use crate::vocab::MatchCache;
@@ -187,6 +187,8 @@ struct Rec {
     end: usize,
     kind: RecKind,
     hint: Option<Hint>,
+    /// Framed without a scan: see [`input::Item::unchecked`].
+    unchecked: bool,
 }
 
 /// The buffers a chunk travels with. The writer clears them and hands them back to the reader (they are
@@ -358,6 +360,7 @@ fn read_chunks(
                 end,
                 kind,
                 hint: item.hint,
+                unchecked: item.unchecked,
             });
             if chunk.bufs.recs.len() >= CHUNK_RECORDS || end >= CHUNK_BYTES {
                 dispatch(&mut chunk, &mut seq, input, tokens, spawn);
@@ -436,7 +439,16 @@ fn process(
                 )],
             )),
             RecKind::Invalid(problem) => Err((None, vec![problem.clone()])),
-            RecKind::Json => engine.parse_profile(bytes).map_err(|r| (r.id, r.problems)),
+            RecKind::Json => engine.parse_profile(bytes).map_err(|r| {
+                match rec
+                    .unchecked
+                    .then(|| input::cut_off(rec.line, bytes))
+                    .flatten()
+                {
+                    Some(cut) => (None, vec![cut]),
+                    None => (r.id, r.problems),
+                }
+            }),
         };
         match rejected {
             Err((id, mut problems)) => {

@@ -120,6 +120,29 @@ pub struct Item {
     /// Help for the first record of an input that looks like something else than profiles; given once
     /// per input.
     pub hint: Option<Hint>,
+    /// A one-line [`ItemKind::Record`] framed without scanning it: the line after it starts a record
+    /// and this one cannot take it as an array element, so the record ends here whether or not it is
+    /// complete. Only when it does not parse does it matter which: [`Item::cut_off`] tells.
+    pub unchecked: bool,
+}
+
+/// For an [`Item::unchecked`] record on `line` whose `bytes` do not parse: the problem to report instead
+/// when the record is not complete (the one a scanned record gets).
+pub fn cut_off(line: u64, bytes: &[u8]) -> Option<Problem> {
+    let mut scan = Scan::default();
+    scan.feed(bytes, false);
+    (!scan.complete()).then(|| cut_before_problem(line))
+}
+
+/// The problem of a record that is open at the end of line `last`, where the next line starts a record.
+fn cut_before_problem(last: u64) -> Problem {
+    Problem::new(
+        "",
+        ProblemCode::InvalidJson,
+        format!(
+            "the JSON value is not complete at the end of line {last}, where the next line starts a new record"
+        ),
+    )
 }
 
 /// What an [`Item`] is.
@@ -272,7 +295,7 @@ impl Splitter {
             };
             match step {
                 Ok(Some(item)) => {
-                    if matches!(item.kind, ItemKind::Record | ItemKind::TooLarge) {
+                    if item.kind != ItemKind::Blank {
                         self.records += 1;
                     }
                     return Some(item);
@@ -311,6 +334,7 @@ impl Splitter {
             index,
             kind: ItemKind::Invalid(problem),
             hint: None,
+            unchecked: false,
         }
     }
 
@@ -400,6 +424,11 @@ impl Splitter {
                 }
             }
         };
+        if first == b'{'
+            && let Some(item) = self.unchecked_line(buf, &mut rec)
+        {
+            return Ok(Some(item));
+        }
         if first != b'[' {
             return self.read_value(buf, rec).map(Some);
         }
@@ -442,6 +471,27 @@ impl Splitter {
         }
     }
 
+    /// The common case without a scan (see [`Item::unchecked`]): a line starting with `{` whose last byte
+    /// that is not white space is not `[` or `,`, followed by a line starting with `{` or `[`. The whole
+    /// line and the next byte must be in the read buffer; otherwise `None`, and the line is scanned.
+    fn unchecked_line(&mut self, buf: &mut Vec<u8>, rec: &mut Rec) -> Option<Item> {
+        let limit = self.limit;
+        let here = self.fill().ok()?;
+        let end = find_line_end(here)?;
+        let line = &here[..end];
+        let last = line.iter().rposition(|b| !is_ws(*b)).map(|i| line[i]);
+        if !matches!(here.get(end + 1), Some(b'{' | b'[')) || matches!(last, Some(b'[' | b',')) {
+            return None;
+        }
+        rec.store(buf, line, limit);
+        self.consume(end + 1);
+        self.line += 1;
+        let done = std::mem::replace(rec, Rec::new(0, None, false));
+        let mut item = self.finish(buf, done);
+        item.unchecked = item.kind == ItemKind::Record;
+        Some(item)
+    }
+
     /// Keep `n` bytes of white space inside an open value, counting its lines; a line end makes the next
     /// line a continuation line.
     fn ws_in_value(&mut self, buf: &mut Vec<u8>, rec: &mut Rec, n: usize) {
@@ -469,6 +519,7 @@ impl Splitter {
             index: None,
             kind: ItemKind::Blank,
             hint: None,
+            unchecked: false,
         }
     }
 
@@ -502,6 +553,7 @@ impl Splitter {
                 "unexpected data after the JSON array on its last line",
             )),
             hint: None,
+            unchecked: false,
         }))
     }
 
@@ -527,6 +579,7 @@ impl Splitter {
                         "the JSON array is not closed at the end of the input",
                     )),
                     hint: None,
+                    unchecked: false,
                 }));
             }
             match here.iter().position(|b| !is_ws(*b)) {
@@ -570,6 +623,7 @@ impl Splitter {
                             ),
                         )),
                         hint: None,
+                        unchecked: false,
                     }))
                 }
             };
@@ -748,17 +802,17 @@ impl Splitter {
         buf.clear();
         self.state = State::Top;
         let last = rec.line + u64::from(rec.newlines).saturating_sub(1);
-        if pending_len > self.limit {
+        let cr = usize::from(rec.line_start >= 2 && rec.last_before_line == b'\r');
+        let mut item = if pending_len - cr.min(pending_len) > self.limit {
             rec.kind_item(ItemKind::TooLarge)
         } else {
-            rec.kind_item(ItemKind::Invalid(Problem::new(
-                "",
-                ProblemCode::InvalidJson,
-                format!(
-                    "the JSON value is not complete at the end of line {last}, where the next line starts a new record"
-                ),
-            )))
+            rec.kind_item(ItemKind::Invalid(cut_before_problem(last)))
+        };
+        // As the unscanned path gives it (see `Item::unchecked`).
+        if !rec.element {
+            item.hint = self.hint(rec);
         }
+        item
     }
 
     /// The line just ended is a record by itself: the open record before it is cut off, and the line is
@@ -768,7 +822,7 @@ impl Splitter {
         let line_len = rec.len - rec.line_start;
         // The open record's bytes, without the line end stored after them.
         let pending_len = rec.line_start.saturating_sub(1);
-        let line_rec = Rec {
+        let mut line_rec = Rec {
             len: line_len,
             last: rec.last,
             ..Rec::new(ended, None, false)
@@ -778,6 +832,7 @@ impl Splitter {
         } else {
             Vec::new()
         };
+        line_rec.note_head(&line_bytes);
         buf.clear();
         self.state = State::Top;
         if line_bytes.trim_ascii_start().starts_with(b"[") {
@@ -819,7 +874,7 @@ impl Splitter {
         if cr && !too_large {
             bytes.pop();
         }
-        let hint = self.hint(&rec, &bytes);
+        let hint = self.hint(&rec);
         let mut item = rec.kind_item(if too_large {
             ItemKind::TooLarge
         } else {
@@ -833,12 +888,9 @@ impl Splitter {
     }
 
     /// Help for the first record that looks like FHIR, or for a first line that looks like CSV.
-    fn hint(&mut self, rec: &Rec, bytes: &[u8]) -> Option<Hint> {
-        let head = if bytes.is_empty() {
-            &rec.head[..rec.head_len]
-        } else {
-            bytes
-        };
+    /// From the record's first bytes only, so that a record gets the same hint on every path.
+    fn hint(&mut self, rec: &Rec) -> Option<Hint> {
+        let head = &rec.head[..rec.head_len];
         if !self.fhir_hinted
             && let Some(kind) = fhir_resource_type(head)
         {
@@ -897,12 +949,15 @@ struct Rec {
     len: usize,
     /// `len` where the current continuation line starts.
     line_start: usize,
+    /// The last byte stored before the current continuation line's `\n`.
+    last_before_line: u8,
     /// Line ends inside the record.
     newlines: u32,
     /// While a continuation line may be a record by itself: that line's own state.
     solo: Option<Solo>,
-    /// The last byte stored.
+    /// The last byte stored, and the one before it.
     last: u8,
+    before_last: u8,
     /// The first bytes, for the hint of a record over the limit.
     head: [u8; 96],
     head_len: usize,
@@ -917,9 +972,11 @@ impl Rec {
             scan: Scan::default(),
             len: 0,
             line_start: 0,
+            last_before_line: 0,
             newlines: 0,
             solo: None,
             last: 0,
+            before_last: 0,
             head: [0; 96],
             head_len: 0,
         }
@@ -931,12 +988,14 @@ impl Rec {
             index: self.index,
             kind,
             hint: None,
+            unchecked: false,
         }
     }
 
     /// A line end was stored: the next line is a continuation line, and may start a new record.
     fn new_line(&mut self) {
         self.line_start = self.len;
+        self.last_before_line = self.before_last;
         self.newlines = self.newlines.saturating_add(1);
         self.solo = Some(Solo::Start(self.scan.takes_element()));
     }
@@ -944,13 +1003,11 @@ impl Rec {
     /// Keep `bytes` while the record is within the limit (plus one byte for a `\r` before its line end).
     /// Past it, only the current continuation line is kept, while it may still be a record by itself.
     fn store(&mut self, buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
-        if self.head_len < self.head.len() {
-            let n = bytes.len().min(self.head.len() - self.head_len);
-            self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[..n]);
-            self.head_len += n;
-        }
-        if let Some(&b) = bytes.last() {
-            self.last = b;
+        self.note_head(bytes);
+        match *bytes {
+            [] => {}
+            [b] => (self.before_last, self.last) = (self.last, b),
+            [.., a, b] => (self.before_last, self.last) = (a, b),
         }
         if let Some(at) = bytes.iter().rposition(|b| !is_ws(*b)) {
             self.scan.last = bytes[at];
@@ -970,6 +1027,18 @@ impl Rec {
             return;
         }
         buf.clear();
+    }
+
+    /// Keep the first bytes from the first one that is not white space, for the hint.
+    fn note_head(&mut self, bytes: &[u8]) {
+        let bytes = if self.head_len == 0 {
+            bytes.trim_ascii_start()
+        } else {
+            bytes
+        };
+        let n = bytes.len().min(self.head.len() - self.head_len);
+        self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[..n]);
+        self.head_len += n;
     }
 
     /// The current continuation line turned out not to be a record by itself.
@@ -1225,6 +1294,24 @@ impl Scan {
     }
 }
 
+/// Where the first `\n` in `bytes` is, eight bytes at a time (as in [`string_run`]).
+fn find_line_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let v = u64::from_le_bytes(w) ^ (ONES * u64::from(b'\n'));
+        let hits = v.wrapping_sub(ONES) & !v & HIGHS;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i..].iter().position(|b| *b == b'\n').map(|k| i + k)
+}
+
 /// How many bytes at the start of `bytes` are plain string contents: not `"`, `\\` or a line end. Eight
 /// bytes at a time: a byte equal to one of the three is a zero byte in the word XOR that byte repeated,
 /// and the lowest flagged byte is exact.
@@ -1278,7 +1365,16 @@ mod tests {
         let mut s = Splitter::new(reader, limit);
         let mut buf = Vec::new();
         let mut out = Vec::new();
-        while let Some(item) = s.next_item(&mut buf) {
+        while let Some(mut item) = s.next_item(&mut buf) {
+            // Resolve an unscanned record as the batch does when it does not parse, so that the fast
+            // path (whole reads) is compared with the scanning one (one-byte reads).
+            if item.unchecked {
+                if let Some(p) = cut_off(item.line, &buf) {
+                    item.kind = ItemKind::Invalid(p);
+                    buf.clear();
+                }
+                item.unchecked = false;
+            }
             out.push((item, String::from_utf8_lossy(&buf).into_owned()));
         }
         out
@@ -1311,6 +1407,7 @@ mod tests {
                 index: None,
                 kind: ItemKind::Record,
                 hint: None,
+                unchecked: false,
             },
             text.to_owned(),
         )
@@ -1323,6 +1420,7 @@ mod tests {
                 index: Some(index),
                 kind: ItemKind::Record,
                 hint: None,
+                unchecked: false,
             },
             text.to_owned(),
         )
@@ -1335,6 +1433,7 @@ mod tests {
                 index: None,
                 kind: ItemKind::Blank,
                 hint: None,
+                unchecked: false,
             },
             String::new(),
         )
@@ -1347,6 +1446,7 @@ mod tests {
                 index,
                 kind: ItemKind::TooLarge,
                 hint: None,
+                unchecked: false,
             },
             String::new(),
         )
@@ -1659,17 +1759,44 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) as usize
         };
-        for _ in 0..400 {
+        let (mut unchecked, mut cut) = (0, 0);
+        for round in 0..800 {
             let len = next() % 60;
-            let bytes: Vec<u8> = (0..len)
+            let mut bytes: Vec<u8> = (0..len)
                 .map(|_| alphabet[next() % alphabet.len()])
                 .collect();
+            if round % 2 == 1 {
+                // Lines that start like records, as in NDJSON with broken lines.
+                for b in bytes.iter_mut().filter(|b| **b == b'\r') {
+                    *b = b'\n';
+                }
+                let mut lined = Vec::new();
+                for piece in bytes.split(|b| *b == b'\n') {
+                    lined.push(if next() % 4 == 0 { b'[' } else { b'{' });
+                    lined.extend_from_slice(piece);
+                    lined.push(b'\n');
+                }
+                bytes = lined;
+            }
             for limit in [3, 10, 100] {
                 // `split_bytes` asserts that whole, one-byte and varied reads give the same items.
                 let got = split_bytes(&bytes, limit);
                 assert!(got.len() <= bytes.len() + 1, "{got:?}");
             }
+            // Whole reads take the unscanned path for some records, complete or cut off.
+            let mut s = Splitter::new(Box::new(io::Cursor::new(bytes)), 100);
+            let mut buf = Vec::new();
+            while let Some(item) = s.next_item(&mut buf) {
+                if item.unchecked {
+                    unchecked += 1;
+                    cut += usize::from(cut_off(item.line, &buf).is_some());
+                }
+            }
         }
+        assert!(
+            unchecked > 300 && cut > 100,
+            "{unchecked} unchecked, {cut} cut off"
+        );
     }
 
     #[test]
