@@ -1,5 +1,9 @@
 //! Batch screening: streams of records in, exactly one result per record out, in input order.
 //!
+//! Each input is its own unit: an input that is broken or cannot be read to its end gives its invalid
+//! result(s) (`truncated_input`, `io_error`, ...) and the next input is read; the run itself never stops
+//! because of an input.
+//!
 //! Three kinds of thread share the work. The calling thread reads inputs and cuts them into chunks
 //! (up to 1,024 records or 256 KiB); a rayon pool of `threads` workers validates, screens and
 //! formats each chunk into its own output buffer; one writer thread puts chunks back in input order,
@@ -19,7 +23,7 @@ use serde::Serialize;
 
 use crate::compile::Severity;
 use crate::engine::Engine;
-use crate::input::{Item, Source, Splitter};
+use crate::input::{self, Hint, ItemKind, Source, Splitter};
 use crate::output::{self, Format, JSON_SEPARATOR, OutputOptions};
 use crate::schema::{Problem, ProblemCode};
 use crate::vocab::MatchCache;
@@ -119,16 +123,10 @@ pub struct DuplicateId {
     pub line: u64,
 }
 
-/// Why a run stopped early.
+/// Why a run stopped early. An input that cannot be read is not one: it gives an invalid result.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BatchError {
-    /// An input could not be opened or read.
-    Input {
-        /// The input's name.
-        input: String,
-        /// The error.
-        error: io::Error,
-    },
     /// The output could not be written (a closed pipe is [`io::ErrorKind::BrokenPipe`]).
     Output(io::Error),
 }
@@ -136,7 +134,6 @@ pub enum BatchError {
 impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BatchError::Input { input, error } => write!(f, "cannot read `{input}`: {error}"),
             BatchError::Output(e) => write!(f, "cannot write the output: {e}"),
         }
     }
@@ -177,18 +174,21 @@ mod tests {
     }
 }
 
-#[derive(Debug, Clone)]
 enum RecKind {
     Json,
     TooLarge,
-    Broken(String),
+    Invalid(Problem),
 }
 
 struct Rec {
     line: u64,
+    index: Option<u64>,
     start: usize,
     end: usize,
     kind: RecKind,
+    hint: Option<Hint>,
+    /// Framed without a scan: see [`input::Item::unchecked`].
+    unchecked: bool,
 }
 
 /// The buffers a chunk travels with. The writer clears them and hands them back to the reader (they are
@@ -271,13 +271,12 @@ pub fn run(
     let stop_ref = &stop;
     let divert = sinks.errors.is_some();
 
-    let (mut summary, write_error, input_error) = std::thread::scope(|ts| {
+    let (mut summary, write_error) = std::thread::scope(|ts| {
         let writer = ts.spawn(move || {
             write_in_order(engine, cfg, names_ref, sinks, done_rx, token_tx, stop_ref)
         });
-        let mut input_error = None;
-        let mut read = |spawn: &mut dyn FnMut(Chunk)| {
-            input_error = read_chunks(sources, cfg.max_record_bytes, &token_rx, stop_ref, spawn);
+        let read = |spawn: &mut dyn FnMut(Chunk)| {
+            read_chunks(sources, cfg.max_record_bytes, &token_rx, stop_ref, spawn);
         };
         match &pool {
             Ok(pool) => pool.in_place_scope(|scope| {
@@ -294,13 +293,12 @@ pub fn run(
             }),
         }
         drop(done_tx);
-        let (summary, write_error) = writer.join().unwrap_or_else(|_| {
+        writer.join().unwrap_or_else(|_| {
             (
                 Summary::default(),
                 Some(io::Error::other("the writer thread panicked")),
             )
-        });
-        (summary, write_error, input_error)
+        })
     });
     let elapsed = started.elapsed().as_secs_f64();
     summary.inputs = names;
@@ -311,81 +309,65 @@ pub fn run(
     } else {
         0.0
     };
-    let error = write_error.map(BatchError::Output).or(input_error);
-    (summary, error)
+    (summary, write_error.map(BatchError::Output))
 }
 
 /// Cut every input into chunks and hand each to `spawn`; a chunk is filled into buffers taken from
-/// `tokens`, which waits while the maximum number of chunks is in flight.
+/// `tokens`, which waits while the maximum number of chunks is in flight. An input's read error is one
+/// of its records (see [`Splitter`]), so every input is read.
 fn read_chunks(
     sources: &[Source],
     limit: usize,
     tokens: &mpsc::Receiver<Buffers>,
     stop: &AtomicBool,
     spawn: &mut dyn FnMut(Chunk),
-) -> Option<BatchError> {
+) {
     let mut seq = 0;
     let mut buf = Vec::new();
     // The writer never stops returning buffers until every chunk sent is written, so this cannot wait
     // forever; it fails only if the writer is gone, and then nothing more can be written anyway.
-    let Ok(bufs) = tokens.recv() else { return None };
+    let Ok(bufs) = tokens.recv() else { return };
     let mut chunk = Chunk {
         seq: 0,
         input: 0,
         bufs,
         blank: 0,
     };
-    for (index, source) in sources.iter().enumerate() {
-        let fail = |error| {
-            Some(BatchError::Input {
-                input: source.name(),
-                error,
-            })
-        };
-        let reader = match source.open() {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        };
-        let mut splitter = Splitter::new(reader, limit);
-        chunk.input = index;
-        loop {
+    for (input, source) in sources.iter().enumerate() {
+        let mut splitter = Splitter::open(source, limit);
+        chunk.input = input;
+        while let Some(item) = splitter.next_item(&mut buf) {
             if stop.load(Ordering::Relaxed) {
-                return None;
+                return;
             }
-            let item = match splitter.next_item(&mut buf) {
-                Ok(Some(item)) => item,
-                Ok(None) => break,
-                Err(e) => {
-                    dispatch(&mut chunk, &mut seq, index, tokens, spawn);
-                    return fail(e);
-                }
-            };
-            let (line, kind) = match item {
-                Item::Blank => {
+            let kind = match item.kind {
+                ItemKind::Blank => {
                     chunk.blank += 1;
                     continue;
                 }
-                Item::Record { line } => (line, RecKind::Json),
-                Item::TooLarge { line } => (line, RecKind::TooLarge),
-                Item::BrokenArray { line, message } => (line, RecKind::Broken(message)),
+                ItemKind::Record => RecKind::Json,
+                ItemKind::TooLarge => RecKind::TooLarge,
+                ItemKind::Invalid(problem) => RecKind::Invalid(problem),
             };
             let data = &mut chunk.bufs.data;
             let start = data.len();
             data.extend_from_slice(&buf);
             let end = data.len();
             chunk.bufs.recs.push(Rec {
-                line,
+                line: item.line,
+                index: item.index,
                 start,
                 end,
                 kind,
+                hint: item.hint,
+                unchecked: item.unchecked,
             });
             if chunk.bufs.recs.len() >= CHUNK_RECORDS || end >= CHUNK_BYTES {
-                dispatch(&mut chunk, &mut seq, index, tokens, spawn);
+                dispatch(&mut chunk, &mut seq, input, tokens, spawn);
             }
         }
-        dispatch(&mut chunk, &mut seq, index, tokens, spawn);
+        dispatch(&mut chunk, &mut seq, input, tokens, spawn);
     }
-    None
 }
 
 /// Send `chunk` to be processed, if it holds anything, and continue in fresh buffers.
@@ -456,14 +438,23 @@ fn process(
                     format!("the record is longer than {} bytes", cfg.max_record_bytes),
                 )],
             )),
-            RecKind::Broken(message) => Err((
-                None,
-                vec![Problem::new("", ProblemCode::InvalidJson, message.clone())],
-            )),
-            RecKind::Json => engine.parse_profile(bytes).map_err(|r| (r.id, r.problems)),
+            RecKind::Invalid(problem) => Err((None, vec![problem.clone()])),
+            RecKind::Json => engine.parse_profile(bytes).map_err(|r| {
+                match rec
+                    .unchecked
+                    .then(|| input::cut_off(rec.line, bytes))
+                    .flatten()
+                {
+                    Some(cut) => (None, vec![cut]),
+                    None => (r.id, r.problems),
+                }
+            }),
         };
         match rejected {
-            Err((id, problems)) => {
+            Err((id, mut problems)) => {
+                if let Some(hint) = &rec.hint {
+                    hint.apply(&mut problems);
+                }
                 st.invalid += 1;
                 if let Some(p) = problems.first() {
                     match st.invalid_codes.iter_mut().find(|(c, _)| *c == p.code) {
@@ -472,14 +463,22 @@ fn process(
                     }
                 }
                 let out = if divert { &mut errors } else { &mut main };
-                output::invalid(opts, out, rec.line, input, id.as_deref(), &problems);
+                output::invalid_at(
+                    opts,
+                    out,
+                    rec.line,
+                    rec.index,
+                    input,
+                    id.as_deref(),
+                    &problems,
+                );
             }
             Ok(profile) => {
                 st.ids
                     .push((hash_id(&profile.id), rec.line, profile.id.clone()));
                 if cfg.mode == Mode::Validate {
                     st.valid += 1;
-                    output::valid(opts, &mut main, rec.line, input, &profile.id);
+                    output::valid_at(opts, &mut main, rec.line, rec.index, input, &profile.id);
                     continue;
                 }
                 let s = engine.screen_with(&profile, &mut cache);
@@ -502,7 +501,7 @@ fn process(
                 } else {
                     st.flagged += 1;
                 }
-                output::screened(opts, &mut main, rec.line, input, &s);
+                output::screened_at(opts, &mut main, rec.line, rec.index, input, &s);
             }
         }
     }

@@ -173,8 +173,8 @@ struct CommonArgs {
     /// Also write the summary as JSON to FILE.
     #[arg(long)]
     summary: Option<PathBuf>,
-    /// Records longer than this many bytes are reported invalid without being read whole.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Records longer than this many bytes are reported invalid without being read whole (at most 1 GiB).
+    #[arg(long, default_value_t = 1 << 20, value_parser = parse_record_limit)]
     max_record_bytes: usize,
     /// Remember at most this many distinct ids for the duplicate-id check (8 bytes each).
     #[arg(long, default_value_t = 1_000_000)]
@@ -250,6 +250,17 @@ struct FhirProfileArgs {
     /// Do not print the summary on standard error.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// The largest `--max-record-bytes`: one record is held whole, and this bounds it.
+const MAX_RECORD_LIMIT: u64 = 1 << 30;
+
+fn parse_record_limit(s: &str) -> Result<usize, String> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| (1..=MAX_RECORD_LIMIT).contains(n))
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("`{s}` is not a byte count from 1 to {MAX_RECORD_LIMIT} (1 GiB)"))
 }
 
 fn parse_date(s: &str) -> Result<medscreen::fhir::date::Date, String> {

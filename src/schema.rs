@@ -97,6 +97,10 @@ pub enum ProblemCode {
     TooDeep,
     /// A number too large to represent.
     NumberOutOfRange,
+    /// The input ended too early (a truncated gzip file); records before this point were read.
+    TruncatedInput,
+    /// The input could not be read to its end.
+    IoError,
     /// Any other schema violation.
     Invalid,
 }
@@ -122,6 +126,8 @@ impl ProblemCode {
             ProblemCode::TooLarge => "too_large",
             ProblemCode::TooDeep => "too_deep",
             ProblemCode::NumberOutOfRange => "number_out_of_range",
+            ProblemCode::TruncatedInput => "truncated_input",
+            ProblemCode::IoError => "io_error",
             ProblemCode::Invalid => "invalid",
         }
     }
