@@ -20,6 +20,7 @@ use crate::fhir::bundle::read_bundle;
 use crate::fhir::date::Date;
 use crate::fhir::mapping::{Absent, Mapper, Options, Outcome};
 use crate::fhir::valueset::ValueSets;
+use crate::input::{Item, ItemKind, Splitter};
 use crate::output::{self, OutputOptions};
 
 fn engine() -> &'static Engine {
@@ -118,5 +119,78 @@ pub fn cds_request(data: &[u8]) {
     if let Step::Screen(pending) = prepared.step {
         let cards = cds.cards(&pending, &[]);
         serde_json::to_vec(&cards).expect("cards serialise");
+    }
+}
+
+/// Reads `data` in pieces whose sizes come from the data itself (1 to 64 bytes), so that the framing
+/// sees every way the bytes could arrive.
+struct Pieces {
+    data: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for Pieces {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.data[self.at..];
+        let want = 1 + usize::from(rest.first().copied().unwrap_or(0) % 64);
+        let n = want.min(rest.len()).min(out.len());
+        out[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The items of an input as a caller sees them: a record framed without scanning
+/// ([`Item::unchecked`], which depends on what the read buffer already holds) is resolved the way the
+/// batch driver resolves it, so that only what reaches the results is compared.
+fn records(reader: Box<dyn std::io::BufRead + Send>, limit: usize) -> Vec<(Item, Vec<u8>)> {
+    let mut splitter = Splitter::new(reader, limit);
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(mut item) = splitter.next_item(&mut buf) {
+        let mut bytes = if item.kind == ItemKind::Record {
+            std::mem::take(&mut buf)
+        } else {
+            Vec::new()
+        };
+        if item.unchecked {
+            item.unchecked = false;
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+                && let Some(p) = crate::input::cut_off(item.line, &bytes)
+            {
+                item.kind = ItemKind::Invalid(p);
+                bytes.clear();
+            }
+        }
+        out.push((item, bytes));
+        buf.clear();
+    }
+    out
+}
+
+/// An input: framing it whole and framing it read in small pieces give the same items (detection
+/// never depends on how the bytes arrive); lines never go back; no record is longer than the limit;
+/// a record that fits is screened like any (the profile invariant).
+pub fn reader(data: &[u8]) {
+    for limit in [64, 1 << 20] {
+        let whole = records(Box::new(std::io::Cursor::new(data.to_vec())), limit);
+        let pieces = Box::new(std::io::BufReader::with_capacity(
+            7,
+            Pieces {
+                data: data.to_vec(),
+                at: 0,
+            },
+        ));
+        let split = records(pieces, limit);
+        assert_eq!(whole, split, "framing depends on read sizes");
+        let mut last = 0;
+        for (item, bytes) in &whole {
+            assert!(item.line >= last, "line {} after line {last}", item.line);
+            last = item.line;
+            assert!(bytes.len() <= limit, "a record over the limit was kept");
+            if limit > 64 && item.kind == ItemKind::Record {
+                profile(bytes);
+            }
+        }
     }
 }

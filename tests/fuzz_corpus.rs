@@ -48,3 +48,8 @@ fn bundle_corpus() {
 fn cds_request_corpus() {
     replay("cds_request", medscreen::fuzzing::cds_request);
 }
+
+#[test]
+fn reader_corpus() {
+    replay("reader", medscreen::fuzzing::reader);
+}
