@@ -482,16 +482,20 @@ fn process(
                     continue;
                 }
                 let s = engine.screen_with(&profile, &mut cache);
+                // What `--min-severity` leaves out is not reported, so it is neither counted in the
+                // summary nor judged by `--fail-on` (as on the FHIR path).
                 let mut kept = 0;
-                for c in &s.cautions {
+                for c in s
+                    .cautions
+                    .iter()
+                    .filter(|c| c.severity >= opts.min_severity)
+                {
                     st.severity[c.severity as usize] += 1;
                     st.by_rule[c.index] += 1;
                     if cfg.fail_on.is_some_and(|f| c.severity >= f) {
                         st.fail_on_reached = true;
                     }
-                    if c.severity >= opts.min_severity {
-                        kept += 1;
-                    }
+                    kept += 1;
                 }
                 for ind in &s.indeterminate {
                     st.indeterminate[ind.index] += 1;

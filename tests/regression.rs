@@ -177,3 +177,36 @@ fn fhir_table_output_does_not_pass_terminal_escapes_from_ids() {
         "{table:?}"
     );
 }
+
+#[test]
+fn fail_on_judges_only_the_cautions_min_severity_reports() {
+    // A warning-only patient: with --min-severity critical nothing is reported, so --fail-on warning
+    // must not fire (it printed "clear" and exited 4), and the summary must count nothing.
+    let dir = tempfile::tempdir().expect("dir");
+    let summary = dir.path().join("s.json");
+    let s = summary.display().to_string();
+    let input = "{\"id\":\"w\",\"age\":40,\"seizure_history\":true,\"comedications\":[]}\n";
+    let out = run_stdin(
+        &[
+            "screen",
+            "-q",
+            "--min-severity",
+            "critical",
+            "--fail-on",
+            "warning",
+            "--summary",
+            &s,
+        ],
+        input,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(line["status"], "clear");
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    let text = sum.to_string();
+    assert!(!text.contains("BAC-SEIZURE"), "{text}");
+    // Reported, the warning does fail the run.
+    let out = run_stdin(&["screen", "-q", "--fail-on", "warning"], input);
+    assert_eq!(code(&out), 4);
+}
