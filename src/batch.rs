@@ -715,12 +715,17 @@ fn write_in_order(
             if progress && last_progress.elapsed() > Duration::from_millis(250) {
                 last_progress = Instant::now();
                 let rate = summary.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                eprint!("\r{} records, {:.0} records/s ", summary.read, rate);
+                let _ = write!(
+                    io::stderr(),
+                    "\r{} records, {:.0} records/s ",
+                    summary.read,
+                    rate
+                );
             }
         }
     }
     if progress {
-        eprint!("\r\x1b[K");
+        let _ = write!(io::stderr(), "\r\x1b[K");
     }
     if error.is_none() {
         check(main.finish(format), &mut error);

@@ -5,6 +5,23 @@
 //! error; 3 the rule pack failed to load; 4 the `--fail-on` threshold was reached. A closed standard
 //! output (`| head`) ends the run quietly with 0.
 
+/// `eprintln!` and `eprint!` that never panic. The standard ones panic when standard error is closed
+/// (`medscreen rules check DIR 2>&1 | head -1`), ending the run with exit 101 instead of its own code;
+/// a message that cannot be written is dropped instead.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+macro_rules! eprint {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

@@ -210,3 +210,30 @@ fn fail_on_judges_only_the_cautions_min_severity_reports() {
     let out = run_stdin(&["screen", "-q", "--fail-on", "warning"], input);
     assert_eq!(code(&out), 4);
 }
+
+#[test]
+fn closed_standard_error_does_not_panic() {
+    // `medscreen rules check DIR 2>&1 | head -1` ended with exit 101 (a panic in eprintln!).
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("pack.json"), "{\"rules\": [}").expect("write");
+    std::fs::write(dir.path().join("vocabulary.json"), "{}").expect("write");
+    let d = dir.path().display().to_string();
+    let cases: [(&[&str], i32); 3] = [
+        (&["rules", "check", &d], 3),
+        (&["screen", "/nonexistent/input.ndjson"], 2),
+        (&["validate", "-"], 0),
+    ];
+    for (args, want) in cases {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(writer)
+            .status()
+            .expect("runs");
+        assert_ne!(out.code(), Some(101), "{args:?} panicked");
+        assert_eq!(out.code(), Some(want), "{args:?}");
+    }
+}

@@ -387,7 +387,9 @@ async fn access_log(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
     let status = resp.status();
     if app.cfg.access_log || status.is_server_error() {
         // The path holds only the service id; bodies and headers are never logged.
-        eprintln!(
+        // Never panics on a closed standard error, unlike `eprintln!`.
+        let _ = writeln!(
+            std::io::stderr(),
             "medscreen serve: {method} {path} {} {:.1} ms",
             status.as_u16(),
             start.elapsed().as_secs_f64() * 1e3

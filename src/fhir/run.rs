@@ -206,7 +206,7 @@ impl Writer<'_> {
         let bytes = match rec {
             Rec::Out(b) => b,
             Rec::Err(e) => {
-                eprint!("{e}");
+                let _ = write!(io::stderr(), "{e}");
                 return Ok(());
             }
         };
