@@ -212,6 +212,111 @@ impl Cond {
     }
 }
 
+impl Cond {
+    /// The condition as an expression a reader can check against the sources:
+    /// `dialysis = true or egfr < 30 or (egfr is unknown and ckd_stage in ["4", "5"])`.
+    pub fn describe(&self, vocab: &Vocabulary) -> String {
+        let mut out = String::new();
+        self.describe_into(vocab, &mut out, false);
+        out
+    }
+
+    fn describe_into(&self, vocab: &Vocabulary, out: &mut String, nested: bool) {
+        use std::fmt::Write as _;
+        let list = |terms: &[String]| {
+            terms
+                .iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Cond::Cmp { field, op, value } => {
+                let op = match op {
+                    CmpOp::Eq => "=",
+                    CmpOp::Ne => "!=",
+                    CmpOp::Lt => "<",
+                    CmpOp::Le => "<=",
+                    CmpOp::Gt => ">",
+                    CmpOp::Ge => ">=",
+                };
+                let _ = write!(out, "{} {op} {value}", field.name());
+            }
+            Cond::In { field, values } => {
+                let values: Vec<String> = values.iter().map(Lit::to_string).collect();
+                let _ = write!(out, "{} in [{}]", field.name(), values.join(", "));
+            }
+            Cond::Known { field, known } => {
+                let what = if *known { "known" } else { "unknown" };
+                let _ = write!(out, "{} is {what}", field.name());
+            }
+            Cond::All(parts) | Cond::Any(parts) => {
+                let joiner = if matches!(self, Cond::All(_)) {
+                    " and "
+                } else {
+                    " or "
+                };
+                if nested && parts.len() > 1 {
+                    out.push('(');
+                }
+                for (k, p) in parts.iter().enumerate() {
+                    if k > 0 {
+                        out.push_str(joiner);
+                    }
+                    p.describe_into(vocab, out, true);
+                }
+                if nested && parts.len() > 1 {
+                    out.push(')');
+                }
+            }
+            Cond::Not(inner) => {
+                out.push_str("not ");
+                inner.describe_into(vocab, out, true);
+            }
+            Cond::MedClass { class } => {
+                let _ = write!(out, "a comedication in class {}", vocab.class_name(*class));
+            }
+            Cond::MedCount { classes, at_least } => {
+                let names: Vec<&str> = (0..64)
+                    .map(|b| 1u64 << b)
+                    .filter(|bit| classes & bit != 0)
+                    .map(|bit| vocab.class_name(bit))
+                    .collect();
+                let _ = write!(
+                    out,
+                    "at least {at_least} distinct comedications in {}",
+                    names.join(" or ")
+                );
+            }
+            Cond::MedUnrecognized => out.push_str("a comedication not in the vocabulary"),
+            Cond::MedSubject { terms } => {
+                out.push_str("a comedication that is the subject drug");
+                if let Some(t) = terms {
+                    let _ = write!(out, " naming one of {}", list(t.shown()));
+                }
+            }
+            Cond::Text { field, terms } => {
+                let _ = write!(
+                    out,
+                    "{} mentions one of {}",
+                    field.name(),
+                    list(terms.shown())
+                );
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Lit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lit::Bool(b) => write!(f, "{b}"),
+            Lit::Num(n) => write!(f, "{n}"),
+            Lit::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
 impl Rule {
     /// The most severe tier's severity: how much it matters that the rule could not be decided.
     pub fn max_severity(&self) -> Severity {

@@ -152,19 +152,25 @@ enum RulesCommand {
         /// Rule directory; default: the embedded pack.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// `text` (default) or `json` (one array, one object per rule).
+        #[arg(long, value_enum, default_value = "text")]
+        format: RulesFormat,
     },
-    /// One rule in full.
+    /// One rule in full, each tier's condition as an expression.
     Show {
         /// Rule id.
         id: String,
         /// Rule directory; default: the embedded pack.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// `text` (default) or `json`.
+        #[arg(long, value_enum, default_value = "text")]
+        format: RulesFormat,
     },
-    /// Load a rule directory and print every load error (exit 3 if any).
+    /// Load a rule directory (default: the embedded pack) and print every load error (exit 3 if any).
     Check {
-        /// The rule directory.
-        dir: PathBuf,
+        /// The rule directory; default: the embedded pack.
+        dir: Option<PathBuf>,
     },
 }
 
@@ -284,6 +290,12 @@ fn parse_date(s: &str) -> Result<medscreen::fhir::date::Date, String> {
     medscreen::fhir::date::Date::parse(s)
         .filter(|_| s.len() == 10)
         .ok_or_else(|| format!("`{s}` is not a date of the form YYYY-MM-DD"))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RulesFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1007,7 +1019,7 @@ fn print_or_quiet(text: &str) {
 
 fn rules_command(command: RulesCommand) -> u8 {
     match command {
-        RulesCommand::Check { dir } => match load(Some(&dir)) {
+        RulesCommand::Check { dir } => match load(dir.as_deref()) {
             Ok(engine) => {
                 print_or_quiet(&format!(
                     "ok: {} ({} rules, {} ingredients)\n",
@@ -1019,7 +1031,16 @@ fn rules_command(command: RulesCommand) -> u8 {
             }
             Err(code) => code,
         },
-        RulesCommand::List { rules } => match load(rules.as_deref()) {
+        RulesCommand::List { rules, format } => match load(rules.as_deref()) {
+            Ok(engine) if format == RulesFormat::Json => {
+                let list: Vec<serde_json::Value> = engine
+                    .rules()
+                    .iter()
+                    .map(|r| rule_json(&engine, r, false))
+                    .collect();
+                print_or_quiet(&format!("{}\n", serde_json::Value::Array(list)));
+                0
+            }
             Ok(engine) => {
                 let mut t = String::new();
                 for r in engine.rules() {
@@ -1031,7 +1052,7 @@ fn rules_command(command: RulesCommand) -> u8 {
             }
             Err(code) => code,
         },
-        RulesCommand::Show { id, rules } => match load(rules.as_deref()) {
+        RulesCommand::Show { id, rules, format } => match load(rules.as_deref()) {
             Ok(engine) => {
                 let Some(r) = engine
                     .rules()
@@ -1045,12 +1066,19 @@ fn rules_command(command: RulesCommand) -> u8 {
                     eprintln!("error: no rule `{id}`{help}");
                     return EXIT_USAGE;
                 };
+                if format == RulesFormat::Json {
+                    print_or_quiet(&format!("{}\n", rule_json(&engine, r, true)));
+                    return 0;
+                }
                 let mut t = format!("{}: {}\n", r.id, r.title);
                 if !r.tags.is_empty() {
                     t.push_str(&format!("tags: {}\n", r.tags.join(", ")));
                 }
-                if r.applies.is_some() {
-                    t.push_str("applies: only when its guard is true or unknown\n");
+                if let Some(a) = &r.applies {
+                    t.push_str(&format!(
+                        "applies when {} is true or unknown\n",
+                        a.describe(engine.vocabulary())
+                    ));
                 }
                 if let Some(g) = r.group.map(|g| &engine.groups()[g]) {
                     t.push_str(&format!(
@@ -1058,11 +1086,13 @@ fn rules_command(command: RulesCommand) -> u8 {
                         g.id, g.title
                     ));
                 }
+
                 for (k, tier) in r.tiers.iter().enumerate() {
                     t.push_str(&format!(
-                        "tier {} [{}]\n  {}\n  action: {}\n",
+                        "tier {} [{}] when {}\n  {}\n  action: {}\n",
                         k + 1,
                         tier.severity.as_str(),
+                        tier.when.describe(engine.vocabulary()),
                         tier.message,
                         tier.action
                     ));
@@ -1076,6 +1106,34 @@ fn rules_command(command: RulesCommand) -> u8 {
             Err(code) => code,
         },
     }
+}
+
+/// A rule as JSON for `rules list --format json` (`full`: with conditions, messages and sources, for
+/// `rules show`): `{"id", "title", "tags", "severities", "group", "applies", "tiers": [{"severity",
+/// "when", "message", "action"}], "sources": [{"label", "url", "citation"}]}`.
+fn rule_json(engine: &Engine, r: &medscreen::compile::Rule, full: bool) -> serde_json::Value {
+    let vocab = engine.vocabulary();
+    let group = r.group.map(|g| engine.groups()[g].id.clone());
+    let severities: Vec<&str> = r.tiers.iter().map(|t| t.severity.as_str()).collect();
+    let mut v = serde_json::json!({
+        "id": r.id, "title": r.title, "tags": r.tags, "severities": severities, "group": group,
+    });
+    if full {
+        let tiers: Vec<serde_json::Value> = r
+            .tiers
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "severity": t.severity.as_str(), "when": t.when.describe(vocab),
+                    "message": t.message, "action": t.action,
+                })
+            })
+            .collect();
+        v["applies"] = serde_json::json!(r.applies.as_ref().map(|a| a.describe(vocab)));
+        v["tiers"] = serde_json::Value::Array(tiers);
+        v["sources"] = serde_json::json!(r.sources);
+    }
+    v
 }
 
 fn generate(count: u64, seed: u64, invalid_rate: f64, output: Option<&Path>) -> u8 {

@@ -237,3 +237,51 @@ fn closed_standard_error_does_not_panic() {
         assert_eq!(out.code(), Some(want), "{args:?}");
     }
 }
+
+#[test]
+fn rules_show_prints_each_tier_condition() {
+    // The eGFR cut-offs were never shown.
+    let out = run(&["rules", "show", "BAC-RENAL"]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        text.contains(
+            "tier 1 [critical] when dialysis = true or egfr < 30 or (egfr is unknown and ckd_stage in [\"4\", \"5\"])"
+        ),
+        "{text}"
+    );
+    let out = run(&["rules", "show", "BAC-PREGNANCY"]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        text.contains("applies when sex != \"male\" is true or unknown"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rules_list_and_show_have_a_json_form() {
+    let out = run(&["rules", "list", "--format", "json"]);
+    assert_eq!(code(&out), 0);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 44);
+    assert_eq!(list[0]["id"], "BAC-AGE-PEDIATRIC");
+    let out = run(&["rules", "show", "BAC-DDI-GABAPENTINOID", "--format", "json"]);
+    let rule: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(rule["group"], "BAC-DDI");
+    assert_eq!(
+        rule["tiers"][0]["when"],
+        "a comedication in class gabapentinoid and (age >= 65 or egfr < 60 or respiratory_impairment = true)"
+    );
+    assert!(rule["sources"][0]["url"].is_string());
+}
+
+#[test]
+fn rules_check_without_a_directory_checks_the_embedded_pack() {
+    let out = run(&["rules", "check"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("ok: baclofen@2.0.0#"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
