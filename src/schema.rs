@@ -259,13 +259,20 @@ impl SchemaChecker {
                             .collect()
                     })
                     .unwrap_or_default();
-                (
+                let mut p = Problem::new(
+                    pointer,
                     ProblemCode::InvalidEnum,
                     format!(
                         "must be one of {}",
                         join_or(names.iter().map(String::as_str))
                     ),
-                )
+                );
+                p.help = err
+                    .instance()
+                    .as_str()
+                    .and_then(|given| enum_help(given, options));
+                out.push(p);
+                return;
             }
             ValidationErrorKind::Minimum { limit } => {
                 (ProblemCode::OutOfRange, format!("must be at least {limit}"))
@@ -321,6 +328,38 @@ impl SchemaChecker {
         };
         out.push(Problem::new(pointer, code, message));
     }
+}
+
+/// A did-you-mean for a string outside an enumeration: the options it is a case-insensitive prefix of
+/// (`"F"` -> `female`; `"3"` -> `3a` or `3b`), else a close typo (for values of three characters or
+/// more, where edit distance means something).
+fn enum_help(given: &str, options: &Value) -> Option<String> {
+    let allowed: Vec<&str> = options
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let lower = given.trim().to_lowercase();
+    if lower.is_empty() {
+        return None;
+    }
+    let prefixed: Vec<&str> = allowed
+        .iter()
+        .copied()
+        .filter(|o| o.to_lowercase().starts_with(&lower))
+        .collect();
+    let shown: Vec<String> = match prefixed.as_slice() {
+        [] if given.chars().count() >= 3 => did_you_mean(given, allowed.iter().copied())
+            .map(|s| vec![format!("`{s}`")])
+            .unwrap_or_default(),
+        [] => Vec::new(),
+        many => many.iter().map(|s| format!("`{s}`")).collect(),
+    };
+    (!shown.is_empty()).then(|| {
+        format!(
+            "did you mean {}?",
+            join_or(shown.iter().map(String::as_str))
+        )
+    })
 }
 
 fn plural(n: u64) -> &'static str {

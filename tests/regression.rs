@@ -285,3 +285,36 @@ fn rules_check_without_a_directory_checks_the_embedded_pack() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn enum_value_abbreviated_or_ambiguous_gets_a_did_you_mean() {
+    // `"sex":"F"` got no did-you-mean (edit distance alone cannot see `female` in `F`).
+    let engine = medscreen::Engine::embedded().expect("pack");
+    let help = |json: &str| {
+        let r = engine
+            .parse_profile(json.as_bytes())
+            .expect_err("invalid profile");
+        r.problems
+            .iter()
+            .map(|p| (p.pointer.clone(), p.help.clone()))
+            .collect::<Vec<_>>()
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        help(r#"{"id":"a","age":40,"sex":"F"}"#),
+        vec![("/sex".to_owned(), some("did you mean `female`?"))]
+    );
+    assert_eq!(
+        help(r#"{"id":"a","age":40,"ckd_stage":"3"}"#),
+        vec![("/ckd_stage".to_owned(), some("did you mean `3a` or `3b`?"))]
+    );
+    assert_eq!(
+        help(r#"{"id":"a","age":40,"discontinuation":"tapr"}"#),
+        vec![("/discontinuation".to_owned(), some("did you mean `taper`?"))]
+    );
+    // No guess from one unrelated character.
+    assert_eq!(
+        help(r#"{"id":"a","age":40,"sex":"x"}"#),
+        vec![("/sex".to_owned(), None)]
+    );
+}
