@@ -245,16 +245,30 @@ struct FhirArgs {
     /// FHIR: the evaluation date (YYYY-MM-DD; default: today, UTC).
     #[arg(long, value_parser = parse_date)]
     as_of: Option<medscreen::fhir::date::Date>,
-    /// FHIR: eGFR older than this many days before the evaluation date is not used.
-    #[arg(long, default_value_t = 365)]
-    lookback_days: u32,
-    /// FHIR: how a condition absent from the record is read (`pregnant`, `breastfeeding`, `egfr` are never
-    /// assumed).
-    #[arg(long, value_enum, default_value_t = AbsentArg::False)]
-    absent: AbsentArg,
+    /// FHIR: eGFR older than this many days before the evaluation date is not used (default 365).
+    #[arg(long)]
+    lookback_days: Option<u32>,
+    /// FHIR: how a condition absent from the record is read (default `false`; `pregnant`,
+    /// `breastfeeding`, `egfr` are never assumed).
+    #[arg(long, value_enum)]
+    absent: Option<AbsentArg>,
     /// FHIR: value-set directory; default: the embedded sets (`rules/valuesets/`).
     #[arg(long)]
     valuesets: Option<PathBuf>,
+}
+
+impl FhirArgs {
+    /// The first FHIR-only option given, if any.
+    fn given(&self) -> Option<&'static str> {
+        [
+            ("--as-of", self.as_of.is_some()),
+            ("--lookback-days", self.lookback_days.is_some()),
+            ("--absent", self.absent.is_some()),
+            ("--valuesets", self.valuesets.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
 }
 
 #[derive(Args)]
@@ -287,9 +301,20 @@ fn parse_record_limit(s: &str) -> Result<usize, String> {
 }
 
 fn parse_date(s: &str) -> Result<medscreen::fhir::date::Date, String> {
-    medscreen::fhir::date::Date::parse(s)
-        .filter(|_| s.len() == 10)
-        .ok_or_else(|| format!("`{s}` is not a date of the form YYYY-MM-DD"))
+    let b = s.as_bytes();
+    let shaped = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shaped {
+        return Err(format!("`{s}` is not a date of the form YYYY-MM-DD"));
+    }
+    // Well formed but not a day of the calendar (`2025-02-30`, `2025-13-01`): say so.
+    medscreen::fhir::date::Date::parse(s).ok_or_else(|| {
+        format!("`{s}` is not a day of the calendar (month 1-12, and a day that month has)")
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -361,6 +386,12 @@ fn main() -> ExitCode {
             };
             if from == FromArg::Fhir {
                 fhir::screen(common, fhir, opts, fail_on.map(Severity::from))
+            } else if let Some(flag) = fhir.given() {
+                // Silently ignoring it would screen with a setting the user believes is in force.
+                eprintln!(
+                    "error: `{flag}` applies to FHIR input only\n  help: add `--from fhir`, or drop `{flag}` for native profiles"
+                );
+                EXIT_USAGE
             } else {
                 run_batch(common, Mode::Screen, opts, fail_on.map(Severity::from))
             }
@@ -414,10 +445,10 @@ mod fhir {
     fn options(a: &FhirArgs) -> Options {
         Options {
             as_of: a.as_of.unwrap_or_else(medscreen::fhir::date::Date::today),
-            lookback_days: a.lookback_days,
+            lookback_days: a.lookback_days.unwrap_or(365),
             absent: match a.absent {
-                AbsentArg::False => Absent::False,
-                AbsentArg::Unknown => Absent::Unknown,
+                None | Some(AbsentArg::False) => Absent::False,
+                Some(AbsentArg::Unknown) => Absent::Unknown,
             },
         }
     }

@@ -318,3 +318,51 @@ fn enum_value_abbreviated_or_ambiguous_gets_a_did_you_mean() {
         vec![("/sex".to_owned(), None)]
     );
 }
+
+#[test]
+fn as_of_that_is_not_a_calendar_day_says_so() {
+    // `--as-of 2025-02-30` said "not of the form YYYY-MM-DD", which it is.
+    let out = run(&["screen", "--from", "fhir", "--as-of", "2025-02-30", "-"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("`2025-02-30` is not a day of the calendar"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["screen", "--from", "fhir", "--as-of", "30/02/2025", "-"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("is not a date of the form YYYY-MM-DD"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn fhir_only_flags_on_native_input_are_refused() {
+    // They were silently ignored: the user believed the setting was in force.
+    for args in [
+        &["screen", "--as-of", "2025-01-01", "-"][..],
+        &["screen", "--absent", "unknown", "-"],
+        &["screen", "--lookback-days", "30", "-"],
+    ] {
+        let out = run(args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert!(
+            stderr(&out).contains("applies to FHIR input only"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // With --from fhir they are taken.
+    let out = run(&[
+        "screen",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2025-01-01",
+        "-q",
+        "-",
+    ]);
+    assert_ne!(code(&out), 2, "{}", stderr(&out));
+}
