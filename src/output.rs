@@ -136,8 +136,7 @@ struct ValidLine<'a> {
 pub fn header(opts: &OutputOptions) -> &'static [u8] {
     match opts.format {
         Format::Json => b"[\n",
-        Format::Csv if opts.show_input => b"input,line,id,rule,severity,title\n",
-        Format::Csv => b"line,id,rule,severity,title\n",
+        Format::Csv => CSV_HEADER,
         Format::Ndjson | Format::Table => b"",
     }
 }
@@ -194,6 +193,12 @@ pub fn screened_at(
     } else {
         Status::Clear
     };
+    let csv = CsvRecord {
+        input: input.unwrap_or("-"),
+        line,
+        index,
+        id: &s.id,
+    };
     let input = if opts.show_input { input } else { None };
     match opts.format {
         Format::Ndjson | Format::Json => {
@@ -206,20 +211,16 @@ pub fn screened_at(
             }
         }
         Format::Csv => {
-            for c in s
+            let mut kept = s
                 .cautions
                 .iter()
                 .filter(|c| c.severity >= opts.min_severity)
-            {
-                csv_row(
-                    buf,
-                    line,
-                    input,
-                    &s.id,
-                    c.rule,
-                    c.severity.as_str(),
-                    c.title,
-                );
+                .peekable();
+            if kept.peek().is_none() {
+                csv.row(buf, "clear", "", "", "");
+            }
+            for c in kept {
+                csv.row(buf, "flagged", c.rule, c.severity.as_str(), c.title);
             }
         }
         Format::Table => {
@@ -437,6 +438,12 @@ pub fn invalid_at(
     id: Option<&str>,
     errors: &[Problem],
 ) {
+    let csv = CsvRecord {
+        input: input.unwrap_or("-"),
+        line,
+        index,
+        id: id.unwrap_or(""),
+    };
     let input = if opts.show_input { input } else { None };
     match opts.format {
         Format::Ndjson | Format::Json => {
@@ -455,15 +462,7 @@ pub fn invalid_at(
         }
         Format::Csv => {
             let what: Vec<String> = errors.iter().map(problem_text).collect();
-            csv_row(
-                buf,
-                line,
-                input,
-                id.unwrap_or(""),
-                "",
-                "invalid",
-                &what.join("; "),
-            );
+            csv.row(buf, "invalid", "", "", &what.join("; "));
         }
         Format::Table => {
             let mut t = format!(
@@ -494,6 +493,12 @@ pub fn valid_at(
     input: Option<&str>,
     id: &str,
 ) {
+    let csv = CsvRecord {
+        input: input.unwrap_or("-"),
+        line,
+        index,
+        id,
+    };
     let input = if opts.show_input { input } else { None };
     match opts.format {
         Format::Ndjson | Format::Json => json_line(
@@ -507,7 +512,7 @@ pub fn valid_at(
                 status: "valid",
             },
         ),
-        Format::Csv => csv_row(buf, line, input, id, "", "valid", ""),
+        Format::Csv => csv.row(buf, "valid", "", "", ""),
         Format::Table => {}
     }
 }
@@ -560,37 +565,50 @@ pub fn source_text(s: &Source) -> String {
     t
 }
 
-fn csv_row(
-    buf: &mut Vec<u8>,
-    line: u64,
-    input: Option<&str>,
-    id: &str,
-    rule: &str,
-    severity: &str,
-    title: &str,
-) {
-    let mut row = String::new();
-    if let Some(i) = input {
-        row.push_str(&csv_field(i));
-        row.push(',');
+/// The CSV header: one row per record at least (a clear, invalid or valid record has one row, a flagged
+/// one a row per reported caution), with the same columns whatever the input:
+/// `input,line,index,id,status,rule,severity,title`. `input` is `-` for standard input, `index` the
+/// record's position in a JSON array (empty otherwise); `title` holds the problems of an invalid record
+/// and the reason a FHIR patient was skipped.
+pub const CSV_HEADER: &[u8] = b"input,line,index,id,status,rule,severity,title\n";
+
+/// Where a CSV row's record is: the leading columns of every row.
+pub struct CsvRecord<'a> {
+    /// The input's name (`-` for standard input).
+    pub input: &'a str,
+    /// The line the record starts on.
+    pub line: u64,
+    /// Its position in a JSON array, if it is an element of one.
+    pub index: Option<u64>,
+    /// Its id (empty when it has none).
+    pub id: &'a str,
+}
+
+impl CsvRecord<'_> {
+    /// Append one row.
+    pub fn row(&self, buf: &mut Vec<u8>, status: &str, rule: &str, severity: &str, title: &str) {
+        let mut row = String::new();
+        let _ = write!(row, "{},{},", csv_field(self.input), self.line);
+        if let Some(i) = self.index {
+            let _ = write!(row, "{i}");
+        }
+        let _ = writeln!(
+            row,
+            ",{},{status},{},{severity},{}",
+            csv_field(self.id),
+            csv_field(rule),
+            csv_field(title)
+        );
+        buf.extend_from_slice(row.as_bytes());
     }
-    let _ = write!(
-        row,
-        "{line},{},{},{},{}",
-        csv_field(id),
-        csv_field(rule),
-        severity,
-        csv_field(title)
-    );
-    row.push('\n');
-    buf.extend_from_slice(row.as_bytes());
 }
 
 /// Quote a CSV field when it needs it (RFC 4180). A field that a spreadsheet would read as a formula
 /// (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` and quotes, as
 /// OWASP's CSV-injection guidance recommends, so `=HYPERLINK(...)` in a record id stays text.
 pub fn csv_field(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    // A lone `-` (standard input's name) is no formula.
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s != "-" {
         format!("\"'{}\"", s.replace('"', "\"\""))
     } else if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -727,5 +745,6 @@ mod tests {
             assert!(csv_field(lead).starts_with("\"'"), "{lead:?}");
         }
         assert_eq!(csv_field("a-b"), "a-b");
+        assert_eq!(csv_field("-"), "-");
     }
 }

@@ -491,13 +491,16 @@ fn csv_and_table_formats() {
     let input = b"{\"id\":\"a,1\",\"age\":40,\"comedications\":[\"oxycodone\"]}\n{\"id\":\"b\",\"age\":-1}\n";
     let csv = String::from_utf8(run(&["screen", "--format", "csv"], input).stdout).expect("utf-8");
     let mut rows = csv.lines();
-    assert_eq!(rows.next(), Some("line,id,rule,severity,title"));
     assert_eq!(
         rows.next(),
-        Some("1,\"a,1\",BAC-DDI-OPIOID,critical,Opioid taken with baclofen")
+        Some("input,line,index,id,status,rule,severity,title")
+    );
+    assert_eq!(
+        rows.next(),
+        Some("-,1,,\"a,1\",flagged,BAC-DDI-OPIOID,critical,Opioid taken with baclofen")
     );
     assert!(
-        csv.contains("2,b,,invalid,/age: must be at least 0 [out_of_range]\n"),
+        csv.contains("-,2,,b,invalid,,,/age: must be at least 0 [out_of_range]\n"),
         "{csv}"
     );
     let table =

@@ -349,7 +349,10 @@ fn output_is_identical_at_any_thread_count_and_profiles_screen_natively_alike() 
         "csv",
         &d,
     ]);
-    assert!(String::from_utf8_lossy(&c.stdout).starts_with("input,line,id,rule,severity,title\n"));
+    assert!(
+        String::from_utf8_lossy(&c.stdout)
+            .starts_with("input,line,index,id,status,rule,severity,title\n")
+    );
     let j = run(&[
         "screen",
         "-q",

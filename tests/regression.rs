@@ -366,3 +366,35 @@ fn fhir_only_flags_on_native_input_are_refused() {
     ]);
     assert_ne!(code(&out), 2, "{}", stderr(&out));
 }
+
+#[test]
+fn csv_has_a_row_for_every_record_and_the_same_columns_for_every_input() {
+    // A clear record had no row, an invalid one put `invalid` under `severity`, and the `input`
+    // column came and went with the number of inputs.
+    let input = "{\"id\":\"c\",\"age\":40,\"comedications\":[]}\n{\"id\":\"b\",\"age\":-1}\n[{\"id\":\"d\",\"age\":40,\"seizure_history\":true}]\n";
+    let out = run_stdin(&["screen", "-q", "--format", "csv", "-"], input);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "input,line,index,id,status,rule,severity,title");
+    assert!(rows.contains(&"-,1,,c,clear,,,"), "{text}");
+    assert!(
+        rows.iter().any(|r| r.starts_with("-,2,,b,invalid,,,/age:")),
+        "{text}"
+    );
+    assert!(
+        rows.contains(&"-,3,0,d,flagged,BAC-SEIZURE,warning,Seizures or epilepsy"),
+        "{text}"
+    );
+    // Two inputs: the same header.
+    let dir = tempfile::tempdir().expect("dir");
+    let a = dir.path().join("a.ndjson");
+    std::fs::write(&a, "{\"id\":\"x\",\"age\":40,\"comedications\":[]}\n").expect("write");
+    let a = a.display().to_string();
+    let out = run(&["screen", "-q", "--format", "csv", &a, &a]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(
+        text.lines().next(),
+        Some("input,line,index,id,status,rule,severity,title")
+    );
+    assert_eq!(text.lines().count(), 3, "{text}");
+}

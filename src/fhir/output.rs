@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::mapping::{FhirProblem, PatientFacts, Prov};
 use crate::compile::Severity;
-use crate::output::{self, Detail, Format, OutputOptions, csv_field};
+use crate::output::{self, Detail, Format, OutputOptions};
 use crate::report::{Evidence, Indeterminate, Screening, Status};
 use crate::vocab::Source;
 
@@ -200,13 +200,17 @@ pub fn skipped(opts: &OutputOptions, input: &str, line: u64, id: &str, reason: &
             status: "skipped",
             reason,
         }),
-        Format::Csv => format!(
-            "{},{line},{},,skipped,{}\n",
-            csv_field(input),
-            csv_field(id),
-            csv_field(reason)
-        )
-        .into_bytes(),
+        Format::Csv => {
+            let mut buf = Vec::new();
+            let at = output::CsvRecord {
+                input,
+                line,
+                index: None,
+                id,
+            };
+            at.row(&mut buf, "skipped", "", "", reason);
+            buf
+        }
         Format::Table => format!(
             "{}:{line}  {}  SKIPPED\n  {reason}\n\n",
             output::printable(input),
@@ -234,13 +238,15 @@ pub fn invalid(
         }),
         Format::Csv => {
             let what: Vec<String> = errors.iter().map(problem_text).collect();
-            format!(
-                "{},{line},{},,invalid,{}\n",
-                csv_field(input),
-                csv_field(id.unwrap_or("")),
-                csv_field(&what.join("; "))
-            )
-            .into_bytes()
+            let mut buf = Vec::new();
+            let at = output::CsvRecord {
+                input,
+                line,
+                index: None,
+                id: id.unwrap_or(""),
+            };
+            at.row(&mut buf, "invalid", "", "", &what.join("; "));
+            buf
         }
         Format::Table => {
             let mut t = format!(

@@ -253,10 +253,7 @@ pub fn run(
     let header: &[u8] = if cfg.mode == Mode::Profile {
         b""
     } else {
-        match format {
-            Format::Csv => b"input,line,id,rule,severity,title\n",
-            _ => output::header(&cfg.output),
-        }
+        output::header(&cfg.output)
     };
     out.write_all(header).map_err(RunError::Output)?;
     let mut w = Writer {
