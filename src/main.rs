@@ -965,6 +965,27 @@ fn explain(input: &str, rules: Option<&Path>) -> u8 {
         }
     };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    // One profile: a file of several gets a usage error that says so, not "unexpected data".
+    let mut splitter =
+        medscreen::input::Splitter::new(Box::new(io::Cursor::new(bytes.to_vec())), usize::MAX);
+    let mut scratch = Vec::new();
+    let mut starts = Vec::new();
+    while let Some(item) = splitter.next_item(&mut scratch) {
+        scratch.clear();
+        if item.kind != medscreen::input::ItemKind::Blank {
+            starts.push((item.line, item.index));
+        }
+    }
+    if let Some(&(line, index)) = starts.get(1) {
+        let at = index.map_or(format!("line {line}"), |i| {
+            format!("line {line}, element {i}")
+        });
+        eprintln!(
+            "error: `explain` takes one profile, and `{input}` holds {} records (the second at {at})\n  help: use `medscreen screen` for several, or `medscreen screen --format table` to read them",
+            starts.len()
+        );
+        return EXIT_USAGE;
+    }
     let mut t = String::new();
     let code = match engine.parse_profile(bytes) {
         Err(r) => {

@@ -398,3 +398,23 @@ fn csv_has_a_row_for_every_record_and_the_same_columns_for_every_input() {
     );
     assert_eq!(text.lines().count(), 3, "{text}");
 }
+
+#[test]
+fn explain_on_several_records_says_it_takes_one() {
+    // It said only "unexpected data after the JSON value".
+    let out = run_stdin(
+        &["explain", "-"],
+        "{\"id\":\"a\",\"age\":40}\n{\"id\":\"b\",\"age\":50}\n",
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains(
+            "`explain` takes one profile, and `-` holds 2 records (the second at line 2)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // One pretty-printed profile is one record.
+    let out = run_stdin(&["explain", "-"], "{\n  \"id\": \"a\",\n  \"age\": 40\n}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
