@@ -1,6 +1,8 @@
 //! FHIR input: golden patients worked out by hand from the Synthea bundles and their manifest, the
 //! evaluation-date and lookback boundaries, the open/closed world, baclofen orders, and the HL7 examples.
 
+mod util;
+
 use std::path::{Path, PathBuf};
 
 use medscreen::Engine;
@@ -393,24 +395,8 @@ fn pregnancy_status_observation_outranks_an_older_condition() {
     assert_eq!(get(&synthetic(json!([patient(), refuted]))), None);
 }
 
-/// The real data in `../shared/external` (CI lays `shared/` beside the clone). Missing data fails the
-/// test rather than passing it unchecked; `MEDSCREEN_NO_EXTERNAL=1` skips these tests on purpose, and
-/// says so.
 fn external() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/external");
-    if std::env::var_os("MEDSCREEN_NO_EXTERNAL").is_some() {
-        eprintln!(
-            "skipped on request (MEDSCREEN_NO_EXTERNAL): {}",
-            p.display()
-        );
-        return None;
-    }
-    assert!(
-        p.is_dir(),
-        "{} is missing: the tests on real external data cannot run (set MEDSCREEN_NO_EXTERNAL=1 to skip them knowingly)",
-        p.display()
-    );
-    Some(p)
+    util::external()
 }
 
 #[test]

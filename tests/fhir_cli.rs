@@ -1,6 +1,8 @@
 //! FHIR input through the command line: malformed input gives a clear result and the run goes on,
 //! directories and Bulk exports, determinism across thread counts, value-set load errors.
 
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -211,24 +213,8 @@ fn ndjson_of_bundles_and_bulk_orphans() {
     assert_eq!(summary["patients"], json!(2));
 }
 
-/// The real data in `../shared/external` (CI lays `shared/` beside the clone). Missing data fails the
-/// test rather than passing it unchecked; `MEDSCREEN_NO_EXTERNAL=1` skips these tests on purpose, and
-/// says so.
 fn external() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/external");
-    if std::env::var_os("MEDSCREEN_NO_EXTERNAL").is_some() {
-        eprintln!(
-            "skipped on request (MEDSCREEN_NO_EXTERNAL): {}",
-            p.display()
-        );
-        return None;
-    }
-    assert!(
-        p.is_dir(),
-        "{} is missing: the tests on real external data cannot run (set MEDSCREEN_NO_EXTERNAL=1 to skip them knowingly)",
-        p.display()
-    );
-    Some(p)
+    util::external()
 }
 
 #[test]

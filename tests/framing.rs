@@ -1,6 +1,8 @@
 //! Regression tests for input framing (issue "Hardening", items 3, 8 and 9): the real binary, each test
 //! named after what it broke. The framing rule itself is in `src/input.rs` and the README.
 
+mod util;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -8,36 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_medscreen");
-
-/// Run the binary, writing `chunks` to its standard input one by one with `pause` between them.
-fn run_chunks(args: &[&str], chunks: &[&[u8]], pause: Duration) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    let mut input = child.stdin.take().expect("stdin");
-    let chunks: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
-    let feeder = std::thread::spawn(move || {
-        for (k, c) in chunks.iter().enumerate() {
-            if k > 0 {
-                std::thread::sleep(pause);
-            }
-            if input.write_all(c).and_then(|()| input.flush()).is_err() {
-                return;
-            }
-        }
-    });
-    let out = child.wait_with_output().expect("finishes");
-    feeder.join().expect("feeder");
-    out
-}
+use util::{BIN, code, run_chunks, stderr};
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {
-    run_chunks(args, &[stdin], Duration::ZERO)
+    util::run_stdin(args, stdin)
 }
 
 fn results(out: &Output) -> Vec<Value> {
@@ -46,14 +22,6 @@ fn results(out: &Output) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
         .collect()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn ids(results: &[Value]) -> Vec<String> {

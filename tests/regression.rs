@@ -1,24 +1,15 @@
 //! Regression tests for bugs found by adversarial testing, each named after what it broke.
 
+mod util;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_medscreen");
+use util::{BIN, code, run, stderr};
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// [`util::run_stdin`] with text.
+fn run_stdin(args: &[&str], stdin: &str) -> Output {
+    util::run_stdin(args, stdin.as_bytes())
 }
 
 const TWO: &str = "{\"id\":\"a\",\"age\":40}\n{\"id\":\"b\",\"age\":70}\n";
@@ -106,24 +97,6 @@ fn fhir_output_that_is_the_input_does_not_truncate_it() {
     let out = run(&["screen", "--from", "fhir", "-q", &b, "-o", &b]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&bundle).expect("read"), text);
-}
-
-fn run_stdin(args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("finishes")
 }
 
 #[test]

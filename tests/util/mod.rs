@@ -1,0 +1,81 @@
+//! Helpers shared by the integration tests: run the real binary, read its output, find the external data.
+//! Each test crate uses a part of them.
+#![allow(dead_code, reason = "each test crate uses a part of these helpers")]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_medscreen");
+
+/// Run the binary with no standard input.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs")
+}
+
+/// Run the binary, writing `chunks` to its standard input one by one with `pause` between them.
+pub fn run_chunks(args: &[&str], chunks: &[&[u8]], pause: Duration) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    let chunks: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
+    let feeder = std::thread::spawn(move || {
+        for (k, c) in chunks.iter().enumerate() {
+            if k > 0 {
+                std::thread::sleep(pause);
+            }
+            if input.write_all(c).and_then(|()| input.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    let out = child.wait_with_output().expect("finishes");
+    feeder.join().expect("feeder");
+    out
+}
+
+/// Run the binary with `stdin` on its standard input.
+pub fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    run_chunks(args, &[stdin], Duration::ZERO)
+}
+
+/// The exit code.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+/// Standard error as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The real data in `../shared/external` (CI lays `shared/` beside the clone). Missing data fails the
+/// test rather than passing it unchecked; `MEDSCREEN_NO_EXTERNAL=1` skips these tests on purpose, and
+/// says so.
+pub fn external() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/external");
+    if std::env::var_os("MEDSCREEN_NO_EXTERNAL").is_some() {
+        eprintln!(
+            "skipped on request (MEDSCREEN_NO_EXTERNAL): {}",
+            p.display()
+        );
+        return None;
+    }
+    assert!(
+        p.is_dir(),
+        "{} is missing: the tests on real external data cannot run (set MEDSCREEN_NO_EXTERNAL=1 to skip them knowingly)",
+        p.display()
+    );
+    Some(p)
+}
