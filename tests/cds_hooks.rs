@@ -1513,6 +1513,36 @@ fn card_of<'a>(body: &'a Value, rule: &str) -> Option<&'a Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intrathecal_baclofen_draft_is_never_the_order_screened() {
+    // It was screened as if it were oral baclofen when no other baclofen order came with it.
+    let base = start(Options::default()).await;
+    let itb = json!({"resourceType": "MedicationRequest", "id": "itb", "status": "draft",
+        "intent": "order", "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": "Gablofen 2000 MCG/ML Intrathecal Solution"},
+        "dosageInstruction": [{"route": {"coding": [{"system": "http://snomed.info/sct",
+            "code": "72607000", "display": "Intrathecal route"}]}}]});
+    let req = order_sign(
+        patient("1970-01-01", "male"),
+        vec![itb.clone()],
+        json!({"medicationRequests": searchset(vec![])}),
+    );
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"cards": []}));
+
+    // With an oral draft, the intrathecal one is its comedication: a critical duplicate.
+    let req = order_sign(
+        patient("1970-01-01", "male"),
+        vec![itb, baclofen_draft("d1")],
+        json!({"medicationRequests": searchset(vec![])}),
+    );
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &req).await;
+    assert_eq!(status, 200, "{body}");
+    let card = card_of(&body, "BAC-DUPLICATE").unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(card["indicator"], "critical");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baclofen_draft_over_intrathecal_baclofen_is_a_critical_duplicate_but_a_renewal_is_not() {
     let base = start(Options::default()).await;
     let intrathecal = json!({"resourceType": "MedicationRequest", "id": "itb", "status": "active",

@@ -536,23 +536,22 @@ impl Cds {
                 .any(|s| reference_key(s) == o.key || Some(*s) == o.id || Some(*s) == o.full_url)
         };
         let narrow = orders.iter().any(selected);
-        // An order of the drug by another route (intrathecal baclofen) is screened only when no
-        // order by mouth is being placed with it; otherwise it is a comedication of that order.
-        for other_route_too in [false, true] {
-            for o in orders {
-                if narrow && !selected(o) {
-                    continue;
-                }
-                if !other_route_too && self.by_other_route(&mapper, o.resource, &resolve) {
-                    continue;
-                }
-                if let Some(display) = self.subject_order(&mapper, o.resource, &resolve) {
-                    return Ok(Some(Trigger {
-                        order: o.id.map(|id| format!("{}/{id}", o.kind)),
-                        pointer: o.pointer.clone(),
-                        display,
-                    }));
-                }
+        // An order of the drug by another route (intrathecal baclofen) is never the order screened:
+        // the pack is about the drug by mouth. Placed with an oral order it is a comedication of it;
+        // placed alone it triggers nothing.
+        for o in orders {
+            if narrow && !selected(o) {
+                continue;
+            }
+            if self.by_other_route(&mapper, o.resource, &resolve) {
+                continue;
+            }
+            if let Some(display) = self.subject_order(&mapper, o.resource, &resolve) {
+                return Ok(Some(Trigger {
+                    order: o.id.map(|id| format!("{}/{id}", o.kind)),
+                    pointer: o.pointer.clone(),
+                    display,
+                }));
             }
         }
         Ok(None)
