@@ -1512,15 +1512,20 @@ fn card_of<'a>(body: &'a Value, rule: &str) -> Option<&'a Value> {
         .find(|c| c["source"]["topic"]["code"] == rule)
 }
 
+/// A baclofen MedicationRequest routed intrathecally (SNOMED 72607000), with `status` and its text.
+fn intrathecal_order(status: &str, text: &str) -> Value {
+    json!({"resourceType": "MedicationRequest", "id": "itb", "status": status,
+        "intent": "order", "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": text},
+        "dosageInstruction": [{"route": {"coding": [{"system": "http://snomed.info/sct",
+            "code": "72607000", "display": "Intrathecal route"}]}}]})
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intrathecal_baclofen_draft_is_never_the_order_screened() {
     // It was screened as if it were oral baclofen when no other baclofen order came with it.
     let base = start(Options::default()).await;
-    let itb = json!({"resourceType": "MedicationRequest", "id": "itb", "status": "draft",
-        "intent": "order", "subject": {"reference": "Patient/p1"},
-        "medicationCodeableConcept": {"text": "Gablofen 2000 MCG/ML Intrathecal Solution"},
-        "dosageInstruction": [{"route": {"coding": [{"system": "http://snomed.info/sct",
-            "code": "72607000", "display": "Intrathecal route"}]}}]});
+    let itb = intrathecal_order("draft", "Gablofen 2000 MCG/ML Intrathecal Solution");
     let req = order_sign(
         patient("1970-01-01", "male"),
         vec![itb.clone()],
@@ -1545,11 +1550,7 @@ async fn an_intrathecal_baclofen_draft_is_never_the_order_screened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baclofen_draft_over_intrathecal_baclofen_is_a_critical_duplicate_but_a_renewal_is_not() {
     let base = start(Options::default()).await;
-    let intrathecal = json!({"resourceType": "MedicationRequest", "id": "itb", "status": "active",
-        "intent": "order", "subject": {"reference": "Patient/p1"},
-        "medicationCodeableConcept": {"text": "baclofen 2000 MCG/ML Injectable Solution"},
-        "dosageInstruction": [{"route": {"coding": [{"system": "http://snomed.info/sct",
-            "code": "72607000", "display": "Intrathecal route"}]}}]});
+    let intrathecal = intrathecal_order("active", "baclofen 2000 MCG/ML Injectable Solution");
     let req = order_sign(
         patient("1970-01-01", "male"),
         vec![baclofen_draft("d1")],

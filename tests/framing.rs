@@ -10,18 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use util::{BIN, code, run_chunks, stderr};
+use util::{BIN, code, results, run_chunks, stderr};
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {
     util::run_stdin(args, stdin)
-}
-
-fn results(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .expect("utf-8 output")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
-        .collect()
 }
 
 fn ids(results: &[Value]) -> Vec<String> {

@@ -50,6 +50,15 @@ pub fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
     run_chunks(args, &[stdin], Duration::ZERO)
 }
 
+/// Standard output as JSON lines, one result per line.
+pub fn results(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("utf-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
+        .collect()
+}
+
 /// The exit code.
 pub fn code(out: &Output) -> i32 {
     out.status.code().expect("exit code")
