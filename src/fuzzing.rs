@@ -14,14 +14,14 @@
 
 use std::sync::OnceLock;
 
-use crate::cds_hooks::service::{Cds, CdsOptions, Step};
-use crate::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY, Engine};
-use crate::fhir::bundle::read_bundle;
-use crate::fhir::date::Date;
-use crate::fhir::mapping::{Absent, Mapper, Options, Outcome};
-use crate::fhir::valueset::ValueSets;
-use crate::input::{Item, ItemKind, Splitter};
-use crate::output::{self, OutputOptions};
+use medscreen_cds::service::{Cds, CdsOptions, Step};
+use medscreen_core::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY, Engine};
+use medscreen_core::input::{Item, ItemKind, Splitter};
+use medscreen_core::output::{self, OutputOptions};
+use medscreen_fhir::bundle::read_bundle;
+use medscreen_fhir::date::Date;
+use medscreen_fhir::mapping::{Absent, Mapper, Options, Outcome};
+use medscreen_fhir::valueset::ValueSets;
 
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();

@@ -50,8 +50,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 use super::fetch::{FhirServers, Origin};
-use crate::schema::escape_pointer;
-use crate::suggest::did_you_mean;
+use medscreen_core::schema::escape_pointer;
+use medscreen_core::suggest::did_you_mean;
 
 /// Clock skew tolerated between the EHR and this service, in seconds: a token is still accepted up
 /// to this long after its `exp`, and its `iat`/`nbf` may be up to this far in the future.

@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 
 use super::date::Date;
 use super::valueset::{List, Measure, System, Target, ValueSets};
-use crate::engine::Engine;
-use crate::profile::{CkdStage, CodedMedication, Field, Medication};
-use crate::vocab::{IngredientId, Vocabulary};
+use medscreen_core::engine::Engine;
+use medscreen_core::profile::{CkdStage, CodedMedication, Field, Medication};
+use medscreen_core::vocab::{IngredientId, Vocabulary};
 
 /// `Coding.system` of the WHO ATC classification.
 pub const ATC_URI: &str = "http://www.whocc.no/atc";
@@ -1509,7 +1509,7 @@ pub fn med_entry(cc: &Value) -> MedEntry {
         .iter()
         .filter_map(|c| code_of(c, ATC_URI))
         .map(|s| s.to_ascii_uppercase())
-        .filter(|s| crate::profile::is_atc(s))
+        .filter(|s| medscreen_core::profile::is_atc(s))
         .collect();
     let rx_display = codings
         .iter()

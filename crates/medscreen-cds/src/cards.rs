@@ -15,11 +15,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::service::{Cds, Unreadable};
-use crate::compile::Severity;
-use crate::fhir::FhirProblem;
-use crate::fhir::mapping::Prov;
-use crate::report::{Caution, Evidence, Screening};
-use crate::{Rejection, profile::Field};
+use medscreen_core::compile::Severity;
+use medscreen_core::report::{Caution, Evidence, Screening};
+use medscreen_core::{Rejection, profile::Field};
+use medscreen_fhir::FhirProblem;
+use medscreen_fhir::mapping::Prov;
 
 /// The code system of our override reasons (`.invalid` is reserved: it names, it does not resolve).
 pub const OVERRIDE_SYSTEM: &str = "https://medscreen.invalid/fhir/CodeSystem/override-reason";

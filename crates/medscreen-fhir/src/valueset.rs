@@ -12,74 +12,77 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{LoadError, LoadErrorCode, LoadErrors};
-use crate::profile::{CkdStage, Field};
+use medscreen_core::error::{LoadError, LoadErrorCode, LoadErrors};
+use medscreen_core::profile::{CkdStage, Field};
 
 /// The value-set schema (`schemas/valueset.schema.json`).
-pub const VALUESET_SCHEMA: &str = include_str!("../../schemas/valueset.schema.json");
+pub const VALUESET_SCHEMA: &str = include_str!("../../../schemas/valueset.schema.json");
 
 /// The embedded default value sets, as `(file name, text)`.
 pub const EMBEDDED: [(&str, &str); 16] = [
     (
         "alcohol.json",
-        include_str!("../../rules/valuesets/alcohol.json"),
+        include_str!("../../../rules/valuesets/alcohol.json"),
     ),
     (
         "autonomic-dysreflexia.json",
-        include_str!("../../rules/valuesets/autonomic-dysreflexia.json"),
+        include_str!("../../../rules/valuesets/autonomic-dysreflexia.json"),
     ),
     (
         "baclofen.json",
-        include_str!("../../rules/valuesets/baclofen.json"),
+        include_str!("../../../rules/valuesets/baclofen.json"),
     ),
     (
         "breastfeeding.json",
-        include_str!("../../rules/valuesets/breastfeeding.json"),
+        include_str!("../../../rules/valuesets/breastfeeding.json"),
     ),
     (
         "diabetes.json",
-        include_str!("../../rules/valuesets/diabetes.json"),
+        include_str!("../../../rules/valuesets/diabetes.json"),
     ),
     (
         "dialysis.json",
-        include_str!("../../rules/valuesets/dialysis.json"),
+        include_str!("../../../rules/valuesets/dialysis.json"),
     ),
-    ("egfr.json", include_str!("../../rules/valuesets/egfr.json")),
+    (
+        "egfr.json",
+        include_str!("../../../rules/valuesets/egfr.json"),
+    ),
     (
         "heart-disease.json",
-        include_str!("../../rules/valuesets/heart-disease.json"),
+        include_str!("../../../rules/valuesets/heart-disease.json"),
     ),
     (
         "indication.json",
-        include_str!("../../rules/valuesets/indication.json"),
+        include_str!("../../../rules/valuesets/indication.json"),
     ),
     (
         "kidney-disease.json",
-        include_str!("../../rules/valuesets/kidney-disease.json"),
+        include_str!("../../../rules/valuesets/kidney-disease.json"),
     ),
     (
         "liver-disease.json",
-        include_str!("../../rules/valuesets/liver-disease.json"),
+        include_str!("../../../rules/valuesets/liver-disease.json"),
     ),
     (
         "pregnancy.json",
-        include_str!("../../rules/valuesets/pregnancy.json"),
+        include_str!("../../../rules/valuesets/pregnancy.json"),
     ),
     (
         "psychiatric.json",
-        include_str!("../../rules/valuesets/psychiatric.json"),
+        include_str!("../../../rules/valuesets/psychiatric.json"),
     ),
     (
         "respiratory-impairment.json",
-        include_str!("../../rules/valuesets/respiratory-impairment.json"),
+        include_str!("../../../rules/valuesets/respiratory-impairment.json"),
     ),
     (
         "seizure.json",
-        include_str!("../../rules/valuesets/seizure.json"),
+        include_str!("../../../rules/valuesets/seizure.json"),
     ),
     (
         "stroke.json",
-        include_str!("../../rules/valuesets/stroke.json"),
+        include_str!("../../../rules/valuesets/stroke.json"),
     ),
 ];
 
@@ -410,15 +413,17 @@ impl ValueSets {
 
     /// Load `(file name, text)` pairs; the names are used in errors.
     pub fn from_sources(files: &[(String, String)]) -> Result<ValueSets, LoadErrors> {
-        let schema = crate::engine::load_schema(VALUESET_SCHEMA, "schemas/valueset.schema.json")?;
+        let schema =
+            medscreen_core::engine::load_schema(VALUESET_SCHEMA, "schemas/valueset.schema.json")?;
         let mut errors = Vec::new();
         let mut sets = Vec::new();
         let mut ids: HashMap<String, String> = HashMap::new();
         for (name, text) in files {
-            let value = match crate::engine::parse_checked(text, name, &schema, &mut errors) {
-                Some((value, true)) => value,
-                _ => continue,
-            };
+            let value =
+                match medscreen_core::engine::parse_checked(text, name, &schema, &mut errors) {
+                    Some((value, true)) => value,
+                    _ => continue,
+                };
             let file: ValueSetFile = match serde_json::from_value(value) {
                 Ok(f) => f,
                 Err(e) => {
@@ -595,7 +600,7 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
                         format!("unknown source `{}`", c.source),
                     )
                     .with_help(
-                        crate::suggest::did_you_mean(&c.source, known)
+                        medscreen_core::suggest::did_you_mean(&c.source, known)
                             .map(|s| format!("did you mean `{s}`?")),
                     ),
                 );

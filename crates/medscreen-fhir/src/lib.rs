@@ -8,8 +8,8 @@
 //! [`run`] drives it over files, directories and exports, in parallel, in a deterministic order.
 //!
 //! ```
-//! use medscreen::Engine;
-//! use medscreen::fhir::{Absent, Mapper, Options, Outcome, ValueSets, date::Date, bundle::read_bundle};
+//! use medscreen_core::Engine;
+//! use medscreen_fhir::{Absent, Mapper, Options, Outcome, ValueSets, date::Date, bundle::read_bundle};
 //!
 //! let vs = ValueSets::embedded()?;
 //! let opts = Options { as_of: Date::parse("2021-06-01").unwrap(), lookback_days: 365, absent: Absent::False };
@@ -27,7 +27,7 @@
 //! let engine = Engine::embedded().unwrap();
 //! let screening = engine.screen(&engine.validate_value(&profile).unwrap());
 //! assert!(screening.cautions.iter().any(|c| c.rule == "BAC-SEIZURE"));
-//! # Ok::<(), medscreen::LoadErrors>(())
+//! # Ok::<(), medscreen_core::LoadErrors>(())
 //! ```
 
 pub mod bulk;

@@ -15,15 +15,15 @@ use crate::schema::{Problem, ProblemCode, SchemaChecker};
 use crate::vocab::{MatchCache, Vocabulary, VocabularyFile};
 
 /// The embedded default rule pack (`rules/pack.json`).
-pub const EMBEDDED_PACK: &str = include_str!("../rules/pack.json");
+pub const EMBEDDED_PACK: &str = include_str!("../../../rules/pack.json");
 /// The embedded default vocabulary (`rules/vocabulary.json`).
-pub const EMBEDDED_VOCABULARY: &str = include_str!("../rules/vocabulary.json");
+pub const EMBEDDED_VOCABULARY: &str = include_str!("../../../rules/vocabulary.json");
 /// The profile schema (`schemas/profile.schema.json`).
-pub const PROFILE_SCHEMA: &str = include_str!("../schemas/profile.schema.json");
+pub const PROFILE_SCHEMA: &str = include_str!("../../../schemas/profile.schema.json");
 /// The rule pack schema (`schemas/rulepack.schema.json`).
-pub const RULEPACK_SCHEMA: &str = include_str!("../schemas/rulepack.schema.json");
+pub const RULEPACK_SCHEMA: &str = include_str!("../../../schemas/rulepack.schema.json");
 /// The vocabulary schema (`schemas/vocabulary.schema.json`).
-pub const VOCABULARY_SCHEMA: &str = include_str!("../schemas/vocabulary.schema.json");
+pub const VOCABULARY_SCHEMA: &str = include_str!("../../../schemas/vocabulary.schema.json");
 
 /// File names inside a rule directory.
 pub const PACK_FILE: &str = "pack.json";
@@ -55,7 +55,7 @@ pub struct Rejection {
 /// A compiled, immutable screening engine. `Send + Sync`: share one across threads.
 ///
 /// ```
-/// use medscreen::Engine;
+/// use medscreen_core::Engine;
 ///
 /// let engine = Engine::embedded().expect("the embedded pack compiles");
 /// let screening = engine
@@ -316,7 +316,7 @@ pub fn record_id(value: &Value) -> Option<String> {
 }
 
 /// Compile one of our schemas; `name` names it in the error.
-pub(crate) fn load_schema(text: &str, name: &str) -> Result<SchemaChecker, LoadErrors> {
+pub fn load_schema(text: &str, name: &str) -> Result<SchemaChecker, LoadErrors> {
     serde_json::from_str::<Value>(text)
         .map_err(|e| e.to_string())
         .and_then(SchemaChecker::new)
@@ -332,7 +332,7 @@ pub(crate) fn load_schema(text: &str, name: &str) -> Result<SchemaChecker, LoadE
 
 /// Parse `text` and check it against `schema`, adding every problem to `errors` (named by file and, in a
 /// rule pack, rule). Returns the value and whether it was valid, or `None` if it is not JSON.
-pub(crate) fn parse_checked(
+pub fn parse_checked(
     text: &str,
     name: &str,
     schema: &SchemaChecker,

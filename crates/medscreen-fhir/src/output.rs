@@ -1,4 +1,4 @@
-//! Results for FHIR input: the native result of [`crate::output`], with each piece of evidence naming the
+//! Results for FHIR input: the native result of [`medscreen_core::output`], with each piece of evidence naming the
 //! FHIR resources it came from.
 //!
 //! A screened patient (NDJSON; `input` is always written, `line` is the line of the Bundle or of the
@@ -26,10 +26,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::mapping::{FhirProblem, PatientFacts, Prov};
-use crate::compile::Severity;
-use crate::output::{self, Detail, Format, OutputOptions};
-use crate::report::{Evidence, Indeterminate, Screening, Status};
-use crate::vocab::Source;
+use medscreen_core::compile::Severity;
+use medscreen_core::output::{self, Detail, Format, OutputOptions};
+use medscreen_core::report::{Evidence, Indeterminate, Screening, Status};
+use medscreen_core::vocab::Source;
 
 /// A screened patient's result, with FHIR provenance on each piece of evidence.
 pub fn screened(
@@ -116,7 +116,7 @@ pub fn screened(
     }
 }
 
-/// Mirrors the native result line (`crate::output`), field for field and in the same order, adding
+/// Mirrors the native result line (`medscreen_core::output`), field for field and in the same order, adding
 /// `fhir` to evidence and, with `--detail full`, `provenance`.
 #[derive(Serialize)]
 struct ScreenedLine<'a> {

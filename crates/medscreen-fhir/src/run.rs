@@ -20,9 +20,9 @@ use serde_json::Value;
 use super::bulk;
 use super::bundle::read_bundle;
 use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
-use crate::compile::Severity;
-use crate::engine::Engine;
-use crate::output::{self, Format, OutputOptions};
+use medscreen_core::compile::Severity;
+use medscreen_core::engine::Engine;
+use medscreen_core::output::{self, Format, OutputOptions};
 
 /// What to produce for each patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,16 +21,16 @@ use serde_json::{Value, json};
 
 use super::cards::{self, Card, Trigger};
 use super::fetch::FhirServers;
-use crate::Engine;
-use crate::compile::Severity;
-use crate::fhir::bundle::{reference_key, subject_reference};
-use crate::fhir::date::Date;
-use crate::fhir::mapping::{Loc, MedInfo, PatientFacts, med_info, resource_name};
-use crate::fhir::resource_types::is_resource_type;
-use crate::fhir::valueset::{System, Target};
-use crate::fhir::{Absent, Mapper, Options, Outcome, ValueSets};
-use crate::profile::Field;
-use crate::schema::escape_pointer;
+use medscreen_core::Engine;
+use medscreen_core::compile::Severity;
+use medscreen_core::profile::Field;
+use medscreen_core::schema::escape_pointer;
+use medscreen_fhir::bundle::{reference_key, subject_reference};
+use medscreen_fhir::date::Date;
+use medscreen_fhir::mapping::{Loc, MedInfo, PatientFacts, med_info, resource_name};
+use medscreen_fhir::resource_types::is_resource_type;
+use medscreen_fhir::valueset::{System, Target};
+use medscreen_fhir::{Absent, Mapper, Options, Outcome, ValueSets};
 
 /// The hooks a service is offered for.
 pub const HOOKS: [&str; 3] = ["order-select", "order-sign", "medication-prescribe"];
@@ -606,7 +606,7 @@ impl Cds {
         let by_code = med.as_ref().is_some_and(|m| mapper.is_subject(m));
         let by_name = names.iter().any(|n| {
             mapper.is_subject(&MedInfo {
-                product: crate::fhir::mapping::MedEntry {
+                product: medscreen_fhir::mapping::MedEntry {
                     name: Some((*n).to_owned()),
                     ..Default::default()
                 },
@@ -685,7 +685,7 @@ impl Cds {
                     .cloned()
                     .unwrap_or_else(|| MedInfo {
                         resource: reference_key(r),
-                        product: crate::fhir::mapping::MedEntry {
+                        product: medscreen_fhir::mapping::MedEntry {
                             name: Some(format!("medication {} (not sent)", reference_key(r))),
                             ..Default::default()
                         },
@@ -860,7 +860,7 @@ impl Cds {
         out
     }
 
-    pub(crate) fn rule(&self, id: &str) -> Option<&crate::compile::Rule> {
+    pub(crate) fn rule(&self, id: &str) -> Option<&medscreen_core::compile::Rule> {
         self.engine.rules().iter().find(|r| r.id == id)
     }
 }

@@ -34,7 +34,7 @@ use super::auth::{AuthError, Trust};
 use super::cards::{Card, OVERRIDE_SYSTEM};
 use super::fetch::{Fetcher, FhirServers};
 use super::service::{Cds, CdsError, ServiceDef, Step};
-use crate::fhir::date::Date;
+use medscreen_fhir::date::Date;
 
 /// How requests are authenticated.
 #[derive(Debug)]

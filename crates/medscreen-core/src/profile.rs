@@ -310,7 +310,7 @@ fn is_rxnorm(s: &str) -> bool {
 }
 
 /// `^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$`, as in the schema: a WHO ATC code or group.
-pub(crate) fn is_atc(s: &str) -> bool {
+pub fn is_atc(s: &str) -> bool {
     let b = s.as_bytes();
     let upper = |i: usize| b[i].is_ascii_uppercase();
     let digit = |i: usize| b[i].is_ascii_digit();
