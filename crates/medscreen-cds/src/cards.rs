@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::service::{Cds, Unreadable};
-use medscreen_core::compile::Severity;
+use medscreen_core::Severity;
 use medscreen_core::report::{Caution, Evidence, Screening};
 use medscreen_core::{Rejection, profile::Field};
 use medscreen_fhir::FhirProblem;

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::cards::{self, Card, Trigger};
 use super::fetch::FhirServers;
 use medscreen_core::Engine;
-use medscreen_core::compile::Severity;
+use medscreen_core::Severity;
 use medscreen_core::profile::Field;
 use medscreen_core::schema::escape_pointer;
 use medscreen_fhir::bundle::{reference_key, subject_reference};

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::compile::Severity;
 use crate::engine::Engine;
 use crate::input::{self, Hint, ItemKind, Source, Splitter};
 use crate::output::{self, Format, JSON_SEPARATOR, OutputOptions};
 use crate::schema::{Problem, ProblemCode};
+use crate::severity::Severity;
 use crate::vocab::MatchCache;
 
 /// What to do with each record.

@@ -12,9 +12,10 @@ use std::borrow::Cow;
 use serde_json::{Number, Value};
 use smallvec::SmallVec;
 
-use crate::compile::{CmpOp, Cond, Lit, Program, Rule, Severity, Terms};
+use crate::compile::{CmpOp, Cond, Lit, Program, Rule, Terms};
 use crate::profile::{Fact, Field, Medication, Profile};
 use crate::report::{Caution, Evidence, Indeterminate, Screening, Status};
+use crate::severity::Severity;
 use crate::vocab::{ClassMask, IngredientId, MatchCache, MedMatch, Vocabulary, normalize};
 
 /// Three-valued truth.

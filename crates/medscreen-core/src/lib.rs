@@ -46,12 +46,13 @@ pub mod output;
 pub mod profile;
 pub mod report;
 pub mod schema;
+pub mod severity;
 pub mod suggest;
 pub mod vocab;
 
-pub use compile::Severity;
 pub use engine::{Engine, Rejection, RulesetInfo};
 pub use error::{LoadError, LoadErrorCode, LoadErrors};
 pub use profile::{CodedMedication, Medication, Profile};
 pub use report::{Caution, Evidence, Indeterminate, Screening, Status};
 pub use schema::{Problem, ProblemCode};
+pub use severity::Severity;

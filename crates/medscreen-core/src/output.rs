@@ -24,11 +24,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::compile::Severity;
 #[cfg(test)]
 use crate::report::Indeterminate;
 use crate::report::{Evidence, Screening, Status};
 use crate::schema::Problem;
+use crate::severity::Severity;
 use crate::vocab::Source;
 
 /// Output format.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use smallvec::SmallVec;
 
-use crate::compile::Severity;
+use crate::severity::Severity;
 use crate::vocab::Source;
 
 /// `clear` when no rule fired, `flagged` when some did. Indeterminate rules do not change it.

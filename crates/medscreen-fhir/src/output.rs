@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::mapping::{FhirProblem, PatientFacts, Prov};
-use medscreen_core::compile::Severity;
+use medscreen_core::Severity;
 use medscreen_core::output::{self, Detail, Format, OutputOptions};
 use medscreen_core::report::{Evidence, Indeterminate, Screening, Status};
 use medscreen_core::vocab::Source;

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::bulk;
 use super::bundle::read_bundle;
 use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
-use medscreen_core::compile::Severity;
+use medscreen_core::Severity;
 use medscreen_core::engine::Engine;
 use medscreen_core::output::{self, Format, OutputOptions};
 
