@@ -4,6 +4,9 @@
 //! screenings as cards, [`fetch`] gets missing prefetch from the EHR's FHIR server, [`auth`] verifies
 //! the EHR's signed JWT and [`server`] puts them behind axum: limits, timeouts, CORS, feedback log.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod cards;
 pub mod fetch;

@@ -120,7 +120,8 @@ impl Terms {
     pub fn find(&self, hay: &str) -> Option<&str> {
         self.automaton
             .find(hay)
-            .map(|m| self.shown[m.pattern().as_usize()].as_str())
+            .and_then(|m| self.shown.get(m.pattern().as_usize()))
+            .map(String::as_str)
     }
 
     /// The terms as written in the pack.
@@ -683,7 +684,7 @@ impl Compiler<'_> {
             .copied()
             .filter(|f| obj.contains_key(*f))
             .collect();
-        if forms.len() != 1 {
+        let [form] = forms[..] else {
             let msg = if forms.is_empty() {
                 format!(
                     "a condition needs one of {}",
@@ -697,8 +698,7 @@ impl Compiler<'_> {
             };
             self.error(LoadErrorCode::InvalidCondition, at, msg, None);
             return placeholder;
-        }
-        let form = forms[0];
+        };
         if form != "fact" {
             for extra in ["op", "value"] {
                 if obj.contains_key(extra) {
@@ -770,7 +770,7 @@ impl Compiler<'_> {
             .into_iter()
             .filter(|k| inner.get(k).is_some())
             .collect();
-        if selectors.len() != 1 {
+        let [selector] = selectors[..] else {
             self.error(
                 LoadErrorCode::InvalidCondition,
                 at,
@@ -778,9 +778,9 @@ impl Compiler<'_> {
                 None,
             );
             return Cond::All(Vec::new());
-        }
+        };
         let terms = inner.get("terms");
-        if terms.is_some() && selectors[0] != "subject" {
+        if terms.is_some() && selector != "subject" {
             self.error(
                 LoadErrorCode::InvalidCondition,
                 &format!("{at}/terms"),
@@ -788,7 +788,7 @@ impl Compiler<'_> {
                 None,
             );
         }
-        match selectors[0] {
+        match selector {
             "class" => {
                 let name = inner
                     .get("class")
@@ -873,7 +873,9 @@ impl Compiler<'_> {
                     self.error(LoadErrorCode::Duplicate, &mat, message, None);
                     continue;
                 }
-                let rule = &mut rules[r];
+                let Some(rule) = rules.get_mut(r) else {
+                    continue;
+                };
                 let mut gate = 0;
                 // A rule that did not compile has placeholders for conditions: say nothing more.
                 let broken = self.errors.iter().any(|e| e.rule.as_deref() == Some(name));

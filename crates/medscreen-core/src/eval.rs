@@ -128,7 +128,9 @@ impl MedFacts {
     fn mask_in(&self, scope: Scope<'_>) -> ClassMask {
         match scope {
             Scope::All => self.mask,
-            Scope::Items(ix) => ix.iter().fold(0, |m, &i| m | self.items[i as usize].mask),
+            Scope::Items(ix) => ix.iter().fold(0, |m, &i| {
+                m | self.items.get(i as usize).map_or(0, |it| it.mask)
+            }),
         }
     }
 
@@ -142,7 +144,11 @@ impl MedFacts {
                 .count(),
             Scope::Items(ix) => ix
                 .iter()
-                .filter(|&&i| self.items[i as usize].mask & classes != 0)
+                .filter(|&&i| {
+                    self.items
+                        .get(i as usize)
+                        .is_some_and(|it| it.mask & classes != 0)
+                })
                 .count(),
         }
     }
@@ -151,21 +157,31 @@ impl MedFacts {
     fn admits_ingredient(&self, scope: Scope<'_>, i: IngredientId) -> bool {
         match scope {
             Scope::All => true,
-            Scope::Items(ix) => ix
-                .iter()
-                .any(|&k| self.items[k as usize].key == ItemKey::Ingredient(i)),
+            Scope::Items(ix) => ix.iter().any(|&k| {
+                self.items
+                    .get(k as usize)
+                    .is_some_and(|it| it.key == ItemKey::Ingredient(i))
+            }),
         }
     }
 
     /// Whether the ATC group matched by entry `k` is in scope.
     fn admits_group(&self, scope: Scope<'_>, k: usize) -> bool {
-        let code = |e: usize| self.entries[e].atc_group.as_ref().map(|(c, _)| c.as_str());
+        let code = |e: usize| {
+            self.entries
+                .get(e)
+                .and_then(|x| x.atc_group.as_ref())
+                .map(|(c, _)| c.as_str())
+        };
         match scope {
             Scope::All => true,
-            Scope::Items(ix) => ix.iter().any(|&i| match self.items[i as usize].key {
-                ItemKey::AtcGroup(first) => code(first) == code(k),
-                ItemKey::Ingredient(_) => false,
-            }),
+            Scope::Items(ix) => {
+                ix.iter()
+                    .any(|&i| match self.items.get(i as usize).map(|it| it.key) {
+                        Some(ItemKey::AtcGroup(first)) => code(first) == code(k),
+                        Some(ItemKey::Ingredient(_)) | None => false,
+                    })
+            }
         }
     }
 }
@@ -252,6 +268,10 @@ impl<'e, 'p> Evaluator<'e, 'p> {
     /// highest severity (the earlier member on a tie); a member fires with the items it was given.
     /// `None` when there is nothing to pick from (no groups, or comedications unknown or empty): the
     /// members are then decided like any rule.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "group members and tier numbers are indices the compiler made into this program's rules and that rule's tiers"
+    )]
     fn pick_groups(&self) -> Option<SmallVec<[Picked; 4]>> {
         let meds = self.meds.as_ref()?;
         if self.program.groups.is_empty() || meds.items.is_empty() {
@@ -441,6 +461,10 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         terms.find(&normalize(text))
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "tier numbers come from evaluating this rule, so they index its tiers"
+    )]
     fn caution(&self, index: usize, rule: &'e Rule, tier: usize, scope: Scope<'_>) -> Caution<'e> {
         let t = &rule.tiers[tier];
         let mut evidence = SmallVec::new();

@@ -75,6 +75,10 @@ impl Source {
 
 /// `raw`, decompressed when it starts with the gzip magic bytes. The two bytes are read in a loop, so the
 /// decision does not depend on how many bytes the first read returns.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+)]
 fn decompressed(mut raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
     let mut magic = [0u8; 2];
     let mut n = 0;
@@ -341,6 +345,10 @@ impl Splitter {
     // ---- reading bytes
 
     /// The next bytes, an empty slice at the end of the input.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn fill(&mut self) -> io::Result<&[u8]> {
         if self.replay_at < self.replay.len() {
             return Ok(&self.replay[self.replay_at..]);
@@ -369,6 +377,10 @@ impl Splitter {
     }
 
     /// Skip a byte-order mark, however its three bytes arrive.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn skip_bom(&mut self) -> Result<Option<Item>, Failed> {
         let mut matched = 0;
         while matched < BOM.len() {
@@ -392,6 +404,10 @@ impl Splitter {
     // ---- top level
 
     /// Between top-level values: a blank line, a batch, or a record.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn top(&mut self, buf: &mut Vec<u8>) -> Result<Option<Item>, Failed> {
         let line = self.line;
         let limit = self.limit;
@@ -474,6 +490,10 @@ impl Splitter {
     /// The common case without a scan (see [`Item::unchecked`]): a line starting with `{` whose last byte
     /// that is not white space is not `[` or `,`, followed by a line starting with `{` or `[`. The whole
     /// line and the next byte must be in the read buffer; otherwise `None`, and the line is scanned.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn unchecked_line(&mut self, buf: &mut Vec<u8>, rec: &mut Rec) -> Option<Item> {
         let limit = self.limit;
         let here = self.fill().ok()?;
@@ -494,6 +514,10 @@ impl Splitter {
 
     /// Keep `n` bytes of white space inside an open value, counting its lines; a line end makes the next
     /// line a continuation line.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn ws_in_value(&mut self, buf: &mut Vec<u8>, rec: &mut Rec, n: usize) {
         let limit = self.limit;
         let mut lines = 0;
@@ -524,6 +548,10 @@ impl Splitter {
     }
 
     /// After the `]` of a batch: the rest of the line must be blank.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn after_array(&mut self) -> Result<Option<Item>, Failed> {
         let line = self.line;
         self.state = State::Top;
@@ -559,6 +587,10 @@ impl Splitter {
 
     // ---- batches
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn batch(
         &mut self,
         buf: &mut Vec<u8>,
@@ -642,6 +674,10 @@ impl Splitter {
     }
 
     /// Consume `n` bytes of white space, counting lines.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn skip_ws(&mut self, n: usize) {
         if let Ok(here) = self.fill() {
             let lines = here[..n].iter().filter(|b| **b == b'\n').count() as u64;
@@ -653,6 +689,10 @@ impl Splitter {
     // ---- one value
 
     /// Read the value `rec` has begun (at its first byte, not yet consumed, or inside it) to its end.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn read_value(&mut self, buf: &mut Vec<u8>, mut rec: Rec) -> Result<Item, Failed> {
         let limit = self.limit;
         loop {
@@ -889,6 +929,10 @@ impl Splitter {
 
     /// Help for the first record that looks like FHIR, or for a first line that looks like CSV.
     /// From the record's first bytes only, so that a record gets the same hint on every path.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn hint(&mut self, rec: &Rec) -> Option<Hint> {
         let head = &rec.head[..rec.head_len];
         if !self.fhir_hinted
@@ -904,6 +948,10 @@ impl Splitter {
 
 /// The resource type, when `bytes` is a JSON object whose first key is `resourceType` (as FHIR JSON writes
 /// it).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+)]
 fn fhir_resource_type(bytes: &[u8]) -> Option<String> {
     let mut rest = bytes
         .trim_ascii_start()
@@ -1002,6 +1050,10 @@ impl Rec {
 
     /// Keep `bytes` while the record is within the limit (plus one byte for a `\r` before its line end).
     /// Past it, only the current continuation line is kept, while it may still be a record by itself.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn store(&mut self, buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
         self.note_head(bytes);
         match *bytes {
@@ -1030,6 +1082,10 @@ impl Rec {
     }
 
     /// Keep the first bytes from the first one that is not white space, for the hint.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn note_head(&mut self, bytes: &[u8]) {
         let bytes = if self.head_len == 0 {
             bytes.trim_ascii_start()
@@ -1096,6 +1152,10 @@ impl Solo {
 }
 
 /// The bytes that can change a scan's state inside a value.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: a byte indexes a 256-entry table"
+)]
 static STRUCTURAL: [bool; 256] = {
     let mut t = [false; 256];
     let mut k = 0;
@@ -1238,6 +1298,10 @@ impl Scan {
     /// the scan stopped. Does what [`Scan::step`] on each byte would do, faster: string contents are
     /// skipped eight bytes at a time, the bytes between strings with a table, and the rest of a complete
     /// top-level value's line is only searched for its end.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+    )]
     fn feed(&mut self, bytes: &[u8], element: bool) -> (usize, Stop) {
         let n = bytes.len();
         let mut i = 0;
@@ -1295,6 +1359,10 @@ impl Scan {
 }
 
 /// Where the first `\n` in `bytes` is, eight bytes at a time (as in [`string_run`]).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+)]
 fn find_line_end(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -1315,6 +1383,10 @@ fn find_line_end(bytes: &[u8]) -> Option<usize> {
 /// How many bytes at the start of `bytes` are plain string contents: not `"`, `\\` or a line end. Eight
 /// bytes at a time: a byte equal to one of the three is a zero byte in the word XOR that byte repeated,
 /// and the lowest flagged byte is exact.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "positions into the buffer are bounded by its length just before; the reader fuzz target checks it"
+)]
 fn string_run(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);

@@ -312,8 +312,8 @@ fn is_rxnorm(s: &str) -> bool {
 /// `^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$`, as in the schema: a WHO ATC code or group.
 pub fn is_atc(s: &str) -> bool {
     let b = s.as_bytes();
-    let upper = |i: usize| b[i].is_ascii_uppercase();
-    let digit = |i: usize| b[i].is_ascii_digit();
+    let upper = |i: usize| b.get(i).is_some_and(u8::is_ascii_uppercase);
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     match b.len() {
         1 => upper(0),
         3 => upper(0) && digit(1) && digit(2),

@@ -21,6 +21,10 @@ where
 }
 
 /// Optimal string alignment distance (Levenshtein plus adjacent transpositions), over chars.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "i runs over 1..=a.len() and j over 1..=b.len(); the rows hold b.len() + 1 cells"
+)]
 fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();

@@ -46,7 +46,7 @@ impl Date {
             return None;
         }
         // After the day only a time may follow.
-        if end == 10 && b.len() > 10 && b[10] != b'T' {
+        if end == 10 && b.get(10).is_some_and(|&c| c != b'T') {
             return None;
         }
         if end < 10 && b.len() > end {

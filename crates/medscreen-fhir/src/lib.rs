@@ -30,6 +30,9 @@
 //! # Ok::<(), medscreen_core::LoadErrors>(())
 //! ```
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod bulk;
 pub mod bundle;
 pub mod date;

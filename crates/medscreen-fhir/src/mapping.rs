@@ -1474,8 +1474,10 @@ fn tablet_strength_mg(name: &str) -> Option<f64> {
     let words: Vec<&str> = lower.split_whitespace().collect();
     let amounts: Vec<f64> = words
         .windows(2)
-        .filter(|w| w[1] == "mg")
-        .filter_map(|w| w[0].parse().ok())
+        .filter_map(|w| match w {
+            [amount, "mg"] => amount.parse().ok(),
+            _ => None,
+        })
         .collect();
     match amounts.as_slice() {
         [one] if *one > 0.0 => Some(*one),

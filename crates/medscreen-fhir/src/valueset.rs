@@ -149,9 +149,8 @@ impl System {
         match self {
             System::Icd10Cm => {
                 let core: Vec<u8> = b.iter().copied().filter(|&c| c != b'.').collect();
-                !core.is_empty()
-                    && core.len() <= 7
-                    && core[0].is_ascii_uppercase()
+                core.len() <= 7
+                    && core.first().is_some_and(u8::is_ascii_uppercase)
                     && core
                         .iter()
                         .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
@@ -511,11 +510,19 @@ impl ValueSets {
     }
 
     /// One set.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "set numbers come from this collection's hits and provenance, as indices into it"
+    )]
     pub fn set(&self, i: usize) -> &ValueSet {
         &self.sets[i]
     }
 
     /// The code entry of a hit in `list`.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "a hit is made by matching against this collection: its set and entry index into it"
+    )]
     pub fn code(&self, list: List, hit: Hit) -> &Code {
         let s = &self.sets[hit.set];
         match list {
