@@ -2,6 +2,10 @@
 //! Each test crate uses a part of them.
 #![allow(dead_code, reason = "each test crate uses a part of these helpers")]
 
+#[path = "data.rs"]
+mod data;
+pub use data::external;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -67,24 +71,4 @@ pub fn code(out: &Output) -> i32 {
 /// Standard error as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The real data in `../shared/external` (CI lays `shared/` beside the clone). Missing data fails the
-/// test rather than passing it unchecked; `MEDSCREEN_NO_EXTERNAL=1` skips these tests on purpose, and
-/// says so.
-pub fn external() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/external");
-    if std::env::var_os("MEDSCREEN_NO_EXTERNAL").is_some() {
-        eprintln!(
-            "skipped on request (MEDSCREEN_NO_EXTERNAL): {}",
-            p.display()
-        );
-        return None;
-    }
-    assert!(
-        p.is_dir(),
-        "{} is missing: the tests on real external data cannot run (set MEDSCREEN_NO_EXTERNAL=1 to skip them knowingly)",
-        p.display()
-    );
-    Some(p)
 }

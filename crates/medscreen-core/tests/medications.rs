@@ -1,13 +1,21 @@
 //! Medication matching against an independent table of real-world strings and coded entries
 //! (`fixtures/medications/match_table.ndjson`, written apart from the vocabulary as a check on it).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
 use std::collections::BTreeSet;
 
-use medscreen::vocab::Vocabulary;
-use medscreen::{Engine, Medication};
+use medscreen_core::vocab::Vocabulary;
+use medscreen_core::{Engine, Medication};
 use serde_json::Value;
 
-const TABLE: &str = include_str!("../fixtures/medications/match_table.ndjson");
+const TABLE: &str = include_str!("../../../fixtures/medications/match_table.ndjson");
 
 /// Sorted ingredient names and top-level class ids of one entry.
 fn classify(vocab: &Vocabulary, med: &Medication) -> (Vec<String>, Vec<String>) {
@@ -212,7 +220,7 @@ fn buprenorphine_is_a_beers_cns_active_opioid_and_the_r05da_antitussives_that_ar
     let vocab = engine.vocabulary();
     let (opioid, beers) = (
         bit(vocab, "opioid"),
-        bit(vocab, medscreen::vocab::BEERS_CNS_CLASS),
+        bit(vocab, medscreen_core::vocab::BEERS_CNS_CLASS),
     );
     for input in [
         serde_json::json!({"atc": "N07BC51"}),

@@ -1,8 +1,16 @@
 //! Broken rule packs and vocabularies: every load error names file, rule and JSON Pointer, with help
 //! where it fits, and all of them are reported at once.
 
-use medscreen::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY};
-use medscreen::{Engine, LoadError, LoadErrorCode};
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+use medscreen_core::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY};
+use medscreen_core::{Engine, LoadError, LoadErrorCode};
 use serde_json::{Value, json};
 
 fn pack() -> Value {

@@ -1,6 +1,14 @@
 //! Invalid profiles: each gives the expected JSON Pointer and stable code, and no message echoes the value.
 
-use medscreen::{Engine, ProblemCode};
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+use medscreen_core::{Engine, ProblemCode};
 
 fn problems(json: &str) -> Vec<(String, ProblemCode, String, Option<String>)> {
     let engine = Engine::embedded().expect("embedded pack");

@@ -1,19 +1,28 @@
 //! FHIR input: golden patients worked out by hand from the Synthea bundles and their manifest, the
 //! evaluation-date and lookback boundaries, the open/closed world, baclofen orders, and the HL7 examples.
 
-mod util;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
+
+#[path = "../../../tests/util/data.rs"]
+mod data;
 
 use std::path::{Path, PathBuf};
 
-use medscreen::Engine;
-use medscreen::fhir::bulk;
-use medscreen::fhir::bundle::read_bundle;
-use medscreen::fhir::date::Date;
-use medscreen::fhir::{Absent, Mapper, Options, Outcome, PatientFacts, ValueSets};
+use medscreen_core::Engine;
+use medscreen_fhir::bulk;
+use medscreen_fhir::bundle::read_bundle;
+use medscreen_fhir::date::Date;
+use medscreen_fhir::{Absent, Mapper, Options, Outcome, PatientFacts, ValueSets};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fhir")
+    data::root().join("fixtures/fhir")
 }
 
 fn opts(as_of: &str) -> Options {
@@ -396,7 +405,7 @@ fn pregnancy_status_observation_outranks_an_older_condition() {
 }
 
 fn external() -> Option<PathBuf> {
-    util::external()
+    data::external()
 }
 
 #[test]
