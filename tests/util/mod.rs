@@ -1,13 +1,16 @@
 //! Helpers shared by the integration tests: run the real binary, read its output, find the external data.
 //! Each test crate uses a part of them.
-#![allow(dead_code, reason = "each test crate uses a part of these helpers")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test crate uses a part of these helpers"
+)]
 
 #[path = "data.rs"]
 mod data;
 pub use data::external;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 

@@ -44,7 +44,7 @@ pub enum Lit {
     Str(String),
 }
 
-/// A compiled condition. Evaluation is three-valued: see [`crate::eval`].
+/// A compiled condition. Evaluation is three-valued: see the evaluator (`eval.rs`).
 #[derive(Debug, Clone)]
 pub enum Cond {
     /// `fact op value`.

@@ -126,7 +126,7 @@ pub struct Item {
     pub hint: Option<Hint>,
     /// A one-line [`ItemKind::Record`] framed without scanning it: the line after it starts a record
     /// and this one cannot take it as an array element, so the record ends here whether or not it is
-    /// complete. Only when it does not parse does it matter which: [`Item::cut_off`] tells.
+    /// complete. Only when it does not parse does it matter which: [`cut_off`] tells.
     pub unchecked: bool,
 }
 

@@ -24,7 +24,7 @@
 //! line and a facade over all three.
 //!
 //! The pipeline runs one way: [`profile`] (typed facts) and [`schema`] (validation) -> [`vocab`]
-//! (medication names and codes to classes) -> [`compile`] (rules to a checked program) -> [`eval`]
+//! (medication names and codes to classes) -> [`compile`] (rules to a checked program) -> `eval`
 //! (program x profile -> [`Screening`]) -> [`report`] (output types).
 
 #![forbid(unsafe_code)]
@@ -34,10 +34,10 @@ pub mod batch;
 pub mod compile;
 pub mod engine;
 pub mod error;
-pub mod eval;
+mod eval;
 pub mod generate;
 pub mod input;
-pub mod json;
+mod json;
 pub mod output;
 pub mod profile;
 pub mod report;
