@@ -1,12 +1,6 @@
 //! Library API: thread-safety, loading from a directory, ordering, evidence.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use medscreen_core::{Engine, Severity, Status};
 use serde_json::{Value, json};

@@ -2,13 +2,7 @@
 //! ingredient is cited by the one rule of the group where it is most severe for the patient, the
 //! earlier rule on a tie, and a rule left with no ingredient does not fire.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use std::collections::BTreeMap;
 

@@ -1,13 +1,7 @@
 //! The cheap validity path (typed deserialisation + constraints) and the explaining path (strict parse +
 //! JSON Schema validator) must agree on every record: same verdict, and the same profile when valid.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use medscreen_core::{Engine, Profile};
 use serde_json::{Value, json};

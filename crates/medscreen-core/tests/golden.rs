@@ -3,13 +3,7 @@
 //! checked in as `fixtures/golden/expected.ndjson` (regenerate with `MEDSCREEN_UPDATE_GOLDEN=1 cargo test`
 //! and review the diff like code).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use std::collections::{BTreeMap, BTreeSet};
 

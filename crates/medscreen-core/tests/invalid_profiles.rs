@@ -1,12 +1,6 @@
 //! Invalid profiles: each gives the expected JSON Pointer and stable code, and no message echoes the value.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use medscreen_core::{Engine, ProblemCode};
 

@@ -1,13 +1,7 @@
 //! Broken rule packs and vocabularies: every load error names file, rule and JSON Pointer, with help
 //! where it fits, and all of them are reported at once.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use medscreen_core::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY};
 use medscreen_core::{Engine, LoadError, LoadErrorCode};

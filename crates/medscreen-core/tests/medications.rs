@@ -1,13 +1,7 @@
 //! Medication matching against an independent table of real-world strings and coded entries
 //! (`fixtures/medications/match_table.ndjson`, written apart from the vocabulary as a check on it).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use std::collections::BTreeSet;
 

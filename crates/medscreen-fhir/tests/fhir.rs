@@ -1,13 +1,7 @@
 //! FHIR input: golden patients worked out by hand from the Synthea bundles and their manifest, the
 //! evaluation-date and lookback boundaries, the open/closed world, baclofen orders, and the HL7 examples.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 #[path = "../../../tests/util/data.rs"]
 mod data;
