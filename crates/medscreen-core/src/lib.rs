@@ -36,6 +36,7 @@
 
 pub mod batch;
 pub mod compile;
+pub mod diagnostic;
 pub mod engine;
 pub mod error;
 pub mod eval;
@@ -50,6 +51,7 @@ pub mod severity;
 pub mod suggest;
 pub mod vocab;
 
+pub use diagnostic::{Diagnostic, Location};
 pub use engine::{Engine, Rejection, RulesetInfo};
 pub use error::{LoadError, LoadErrorCode, LoadErrors};
 pub use profile::{CodedMedication, Medication, Profile};
