@@ -77,7 +77,8 @@ pub struct SerdeFault {
     /// What kind of failure it is.
     pub kind: JsonFault,
     /// serde_json's description without its `at line L column C` suffix (the caller locates the
-    /// error itself). For syntax errors it names what was expected, never the input.
+    /// error itself). For syntax errors it names what was expected, never the input; a `Data` error's
+    /// text can quote the value (`invalid type: string "..."`), so it is not shown for patient records.
     pub reason: String,
 }
 
