@@ -131,11 +131,27 @@ pub enum BatchError {
     Output(io::Error),
 }
 
+impl crate::diagnostic::Diagnostic for BatchError {
+    fn code(&self) -> &'static str {
+        match self {
+            BatchError::Output(_) => "output_error",
+        }
+    }
+
+    fn message(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            BatchError::Output(e) => format!("cannot write the output: {e}").into(),
+        }
+    }
+
+    fn location(&self) -> crate::diagnostic::Location<'_> {
+        crate::diagnostic::Location::Nowhere
+    }
+}
+
 impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BatchError::Output(e) => write!(f, "cannot write the output: {e}"),
-        }
+        crate::diagnostic::render(self, f)
     }
 }
 

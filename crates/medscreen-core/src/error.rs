@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::diagnostic::{self, Diagnostic, Location};
 use crate::schema::{Problem, ProblemCode};
 
 /// One thing wrong with a rule pack or vocabulary file, located by file, rule and JSON Pointer.
@@ -145,22 +146,25 @@ impl LoadError {
     }
 }
 
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(rule) = &self.rule {
-            write!(f, "rule `{rule}` in ")?;
+impl Diagnostic for LoadError {
+    diagnostic::field_accessors!();
+
+    fn location(&self) -> Location<'_> {
+        Location::File {
+            file: &self.file,
+            rule: self.rule.as_deref(),
+            pointer: &self.pointer,
         }
-        write!(f, "{}", self.file)?;
-        if !self.pointer.is_empty() {
-            write!(f, " at {}", self.pointer)?;
-        }
-        write!(f, ": {}", self.message)?;
-        if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
-        }
-        Ok(())
     }
 }
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        diagnostic::render(self, f)
+    }
+}
+
+impl std::error::Error for LoadError {}
 
 /// Every error found while loading; the engine refuses to start on any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -190,3 +194,41 @@ impl fmt::Display for LoadErrors {
 }
 
 impl std::error::Error for LoadErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_error_is_a_diagnostic_displayed_subject_first_then_help() {
+        let e = LoadError::new(
+            LoadErrorCode::UnknownFact,
+            "rules/pack.json",
+            "/rules/7/tiers/0/when/fact",
+            "unknown fact `egfrr`",
+        )
+        .in_rule(Some("BAC-RENAL"))
+        .with_help(Some("did you mean `egfr`?".to_owned()));
+        assert_eq!(
+            (e.code(), e.message().as_ref(), e.help(), e.location()),
+            (
+                "unknown_fact",
+                "unknown fact `egfrr`",
+                Some("did you mean `egfr`?"),
+                Location::File {
+                    file: "rules/pack.json",
+                    rule: Some("BAC-RENAL"),
+                    pointer: "/rules/7/tiers/0/when/fact",
+                },
+            )
+        );
+        assert_eq!(
+            e.to_string(),
+            "rule `BAC-RENAL` in rules/pack.json at /rules/7/tiers/0/when/fact: unknown fact `egfrr`\n  help: did you mean `egfr`?"
+        );
+        let whole_file = LoadError::new(LoadErrorCode::Io, "vocab.json", "", "cannot read it");
+        assert_eq!(whole_file.to_string(), "vocab.json: cannot read it");
+        let boxed: Box<dyn std::error::Error> = Box::new(whole_file);
+        assert!(boxed.source().is_none());
+    }
+}

@@ -35,23 +35,79 @@ pub fn parse_record(bytes: &[u8]) -> Result<Value, Problem> {
                 format!("duplicate key `{key}`"),
             );
         }
-        let text = e.to_string();
-        let (code, what) = if text.starts_with("recursion limit exceeded") {
-            (ProblemCode::TooDeep, "nested too deeply")
-        } else if text.starts_with("number out of range") {
-            (ProblemCode::NumberOutOfRange, "number out of range")
-        } else if text.starts_with("trailing characters") {
-            (
+        let (code, what) = match serde_fault(&e).kind {
+            JsonFault::TooDeep => (ProblemCode::TooDeep, "nested too deeply"),
+            JsonFault::NumberOutOfRange => (ProblemCode::NumberOutOfRange, "number out of range"),
+            JsonFault::TrailingCharacters => (
                 ProblemCode::InvalidJson,
                 "unexpected data after the JSON value",
-            )
-        } else if e.is_eof() {
-            (ProblemCode::InvalidJson, "unexpected end of input")
-        } else {
-            (ProblemCode::InvalidJson, "malformed JSON")
+            ),
+            JsonFault::Eof => (ProblemCode::InvalidJson, "unexpected end of input"),
+            JsonFault::Syntax | JsonFault::Data | JsonFault::Io => {
+                (ProblemCode::InvalidJson, "malformed JSON")
+            }
         };
         Problem::new("", code, format!("{what} at column {}", e.column()))
     })
+}
+
+/// What went wrong in a serde_json error, in our terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JsonFault {
+    /// Not JSON ([`serde_json::error::Category::Syntax`], none of the cases below).
+    Syntax,
+    /// The input ended inside a value.
+    Eof,
+    /// JSON of the wrong shape for the type read.
+    Data,
+    /// The reader failed.
+    Io,
+    /// Nested deeper than serde_json's recursion limit.
+    TooDeep,
+    /// A number too large to represent.
+    NumberOutOfRange,
+    /// More than whitespace after the value.
+    TrailingCharacters,
+}
+
+/// A serde_json error, classified, with serde_json's description of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerdeFault {
+    /// What kind of failure it is.
+    pub kind: JsonFault,
+    /// serde_json's description without its `at line L column C` suffix (the caller locates the
+    /// error itself). For syntax errors it names what was expected, never the input; a `Data` error's
+    /// text can quote the value (`invalid type: string "..."`), so it is not shown for patient records.
+    pub reason: String,
+}
+
+/// Classify a serde_json error. [`serde_json::Error::classify`] decides, except where it puts cases we
+/// report with distinct codes in one category (`Syntax` holds the recursion limit, a number out of range
+/// and trailing characters): those are told apart by serde_json's message, here and nowhere else, and
+/// each message is pinned by a test so that a serde_json upgrade that rewords one fails loudly.
+pub fn serde_fault(e: &serde_json::Error) -> SerdeFault {
+    use serde_json::error::Category;
+
+    let text = e.to_string();
+    // serde_json writes `{message} at line {line} column {column}` when it knows the position.
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let reason = match text.strip_suffix(&suffix) {
+        Some(reason) if e.line() != 0 => reason.to_owned(),
+        _ => text,
+    };
+    let kind = match e.classify() {
+        Category::Io => JsonFault::Io,
+        Category::Eof => JsonFault::Eof,
+        Category::Data => JsonFault::Data,
+        Category::Syntax => match reason.as_str() {
+            "recursion limit exceeded" => JsonFault::TooDeep,
+            "number out of range" => JsonFault::NumberOutOfRange,
+            "trailing characters" => JsonFault::TrailingCharacters,
+            _ => JsonFault::Syntax,
+        },
+    };
+    SerdeFault { kind, reason }
 }
 
 struct Strict<'a> {
@@ -138,6 +194,59 @@ impl<'de> Visitor<'de> for Strict<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fault(input: &[u8]) -> SerdeFault {
+        match serde_json::from_slice::<Value>(input) {
+            Ok(v) => panic!("{input:?} parsed as {v}"),
+            Err(e) => serde_fault(&e),
+        }
+    }
+
+    #[test]
+    fn serde_recursion_limit_message_is_too_deep() {
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert_eq!(fault(deep.as_bytes()).kind, JsonFault::TooDeep);
+    }
+
+    #[test]
+    fn serde_number_out_of_range_message_is_number_out_of_range() {
+        assert_eq!(fault(b"[1e400]").kind, JsonFault::NumberOutOfRange);
+    }
+
+    #[test]
+    fn serde_trailing_characters_message_is_trailing_characters() {
+        assert_eq!(fault(b"{} x").kind, JsonFault::TrailingCharacters);
+    }
+
+    #[test]
+    fn serde_categories_decide_the_other_faults() {
+        assert_eq!(
+            fault(b"{\"a\": ").kind,
+            JsonFault::Eof,
+            "the input ends inside a value"
+        );
+        assert_eq!(fault(b"{\"a\" 1}").kind, JsonFault::Syntax);
+        let e = serde_json::from_slice::<u8>(b"\"x\"").unwrap_err();
+        assert_eq!(serde_fault(&e).kind, JsonFault::Data);
+        let e = serde_json::from_reader::<_, Value>(FailingReader).unwrap_err();
+        assert_eq!(serde_fault(&e).kind, JsonFault::Io);
+    }
+
+    struct FailingReader;
+
+    impl std::io::Read for FailingReader {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk gone"))
+        }
+    }
+
+    #[test]
+    fn serde_reason_drops_only_the_position() {
+        assert_eq!(fault(b"{\"a\" 1}").reason, "expected `:`");
+        assert_eq!(fault(b"nope").reason, "expected ident");
+        let e = serde_json::from_reader::<_, Value>(FailingReader).unwrap_err();
+        assert_eq!(serde_fault(&e).reason, "disk gone");
+    }
 
     #[test]
     fn duplicate_keys_are_named_with_their_pointer() {

@@ -32,6 +32,7 @@
 
 pub mod batch;
 pub mod compile;
+pub mod diagnostic;
 pub mod engine;
 pub mod error;
 mod eval;
@@ -46,6 +47,7 @@ pub mod severity;
 pub mod suggest;
 pub mod vocab;
 
+pub use diagnostic::{Diagnostic, Location};
 pub use engine::{Engine, Rejection, RulesetInfo};
 pub use error::{LoadError, LoadErrorCode, LoadErrors};
 pub use profile::{CodedMedication, Medication, Profile};

@@ -12,6 +12,7 @@ use jsonschema::{ValidationError, Validator};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::diagnostic::{self, Diagnostic, Location};
 use crate::suggest::did_you_mean;
 
 /// What is wrong with one place in a document: a stable code, a JSON Pointer and a message.
@@ -43,20 +44,22 @@ impl Problem {
     }
 }
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.pointer.is_empty() {
-            "(document)"
-        } else {
-            &self.pointer
-        };
-        write!(f, "{at}: {}", self.message)?;
-        if let Some(help) = &self.help {
-            write!(f, " (help: {help})")?;
-        }
-        Ok(())
+impl Diagnostic for Problem {
+    diagnostic::field_accessors!();
+
+    fn location(&self) -> Location<'_> {
+        Location::Pointer(&self.pointer)
     }
 }
+
+impl fmt::Display for Problem {
+    /// `/age: must be at most 130`, or `(document): ...` for the whole document, then the help line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        diagnostic::render(self, f)
+    }
+}
+
+impl std::error::Error for Problem {}
 
 /// Stable codes for validation problems. Set where the problem is created, never derived from text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -403,4 +406,37 @@ fn truncate(s: &str, max: usize) -> String {
 /// Escape one JSON Pointer segment (RFC 6901).
 pub fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_is_a_diagnostic_with_help_on_its_own_line() {
+        let p = Problem {
+            help: Some("did you mean `pregnant`?".to_owned()),
+            ..Problem::new(
+                "/pregnent",
+                ProblemCode::UnknownField,
+                "unknown field `pregnent`",
+            )
+        };
+        assert_eq!(
+            (p.code(), p.message().as_ref(), p.help(), p.location()),
+            (
+                "unknown_field",
+                "unknown field `pregnent`",
+                Some("did you mean `pregnant`?"),
+                Location::Pointer("/pregnent"),
+            )
+        );
+        assert_eq!(
+            p.to_string(),
+            "/pregnent: unknown field `pregnent`\n  help: did you mean `pregnant`?"
+        );
+        let whole = Problem::new("", ProblemCode::NotAnObject, "the record is not an object");
+        assert_eq!(whole.to_string(), "(document): the record is not an object");
+        let _: &dyn std::error::Error = &whole;
+    }
 }

@@ -213,7 +213,11 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
                 .into_par_iter()
                 .map(|(n, b)| {
                     let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&b);
-                    (n, serde_json::from_slice(b).map_err(|e| e.to_string()))
+                    (
+                        n,
+                        serde_json::from_slice(b)
+                            .map_err(|e| medscreen_core::json::serde_fault(&e).reason),
+                    )
                 })
                 .collect();
             for (n, value) in parsed {
@@ -229,7 +233,7 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
                             "invalid_json",
                             "",
                             None,
-                            format!("the line is not JSON: {}", strip_position(&e)),
+                            format!("the line is not JSON: {e}"),
                         ));
                         continue;
                     }
@@ -371,9 +375,4 @@ fn apply(
         }
         _ => {}
     }
-}
-
-/// serde_json appends "at line 1 column 17"; the line is already in the result.
-fn strip_position(e: &str) -> &str {
-    e.split(" at line ").next().unwrap_or(e)
 }

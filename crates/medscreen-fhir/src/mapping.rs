@@ -7,6 +7,7 @@
 //! applying the evaluation date, the lookback window and the open- or closed-world reading of absence.
 //! Every fact keeps where it came from ([`Prov`]) so that evidence can name the resource.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -14,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::date::Date;
 use super::valueset::{List, Measure, System, Target, ValueSets};
+use medscreen_core::diagnostic::{self, Diagnostic, Location};
 use medscreen_core::engine::Engine;
 use medscreen_core::profile::{CkdStage, CodedMedication, Field, Medication};
 use medscreen_core::vocab::{IngredientId, Vocabulary};
@@ -64,6 +66,35 @@ pub struct FhirProblem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
 }
+
+impl Diagnostic for FhirProblem {
+    fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn message(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.message)
+    }
+
+    fn location(&self) -> Location<'_> {
+        Location::Record {
+            input: self.input.as_deref(),
+            line: self.line,
+            index: None,
+            resource: self.resource.as_deref(),
+            pointer: &self.pointer,
+        }
+    }
+}
+
+impl std::fmt::Display for FhirProblem {
+    /// `` `Condition/abc` in Condition.ndjson line 7 at /subject/reference: ... ``
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        diagnostic::render(self, f)
+    }
+}
+
+impl std::error::Error for FhirProblem {}
 
 /// Where a resource is: its input, line and the pointer of the resource inside that line.
 #[derive(Debug, Clone)]
@@ -1776,7 +1807,42 @@ pub fn resource_name(r: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::tablet_strength_mg;
+    use super::{Diagnostic, Loc, Location, tablet_strength_mg};
+
+    #[test]
+    fn fhir_problem_is_a_diagnostic_naming_resource_input_line_and_pointer() {
+        let loc = Loc {
+            input: "Condition.ndjson",
+            line: 7,
+            base: String::new(),
+        };
+        let p = loc.problem(
+            "broken_reference",
+            "/subject/reference",
+            Some("Condition/abc".to_owned()),
+            "`subject` refers to a patient the export does not define".to_owned(),
+        );
+        assert_eq!(
+            (p.code(), p.message().as_ref(), p.help(), p.location()),
+            (
+                "broken_reference",
+                "`subject` refers to a patient the export does not define",
+                None,
+                Location::Record {
+                    input: Some("Condition.ndjson"),
+                    line: Some(7),
+                    index: None,
+                    resource: Some("Condition/abc"),
+                    pointer: "/subject/reference",
+                },
+            )
+        );
+        assert_eq!(
+            p.to_string(),
+            "`Condition/abc` in Condition.ndjson line 7 at /subject/reference: `subject` refers to a patient the export does not define"
+        );
+        let _: &dyn std::error::Error = &p;
+    }
 
     #[test]
     fn strengths() {

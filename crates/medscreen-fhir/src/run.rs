@@ -518,13 +518,9 @@ fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<
         Ok(v) => v,
         Err(e) => {
             tally.file_errors += 1;
-            let msg = e.to_string();
             let prob = FhirProblem {
                 code: "invalid_json",
-                message: format!(
-                    "not JSON: {}",
-                    msg.split(" at line ").next().unwrap_or(&msg)
-                ),
+                message: format!("not JSON: {}", medscreen_core::json::serde_fault(&e).reason),
                 input: Some(input.clone()),
                 line: Some(line),
                 pointer: String::new(),
