@@ -13,6 +13,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+pub use crate::json::{JsonFault, SerdeFault, serde_fault};
+
 /// An error a user sees: a stable machine code, a message, an optional line of help and a location.
 ///
 /// Implementing it takes the four methods below, and `Display` written with [`render`] so that the

@@ -216,7 +216,7 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
                     (
                         n,
                         serde_json::from_slice(b)
-                            .map_err(|e| medscreen_core::json::serde_fault(&e).reason),
+                            .map_err(|e| medscreen_core::diagnostic::serde_fault(&e).reason),
                     )
                 })
                 .collect();
