@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::cards::{self, Card, Trigger};
+use super::cards::{self, Card, Trigger, Unreadable};
 use super::fetch::FhirServers;
 use medscreen_core::Engine;
 use medscreen_core::Severity;
@@ -765,7 +765,7 @@ impl Cds {
         facts.conditions_known = whole(&provided, &partial, Kind::Condition);
         facts.medications_known = whole(&provided, &partial, Kind::MedicationRequest);
         let ctx = cards::Context {
-            cds: self,
+            engine: &self.engine,
             trigger: &pending.trigger,
             min: self.opts.min_card_severity,
             ignored_other_patients: ignored,
@@ -858,10 +858,6 @@ impl Cds {
             }
         }
         out
-    }
-
-    pub(crate) fn rule(&self, id: &str) -> Option<&medscreen_core::compile::Rule> {
-        self.engine.rules().iter().find(|r| r.id == id)
     }
 }
 
@@ -990,19 +986,6 @@ struct Drafts<'a> {
 }
 
 const MAX_NESTING: usize = 4;
-
-/// A resource the request holds but that could not be read: an entry that is not an object, a
-/// `resource` without a `resourceType` or with one FHIR does not have (`"MedicationReqest"`), nesting
-/// too deep. It is never skipped silently (that would shrink the patient's lists): its list counts as
-/// not whole, and the screening's cards say which entries could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Unreadable {
-    /// JSON Pointer in the request (`/prefetch/medicationRequests/entry/3/resource`), or in a fetched
-    /// answer (`/fetched/{key}/...`).
-    pub pointer: String,
-    /// What is wrong, without the value.
-    pub message: &'static str,
-}
 
 /// Every resource in the prefetch, searchsets and wrappings opened, leaving out the keys in `skip`
 /// (those fetched again); what could not be read goes to `bad`.
