@@ -433,6 +433,8 @@ impl fmt::Display for TrustProblem {
     }
 }
 
+impl std::error::Error for TrustProblem {}
+
 /// Everything wrong with a trust file, collected in one pass; the service refuses to start on any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthConfigError {
@@ -1636,6 +1638,21 @@ mod tests {
         assert_eq!(
             escape_pointer("https://ehr.example/~a"),
             "https:~1~1ehr.example~1~0a"
+        );
+    }
+
+    #[test]
+    fn trust_file_errors_are_std_errors_naming_the_file_and_pointer() {
+        let err = Trust::from_json(r#"{"issuers": []}"#, "trust.json").unwrap_err();
+        let problem: &dyn std::error::Error = &err.problems[0];
+        assert_eq!(
+            problem.to_string(),
+            "trust.json at /issuers: `issuers` is an array, expected an object"
+        );
+        let err: Box<dyn std::error::Error> = Box::new(err);
+        assert_eq!(
+            err.to_string(),
+            "the trust file failed to load (1 error):\nerror: trust.json at /issuers: `issuers` is an array, expected an object\n"
         );
     }
 

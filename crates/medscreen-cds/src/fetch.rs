@@ -35,6 +35,15 @@ pub struct FetchError {
     pub message: String,
 }
 
+/// ``prefetch `key`: message``; the message names the status or the failure, never the body.
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "prefetch `{}`: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for FetchError {}
+
 /// An HTTP client for FHIR reads. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
@@ -456,6 +465,18 @@ fn refusal(e: &reqwest::Error) -> Option<&Refused> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_error_is_a_std_error_naming_the_key() {
+        let err: Box<dyn std::error::Error> = Box::new(FetchError {
+            key: "medications".to_owned(),
+            message: "the server answered 503".to_owned(),
+        });
+        assert_eq!(
+            err.to_string(),
+            "prefetch `medications`: the server answered 503"
+        );
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

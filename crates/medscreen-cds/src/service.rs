@@ -146,6 +146,15 @@ impl CdsError {
     }
 }
 
+/// The message alone, as the body's `message` carries it (the code and status are fields).
+impl std::fmt::Display for CdsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CdsError {}
+
 /// The service's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct CdsOptions {
@@ -1369,6 +1378,20 @@ pub fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cds_error_is_a_std_error_displaying_its_message_only() {
+        let cds = Cds::new(
+            Engine::embedded().unwrap(),
+            ValueSets::embedded().unwrap(),
+            CdsOptions::default(),
+        );
+        let err = cds.prepare(b"[]").unwrap_err();
+        assert_eq!(err.code, "invalid_request");
+        let message = err.message.clone();
+        let err: Box<dyn std::error::Error> = Box::new(err);
+        assert_eq!(err.to_string(), message);
+    }
 
     #[test]
     fn patient_id_forms() {
