@@ -1602,12 +1602,11 @@ fn rsa_usable(n: &[u8], e: &[u8]) -> bool {
 }
 
 /// A big-endian integer without its leading zero bytes (JWKs should have none; some do).
-fn without_leading_zeros(big_endian: &[u8]) -> &[u8] {
-    let first = big_endian
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(big_endian.len());
-    &big_endian[first..]
+fn without_leading_zeros(mut big_endian: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = big_endian {
+        big_endian = rest;
+    }
+    big_endian
 }
 
 fn bit_length(big_endian: &[u8]) -> usize {

@@ -1379,13 +1379,17 @@ pub fn percent_encode(s: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cds_error_is_a_std_error_displaying_its_message_only() {
-        let cds = Cds::new(
+    fn embedded_cds() -> Cds {
+        Cds::new(
             Engine::embedded().unwrap(),
             ValueSets::embedded().unwrap(),
             CdsOptions::default(),
-        );
+        )
+    }
+
+    #[test]
+    fn cds_error_is_a_std_error_displaying_its_message_only() {
+        let cds = embedded_cds();
         let err = cds.prepare(b"[]").unwrap_err();
         assert_eq!(err.code, "invalid_request");
         let message = err.message.clone();
@@ -1405,11 +1409,7 @@ mod tests {
 
     #[test]
     fn templates_follow_the_pack() {
-        let cds = Cds::new(
-            Engine::embedded().unwrap(),
-            ValueSets::embedded().unwrap(),
-            CdsOptions::default(),
-        );
+        let cds = embedded_cds();
         let keys: Vec<&str> = cds.templates().iter().map(|t| t.key.as_str()).collect();
         assert_eq!(
             keys,
