@@ -50,7 +50,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{self, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde_json::{Map, Value};
 
-use super::fetch::{FhirServers, Origin};
+use super::servers::{FhirServers, Origin};
 use medscreen_core::schema::escape_pointer;
 use medscreen_core::suggest::did_you_mean;
 

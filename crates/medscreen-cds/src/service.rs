@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::cards::{self, Card, Trigger, Unreadable};
-use super::fetch::FhirServers;
+use super::servers::FhirServers;
 use medscreen_core::Engine;
 use medscreen_core::Severity;
 use medscreen_core::profile::Field;
