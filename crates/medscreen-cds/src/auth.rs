@@ -20,9 +20,10 @@
 //! 4. The signature is verified with `ring`, the one crypto backend of the service (it is also
 //!    rustls's, for the FHIR fetches): ECDSA P-256/P-384, RSA PKCS#1 v1.5 and RSA-PSS (salt as long
 //!    as the hash, as RFC 7518 §3.5 requires), over the exact bytes received.
-//! 5. Only then are the claims checked, here, so that the order and the messages are ours: `exp` (required, with [`CLOCK_SKEW_SECS`] of tolerance), `nbf` and `iat`
-//!    (when present, not in the future beyond the skew), `aud` (the expected URL, as a string or in an
-//!    array, a trailing `/` tolerated), `jti` (required).
+//! 5. Only then are the claims checked, here, so that the order and the messages are ours: `exp`
+//!    (required, with [`CLOCK_SKEW_SECS`] of tolerance), `nbf` and `iat` (when present, not in the
+//!    future beyond the skew), `aud` (the expected URL, as a string or in an array, a trailing `/`
+//!    tolerated), `jti` (required).
 //! 6. The `(iss, jti)` pair is recorded until the token expires; a second use is `replayed`.
 //!
 //! Because the signature is checked before the time claims, an old but genuine token fails with
