@@ -17,11 +17,13 @@
 //!    fetched from the network, so a token cannot name its own verifier.
 //! 3. The algorithm must fit the key: its type and curve (`ES384` needs an EC P-384 key, `RS*`/`PS*`
 //!    an RSA key) and, when the JWK pins `alg`, exactly that algorithm.
-//! 4. The signature is verified (by `jsonwebtoken`'s pure-Rust backend).
-//! 5. Only then are the claims checked, by this module rather than the crate so that the order and
-//!    the messages are ours: `exp` (required, with [`CLOCK_SKEW_SECS`] of tolerance), `nbf` and `iat`
-//!    (when present, not in the future beyond the skew), `aud` (the expected URL, as a string or in an
-//!    array, a trailing `/` tolerated), `jti` (required).
+//! 4. The signature is verified with `ring`, the one crypto backend of the service (it is also
+//!    rustls's, for the FHIR fetches): ECDSA P-256/P-384, RSA PKCS#1 v1.5 and RSA-PSS (salt as long
+//!    as the hash, as RFC 7518 §3.5 requires), over the exact bytes received.
+//! 5. Only then are the claims checked, here, so that the order and the messages are ours: `exp`
+//!    (required, with [`CLOCK_SKEW_SECS`] of tolerance), `nbf` and `iat` (when present, not in the
+//!    future beyond the skew), `aud` (the expected URL, as a string or in an array, a trailing `/`
+//!    tolerated), `jti` (required).
 //! 6. The `(iss, jti)` pair is recorded until the token expires; a second use is `replayed`.
 //!
 //! Because the signature is checked before the time claims, an old but genuine token fails with
@@ -46,10 +48,10 @@ use std::sync::{Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use ring::signature::{self, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde_json::{Map, Value};
 
-use super::fetch::{FhirServers, Origin};
+use super::servers::{FhirServers, Origin};
 use medscreen_core::schema::escape_pointer;
 use medscreen_core::suggest::did_you_mean;
 
@@ -116,16 +118,17 @@ impl Alg {
         }
     }
 
-    fn jwt(self) -> Algorithm {
+    /// The `ring` verifier of an RSA algorithm; `None` for ECDSA, which [`Curve::verifier`] names.
+    /// `ring`'s RSA verifiers take 2048 to 8192-bit moduli, a superset of what the trust file admits.
+    fn rsa(self) -> Option<&'static RsaParameters> {
         match self {
-            Alg::Es256 => Algorithm::ES256,
-            Alg::Es384 => Algorithm::ES384,
-            Alg::Rs256 => Algorithm::RS256,
-            Alg::Rs384 => Algorithm::RS384,
-            Alg::Rs512 => Algorithm::RS512,
-            Alg::Ps256 => Algorithm::PS256,
-            Alg::Ps384 => Algorithm::PS384,
-            Alg::Ps512 => Algorithm::PS512,
+            Alg::Es256 | Alg::Es384 => None,
+            Alg::Rs256 => Some(&signature::RSA_PKCS1_2048_8192_SHA256),
+            Alg::Rs384 => Some(&signature::RSA_PKCS1_2048_8192_SHA384),
+            Alg::Rs512 => Some(&signature::RSA_PKCS1_2048_8192_SHA512),
+            Alg::Ps256 => Some(&signature::RSA_PSS_2048_8192_SHA256),
+            Alg::Ps384 => Some(&signature::RSA_PSS_2048_8192_SHA384),
+            Alg::Ps512 => Some(&signature::RSA_PSS_2048_8192_SHA512),
         }
     }
 }
@@ -190,6 +193,21 @@ impl Curve {
             Curve::P384 => Alg::Es384,
         }
     }
+
+    /// JWS signatures are the fixed-width `r || s`, not DER.
+    fn verifier(self) -> &'static signature::EcdsaVerificationAlgorithm {
+        match self {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
+        }
+    }
+
+    fn agreement(self) -> &'static ring::agreement::Algorithm {
+        match self {
+            Curve::P256 => &ring::agreement::ECDH_P256,
+            Curve::P384 => &ring::agreement::ECDH_P384,
+        }
+    }
 }
 
 /// The type of a trusted key, which decides the algorithms it can verify.
@@ -222,15 +240,46 @@ impl KeyKind {
     }
 }
 
+/// The public key material, in the form `ring` verifies with. The variant is the key's type, so a
+/// key can only ever be handed to a verifier of its own family.
+enum PublicKey {
+    /// The curve and the uncompressed point (`04 || x || y`).
+    Ec(Curve, Vec<u8>),
+    /// Modulus and exponent, big-endian without leading zeros (as `ring` requires).
+    Rsa(RsaPublicKeyComponents<Vec<u8>>),
+}
+
+impl PublicKey {
+    fn kind(&self) -> KeyKind {
+        match self {
+            PublicKey::Ec(curve, _) => KeyKind::Ec(*curve),
+            PublicKey::Rsa(_) => KeyKind::Rsa,
+        }
+    }
+
+    /// Whether `signature` is `alg`'s signature of `message` under this key. `alg` must already fit
+    /// the key ([`KeyKind::fits`]); a pairing that does not is refused here too, never guessed at.
+    fn verifies(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
+        match (self, alg.rsa()) {
+            (PublicKey::Ec(curve, point), None) if curve.alg() == alg => {
+                UnparsedPublicKey::new(curve.verifier(), point)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            (PublicKey::Rsa(components), Some(params)) => {
+                components.verify(params, message, signature).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
 /// One public key of a trusted issuer, checked and ready to verify with.
 struct TrustedKey {
     kid: Option<String>,
-    kind: KeyKind,
     /// The JWK's `alg`, when it pins one.
     alg: Option<Alg>,
-    key: DecodingKey,
-    /// For an EC key, the uncompressed point (`04 || x || y`), verified with `ring`.
-    ec_point: Option<Vec<u8>>,
+    key: PublicKey,
 }
 
 impl TrustedKey {
@@ -384,6 +433,8 @@ impl fmt::Display for TrustProblem {
         Ok(())
     }
 }
+
+impl std::error::Error for TrustProblem {}
 
 /// Everything wrong with a trust file, collected in one pass; the service refuses to start on any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -560,7 +611,7 @@ impl Trust {
         let key = select_key(iss, keys, kid)?;
 
         // 3. The algorithm must fit the key.
-        if !key.kind.fits(alg) {
+        if !key.key.kind().fits(alg) {
             return Err(AuthError::new(
                 "key_alg_mismatch",
                 format!(
@@ -568,7 +619,7 @@ impl Trust {
                     alg.name(),
                     key.label(),
                     shown(iss),
-                    key.kind.describe()
+                    key.key.kind().describe()
                 ),
             ));
         }
@@ -589,31 +640,12 @@ impl Trust {
 
         // 4. The signature, over the exact bytes received.
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        // ECDSA through `ring` (already linked for TLS): about ten times faster than the pure-Rust
-        // P-384 of `jsonwebtoken`'s backend, which cost 1.2 ms a token (BENCHMARKS.md).
-        let good = match (&key.ec_point, alg) {
-            (Some(point), Alg::Es256 | Alg::Es384) => {
-                let algorithm = if alg == Alg::Es256 {
-                    &ring::signature::ECDSA_P256_SHA256_FIXED
-                } else {
-                    &ring::signature::ECDSA_P384_SHA384_FIXED
-                };
-                URL_SAFE_NO_PAD.decode(signature_b64).is_ok_and(|sig| {
-                    ring::signature::UnparsedPublicKey::new(algorithm, point)
-                        .verify(signing_input.as_bytes(), &sig)
-                        .is_ok()
-                })
-            }
-            _ => matches!(
-                jsonwebtoken::crypto::verify(
-                    signature_b64,
-                    signing_input.as_bytes(),
-                    &key.key,
-                    alg.jwt(),
-                ),
-                Ok(true)
-            ),
-        };
+        // `ring` for every algorithm (already linked for TLS): its P-384 is about ten times faster
+        // than the pure-Rust one that cost 1.2 ms a token (BENCHMARKS.md), and one backend is one
+        // set of crypto code to audit and update.
+        let good = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .is_ok_and(|sig| key.key.verifies(alg, signing_input.as_bytes(), &sig));
         if !good {
             return Err(AuthError::new(
                 "bad_signature",
@@ -1336,12 +1368,12 @@ impl Loader<'_> {
             None => None,
             Some(value) => self.jwk_alg(value, &format!("{pointer}/alg")),
         };
-        let (kind, key, ec_point) = if kty == "EC" {
+        let key = if kty == "EC" {
             self.ec_key(jwk, pointer)?
         } else {
-            let (kind, key) = self.rsa_key(jwk, pointer)?;
-            (kind, key, None)
+            self.rsa_key(jwk, pointer)?
         };
+        let kind = key.kind();
         if let Some(alg) = alg
             && !kind.fits(alg)
         {
@@ -1356,13 +1388,7 @@ impl Loader<'_> {
                 None,
             );
         }
-        (self.problems.len() == before).then_some(TrustedKey {
-            kid,
-            kind,
-            alg,
-            key,
-            ec_point,
-        })
+        (self.problems.len() == before).then_some(TrustedKey { kid, alg, key })
     }
 
     fn jwk_alg(&mut self, value: &Value, pointer: &str) -> Option<Alg> {
@@ -1438,11 +1464,7 @@ impl Loader<'_> {
         }
     }
 
-    fn ec_key(
-        &mut self,
-        jwk: &Map<String, Value>,
-        pointer: &str,
-    ) -> Option<(KeyKind, DecodingKey, Option<Vec<u8>>)> {
+    fn ec_key(&mut self, jwk: &Map<String, Value>, pointer: &str) -> Option<PublicKey> {
         let crv_pointer = format!("{pointer}/crv");
         let curve = match jwk.get("crv").and_then(Value::as_str) {
             Some("P-256") => Curve::P256,
@@ -1495,14 +1517,11 @@ impl Loader<'_> {
             );
             return None;
         }
-        let key = match (
-            jwk.get("x").and_then(Value::as_str),
-            jwk.get("y").and_then(Value::as_str),
-        ) {
-            (Some(x), Some(y)) => DecodingKey::from_ec_components(x, y).ok(),
-            _ => None,
-        };
-        let Some(key) = key.filter(|key| usable(key, curve.alg())) else {
+        let mut point = Vec::with_capacity(1 + 2 * want);
+        point.push(4);
+        point.extend_from_slice(&x);
+        point.extend_from_slice(&y);
+        if !on_curve(curve, &point) {
             self.problem(
                 "invalid_key",
                 pointer,
@@ -1510,19 +1529,11 @@ impl Loader<'_> {
                 None,
             );
             return None;
-        };
-        let mut point = Vec::with_capacity(1 + 2 * want);
-        point.push(4);
-        point.extend_from_slice(&x);
-        point.extend_from_slice(&y);
-        Some((KeyKind::Ec(curve), key, Some(point)))
+        }
+        Some(PublicKey::Ec(curve, point))
     }
 
-    fn rsa_key(
-        &mut self,
-        jwk: &Map<String, Value>,
-        pointer: &str,
-    ) -> Option<(KeyKind, DecodingKey)> {
+    fn rsa_key(&mut self, jwk: &Map<String, Value>, pointer: &str) -> Option<PublicKey> {
         let n = self.b64_member(jwk, pointer, "n");
         let e = self.b64_member(jwk, pointer, "e");
         let (n, e) = (n?, e?);
@@ -1545,8 +1556,8 @@ impl Loader<'_> {
             );
             return None;
         }
-        let key = DecodingKey::from_rsa_raw_components(&n, &e);
-        if !usable(&key, Alg::Rs384) {
+        let (n, e) = (without_leading_zeros(&n), without_leading_zeros(&e));
+        if !rsa_usable(n, e) {
             self.problem(
                 "invalid_key",
                 pointer,
@@ -1555,22 +1566,52 @@ impl Loader<'_> {
             );
             return None;
         }
-        Some((KeyKind::Rsa, key))
+        Some(PublicKey::Rsa(RsaPublicKeyComponents {
+            n: n.to_vec(),
+            e: e.to_vec(),
+        }))
     }
 }
 
-/// Whether the crypto backend accepts `key` for `alg`: building a verifier parses the key (an EC
-/// point must lie on its curve, an RSA exponent must be sane), and an empty signature then simply
-/// fails to verify. An error means the key itself is unusable.
-fn usable(key: &DecodingKey, alg: Alg) -> bool {
-    jsonwebtoken::crypto::verify("", b"", key, alg.jwt()).is_ok()
+/// Whether `point` is a valid public point of `curve` (on the curve, not the identity).
+///
+/// `ring` checks a point only when it verifies, and then reports a bad key and a bad signature
+/// alike, so a key could not be refused at load. Its ECDH validates the peer's point with the same
+/// routine as its ECDSA verification (`parse_uncompressed_point`), so an agreement with a fresh
+/// ephemeral key answers the question, once per key at load.
+fn on_curve(curve: Curve, point: &[u8]) -> bool {
+    use ring::agreement::{EphemeralPrivateKey, UnparsedPublicKey, agree_ephemeral};
+    let rng = ring::rand::SystemRandom::new();
+    EphemeralPrivateKey::generate(curve.agreement(), &rng).is_ok_and(|ours| {
+        agree_ephemeral(
+            ours,
+            &UnparsedPublicKey::new(curve.agreement(), point),
+            |_| (),
+        )
+        .is_ok()
+    })
+}
+
+/// Whether `ring` will accept (`n`, `e`) (both without leading zeros) as an RSA public key: the
+/// checks of its partial public-key validation, which it otherwise makes only when verifying and
+/// reports as a failed signature. The modulus must be odd (its size is checked by the caller); the
+/// exponent odd, at least 3 and below 2^33.
+fn rsa_usable(n: &[u8], e: &[u8]) -> bool {
+    let n_odd = n.last().is_some_and(|b| b & 1 == 1);
+    let exponent = (e.len() <= 5).then(|| e.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)));
+    n_odd && exponent.is_some_and(|e| e & 1 == 1 && (3..1 << 33).contains(&e))
+}
+
+/// A big-endian integer without its leading zero bytes (JWKs should have none; some do).
+fn without_leading_zeros(mut big_endian: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = big_endian {
+        big_endian = rest;
+    }
+    big_endian
 }
 
 fn bit_length(big_endian: &[u8]) -> usize {
-    let significant: &[u8] = match big_endian.iter().position(|b| *b != 0) {
-        Some(i) => &big_endian[i..],
-        None => &[],
-    };
+    let significant = without_leading_zeros(big_endian);
     match significant.first() {
         Some(first) => (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
         None => 0,
@@ -1597,6 +1638,21 @@ mod tests {
         assert_eq!(
             escape_pointer("https://ehr.example/~a"),
             "https:~1~1ehr.example~1~0a"
+        );
+    }
+
+    #[test]
+    fn trust_file_errors_are_std_errors_naming_the_file_and_pointer() {
+        let err = Trust::from_json(r#"{"issuers": []}"#, "trust.json").unwrap_err();
+        let problem: &dyn std::error::Error = &err.problems[0];
+        assert_eq!(
+            problem.to_string(),
+            "trust.json at /issuers: `issuers` is an array, expected an object"
+        );
+        let err: Box<dyn std::error::Error> = Box::new(err);
+        assert_eq!(
+            err.to_string(),
+            "the trust file failed to load (1 error):\nerror: trust.json at /issuers: `issuers` is an array, expected an object\n"
         );
     }
 

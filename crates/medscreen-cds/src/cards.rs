@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::service::{Cds, Unreadable};
 use medscreen_core::Severity;
+use medscreen_core::compile::Rule;
 use medscreen_core::report::{Caution, Evidence, Screening};
-use medscreen_core::{Rejection, profile::Field};
+use medscreen_core::{Engine, Rejection, profile::Field};
 use medscreen_fhir::FhirProblem;
 use medscreen_fhir::mapping::Prov;
 
@@ -53,13 +53,33 @@ pub struct Trigger {
     pub display: Option<String>,
 }
 
-/// What card building needs besides the screening.
+/// What card building needs besides the screening. It holds the engine rather than the service, so
+/// that the service depends on cards and never the other way round.
 pub(crate) struct Context<'a> {
-    pub cds: &'a Cds,
+    pub engine: &'a Engine,
     pub trigger: &'a Trigger,
     pub min: Severity,
     pub ignored_other_patients: usize,
     pub not_sent: Vec<&'static str>,
+}
+
+impl Context<'_> {
+    fn rule(&self, id: &str) -> Option<&Rule> {
+        self.engine.rules().iter().find(|r| r.id == id)
+    }
+}
+
+/// A resource the request holds but that could not be read: an entry that is not an object, a
+/// `resource` without a `resourceType` or with one FHIR does not have (`"MedicationReqest"`), nesting
+/// too deep. It is never skipped silently (that would shrink the patient's lists): its list counts as
+/// not whole, and the screening's cards say which entries could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    /// JSON Pointer in the request (`/prefetch/medicationRequests/entry/3/resource`), or in a fetched
+    /// answer (`/fetched/{key}/...`).
+    pub pointer: String,
+    /// What is wrong, without the value.
+    pub message: &'static str,
 }
 
 /// A CDS Hooks card, written as the spec's JSON.
@@ -161,7 +181,7 @@ fn uuid() -> String {
 
 fn pack_source(ctx: &Context<'_>) -> CardSource {
     CardSource {
-        label: format!("medscreen {}", ctx.cds.engine().ruleset().label),
+        label: format!("medscreen {}", ctx.engine.ruleset().label),
         url: None,
         topic: None,
     }
@@ -189,7 +209,6 @@ pub(crate) fn from_screening(
     let mut to_check: Vec<String> = Vec::new();
     for c in &s.cautions {
         let missing_data = ctx
-            .cds
             .rule(c.rule)
             .is_some_and(|r| r.tags.iter().any(|t| t == "missing-data"));
         if missing_data {
@@ -206,7 +225,7 @@ pub(crate) fn from_screening(
     // Undecided rules that matter, grouped by the fact they lack: one line per fact to record.
     let mut by_fact: Vec<(&'static str, Severity, Vec<&str>)> = Vec::new();
     for i in &s.indeterminate {
-        let Some(rule) = ctx.cds.rule(i.rule) else {
+        let Some(rule) = ctx.rule(i.rule) else {
             continue;
         };
         let sev = rule.max_severity();
@@ -318,7 +337,7 @@ fn caution_card(
         topic: Some(Coding {
             system: format!(
                 "https://medscreen.invalid/rules/{}",
-                ctx.cds.engine().ruleset().name
+                ctx.engine.ruleset().name
             ),
             code: c.rule.to_owned(),
             display: c.title.to_owned(),

@@ -32,7 +32,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::{AuthError, Trust};
 use super::cards::{Card, OVERRIDE_SYSTEM};
-use super::fetch::{Fetcher, FhirServers};
+use super::fetch::Fetcher;
+use super::servers::FhirServers;
 use super::service::{Cds, CdsError, ServiceDef, Step};
 use medscreen_fhir::date::Date;
 

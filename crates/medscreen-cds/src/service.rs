@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::cards::{self, Card, Trigger};
-use super::fetch::FhirServers;
+use super::cards::{self, Card, Trigger, Unreadable};
+use super::servers::FhirServers;
 use medscreen_core::Engine;
 use medscreen_core::Severity;
 use medscreen_core::profile::Field;
@@ -145,6 +145,15 @@ impl CdsError {
         b
     }
 }
+
+/// The message alone, as the body's `message` carries it (the code and status are fields).
+impl std::fmt::Display for CdsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CdsError {}
 
 /// The service's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -765,7 +774,7 @@ impl Cds {
         facts.conditions_known = whole(&provided, &partial, Kind::Condition);
         facts.medications_known = whole(&provided, &partial, Kind::MedicationRequest);
         let ctx = cards::Context {
-            cds: self,
+            engine: &self.engine,
             trigger: &pending.trigger,
             min: self.opts.min_card_severity,
             ignored_other_patients: ignored,
@@ -858,10 +867,6 @@ impl Cds {
             }
         }
         out
-    }
-
-    pub(crate) fn rule(&self, id: &str) -> Option<&medscreen_core::compile::Rule> {
-        self.engine.rules().iter().find(|r| r.id == id)
     }
 }
 
@@ -990,19 +995,6 @@ struct Drafts<'a> {
 }
 
 const MAX_NESTING: usize = 4;
-
-/// A resource the request holds but that could not be read: an entry that is not an object, a
-/// `resource` without a `resourceType` or with one FHIR does not have (`"MedicationReqest"`), nesting
-/// too deep. It is never skipped silently (that would shrink the patient's lists): its list counts as
-/// not whole, and the screening's cards say which entries could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Unreadable {
-    /// JSON Pointer in the request (`/prefetch/medicationRequests/entry/3/resource`), or in a fetched
-    /// answer (`/fetched/{key}/...`).
-    pub pointer: String,
-    /// What is wrong, without the value.
-    pub message: &'static str,
-}
 
 /// Every resource in the prefetch, searchsets and wrappings opened, leaving out the keys in `skip`
 /// (those fetched again); what could not be read goes to `bad`.
@@ -1387,6 +1379,24 @@ pub fn percent_encode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn embedded_cds() -> Cds {
+        Cds::new(
+            Engine::embedded().unwrap(),
+            ValueSets::embedded().unwrap(),
+            CdsOptions::default(),
+        )
+    }
+
+    #[test]
+    fn cds_error_is_a_std_error_displaying_its_message_only() {
+        let cds = embedded_cds();
+        let err = cds.prepare(b"[]").unwrap_err();
+        assert_eq!(err.code, "invalid_request");
+        let message = err.message.clone();
+        let err: Box<dyn std::error::Error> = Box::new(err);
+        assert_eq!(err.to_string(), message);
+    }
+
     #[test]
     fn patient_id_forms() {
         assert_eq!(bare_patient_id("123"), "123");
@@ -1399,11 +1409,7 @@ mod tests {
 
     #[test]
     fn templates_follow_the_pack() {
-        let cds = Cds::new(
-            Engine::embedded().unwrap(),
-            ValueSets::embedded().unwrap(),
-            CdsOptions::default(),
-        );
+        let cds = embedded_cds();
         let keys: Vec<&str> = cds.templates().iter().map(|t| t.key.as_str()).collect();
         assert_eq!(
             keys,

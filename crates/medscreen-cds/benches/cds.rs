@@ -8,22 +8,32 @@
 //! (`Trust::check` of one ES384 and one RS384 token: every check `Trust::verify` makes except inserting
 //! the `jti` into the replay cache, so that one token can be checked repeatedly).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a bench stops loudly on a broken fixture"
+)]
+
 use std::hint::black_box;
 use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use medscreen::Engine;
-use medscreen::cds_hooks::auth::Trust;
-use medscreen::cds_hooks::service::{Pending, Step};
-use medscreen::cds_hooks::{Cds, CdsOptions};
-use medscreen::fhir::ValueSets;
-use medscreen::fhir::date::Date;
+use medscreen_cds::auth::Trust;
+use medscreen_cds::service::{Pending, Step};
+use medscreen_cds::{Cds, CdsOptions};
+use medscreen_core::Engine;
+use medscreen_fhir::ValueSets;
+use medscreen_fhir::date::Date;
 use serde_json::{Value, json};
 
 fn fixture(rel: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

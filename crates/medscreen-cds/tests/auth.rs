@@ -1,12 +1,22 @@
-//! The CDS Hooks client-authentication check (`cds_hooks::auth`) against the specification's own
+//! The CDS Hooks client-authentication check (`medscreen_cds::auth`) against the specification's own
 //! example token and keys, and against tokens signed here with the specification's published
-//! example private key (ES384) and a test-only RSA key (RS384, PS384).
+//! example private key (ES384), a test-only RSA key (every `RS*` and `PS*`) and a P-256 key (ES256).
+//! Tokens are signed by implementations other than the verifier's `ring` (`p384`, `p256`, `rsa` and
+//! `jsonwebtoken`'s pure-Rust backend), so a verification bug cannot cancel out.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use medscreen::cds_hooks::auth::{AuthError, CLOCK_SKEW_SECS, MAX_LIFETIME_SECS, Trust, Verified};
+use medscreen_cds::auth::{AuthError, CLOCK_SKEW_SECS, MAX_LIFETIME_SECS, Trust, Verified};
 use serde_json::{Value, json};
 
 const ISS: &str = "https://fhir-ehr.example.com/";
@@ -19,7 +29,7 @@ const NOW: u64 = 1_750_000_000;
 
 fn fixture_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cds_hooks")
+        .join("../../fixtures/cds_hooks")
         .join(name)
 }
 
@@ -660,22 +670,10 @@ fn rs384_token_signed_with_the_test_rsa_key_verifies() {
 
 #[test]
 fn ps384_verifies_with_an_rsa_key_that_does_not_pin_alg() {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    let mut jwks = fixture_json("test-rsa-jwks-public.json");
-    jwks["keys"][0].as_object_mut().unwrap().remove("alg");
-    let trust =
-        Trust::from_json(&json!({"issuers": {RSA_ISS: jwks}}).to_string(), "ps.json").unwrap();
-    let der = rsa_private_key().to_pkcs1_der().unwrap();
-    let mut header = Header::new(Algorithm::PS384);
-    header.kid = Some("test-rsa-1".to_owned());
-    let token = encode(
-        &header,
-        &rsa_claims("ps-1"),
-        &EncodingKey::from_rsa_der(der.as_bytes()),
-    )
-    .unwrap();
-    trust.check(Some(&bearer(&token)), AUD, NOW).unwrap();
+    let token = sign_rsa_elsewhere(jsonwebtoken::Algorithm::PS384, &rsa_claims("ps-1"));
+    unpinned_rsa_trust()
+        .check(Some(&bearer(&token)), AUD, NOW)
+        .unwrap();
 }
 
 #[test]
@@ -921,4 +919,160 @@ fn tokens_living_longer_than_five_minutes_are_refused() {
         .check(Some(&format!("Bearer {long}")), AUD, NOW)
         .unwrap_err();
     assert_eq!(e.code, "lifetime_too_long", "{e}");
+}
+
+// --- Every accepted algorithm, verified by `ring`, signed by independent implementations ------------
+
+/// The RSA issuer's JWK Set without its pinned `alg`, so that every `RS*` and `PS*` fits the key.
+fn unpinned_rsa_trust() -> Trust {
+    let mut jwks = fixture_json("test-rsa-jwks-public.json");
+    jwks["keys"][0].as_object_mut().unwrap().remove("alg");
+    Trust::from_json(&json!({"issuers": {RSA_ISS: jwks}}).to_string(), "rsa.json").unwrap()
+}
+
+/// A token signed by `jsonwebtoken`'s pure-Rust backend (the `rsa` crate), not by `ring`.
+fn sign_rsa_elsewhere(alg: jsonwebtoken::Algorithm, claims: &Value) -> String {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let der = rsa_private_key().to_pkcs1_der().unwrap();
+    let mut header = Header::new(alg);
+    header.kid = Some("test-rsa-1".to_owned());
+    encode(&header, claims, &EncodingKey::from_rsa_der(der.as_bytes())).unwrap()
+}
+
+/// The token with one bit of its signature flipped.
+fn with_flipped_signature_bit(token: &str) -> String {
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = B64.decode(signature).unwrap();
+    let middle = signature.len() / 2;
+    signature[middle] ^= 1;
+    format!("{input}.{}", B64.encode(signature))
+}
+
+#[test]
+fn every_rsa_algorithm_verifies_and_a_flipped_signature_bit_is_bad_signature() {
+    use jsonwebtoken::Algorithm::{PS256, PS384, PS512, RS256, RS384, RS512};
+    let trust = unpinned_rsa_trust();
+    for alg in [RS256, RS384, RS512, PS256, PS384, PS512] {
+        let token = sign_rsa_elsewhere(alg, &rsa_claims(&format!("{alg:?}")));
+        let verified = trust
+            .check(Some(&bearer(&token)), AUD, NOW)
+            .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        assert_eq!(verified.kid.as_deref(), Some("test-rsa-1"), "{alg:?}");
+        let forged = with_flipped_signature_bit(&token);
+        assert_eq!(
+            code(trust.check(Some(&bearer(&forged)), AUD, NOW)),
+            "bad_signature",
+            "{alg:?}"
+        );
+    }
+}
+
+#[test]
+fn a_pkcs1_signature_under_a_pss_header_is_bad_signature() {
+    let header = json!({"alg": "PS384", "typ": "JWT", "kid": "test-rsa-1"});
+    let token = sign_rs384(&header, &rsa_claims("pss-confusion"));
+    assert_eq!(
+        code(unpinned_rsa_trust().check(Some(&bearer(&token)), AUD, NOW)),
+        "bad_signature"
+    );
+}
+
+#[test]
+fn an_rsa_modulus_with_a_leading_zero_byte_still_verifies() {
+    let mut jwks = fixture_json("test-rsa-jwks-public.json");
+    let mut n = b64_member(&jwks["keys"][0], "n");
+    n.insert(0, 0);
+    jwks["keys"][0]["n"] = json!(B64.encode(n));
+    let trust = Trust::from_json(
+        &json!({"issuers": {RSA_ISS: jwks}}).to_string(),
+        "zero.json",
+    )
+    .unwrap();
+    let token = sign_rs384(&rs_header(), &rsa_claims("leading-zero"));
+    trust.check(Some(&bearer(&token)), AUD, NOW).unwrap();
+}
+
+#[test]
+fn an_rsa_key_the_verifier_cannot_use_is_refused_at_load_not_at_the_first_token() {
+    let public = fixture_json("test-rsa-jwks-public.json")["keys"][0].clone();
+    let mut even_n = b64_member(&public, "n");
+    *even_n.last_mut().unwrap() &= !1;
+    let too_big_e = B64.encode([2u8, 0, 0, 0, 1]);
+    for (what, key) in [
+        (
+            "even exponent",
+            with(public.clone(), "e", json!(B64.encode([2u8]))),
+        ),
+        (
+            "exponent 1",
+            with(public.clone(), "e", json!(B64.encode([1u8]))),
+        ),
+        (
+            "exponent of 2^33 + 1",
+            with(public.clone(), "e", json!(too_big_e)),
+        ),
+        (
+            "even modulus",
+            with(public.clone(), "n", json!(B64.encode(&even_n))),
+        ),
+    ] {
+        assert_eq!(
+            load_err(&one_key(key)),
+            [(
+                "invalid_key".to_owned(),
+                KEY0.to_owned(),
+                "(`n`, `e`) is not a usable rsa public key".to_owned()
+            )],
+            "{what}"
+        );
+    }
+}
+
+/// A P-256 key, its public JWK (`kid` `p256`) and an ES256 token it signed (by the `p256` crate).
+fn p256_key_and_token(jti: &str) -> (Value, String) {
+    use p256::ecdsa::signature::Signer;
+    let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let point = key.verifying_key().to_encoded_point(false);
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "p256", "use": "sig",
+        "x": B64.encode(point.x().unwrap()), "y": B64.encode(point.y().unwrap())});
+    let input = signing_input(
+        &json!({"alg": "ES256", "typ": "JWT", "kid": "p256"}),
+        &claims(jti),
+    );
+    let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
+    (jwk, format!("{input}.{}", B64.encode(signature.to_bytes())))
+}
+
+#[test]
+fn es256_verifies_with_a_p256_key_and_only_with_it() {
+    let (jwk, token) = p256_key_and_token("es256-1");
+    let trust = Trust::from_json(&one_key(jwk.clone()).to_string(), "p256.json").unwrap();
+    let verified = trust.check(Some(&bearer(&token)), AUD, NOW).unwrap();
+    assert_eq!(verified.kid.as_deref(), Some("p256"));
+    assert_eq!(
+        code(trust.check(Some(&bearer(&with_flipped_signature_bit(&token))), AUD, NOW)),
+        "bad_signature"
+    );
+    // An ES384 token naming the P-256 key.
+    let es384 = sign_es384(
+        &with(es_header(), "kid", json!("p256")),
+        &claims("es256-2"),
+        &spec_signing_key(),
+    );
+    assert_eq!(
+        code(trust.check(Some(&bearer(&es384)), AUD, NOW)),
+        "key_alg_mismatch"
+    );
+    // A P-256 point off the curve is refused at load.
+    let mut y = b64_member(&jwk, "y");
+    *y.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        load_err(&one_key(with(jwk, "y", json!(B64.encode(y))))),
+        [(
+            "invalid_key".to_owned(),
+            KEY0.to_owned(),
+            "(`x`, `y`) is not a point on `P-256`".to_owned()
+        )]
+    );
 }
