@@ -4,13 +4,7 @@
 //! Tokens are signed by implementations other than the verifier's `ring` (`p384`, `p256`, `rsa` and
 //! `jsonwebtoken`'s pure-Rust backend), so a verification bug cannot cancel out.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use std::path::{Path, PathBuf};
 

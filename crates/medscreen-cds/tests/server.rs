@@ -3,13 +3,7 @@
 //! requests, authentication, missing prefetch fetched from a FHIR server started here, feedback, limits
 //! and many requests at once.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -520,7 +520,10 @@ fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<
             tally.file_errors += 1;
             let prob = FhirProblem {
                 code: "invalid_json",
-                message: format!("not JSON: {}", medscreen_core::diagnostic::serde_fault(&e).reason),
+                message: format!(
+                    "not JSON: {}",
+                    medscreen_core::diagnostic::serde_fault(&e).reason
+                ),
                 input: Some(input.clone()),
                 line: Some(line),
                 pointer: String::new(),
