@@ -52,6 +52,7 @@ use ring::signature::{self, RsaParameters, RsaPublicKeyComponents, UnparsedPubli
 use serde_json::{Map, Value};
 
 use super::servers::{FhirServers, Origin};
+use medscreen_core::diagnostic::{self, Diagnostic, Location};
 use medscreen_core::schema::escape_pointer;
 use medscreen_core::suggest::did_you_mean;
 
@@ -420,17 +421,32 @@ pub struct TrustProblem {
     pub help: Option<String>,
 }
 
+impl Diagnostic for TrustProblem {
+    fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn message(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(&self.message)
+    }
+
+    fn help(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
+    fn location(&self) -> Location<'_> {
+        Location::File {
+            file: &self.file,
+            rule: None,
+            pointer: &self.pointer,
+        }
+    }
+}
+
+/// ``file at /pointer: message``, then the help on a line of its own.
 impl fmt::Display for TrustProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if !self.pointer.is_empty() {
-            write!(f, " at {}", self.pointer)?;
-        }
-        write!(f, ": {}", self.message)?;
-        if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
-        }
-        Ok(())
+        diagnostic::render(self, f)
     }
 }
 
@@ -1644,6 +1660,16 @@ mod tests {
     #[test]
     fn trust_file_errors_are_std_errors_naming_the_file_and_pointer() {
         let err = Trust::from_json(r#"{"issuers": []}"#, "trust.json").unwrap_err();
+        let diagnostic: &dyn Diagnostic = &err.problems[0];
+        assert_eq!(diagnostic.code(), "wrong_type");
+        assert_eq!(
+            diagnostic.location(),
+            Location::File {
+                file: "trust.json",
+                rule: None,
+                pointer: "/issuers"
+            }
+        );
         let problem: &dyn std::error::Error = &err.problems[0];
         assert_eq!(
             problem.to_string(),

@@ -23,6 +23,7 @@ use super::cards::{self, Card, Trigger, Unreadable};
 use super::servers::FhirServers;
 use medscreen_core::Engine;
 use medscreen_core::Severity;
+use medscreen_core::diagnostic::{self, Diagnostic, Location};
 use medscreen_core::profile::Field;
 use medscreen_core::schema::escape_pointer;
 use medscreen_fhir::bundle::{reference_key, subject_reference};
@@ -147,9 +148,25 @@ impl CdsError {
 }
 
 /// The message alone, as the body's `message` carries it (the code and status are fields).
+impl Diagnostic for CdsError {
+    fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn message(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(&self.message)
+    }
+
+    /// The request as a whole: the message names the member (`context.draftOrders`, a prefetch key).
+    fn location(&self) -> Location<'_> {
+        Location::Nowhere
+    }
+}
+
+/// The message alone: it names the member it is about.
 impl std::fmt::Display for CdsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+        diagnostic::render(self, f)
     }
 }
 
@@ -1393,6 +1410,9 @@ mod tests {
         let err = cds.prepare(b"[]").unwrap_err();
         assert_eq!(err.code, "invalid_request");
         let message = err.message.clone();
+        let diagnostic: &dyn Diagnostic = &err;
+        assert_eq!(diagnostic.code(), "invalid_request");
+        assert_eq!(diagnostic.location(), Location::Nowhere);
         let err: Box<dyn std::error::Error> = Box::new(err);
         assert_eq!(err.to_string(), message);
     }
