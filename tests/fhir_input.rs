@@ -301,6 +301,10 @@ fn json_files_in_a_directory_that_are_not_fhir_were_silently_skipped() {
     )
     .unwrap();
     std::fs::write(d.join("README.md"), b"secret-value").unwrap();
+    // An empty NDJSON file, or one whose first record follows blank lines, holds nothing we lose.
+    std::fs::write(d.join("f-empty.ndjson"), b"").unwrap();
+    let later = serde_json::to_string(&good).unwrap().replace("p1", "p2");
+    std::fs::write(d.join("g-later.ndjson"), format!("\n \n{later}\n")).unwrap();
     let summary = d.join("summary.out");
     let o = screen_with(&["-q", "--summary", &summary.display().to_string()], &[d]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
@@ -329,6 +333,7 @@ fn json_files_in_a_directory_that_are_not_fhir_were_silently_skipped() {
                 Value::Null,
                 vec!["not_fhir_input"]
             ),
+            ("g-later.ndjson".into(), json!("p2"), vec![]),
         ]
     );
     let reason = |i: usize| out[i]["errors"][0]["message"].as_str().unwrap().to_owned();

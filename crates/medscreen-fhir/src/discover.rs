@@ -82,15 +82,17 @@ pub fn is_json_name(path: &Path) -> bool {
 /// that cannot be read is [`What::Unreadable`] with the reason.
 pub fn classify(path: &Path) -> What {
     if is_ndjson_name(path) {
-        let mut line = Vec::new();
-        let first = open(path).and_then(|mut r| r.read_until(b'\n', &mut line));
-        return match first.map(|_| resource_type(&line)) {
+        return match first_record(path).map(|line| line.map(|l| resource_type(&l))) {
             Err(e) => What::Unreadable(format!("cannot be read: {e}")),
-            Ok(Peek::Type(t)) if t == "Bundle" => What::NdjsonOfBundles,
-            Ok(Peek::Type(t)) => What::Unreadable(format!(
+            // No record at all: nothing to read, nothing lost.
+            Ok(None) => What::NdjsonOfBundles,
+            Ok(Some(Peek::Type(t))) if t == "Bundle" => What::NdjsonOfBundles,
+            Ok(Some(Peek::Type(t))) => What::Unreadable(format!(
                 "NDJSON of `{t}` resources outside a Bulk export: name it for its type (`{t}.ndjson`) in a directory of such files, or put the resources in Bundles"
             )),
-            Ok(_) => What::Unreadable("NDJSON whose first line is not a FHIR resource".into()),
+            Ok(Some(_)) => {
+                What::Unreadable("NDJSON whose first record is not a FHIR resource".into())
+            }
         };
     }
     if !is_json_name(path) {
@@ -162,6 +164,20 @@ pub fn read_group(mapper: &Mapper<'_>, dir: &str, paths: &[PathBuf]) -> (BundleF
         }
     }
     (facts, bytes)
+}
+
+/// The first line of an NDJSON file that is not blank, if any.
+fn first_record(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let mut r = open(path)?;
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(None);
+        }
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Some(line));
+        }
+    }
 }
 
 /// What the `resourceType` of a document is.
