@@ -1024,7 +1024,8 @@ fn under(pointer: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The resources of `value` at `pointer`, by the FHIR crate's walk; every gap is unreadable.
+/// The resources of `value` at `pointer`, by the FHIR crate's walk; every gap is unreadable but a
+/// `fullUrl` that is not a string (the resource is read without it).
 fn collect<'a>(
     value: &'a Value,
     pointer: &str,
