@@ -64,7 +64,8 @@ fn codes(errors: &Value) -> Vec<&str> {
 fn malformed_fhir_gives_clear_errors_and_the_run_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let not_bundle = write(d, "a.json", &json!({"resourceType": "Patient", "id": "x"}));
+    // A misspelt `Bundle` (a lone Patient is screened: `a_lone_patient_resource_is_screened`).
+    let not_bundle = write(d, "a.json", &json!({"resourceType": "Bundel", "id": "x"}));
     let no_type = write(d, "b.json", &json!({"type": "collection", "entry": []}));
     let broken_ref = write(
         d,
@@ -121,7 +122,7 @@ fn malformed_fhir_gives_clear_errors_and_the_run_goes_on() {
         out[0]["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("`Patient`")
+            .contains("`Bundel`")
     );
     assert_eq!(codes(&out[1]["errors"]), vec!["missing_resource_type"]);
     assert_eq!(out[2]["id"], json!("p1"));

@@ -26,10 +26,10 @@ use medscreen_core::Severity;
 use medscreen_core::diagnostic::{self, Diagnostic, Location};
 use medscreen_core::profile::Field;
 use medscreen_core::schema::escape_pointer;
-use medscreen_fhir::bundle::{reference_key, subject_reference};
+use medscreen_fhir::bundle::{Found, Gap, reference_key, subject_reference, walk};
 use medscreen_fhir::date::Date;
 use medscreen_fhir::mapping::{Loc, MedInfo, PatientFacts, med_info, resource_name};
-use medscreen_fhir::resource_types::is_resource_type;
+use medscreen_fhir::resource_types::is_patient_record;
 use medscreen_fhir::valueset::{System, Target};
 use medscreen_fhir::{Absent, Mapper, Options, Outcome, ValueSets};
 
@@ -683,7 +683,6 @@ impl Cds {
                 &key_pointer("fetched", &f.key),
                 &mut pool,
                 &mut unreadable,
-                0,
             );
         }
         let mut provided = pending.provided.clone();
@@ -767,7 +766,7 @@ impl Cds {
                 "Patient" if is_patient(e.resource, pid) && !facts.has_patient => {
                     mapper.patient(e.resource, &at, &mut facts);
                 }
-                "Condition" | "Observation" | "MedicationRequest" | "MedicationStatement" => {
+                kind if is_patient_record(kind) => {
                     if is_draft_copy(e.resource) {
                         continue;
                     }
@@ -984,13 +983,7 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
 }
 
 /// One resource found in the request.
-#[derive(Debug)]
-struct Entry<'a> {
-    kind: &'a str,
-    pointer: String,
-    full_url: Option<&'a str>,
-    resource: &'a Value,
-}
+type Entry<'a> = Found<'a>;
 
 /// A draft order.
 #[derive(Debug)]
@@ -1011,8 +1004,6 @@ struct Drafts<'a> {
     medications: Vec<Entry<'a>>,
 }
 
-const MAX_NESTING: usize = 4;
-
 /// Every resource in the prefetch, searchsets and wrappings opened, leaving out the keys in `skip`
 /// (those fetched again); what could not be read goes to `bad`.
 fn gather<'a>(
@@ -1025,7 +1016,7 @@ fn gather<'a>(
         if skip.contains(&key.as_str()) {
             continue;
         }
-        collect(value, &key_pointer("prefetch", key), &mut out, bad, 0);
+        collect(value, &key_pointer("prefetch", key), &mut out, bad);
     }
     out
 }
@@ -1042,107 +1033,51 @@ fn under(pointer: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// The resources of `value` at `pointer`, by the FHIR crate's walk; every gap is unreadable but a
+/// `fullUrl` that is not a string (the resource is read without it).
 fn collect<'a>(
     value: &'a Value,
     pointer: &str,
     out: &mut Vec<Entry<'a>>,
     bad: &mut Vec<Unreadable>,
-    depth: usize,
 ) {
-    if depth > MAX_NESTING {
-        unreadable(bad, pointer.to_owned(), "nested too deeply to be read");
-        return;
-    }
-    match value {
-        Value::Null => {}
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                collect(v, &format!("{pointer}/{i}"), out, bad, depth + 1);
-            }
-        }
-        Value::Object(o) => match o.get("resourceType") {
-            Some(Value::String(t)) if t == "Bundle" => match o.get("entry") {
-                // A searchset with no `entry` is an empty list.
-                None => {}
-                Some(Value::Array(entries)) => {
-                    for (i, e) in entries.iter().enumerate() {
-                        let at = format!("{pointer}/entry/{i}");
-                        let Some(eo) = e.as_object() else {
-                            unreadable(bad, at, "the Bundle entry is not an object");
-                            continue;
-                        };
-                        let at = format!("{at}/resource");
-                        match eo.get("resource") {
-                            Some(r @ Value::Object(ro)) => match ro.get("resourceType") {
-                                Some(Value::String(t)) if t == "Bundle" => {
-                                    collect(r, &at, out, bad, depth + 1);
-                                }
-                                Some(Value::String(kind)) if is_resource_type(kind) => {
-                                    out.push(Entry {
-                                        kind,
-                                        pointer: at,
-                                        full_url: eo.get("fullUrl").and_then(Value::as_str),
-                                        resource: r,
-                                    });
-                                }
-                                Some(Value::String(_)) => unreadable(
-                                    bad,
-                                    at,
-                                    "the entry's `resourceType` is not a FHIR resource type",
-                                ),
-                                Some(_) => {
-                                    unreadable(
-                                        bad,
-                                        at,
-                                        "the entry's `resourceType` is not a string",
-                                    );
-                                }
-                                None => unreadable(
-                                    bad,
-                                    at,
-                                    "the entry's resource has no `resourceType`",
-                                ),
-                            },
-                            Some(_) => {
-                                unreadable(bad, at, "the entry's `resource` is not an object")
-                            }
-                            None => unreadable(bad, at, "the Bundle entry has no `resource`"),
-                        }
-                    }
-                }
-                Some(_) => unreadable(
-                    bad,
-                    format!("{pointer}/entry"),
-                    "the Bundle's `entry` is not an array",
-                ),
-            },
-            Some(Value::String(kind)) if is_resource_type(kind) => out.push(Entry {
-                kind,
-                pointer: pointer.to_owned(),
-                full_url: None,
-                resource: value,
-            }),
-            Some(Value::String(_)) => unreadable(
-                bad,
-                pointer.to_owned(),
-                "`resourceType` is not a FHIR resource type",
+    let mut gaps = Vec::new();
+    walk(value, pointer, out, &mut gaps);
+    for (at, gap) in gaps {
+        let (at, message) = match gap {
+            Gap::TooDeep => (at, "nested too deeply to be read"),
+            Gap::EntryNotArray => (
+                format!("{at}/entry"),
+                "the Bundle's `entry` is not an array",
             ),
-            Some(_) => unreadable(bad, pointer.to_owned(), "`resourceType` is not a string"),
-            // `{"response": {...}, "resource": {...}}`, as CDS Hooks 1.0 drafts sent prefetch.
-            None => match o.get("resource") {
-                Some(r) => collect(r, &format!("{pointer}/resource"), out, bad, depth + 1),
-                None => unreadable(
-                    bad,
-                    pointer.to_owned(),
-                    "an object with no `resourceType`, so not a FHIR resource",
-                ),
-            },
-        },
-        _ => unreadable(
-            bad,
-            pointer.to_owned(),
-            "not a FHIR resource (not an object)",
-        ),
+            Gap::EntryNotObject => (at, "the Bundle entry is not an object"),
+            Gap::NoResource => (at, "the Bundle entry has no `resource`"),
+            Gap::ResourceNotObject => (at, "the entry's `resource` is not an object"),
+            Gap::UnknownResourceType { in_entry: true } => {
+                (at, "the entry's `resourceType` is not a FHIR resource type")
+            }
+            Gap::ResourceTypeNotString { in_entry: true } => {
+                (at, "the entry's `resourceType` is not a string")
+            }
+            Gap::NoResourceType { in_entry: true } => {
+                (at, "the entry's resource has no `resourceType`")
+            }
+            Gap::UnknownResourceType { in_entry: false } => {
+                (at, "`resourceType` is not a FHIR resource type")
+            }
+            Gap::ResourceTypeNotString { in_entry: false } => {
+                (at, "`resourceType` is not a string")
+            }
+            Gap::NoResourceType { in_entry: false } => (
+                at,
+                "an object with no `resourceType`, so not a FHIR resource",
+            ),
+            Gap::NotAnObject => (at, "not a FHIR resource (not an object)"),
+            // The resource is read without it, as before the walk was shared.
+            Gap::FullUrlNotString => continue,
+            _ => (at, "could not be read"),
+        };
+        unreadable(bad, at, message);
     }
 }
 
@@ -1211,7 +1146,7 @@ fn draft_orders<'a>(
         )));
     }
     let mut entries = Vec::new();
-    collect(value, &format!("/context/{name}"), &mut entries, bad, 0);
+    collect(value, &format!("/context/{name}"), &mut entries, bad);
     if entries.len() > MAX_DRAFTS {
         return Err(CdsError::invalid(format!(
             "`context.{name}` holds {} resources; at most {MAX_DRAFTS} are read",
@@ -1297,7 +1232,7 @@ fn is_error_outcome(r: &Value) -> bool {
 /// Whether a prefetch value holds a resource of this type.
 fn holds_kind(v: &Value, kind: &str) -> bool {
     let mut found = Vec::new();
-    collect(v, "", &mut found, &mut Vec::new(), 0);
+    collect(v, "", &mut found, &mut Vec::new());
     found.iter().any(|e| e.kind == kind)
 }
 

@@ -10,15 +10,16 @@
 //! need a second pass.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::bundle::{READ_TYPES, reference_key, subject_reference};
+use super::bundle::{reference_key, subject_reference};
+use super::discover;
 use super::mapping::{FhirProblem, Loc, Mapper, MedInfo, PatientFacts, med_info, resource_name};
+use super::resource_types::{is_patient_record, is_read};
 
 /// A directory's files, sorted into what we read and what we skip.
 #[derive(Debug, Default)]
@@ -34,10 +35,12 @@ pub struct Export {
     pub unreadable: Vec<(Option<String>, PathBuf, String)>,
 }
 
-/// The resource type a Bulk file name stands for (`Patient.ndjson`, `Patient.000.ndjson`), if any.
+/// The resource type a Bulk file name stands for (`Patient.ndjson`, `Patient.000.ndjson`, gzipped
+/// `Patient.000.ndjson.gz`), if any.
 pub fn resource_type_of(path: &Path) -> Option<&str> {
     let name = path.file_name()?.to_str()?;
-    let stem = name.strip_suffix(".ndjson")?;
+    let stem = name.strip_suffix(".gz").unwrap_or(name);
+    let stem = stem.strip_suffix(".ndjson")?;
     let kind = stem.split('.').next()?;
     (kind.len() > 1
         && kind.starts_with(|c: char| c.is_ascii_uppercase())
@@ -49,7 +52,7 @@ pub fn resource_type_of(path: &Path) -> Option<&str> {
 pub fn is_export(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|rd| {
         rd.filter_map(Result::ok)
-            .any(|e| resource_type_of(&e.path()).is_some_and(|t| READ_TYPES.contains(&t)))
+            .any(|e| resource_type_of(&e.path()).is_some_and(is_read))
     })
 }
 
@@ -71,7 +74,7 @@ pub fn scan(dir: &Path) -> std::io::Result<Export> {
     paths.sort();
     for p in paths {
         let read_type = resource_type_of(&p)
-            .filter(|t| READ_TYPES.contains(t))
+            .filter(|t| is_read(t))
             .map(str::to_owned);
         // `metadata` follows symbolic links: what matters is what a read would open.
         match (std::fs::metadata(&p), read_type) {
@@ -169,7 +172,7 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
     }
     for (kind, path) in &ex.files {
         let input = path.display().to_string();
-        let file = match File::open(path) {
+        let mut reader = match discover::open(path) {
             Ok(f) => f,
             Err(e) => {
                 out.problems
@@ -178,7 +181,6 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
                 continue;
             }
         };
-        let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line_no = 0u64;
         let mut cut_off = false;
         loop {
@@ -344,7 +346,7 @@ fn apply(
             }
             mapper.patient(r, loc, &mut out.patients[i]);
         }
-        "Condition" | "Observation" | "MedicationRequest" | "MedicationStatement" => {
+        kind if is_patient_record(kind) => {
             let target = match subject_reference(r) {
                 Err((rel, message)) => {
                     out.problems

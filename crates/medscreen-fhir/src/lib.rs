@@ -36,6 +36,7 @@
 pub mod bulk;
 pub mod bundle;
 pub mod date;
+pub mod discover;
 pub mod mapping;
 pub mod output;
 pub mod resource_types;

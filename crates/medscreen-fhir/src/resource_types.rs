@@ -5,6 +5,39 @@
 //! medication order it failed to read, and dropping it shrinks the patient's medication list. The
 //! list is every R4 (4.0.1) resource type plus the DSTU2/STU3 names that real CDS Hooks clients still
 //! send (`MedicationOrder`, `ProcedureRequest`...), kept sorted for a binary search.
+//!
+//! The few types whose content we read are named here too, once, for every reader (Bundle, Bulk
+//! export, a directory of single resources, CDS Hooks prefetch): [`READ`] and, of those, the
+//! [`PATIENT_RECORD`] types that belong to a patient through their `subject`.
+
+/// The resource types whose content we read. A Bulk export file named for one of them is read.
+pub const READ: [&str; 6] = [
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Medication",
+];
+
+/// The types of [`READ`] that are part of one patient's record, attributed by `subject` (or
+/// `patient`): a `Patient` is the record's owner and a `Medication` is shared by reference.
+pub const PATIENT_RECORD: [&str; 4] = [
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+];
+
+/// Whether `name` is one of the [`READ`] types.
+pub fn is_read(name: &str) -> bool {
+    READ.contains(&name)
+}
+
+/// Whether `name` is one of the [`PATIENT_RECORD`] types.
+pub fn is_patient_record(name: &str) -> bool {
+    PATIENT_RECORD.contains(&name)
+}
 
 /// R4 resource types and the older names still seen in CDS Hooks requests, sorted.
 const TYPES: [&str; 166] = [
@@ -192,6 +225,13 @@ mod tests {
         for t in TYPES {
             assert!(is_resource_type(t), "{t}");
         }
+    }
+
+    #[test]
+    fn the_types_we_read_are_resource_types_and_records_are_read() {
+        assert!(READ.iter().all(|t| is_resource_type(t)));
+        assert!(PATIENT_RECORD.iter().all(|t| is_read(t)));
+        assert!(!is_patient_record("Patient") && !is_patient_record("Medication"));
     }
 
     #[test]

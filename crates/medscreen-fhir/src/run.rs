@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,7 +17,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::bulk;
-use super::bundle::read_bundle;
+use super::bundle::{BundleFacts, read_document};
+use super::discover::{self, What};
 use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
 use medscreen_core::Severity;
 use medscreen_core::engine::Engine;
@@ -187,6 +187,10 @@ enum Unit {
     Line(String, u64, Vec<u8>),
     /// Standard input, read whole.
     Stdin(Vec<u8>),
+    /// The single resources of a directory, read as one group.
+    Group(String, Vec<PathBuf>),
+    /// A file of a directory that is not FHIR input, and why.
+    NotFhir(PathBuf, String),
 }
 
 /// One result: bytes for the output, or (for `fhir-profile`) a line for standard error.
@@ -281,10 +285,7 @@ pub fn run(
     };
     for input in inputs {
         if input == "-" {
-            let mut bytes = Vec::new();
-            io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| RunError::Input("-".into(), e))?;
+            let bytes = discover::read_stdin().map_err(|e| RunError::Input("-".into(), e))?;
             summary.files_read += 1;
             pending.push(Unit::Stdin(bytes));
             continue;
@@ -346,50 +347,44 @@ pub fn run(
                 .map(|e| e.path())
                 .collect();
             paths.sort();
+            let mut group = Vec::new();
             for p in paths {
                 let name = p.display().to_string();
-                let lower = name.to_ascii_lowercase();
                 if p.is_dir() {
                     summary.skipped_files.push(SkippedFile {
                         file: name,
                         reason: "a directory".into(),
                     });
-                } else if lower.ends_with(".ndjson") || lower.ends_with(".jsonl") {
-                    if !first_line_is_bundle(&p) {
-                        summary.skipped_files.push(SkippedFile {
-                            file: name,
-                            reason: "NDJSON that does not hold Bundles".into(),
-                        });
-                        continue;
+                    continue;
+                }
+                match discover::classify(&p) {
+                    What::NdjsonOfBundles => {
+                        summary.files_read += 1;
+                        ndjson_units(&p, &mut pending, batch, &mut |pending| {
+                            flush(pending, &mut w, &mut summary)
+                        })?;
                     }
-                    summary.files_read += 1;
-                    ndjson_units(&p, &mut pending, batch, &mut |pending| {
-                        flush(pending, &mut w, &mut summary)
-                    })?;
-                } else if lower.ends_with(".json") {
-                    match peek_resource_type(&p) {
-                        Some(t) if t == "Bundle" => {
-                            summary.files_read += 1;
-                            pending.push(Unit::File(p));
-                        }
-                        Some(t) => summary.skipped_files.push(SkippedFile {
-                            file: name,
-                            reason: format!("a `{t}`, not a Bundle"),
-                        }),
-                        None => summary.skipped_files.push(SkippedFile {
-                            file: name,
-                            reason: "JSON without a `resourceType`".into(),
-                        }),
+                    What::Bundle => {
+                        summary.files_read += 1;
+                        pending.push(Unit::File(p));
                     }
-                } else {
-                    summary.skipped_files.push(SkippedFile {
+                    What::Resource(_) => {
+                        summary.files_read += 1;
+                        group.push(p);
+                    }
+                    What::Unreadable(reason) => pending.push(Unit::NotFhir(p, reason)),
+                    What::NotJson => summary.skipped_files.push(SkippedFile {
                         file: name,
                         reason: "not a .json or .ndjson file".into(),
-                    });
+                    }),
                 }
                 if pending.len() >= batch {
                     flush(&mut pending, &mut w, &mut summary)?;
                 }
+            }
+            // After the directory's Bundles, in one unit: references may point anywhere in it.
+            if !group.is_empty() {
+                pending.push(Unit::Group(input.clone(), group));
             }
             continue;
         }
@@ -401,8 +396,7 @@ pub fn run(
             ));
         }
         summary.files_read += 1;
-        let lower = input.to_ascii_lowercase();
-        if lower.ends_with(".ndjson") || lower.ends_with(".jsonl") {
+        if discover::is_ndjson_name(path) {
             ndjson_units(path, &mut pending, batch, &mut |pending| {
                 flush(pending, &mut w, &mut summary)
             })?;
@@ -436,8 +430,7 @@ fn ndjson_units(
     flush: &mut dyn FnMut(&mut Vec<Unit>) -> Result<(), RunError>,
 ) -> Result<(), RunError> {
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|e| RunError::Input(name.clone(), e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut reader = discover::open(path).map_err(|e| RunError::Input(name.clone(), e))?;
     let mut n = 0u64;
     loop {
         let mut buf = Vec::new();
@@ -459,53 +452,27 @@ fn ndjson_units(
     Ok(())
 }
 
-fn first_line_is_bundle(path: &Path) -> bool {
-    let Ok(f) = File::open(path) else {
-        return false;
-    };
-    let mut line = Vec::new();
-    if BufReader::new(f).read_until(b'\n', &mut line).is_err() {
-        return false;
-    }
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        #[serde(rename = "resourceType")]
-        resource_type: Option<String>,
-    }
-    serde_json::from_slice::<Peek>(&line)
-        .is_ok_and(|p| p.resource_type.as_deref() == Some("Bundle"))
-}
-
-fn peek_resource_type(path: &Path) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        #[serde(rename = "resourceType")]
-        resource_type: Option<String>,
-    }
-    let f = File::open(path).ok()?;
-    serde_json::from_reader::<_, Peek>(BufReader::new(f))
-        .ok()?
-        .resource_type
-}
-
 fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<Rec>, Tally) {
     let mut tally = Tally::default();
     let (input, line, bytes) = match u {
+        Unit::Group(dir, paths) => {
+            let (facts, bytes) = discover::read_group(mapper, &dir, &paths);
+            tally.bytes = bytes;
+            return records(engine, mapper, cfg, &dir, 1, &facts, tally);
+        }
+        Unit::NotFhir(p, reason) => {
+            tally.file_errors += 1;
+            let message = format!("not FHIR input: {reason}");
+            return (vec![file_error(cfg, &p, "not_fhir_input", message)], tally);
+        }
         Unit::File(p) => {
             let name = p.display().to_string();
-            match std::fs::read(&p) {
+            match discover::read(&p) {
                 Ok(b) => (name, 1, b),
                 Err(e) => {
                     tally.file_errors += 1;
-                    let prob = FhirProblem {
-                        code: "io",
-                        message: format!("cannot read the file: {e}"),
-                        input: Some(name.clone()),
-                        line: None,
-                        pointer: String::new(),
-                        resource: None,
-                    };
-                    return (vec![error_record(cfg, &name, 1, None, &[prob])], tally);
+                    let message = format!("cannot read the file: {e}");
+                    return (vec![file_error(cfg, &p, "io", message)], tally);
                 }
             }
         }
@@ -532,12 +499,39 @@ fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<
             return (vec![error_record(cfg, &input, line, None, &[prob])], tally);
         }
     };
-    let facts = read_bundle(mapper, &value, &input, line);
+    let facts = read_document(mapper, &value, &input, line);
     drop(value);
+    records(engine, mapper, cfg, &input, line, &facts, tally)
+}
+
+/// The result for a whole file that could not be read as FHIR.
+fn file_error(cfg: &RunConfig, path: &Path, code: &'static str, message: String) -> Rec {
+    let name = path.display().to_string();
+    let prob = FhirProblem {
+        code,
+        message,
+        input: Some(name.clone()),
+        line: None,
+        pointer: String::new(),
+        resource: None,
+    };
+    error_record(cfg, &name, 1, None, &[prob])
+}
+
+/// The results of a Bundle (or a group of resources): its own problems, then one per patient.
+fn records(
+    engine: &Engine,
+    mapper: &Mapper<'_>,
+    cfg: &RunConfig,
+    input: &str,
+    line: u64,
+    facts: &BundleFacts,
+    mut tally: Tally,
+) -> (Vec<Rec>, Tally) {
     let mut records = Vec::new();
     if !facts.problems.is_empty() {
         tally.file_errors += 1;
-        records.push(error_record(cfg, &input, line, None, &facts.problems));
+        records.push(error_record(cfg, input, line, None, &facts.problems));
     }
     for f in &facts.patients {
         records.push(patient_record(engine, mapper, cfg, f, &mut tally));
