@@ -978,7 +978,9 @@ impl ReplayCache {
         h.update(jti.as_bytes());
         let digest = h.finalize();
         let mut first = [0u8; 16];
-        first.copy_from_slice(&digest[..16]);
+        for (to, from) in first.iter_mut().zip(digest.iter()) {
+            *to = *from;
+        }
         u128::from_be_bytes(first)
     }
 

@@ -94,7 +94,9 @@ impl Fetcher {
                 key: String::new(),
                 message: format!("a fetch task failed: {e}"),
             })?;
-            out[i] = Some(result?);
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(result?);
+            }
         }
         Ok(out.into_iter().flatten().collect())
     }

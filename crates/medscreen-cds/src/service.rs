@@ -139,11 +139,11 @@ impl CdsError {
 
     /// The JSON body: `{"error": code, "message": ..., "missing": [...]}`.
     pub fn body(&self) -> Value {
-        let mut b = json!({"error": self.code, "message": self.message});
-        if !self.missing.is_empty() {
-            b["missing"] = json!(self.missing);
+        if self.missing.is_empty() {
+            json!({"error": self.code, "message": self.message})
+        } else {
+            json!({"error": self.code, "message": self.message, "missing": self.missing})
         }
-        b
     }
 }
 

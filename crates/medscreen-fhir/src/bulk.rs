@@ -270,10 +270,16 @@ pub fn read_export(mapper: &Mapper<'_>, ex: &Export) -> std::io::Result<BulkFact
         .iter()
         .position(|p| !p.has_patient)
         .unwrap_or(out.patients.len());
-    out.patients[first_orphan..].sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(orphans) = out.patients.get_mut(first_orphan..) {
+        orphans.sort_by(|a, b| a.id.cmp(&b.id));
+    }
     Ok(out)
 }
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "`facts_for` returns the index of the patient it found or just pushed"
+)]
 fn apply(
     mapper: &Mapper<'_>,
     r: &Value,

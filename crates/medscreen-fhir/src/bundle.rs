@@ -378,6 +378,10 @@ impl Entry<'_> {
 
 /// The Patients of a group and what is attributed to each; `bundle_problems` are problems of the
 /// group found before (they go to every patient, or stand alone when there is none).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "`patients` maps each key to the index its patient was pushed at"
+)]
 fn attribute(
     mapper: &Mapper<'_>,
     entries: &[Entry<'_>],
