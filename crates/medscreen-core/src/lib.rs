@@ -36,6 +36,7 @@
 
 pub mod batch;
 pub mod compile;
+pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod eval;
@@ -48,6 +49,7 @@ pub mod report;
 pub mod schema;
 pub mod severity;
 pub mod suggest;
+pub mod tally;
 pub mod vocab;
 
 pub use engine::{Engine, Rejection, RulesetInfo};
