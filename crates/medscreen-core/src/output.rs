@@ -1,4 +1,6 @@
-//! Writing results: NDJSON (default), one JSON array, CSV (one row per caution) or a terminal table.
+//! Writing results: NDJSON (default), one JSON array, CSV (one row per record at least) or a terminal
+//! table; and, in submodules, the other things the command line prints: [`explain`], the run
+//! [`summary`], and the rule pack ([`rules`]).
 //!
 //! This is the one printer layer every input path writes through. Each function appends one record's
 //! result to a byte buffer, so workers can format in parallel and the writer only copies bytes in input
@@ -25,6 +27,10 @@
 //! With several inputs, each result also has `"input"`, the file it came from, after `line`. A record
 //! that is an element of a JSON array also has `"index"`, its position in the array (from 0), after
 //! `line` and `input`: `{"line":1,"index":3,"id":"p-4",...}`.
+
+pub mod explain;
+pub mod rules;
+pub mod summary;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};

@@ -25,7 +25,7 @@ use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
 use medscreen_core::Severity;
 use medscreen_core::driver::{self, Feed};
 use medscreen_core::engine::Engine;
-use medscreen_core::output::{Format, OutputOptions, Reported, Stream};
+use medscreen_core::output::{Format, OutputOptions, Reported, Stream, summary};
 use medscreen_core::tally::ScreenTally;
 
 /// What to produce for each patient.
@@ -134,12 +134,8 @@ impl FhirSummary {
         if mode == Mode::Profile {
             t = t.replace(" 0 clear, 0 flagged,", "");
         }
-        if !self.cautions_by_severity.is_empty() {
-            let parts: Vec<String> = ["critical", "warning", "info"]
-                .iter()
-                .filter_map(|k| self.cautions_by_severity.get(k).map(|n| format!("{n} {k}")))
-                .collect();
-            t.push_str(&format!("  cautions: {}\n", parts.join(", ")));
+        if let Some(line) = summary::cautions_line(&self.cautions_by_severity) {
+            t.push_str(&line);
         }
         if !self.skipped_files.is_empty() {
             t.push_str(&format!("  skipped {} files:\n", self.skipped_files.len()));
