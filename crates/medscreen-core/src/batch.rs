@@ -422,7 +422,15 @@ fn process(
                 let s = engine.screen_with(&profile, &mut cache);
                 st.screened
                     .add(&Reported::new(&s, opts.min_severity), cfg.fail_on);
-                output::screened_at(opts, &mut main, rec.line, rec.index, input, &s);
+                output::screened_at(
+                    opts,
+                    &mut main,
+                    rec.line,
+                    rec.index,
+                    input,
+                    &s,
+                    &output::NoAnnotation,
+                );
             }
         }
     }

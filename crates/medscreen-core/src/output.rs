@@ -234,11 +234,6 @@ impl<'a> Stream<'a> {
         self.out.write_all(footer)?;
         self.out.flush()
     }
-
-    /// Write text that is not a result (a message in line with the results, on standard error).
-    pub fn inner(&mut self) -> &mut (dyn Write + Send) {
-        self.out
-    }
 }
 
 #[cfg(test)]
@@ -339,23 +334,12 @@ pub fn screened(
     input: Option<&str>,
     s: &Screening<'_>,
 ) {
-    screened_at(opts, buf, line, None, input, s);
+    screened_at(opts, buf, line, None, input, s, &NoAnnotation);
 }
 
-/// Append a screened record's result; `index` is the record's position in its JSON array, if any.
-pub fn screened_at(
-    opts: &OutputOptions,
-    buf: &mut Vec<u8>,
-    line: u64,
-    index: Option<u64>,
-    input: Option<&str>,
-    s: &Screening<'_>,
-) {
-    screened_annotated(opts, buf, line, index, input, s, &NoAnnotation);
-}
-
-/// Append a screened record's result with what `annotate` adds to it.
-pub fn screened_annotated<A: Annotate + ?Sized>(
+/// Append a screened record's result, with what `annotate` adds to it ([`NoAnnotation`] for the native
+/// result); `index` is the record's position in its JSON array, if any.
+pub fn screened_at<A: Annotate + ?Sized>(
     opts: &OutputOptions,
     buf: &mut Vec<u8>,
     line: u64,
@@ -911,7 +895,15 @@ mod tests {
                         };
                         let index = (k % 3 == 0).then_some(k as u64 * 7);
                         let mut got = Vec::new();
-                        screened_at(&opts, &mut got, k as u64 + 1, index, input, &s);
+                        screened_at(
+                            &opts,
+                            &mut got,
+                            k as u64 + 1,
+                            index,
+                            input,
+                            &s,
+                            &NoAnnotation,
+                        );
                         assert_eq!(
                             String::from_utf8(got).unwrap(),
                             String::from_utf8(reference(&opts, k as u64 + 1, index, input, &s))

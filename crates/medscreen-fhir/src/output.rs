@@ -98,7 +98,7 @@ pub fn screened(
 ) {
     let opts = with_input(opts);
     let p = Provenance(provenance);
-    output::screened_annotated(&opts, buf, f.line, None, Some(&f.input), s, &p);
+    output::screened_at(&opts, buf, f.line, None, Some(&f.input), s, &p);
 }
 
 fn prov_text(p: &Prov) -> String {
