@@ -11,22 +11,7 @@
 //! of evidence) does not copy these writers: it passes an [`Annotate`] hook, and a record that has no
 //! native counterpart (a FHIR patient not screened) is written by [`skipped_at`].
 //!
-//! The NDJSON result line, compact by default (`--detail full` adds `title`, `message`, `action` and
-//! `sources` to each caution):
-//!
-//! ```json
-//! {"line":12,"id":"p-12","status":"flagged","max_severity":"critical",
-//!  "cautions":[{"rule":"BAC-DDI-OPIOID","severity":"critical","evidence":[{"pointer":"/comedications/0",
-//!   "value":"oxycodone 5 mg","ingredient":"oxycodone","class":"opioid"}]}],
-//!  "indeterminate":[{"rule":"BAC-SEIZURE","missing":["seizure_history"]}],
-//!  "ruleset":"baclofen@1.0.0#0123456789ab"}
-//! ```
-//!
-//! An invalid record: `{"line":13,"id":"p-13","status":"invalid","errors":[{"pointer":"/age",
-//! "code":"out_of_range","message":"must be at most 130"}]}` (`id` is `null` when none could be read).
-//! With several inputs, each result also has `"input"`, the file it came from, after `line`. A record
-//! that is an element of a JSON array also has `"index"`, its position in the array (from 0), after
-//! `line` and `input`: `{"line":1,"index":3,"id":"p-4",...}`.
+//! The wire format of each format is documented on its [`Format`] variant.
 
 pub mod explain;
 pub mod rules;
@@ -47,7 +32,22 @@ use crate::vocab::Source;
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// One JSON object per line, as in the module docs.
+    /// One JSON object per line (`\n`-terminated), compact by default (`--detail full` adds `title`,
+    /// `message`, `action` and `sources` to each caution):
+    ///
+    /// ```json
+    /// {"line":12,"id":"p-12","status":"flagged","max_severity":"critical",
+    ///  "cautions":[{"rule":"BAC-DDI-OPIOID","severity":"critical","evidence":[{"pointer":"/comedications/0",
+    ///   "value":"oxycodone 5 mg","ingredient":"oxycodone","class":"opioid"}]}],
+    ///  "indeterminate":[{"rule":"BAC-SEIZURE","missing":["seizure_history"]}],
+    ///  "ruleset":"baclofen@1.0.0#0123456789ab"}
+    /// ```
+    ///
+    /// An invalid record: `{"line":13,"id":"p-13","status":"invalid","errors":[{"pointer":"/age",
+    /// "code":"out_of_range","message":"must be at most 130"}]}` (`id` is `null` when none could be read).
+    /// With several inputs, each result also has `"input"`, the file it came from, after `line`. A record
+    /// that is an element of a JSON array also has `"index"`, its position in the array (from 0), after
+    /// `line` and `input`: `{"line":1,"index":3,"id":"p-4",...}`.
     Ndjson,
     /// One JSON array of the same objects: `[\n`, the objects separated by `,\n`, then `\n]\n`; no
     /// result at all is `[\n]\n`.
