@@ -28,10 +28,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use medscreen::batch::{self, BatchConfig, BatchError, Mode, Sinks, Summary};
+use medscreen::batch::{self, BatchConfig, BatchError, Mode, Sinks};
 use medscreen::input::Source;
+use medscreen::output::explain::Explained;
 use medscreen::output::{self, Detail, Format, OutputOptions};
-use medscreen::{Engine, Severity, Status};
+use medscreen::{Engine, Severity};
 
 const EXIT_INVALID: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -874,7 +875,7 @@ fn try_run_batch(
         return Ok(0);
     }
     if !args.quiet {
-        eprint!("{}", summary_text(&summary, mode));
+        eprint!("{}", output::summary::batch_text(&summary, mode));
     }
     if let Some(path) = &args.summary {
         write_summary(path, &summary)?;
@@ -887,63 +888,6 @@ fn try_run_batch(
         return Ok(EXIT_FAIL_ON);
     }
     Ok(if summary.invalid > 0 { EXIT_INVALID } else { 0 })
-}
-
-fn summary_text(s: &Summary, mode: Mode) -> String {
-    let mut t = String::new();
-    let secs = s.elapsed_seconds;
-    match mode {
-        Mode::Screen => t.push_str(&format!(
-            "medscreen: {} records: {} clear, {} flagged, {} invalid ({} blank lines skipped) in {secs:.2}s, {:.0} records/s\n",
-            s.read, s.clear, s.flagged, s.invalid, s.blank_lines, s.records_per_second
-        )),
-        Mode::Validate => t.push_str(&format!(
-            "medscreen: {} records: {} valid, {} invalid ({} blank lines skipped) in {secs:.2}s, {:.0} records/s\n",
-            s.read, s.valid, s.invalid, s.blank_lines, s.records_per_second
-        )),
-    }
-    if !s.cautions_by_severity.is_empty() {
-        let parts: Vec<String> = ["critical", "warning", "info"]
-            .iter()
-            .filter_map(|k| s.cautions_by_severity.get(k).map(|n| format!("{n} {k}")))
-            .collect();
-        t.push_str(&format!("  cautions: {}\n", parts.join(", ")));
-        let mut rules: Vec<(&String, &u64)> = s.cautions_by_rule.iter().collect();
-        rules.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let top: Vec<String> = rules
-            .iter()
-            .take(8)
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect();
-        t.push_str(&format!("  most frequent: {}\n", top.join(", ")));
-    }
-    if !s.invalid_by_code.is_empty() {
-        let parts: Vec<String> = s
-            .invalid_by_code
-            .iter()
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
-        t.push_str(&format!(
-            "  invalid by first problem: {}\n",
-            parts.join(", ")
-        ));
-    }
-    if s.duplicate_ids > 0 {
-        let ex: Vec<String> = s
-            .duplicate_examples
-            .iter()
-            .map(|d| format!("`{}` ({}:{})", d.id, d.input, d.line))
-            .collect();
-        t.push_str(&format!(
-            "  warning: {} records repeat an earlier id, e.g. {}\n",
-            s.duplicate_ids,
-            ex.join(", ")
-        ));
-    }
-    if s.duplicate_check_truncated {
-        t.push_str("  note: the duplicate-id check stopped remembering new ids at its limit\n");
-    }
-    t
 }
 
 fn read_input(input: &str) -> io::Result<Vec<u8>> {
@@ -964,103 +908,28 @@ fn explain(input: &str, rules: Option<&Path>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    // One profile: a file of several gets a usage error that says so, not "unexpected data".
-    let mut splitter =
-        medscreen::input::Splitter::new(Box::new(io::Cursor::new(bytes.to_vec())), usize::MAX);
-    let mut scratch = Vec::new();
-    let mut starts = Vec::new();
-    while let Some(item) = splitter.next_item(&mut scratch) {
-        scratch.clear();
-        if item.kind != medscreen::input::ItemKind::Blank {
-            starts.push((item.line, item.index));
-        }
-    }
-    if let Some(&(line, index)) = starts.get(1) {
-        let at = index.map_or(format!("line {line}"), |i| {
-            format!("line {line}, element {i}")
-        });
-        eprintln!(
-            "error: `explain` takes one profile, and `{input}` holds {} records (the second at {at})\n  help: use `medscreen screen` for several, or `medscreen screen --format table` to read them",
-            starts.len()
-        );
-        return EXIT_USAGE;
-    }
-    let mut t = String::new();
-    let code = match engine.parse_profile(bytes) {
-        Err(r) => {
-            t.push_str(&format!(
-                "profile {} is invalid:\n",
-                r.id.as_deref().unwrap_or("(no id)")
-            ));
-            for p in &r.problems {
-                let at = if p.pointer.is_empty() {
-                    "(record)"
-                } else {
-                    &p.pointer
-                };
-                t.push_str(&format!("  {at}: {} [{}]", p.message, p.code));
-                if let Some(h) = &p.help {
-                    t.push_str(&format!("\n    help: {h}"));
-                }
-                t.push('\n');
-            }
-            EXIT_INVALID
-        }
-        Ok(profile) => {
-            let s = engine.screen(&profile);
-            let verdict = match s.status {
-                Status::Clear => "CLEAR: no caution".to_owned(),
-                Status::Flagged => format!(
-                    "FLAGGED: {} caution{}, highest {}",
-                    s.cautions.len(),
-                    if s.cautions.len() == 1 { "" } else { "s" },
-                    s.max_severity.map_or("", Severity::as_str)
-                ),
-            };
-            t.push_str(&format!("profile {} ({}): {verdict}\n", s.id, s.ruleset));
-            for c in &s.cautions {
-                t.push_str(&format!(
-                    "\n[{}] {}: {}\n",
-                    c.severity.as_str().to_uppercase(),
-                    c.rule,
-                    c.title
-                ));
-                t.push_str(&format!(
-                    "  {}\n  action: {}\n  because:\n",
-                    c.message, c.action
-                ));
-                for e in &c.evidence {
-                    t.push_str(&format!("    {}\n", output::evidence_text(e)));
-                }
-                for src in c.sources {
-                    t.push_str(&format!("  source: {}\n", output::source_text(src)));
-                }
-            }
-            if !s.indeterminate.is_empty() {
-                t.push_str(&format!(
-                    "\ncould not evaluate {} rule{} (facts missing):\n",
-                    s.indeterminate.len(),
-                    if s.indeterminate.len() == 1 { "" } else { "s" }
-                ));
-                for i in &s.indeterminate {
-                    let title = engine.rules().get(i.index).map_or("", |r| r.title.as_str());
-                    t.push_str(&format!(
-                        "  {} ({title}): needs {}\n",
-                        i.rule,
-                        i.missing.join(", ")
-                    ));
-                }
-            }
-            let decided = engine.rules().len() - s.cautions.len() - s.indeterminate.len();
-            t.push_str(&format!(
-                "\n{decided} other rules did not apply or found nothing.\n"
-            ));
+    match output::explain::explain(&engine, &bytes) {
+        Explained::Screened(text) => {
+            print_or_quiet(&text);
             0
         }
-    };
-    print_or_quiet(&t);
-    code
+        Explained::Invalid(text) => {
+            print_or_quiet(&text);
+            EXIT_INVALID
+        }
+        Explained::SeveralRecords {
+            count,
+            second: (line, index),
+        } => {
+            let at = index.map_or(format!("line {line}"), |i| {
+                format!("line {line}, element {i}")
+            });
+            eprintln!(
+                "error: `explain` takes one profile, and `{input}` holds {count} records (the second at {at})\n  help: use `medscreen screen` for several, or `medscreen screen --format table` to read them"
+            );
+            EXIT_USAGE
+        }
+    }
 }
 
 fn print_or_quiet(text: &str) {
@@ -1084,22 +953,11 @@ fn rules_command(command: RulesCommand) -> u8 {
             Err(code) => code,
         },
         RulesCommand::List { rules, format } => match load(rules.as_deref()) {
-            Ok(engine) if format == RulesFormat::Json => {
-                let list: Vec<serde_json::Value> = engine
-                    .rules()
-                    .iter()
-                    .map(|r| rule_json(&engine, r, false))
-                    .collect();
-                print_or_quiet(&format!("{}\n", serde_json::Value::Array(list)));
-                0
-            }
             Ok(engine) => {
-                let mut t = String::new();
-                for r in engine.rules() {
-                    let sev: Vec<&str> = r.tiers.iter().map(|t| t.severity.as_str()).collect();
-                    t.push_str(&format!("{:<30} {:<26} {}\n", r.id, sev.join(";"), r.title));
-                }
-                print_or_quiet(&t);
+                print_or_quiet(&match format {
+                    RulesFormat::Json => output::rules::list_json(&engine),
+                    RulesFormat::Text => output::rules::list_text(&engine),
+                });
                 0
             }
             Err(code) => code,
@@ -1118,74 +976,15 @@ fn rules_command(command: RulesCommand) -> u8 {
                     eprintln!("error: no rule `{id}`{help}");
                     return EXIT_USAGE;
                 };
-                if format == RulesFormat::Json {
-                    print_or_quiet(&format!("{}\n", rule_json(&engine, r, true)));
-                    return 0;
-                }
-                let mut t = format!("{}: {}\n", r.id, r.title);
-                if !r.tags.is_empty() {
-                    t.push_str(&format!("tags: {}\n", r.tags.join(", ")));
-                }
-                if let Some(a) = &r.applies {
-                    t.push_str(&format!(
-                        "applies when {} is true or unknown\n",
-                        a.describe(engine.vocabulary())
-                    ));
-                }
-                if let Some(g) = r.group.map(|g| &engine.groups()[g]) {
-                    t.push_str(&format!(
-                        "group: {} ({}): each comedication ingredient is cited by the one rule of the group where it is most severe\n",
-                        g.id, g.title
-                    ));
-                }
-
-                for (k, tier) in r.tiers.iter().enumerate() {
-                    t.push_str(&format!(
-                        "tier {} [{}] when {}\n  {}\n  action: {}\n",
-                        k + 1,
-                        tier.severity.as_str(),
-                        tier.when.describe(engine.vocabulary()),
-                        tier.message,
-                        tier.action
-                    ));
-                }
-                for s in &r.sources {
-                    t.push_str(&format!("source: {}\n", output::source_text(s)));
-                }
-                print_or_quiet(&t);
+                print_or_quiet(&match format {
+                    RulesFormat::Json => output::rules::show_json(&engine, r),
+                    RulesFormat::Text => output::rules::show_text(&engine, r),
+                });
                 0
             }
             Err(code) => code,
         },
     }
-}
-
-/// A rule as JSON for `rules list --format json` (`full`: with conditions, messages and sources, for
-/// `rules show`): `{"id", "title", "tags", "severities", "group", "applies", "tiers": [{"severity",
-/// "when", "message", "action"}], "sources": [{"label", "url", "citation"}]}`.
-fn rule_json(engine: &Engine, r: &medscreen::compile::Rule, full: bool) -> serde_json::Value {
-    let vocab = engine.vocabulary();
-    let group = r.group.map(|g| engine.groups()[g].id.clone());
-    let severities: Vec<&str> = r.tiers.iter().map(|t| t.severity.as_str()).collect();
-    let mut v = serde_json::json!({
-        "id": r.id, "title": r.title, "tags": r.tags, "severities": severities, "group": group,
-    });
-    if full {
-        let tiers: Vec<serde_json::Value> = r
-            .tiers
-            .iter()
-            .map(|t| {
-                serde_json::json!({
-                    "severity": t.severity.as_str(), "when": t.when.describe(vocab),
-                    "message": t.message, "action": t.action,
-                })
-            })
-            .collect();
-        v["applies"] = serde_json::json!(r.applies.as_ref().map(|a| a.describe(vocab)));
-        v["tiers"] = serde_json::Value::Array(tiers);
-        v["sources"] = serde_json::json!(r.sources);
-    }
-    v
 }
 
 fn generate(count: u64, seed: u64, invalid_rate: f64, output: Option<&Path>) -> u8 {

@@ -4,28 +4,28 @@
 //! result(s) (`truncated_input`, `io_error`, ...) and the next input is read; the run itself never stops
 //! because of an input.
 //!
-//! Three kinds of thread share the work. The calling thread reads inputs and cuts them into chunks
-//! (up to 1,024 records or 256 KiB); a rayon pool of `threads` workers validates, screens and
-//! formats each chunk into its own output buffer; one writer thread puts chunks back in input order,
-//! writes them and adds up the statistics. A fixed number of chunk tokens bounds what is in flight, so
-//! memory does not grow with the input: the reader waits for a token, the writer returns it once the
-//! chunk is written. Output does not depend on the thread count, since each record's bytes depend only
-//! on the record.
+//! The work runs on the [`driver`]: the calling thread reads inputs and cuts them into chunks (up to
+//! 1,024 records or 256 KiB); the workers validate, screen and format each chunk into its own output
+//! buffers through [`output`]; the writer puts chunks back in input order, writes them and adds up the
+//! statistics. A chunk's buffers are the driver's tokens, so they bound what is in flight and are
+//! reused. Output does not depend on the thread count, since each record's bytes depend only on the
+//! record.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::driver::{self, Feed};
 use crate::engine::Engine;
 use crate::input::{self, Hint, ItemKind, Source, Splitter};
-use crate::output::{self, Format, JSON_SEPARATOR, OutputOptions};
+use crate::output::{self, OutputOptions, Reported, Stream};
 use crate::schema::{Problem, ProblemCode};
 use crate::severity::Severity;
+use crate::tally::ScreenTally;
 use crate::vocab::MatchCache;
 
 /// What to do with each record.
@@ -233,7 +233,6 @@ impl Buffers {
 }
 
 struct Chunk {
-    seq: u64,
     input: usize,
     bufs: Buffers,
     blank: u64,
@@ -242,21 +241,15 @@ struct Chunk {
 #[derive(Default)]
 struct ChunkStats {
     read: u64,
-    clear: u64,
-    flagged: u64,
     valid: u64,
     invalid: u64,
     blank: u64,
-    severity: [u64; 3],
-    by_rule: Vec<u64>,
-    indeterminate: Vec<u64>,
+    screened: ScreenTally,
     invalid_codes: Vec<(ProblemCode, u64)>,
-    fail_on_reached: bool,
     ids: Vec<(u64, u64, String)>,
 }
 
 struct Done {
-    seq: u64,
     input: usize,
     bufs: Buffers,
     stats: ChunkStats,
@@ -274,48 +267,16 @@ pub fn run(
 ) -> (Summary, Option<BatchError>) {
     let started = Instant::now();
     let names: Vec<String> = sources.iter().map(Source::name).collect();
-    let threads = cfg.threads.max(1);
-    let in_flight = threads * 2 + 2;
-    let (token_tx, token_rx) = mpsc::sync_channel::<Buffers>(in_flight);
-    for _ in 0..in_flight {
-        let _ = token_tx.send(Buffers::default());
-    }
-    let (done_tx, done_rx) = mpsc::channel::<Done>();
     let stop = AtomicBool::new(false);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-    let names_ref: &[String] = &names;
-    let stop_ref = &stop;
     let divert = sinks.errors.is_some();
-
-    let (mut summary, write_error) = std::thread::scope(|ts| {
-        let writer = ts.spawn(move || {
-            write_in_order(engine, cfg, names_ref, sinks, done_rx, token_tx, stop_ref)
-        });
-        let read = |spawn: &mut dyn FnMut(Chunk)| {
-            read_chunks(sources, cfg.max_record_bytes, &token_rx, stop_ref, spawn);
-        };
-        match &pool {
-            Ok(pool) => pool.in_place_scope(|scope| {
-                read(&mut |chunk| {
-                    let tx = done_tx.clone();
-                    scope.spawn(move |_| {
-                        let _ = tx.send(process(engine, cfg, names_ref, divert, chunk));
-                    });
-                });
-            }),
-            // No thread pool (thread creation refused): work on this thread, same output.
-            Err(_) => read(&mut |chunk| {
-                let _ = done_tx.send(process(engine, cfg, names_ref, divert, chunk));
-            }),
-        }
-        drop(done_tx);
-        writer.join().unwrap_or_else(|_| {
-            (
-                Summary::default(),
-                Some(io::Error::other("the writer thread panicked")),
-            )
-        })
-    });
+    let mut writer = Writer::new(engine, cfg, &names, sinks, &stop);
+    driver::run(
+        cfg.threads,
+        |feed| read_chunks(sources, cfg.max_record_bytes, &stop, feed),
+        |chunk| process(engine, cfg, &names, divert, chunk),
+        |done| writer.chunk(done),
+    );
+    let (mut summary, write_error) = writer.finish();
     let elapsed = started.elapsed().as_secs_f64();
     summary.inputs = names;
     summary.ruleset = engine.ruleset().label.clone();
@@ -328,25 +289,18 @@ pub fn run(
     (summary, write_error.map(BatchError::Output))
 }
 
-/// Cut every input into chunks and hand each to `spawn`; a chunk is filled into buffers taken from
-/// `tokens`, which waits while the maximum number of chunks is in flight. An input's read error is one
-/// of its records (see [`Splitter`]), so every input is read.
+/// Cut every input into chunks and send each to the workers, in buffers taken from the driver's tokens.
+/// An input's read error is one of its records (see [`Splitter`]), so every input is read.
 fn read_chunks(
     sources: &[Source],
     limit: usize,
-    tokens: &mpsc::Receiver<Buffers>,
     stop: &AtomicBool,
-    spawn: &mut dyn FnMut(Chunk),
+    feed: &mut Feed<'_, Buffers, Chunk>,
 ) {
-    let mut seq = 0;
     let mut buf = Vec::new();
-    // The writer never stops returning buffers until every chunk sent is written, so this cannot wait
-    // forever; it fails only if the writer is gone, and then nothing more can be written anyway.
-    let Ok(bufs) = tokens.recv() else { return };
     let mut chunk = Chunk {
-        seq: 0,
         input: 0,
-        bufs,
+        bufs: feed.token(),
         blank: 0,
     };
     for (input, source) in sources.iter().enumerate() {
@@ -379,36 +333,24 @@ fn read_chunks(
                 unchecked: item.unchecked,
             });
             if chunk.bufs.recs.len() >= CHUNK_RECORDS || end >= CHUNK_BYTES {
-                dispatch(&mut chunk, &mut seq, input, tokens, spawn);
+                dispatch(&mut chunk, input, feed);
             }
         }
-        dispatch(&mut chunk, &mut seq, input, tokens, spawn);
+        dispatch(&mut chunk, input, feed);
     }
 }
 
 /// Send `chunk` to be processed, if it holds anything, and continue in fresh buffers.
-fn dispatch(
-    chunk: &mut Chunk,
-    seq: &mut u64,
-    input: usize,
-    tokens: &mpsc::Receiver<Buffers>,
-    spawn: &mut dyn FnMut(Chunk),
-) {
+fn dispatch(chunk: &mut Chunk, input: usize, feed: &mut Feed<'_, Buffers, Chunk>) {
     if chunk.bufs.recs.is_empty() && chunk.blank == 0 {
         return;
     }
-    // Waits while the maximum number of chunks is in flight (see `read_chunks`).
-    let bufs = tokens.recv().unwrap_or_default();
-    *seq += 1;
     let next = Chunk {
-        seq: 0,
         input,
-        bufs,
+        bufs: feed.token(),
         blank: 0,
     };
-    let mut full = std::mem::replace(chunk, next);
-    full.seq = *seq;
-    spawn(full);
+    feed.send(std::mem::replace(chunk, next));
 }
 
 /// Validate, screen and format one chunk.
@@ -422,7 +364,6 @@ fn process(
 ) -> Done {
     let opts = &cfg.output;
     let Chunk {
-        seq,
         input: input_index,
         bufs,
         blank,
@@ -433,10 +374,7 @@ fn process(
         mut main,
         mut errors,
     } = bufs;
-    let rules = engine.rules().len();
     let mut st = ChunkStats {
-        by_rule: vec![0; rules],
-        indeterminate: vec![0; rules],
         blank,
         ..ChunkStats::default()
     };
@@ -498,35 +436,21 @@ fn process(
                     continue;
                 }
                 let s = engine.screen_with(&profile, &mut cache);
-                // What `--min-severity` leaves out is not reported, so it is neither counted in the
-                // summary nor judged by `--fail-on` (as on the FHIR path).
-                let mut kept = 0;
-                for c in s
-                    .cautions
-                    .iter()
-                    .filter(|c| c.severity >= opts.min_severity)
-                {
-                    st.severity[c.severity as usize] += 1;
-                    st.by_rule[c.index] += 1;
-                    if cfg.fail_on.is_some_and(|f| c.severity >= f) {
-                        st.fail_on_reached = true;
-                    }
-                    kept += 1;
-                }
-                for ind in &s.indeterminate {
-                    st.indeterminate[ind.index] += 1;
-                }
-                if kept == 0 {
-                    st.clear += 1;
-                } else {
-                    st.flagged += 1;
-                }
-                output::screened_at(opts, &mut main, rec.line, rec.index, input, &s);
+                st.screened
+                    .add(&Reported::new(&s, opts.min_severity), cfg.fail_on);
+                output::screened_at(
+                    opts,
+                    &mut main,
+                    rec.line,
+                    rec.index,
+                    input,
+                    &s,
+                    &output::NoAnnotation,
+                );
             }
         }
     }
     Done {
-        seq,
         input: input_index,
         bufs: Buffers {
             data,
@@ -605,159 +529,138 @@ fn hash_id(id: &str) -> u64 {
     h.finish()
 }
 
-struct Stream<'a> {
-    out: &'a mut (dyn Write + Send),
-    first: bool,
+/// The writer's side of a run: writes chunks (handed over in input order) and adds up the statistics.
+struct Writer<'a, 's> {
+    engine: &'a Engine,
+    names: &'a [String],
+    main: Option<Stream<'s>>,
+    errors: Option<Stream<'s>>,
+    error: Option<io::Error>,
+    stop: &'a AtomicBool,
+    summary: Summary,
+    screened: ScreenTally,
+    seen: IdSet,
+    progress: bool,
+    started: Instant,
+    last_progress: Instant,
 }
 
-impl Stream<'_> {
-    fn write(&mut self, bytes: &[u8], format: Format) -> io::Result<()> {
-        let mut bytes = bytes;
-        if self.first && !bytes.is_empty() {
-            if format == Format::Json {
-                bytes = bytes.strip_prefix(JSON_SEPARATOR).unwrap_or(bytes);
-            }
-            self.first = false;
-        }
-        self.out.write_all(bytes)
-    }
-
-    /// Write the footer and flush. An empty JSON array still closes properly: `[` then `]`.
-    fn finish(&mut self, format: Format) -> io::Result<()> {
-        let footer = output::footer(format);
-        let footer = if format == Format::Json && self.first {
-            &footer[1..]
-        } else {
-            footer
+impl<'a, 's> Writer<'a, 's> {
+    /// Begin both streams (their headers are written now).
+    fn new(
+        engine: &'a Engine,
+        cfg: &BatchConfig,
+        names: &'a [String],
+        sinks: Sinks<'s>,
+        stop: &'a AtomicBool,
+    ) -> Writer<'a, 's> {
+        let mut w = Writer {
+            engine,
+            names,
+            main: None,
+            errors: None,
+            error: None,
+            stop,
+            summary: Summary::default(),
+            screened: ScreenTally::default(),
+            seen: IdSet::new(cfg.duplicate_check_limit),
+            progress: cfg.progress && io::stderr().is_terminal(),
+            started: Instant::now(),
+            last_progress: Instant::now(),
         };
-        self.out.write_all(footer)?;
-        self.out.flush()
+        let format = cfg.output.format;
+        w.main = w.check(Stream::begin(sinks.main, format));
+        if let Some(out) = sinks.errors {
+            w.errors = w.check(Stream::begin(out, format));
+        }
+        w
     }
-}
 
-/// Write chunks in sequence order and add up statistics; returns a token for every chunk received.
-fn write_in_order(
-    engine: &Engine,
-    cfg: &BatchConfig,
-    names: &[String],
-    sinks: Sinks<'_>,
-    done: mpsc::Receiver<Done>,
-    tokens: mpsc::SyncSender<Buffers>,
-    stop: &AtomicBool,
-) -> (Summary, Option<io::Error>) {
-    let format = cfg.output.format;
-    let mut main = Stream {
-        out: sinks.main,
-        first: true,
-    };
-    let mut errors = sinks.errors.map(|out| Stream { out, first: true });
-    let mut error: Option<io::Error> = None;
-    let check = |r: io::Result<()>, error: &mut Option<io::Error>| {
-        if let Err(e) = r
-            && error.is_none()
-        {
-            stop.store(true, Ordering::Relaxed);
-            *error = Some(e);
+    /// Keep the first error, and stop the reader: nothing more can be written.
+    fn check<T>(&mut self, r: io::Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.stop.store(true, Ordering::Relaxed);
+                self.error.get_or_insert(e);
+                None
+            }
         }
-    };
-    check(main.out.write_all(output::header(&cfg.output)), &mut error);
-    if let Some(e) = errors.as_mut() {
-        check(e.out.write_all(output::header(&cfg.output)), &mut error);
     }
-    let mut summary = Summary::default();
-    let rules = engine.rules();
-    let mut by_rule = vec![0u64; rules.len()];
-    let mut indeterminate = vec![0u64; rules.len()];
-    let mut seen = IdSet::new(cfg.duplicate_check_limit);
-    let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
-    let mut next = 1;
-    let progress = cfg.progress && io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut last_progress = Instant::now();
-    for d in done {
-        pending.insert(d.seq, d);
-        while let Some(d) = pending.remove(&next) {
-            next += 1;
-            if error.is_none() {
-                check(main.write(&d.bufs.main, format), &mut error);
-                if let Some(e) = errors.as_mut() {
-                    check(e.write(&d.bufs.errors, format), &mut error);
-                }
+
+    /// Write one chunk and count it; returns its buffers for reuse.
+    fn chunk(&mut self, d: Done) -> Buffers {
+        if self.error.is_none() {
+            let written = self.main.as_mut().map(|m| m.write(&d.bufs.main));
+            if let Some(r) = written {
+                self.check(r);
             }
-            let st = d.stats;
-            summary.read += st.read;
-            summary.clear += st.clear;
-            summary.flagged += st.flagged;
-            summary.valid += st.valid;
-            summary.invalid += st.invalid;
-            summary.blank_lines += st.blank;
-            summary.fail_on_reached |= st.fail_on_reached;
-            for (code, n) in st.invalid_codes {
-                *summary.invalid_by_code.entry(code.as_str()).or_default() += n;
+            let written = self.errors.as_mut().map(|e| e.write(&d.bufs.errors));
+            if let Some(r) = written {
+                self.check(r);
             }
-            for (sev, n) in [Severity::Info, Severity::Warning, Severity::Critical]
-                .iter()
-                .zip(st.severity)
-            {
-                if n > 0 {
-                    *summary
-                        .cautions_by_severity
-                        .entry(sev.as_str())
-                        .or_default() += n;
-                }
-            }
-            for (i, n) in st.by_rule.iter().enumerate() {
-                by_rule[i] += n;
-            }
-            for (i, n) in st.indeterminate.iter().enumerate() {
-                indeterminate[i] += n;
-            }
-            for (hash, line, id) in st.ids {
-                match seen.insert(hash) {
-                    Seen::Again => {
-                        summary.duplicate_ids += 1;
-                        if summary.duplicate_examples.len() < 10 {
-                            let input = names.get(d.input).cloned().unwrap_or_default();
-                            summary
-                                .duplicate_examples
-                                .push(DuplicateId { id, input, line });
-                        }
+        }
+        let st = d.stats;
+        let summary = &mut self.summary;
+        summary.read += st.read;
+        summary.valid += st.valid;
+        summary.invalid += st.invalid;
+        summary.blank_lines += st.blank;
+        self.screened.merge(&st.screened);
+        for (code, n) in st.invalid_codes {
+            *summary.invalid_by_code.entry(code.as_str()).or_default() += n;
+        }
+        for (hash, line, id) in st.ids {
+            match self.seen.insert(hash) {
+                Seen::Again => {
+                    summary.duplicate_ids += 1;
+                    if summary.duplicate_examples.len() < 10 {
+                        let input = self.names.get(d.input).cloned().unwrap_or_default();
+                        summary
+                            .duplicate_examples
+                            .push(DuplicateId { id, input, line });
                     }
-                    Seen::New => {}
-                    Seen::Full => summary.duplicate_check_truncated = true,
+                }
+                Seen::New => {}
+                Seen::Full => summary.duplicate_check_truncated = true,
+            }
+        }
+        if self.progress && self.last_progress.elapsed() > Duration::from_millis(250) {
+            self.last_progress = Instant::now();
+            let rate = summary.read as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            let _ = write!(
+                io::stderr(),
+                "\r{} records, {:.0} records/s ",
+                summary.read,
+                rate
+            );
+        }
+        d.bufs.recycle()
+    }
+
+    /// Write the footers, and return the summary and the first write error.
+    fn finish(mut self) -> (Summary, Option<io::Error>) {
+        if self.progress {
+            let _ = write!(io::stderr(), "\r\x1b[K");
+        }
+        if self.error.is_none() {
+            for stream in [self.main.as_mut(), self.errors.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if let Err(e) = stream.finish() {
+                    self.error.get_or_insert(e);
                 }
             }
-            let _ = tokens.send(d.bufs.recycle());
-            if progress && last_progress.elapsed() > Duration::from_millis(250) {
-                last_progress = Instant::now();
-                let rate = summary.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                let _ = write!(
-                    io::stderr(),
-                    "\r{} records, {:.0} records/s ",
-                    summary.read,
-                    rate
-                );
-            }
         }
+        let rules = self.engine.rules();
+        let mut summary = self.summary;
+        summary.clear = self.screened.clear;
+        summary.flagged = self.screened.flagged;
+        summary.fail_on_reached = self.screened.fail_on_reached;
+        summary.cautions_by_severity = self.screened.cautions_by_severity();
+        summary.cautions_by_rule = self.screened.cautions_by_rule(rules);
+        summary.indeterminate_by_rule = self.screened.indeterminate_by_rule(rules);
+        (summary, self.error)
     }
-    if progress {
-        let _ = write!(io::stderr(), "\r\x1b[K");
-    }
-    if error.is_none() {
-        check(main.finish(format), &mut error);
-        if let Some(e) = errors.as_mut() {
-            check(e.finish(format), &mut error);
-        }
-    }
-    for (i, r) in rules.iter().enumerate() {
-        if by_rule[i] > 0 {
-            summary.cautions_by_rule.insert(r.id.clone(), by_rule[i]);
-        }
-        if indeterminate[i] > 0 {
-            summary
-                .indeterminate_by_rule
-                .insert(r.id.clone(), indeterminate[i]);
-        }
-    }
-    (summary, error)
 }

@@ -33,6 +33,7 @@
 pub mod batch;
 pub mod compile;
 pub mod diagnostic;
+pub mod driver;
 pub mod engine;
 pub mod error;
 mod eval;
@@ -45,6 +46,7 @@ pub mod report;
 pub mod schema;
 pub mod severity;
 pub mod suggest;
+pub mod tally;
 pub mod vocab;
 
 pub use diagnostic::{Diagnostic, Location};

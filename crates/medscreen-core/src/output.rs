@@ -1,32 +1,30 @@
-//! Writing results: NDJSON (default), one JSON array, CSV (one row per caution) or a terminal table.
+//! Writing results: NDJSON (default), one JSON array, CSV (one row per record at least) or a terminal
+//! table; and, in submodules, the other things the command line prints: [`explain`], the run
+//! [`summary`], and the rule pack ([`rules`]).
 //!
-//! Each function appends one record's result to a byte buffer, so workers can format in parallel and
-//! the writer only copies bytes in input order.
+//! This is the one printer layer every input path writes through. Each function appends one record's
+//! result to a byte buffer, so workers can format in parallel and the writer only copies bytes in input
+//! order; [`Stream`] writes those buffers with the format's header, separators and footer (JSON array
+//! framing is done there and by [`begin_result`], nowhere else). What is reported after
+//! `--min-severity` (the cautions kept, the status, the highest severity) is decided by [`Reported`]
+//! alone. An input path that has more to say about a result (FHIR names the resources behind each piece
+//! of evidence) does not copy these writers: it passes an [`Annotate`] hook, and a record that has no
+//! native counterpart (a FHIR patient not screened) is written by [`skipped_at`].
 //!
-//! The NDJSON result line, compact by default (`--detail full` adds `title`, `message`, `action` and
-//! `sources` to each caution):
-//!
-//! ```json
-//! {"line":12,"id":"p-12","status":"flagged","max_severity":"critical",
-//!  "cautions":[{"rule":"BAC-DDI-OPIOID","severity":"critical","evidence":[{"pointer":"/comedications/0",
-//!   "value":"oxycodone 5 mg","ingredient":"oxycodone","class":"opioid"}]}],
-//!  "indeterminate":[{"rule":"BAC-SEIZURE","missing":["seizure_history"]}],
-//!  "ruleset":"baclofen@1.0.0#0123456789ab"}
-//! ```
-//!
-//! An invalid record: `{"line":13,"id":"p-13","status":"invalid","errors":[{"pointer":"/age",
-//! "code":"out_of_range","message":"must be at most 130"}]}` (`id` is `null` when none could be read).
-//! With several inputs, each result also has `"input"`, the file it came from, after `line`. A record
-//! that is an element of a JSON array also has `"index"`, its position in the array (from 0), after
-//! `line` and `input`: `{"line":1,"index":3,"id":"p-4",...}`.
+//! The wire format of each format is documented on its [`Format`] variant.
+
+pub mod explain;
+pub mod rules;
+pub mod summary;
 
 use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use serde::Serialize;
 
 #[cfg(test)]
 use crate::report::Indeterminate;
-use crate::report::{Evidence, Screening, Status};
+use crate::report::{Caution, Evidence, Screening, Status};
 use crate::schema::Problem;
 use crate::severity::Severity;
 use crate::vocab::Source;
@@ -34,13 +32,41 @@ use crate::vocab::Source;
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// One JSON object per line.
+    /// One JSON object per line (`\n`-terminated), compact by default (`--detail full` adds `title`,
+    /// `message`, `action` and `sources` to each caution):
+    ///
+    /// ```json
+    /// {"line":12,"id":"p-12","status":"flagged","max_severity":"critical",
+    ///  "cautions":[{"rule":"BAC-DDI-OPIOID","severity":"critical","evidence":[{"pointer":"/comedications/0",
+    ///   "value":"oxycodone 5 mg","ingredient":"oxycodone","class":"opioid"}]}],
+    ///  "indeterminate":[{"rule":"BAC-SEIZURE","missing":["seizure_history"]}],
+    ///  "ruleset":"baclofen@1.0.0#0123456789ab"}
+    /// ```
+    ///
+    /// An invalid record: `{"line":13,"id":"p-13","status":"invalid","errors":[{"pointer":"/age",
+    /// "code":"out_of_range","message":"must be at most 130"}]}` (`id` is `null` when none could be read).
+    /// With several inputs, each result also has `"input"`, the file it came from, after `line`. A record
+    /// that is an element of a JSON array also has `"index"`, its position in the array (from 0), after
+    /// `line` and `input`: `{"line":1,"index":3,"id":"p-4",...}`.
     Ndjson,
-    /// One JSON array of the same objects.
+    /// One JSON array of the same objects: `[\n`, the objects separated by `,\n`, then `\n]\n`; no
+    /// result at all is `[\n]\n`.
     Json,
-    /// One row per caution: `line,id,rule,severity,title`.
+    /// A header, then one row per record at least, see [`CSV_HEADER`]:
+    /// `p.ndjson,3,,p-3,flagged,BAC-RENAL,critical,Baclofen and kidney function`.
     Csv,
-    /// A readable block per flagged or invalid record.
+    /// A readable block per flagged, invalid or skipped record, each ended by a blank line; clear and
+    /// valid records print nothing:
+    ///
+    /// ```text
+    /// line 3  p-3  FLAGGED (CRITICAL)
+    ///   CRITICAL  BAC-RENAL  Baclofen and kidney function
+    ///             <message>
+    ///             action: <action>
+    ///             evidence: /egfr = 25
+    ///             source: <label>. <citation> <url>
+    ///   could not evaluate: BAC-SEIZURE (seizure_history)
+    /// ```
     Table,
 }
 
@@ -77,6 +103,139 @@ impl Default for OutputOptions {
     }
 }
 
+/// What is reported of a screening after `--min-severity`: the cautions kept, and the status and highest
+/// severity they give. The one place this is decided, for the output, the summary and `--fail-on`.
+#[derive(Clone, Copy)]
+pub struct Reported<'s, 'e> {
+    screening: &'s Screening<'e>,
+    min_severity: Severity,
+    /// The highest kept severity; `None` when nothing is kept.
+    pub max_severity: Option<Severity>,
+}
+
+impl<'s, 'e> Reported<'s, 'e> {
+    /// What `min_severity` leaves of `screening`.
+    pub fn new(screening: &'s Screening<'e>, min_severity: Severity) -> Self {
+        // Cautions are sorted most severe first, so the first kept one is the highest.
+        let max_severity = screening
+            .cautions
+            .iter()
+            .map(|c| c.severity)
+            .find(|sev| *sev >= min_severity);
+        Reported {
+            screening,
+            min_severity,
+            max_severity,
+        }
+    }
+
+    /// `flagged` when a caution is kept, `clear` otherwise.
+    pub fn status(&self) -> Status {
+        if self.max_severity.is_some() {
+            Status::Flagged
+        } else {
+            Status::Clear
+        }
+    }
+
+    /// The screening this reports.
+    pub fn screening(&self) -> &'s Screening<'e> {
+        self.screening
+    }
+
+    /// The cautions kept, most severe first.
+    pub fn cautions(&self) -> impl Iterator<Item = &'s Caution<'e>> + use<'s, 'e> {
+        let min = self.min_severity;
+        self.screening
+            .cautions
+            .iter()
+            .filter(move |c| c.severity >= min)
+    }
+}
+
+/// What an input path adds to the native result, written by the native printer at fixed places. Every
+/// method has an empty default, so the native path is [`NoAnnotation`].
+pub trait Annotate {
+    /// More members of one piece of evidence in JSON, each written as `,"key":value` (FHIR: `fhir`, the
+    /// resources the fact came from).
+    fn evidence_json(&self, _evidence: &Evidence<'_>, _buf: &mut Vec<u8>) {}
+    /// More members of the result in JSON, after `ruleset`, written as `,"key":value`.
+    fn result_json(&self, _opts: &OutputOptions, _buf: &mut Vec<u8>) {}
+    /// More lines at the end of a flagged record's table block, before its blank line.
+    fn table_lines(&self, _screening: &Screening<'_>, _text: &mut String) {}
+}
+
+/// The native result, with nothing added.
+pub struct NoAnnotation;
+
+impl Annotate for NoAnnotation {}
+
+/// A problem with a record, as the printers write it: JSON through `Serialize`, one line of text for
+/// CSV and tables.
+pub trait RecordProblem: Serialize {
+    /// The problem in one line, without the record's values.
+    fn text(&self) -> String;
+    /// How a table names a result that has no record id.
+    const NO_ID: &'static str = "(no id)";
+}
+
+impl RecordProblem for Problem {
+    fn text(&self) -> String {
+        problem_text(self)
+    }
+}
+
+/// Start a result in `buf`: in a JSON array, a result that follows another in the same buffer is
+/// separated from it by `,\n` ([`Stream`] separates buffers).
+pub fn begin_result(opts: &OutputOptions, buf: &mut Vec<u8>) {
+    if opts.format == Format::Json && !buf.is_empty() {
+        buf.extend_from_slice(JSON_SEPARATOR);
+    }
+}
+
+/// One output stream: the format's header, then buffers of results in order, then its footer. The one
+/// writer of JSON array framing between buffers (inside a buffer, [`begin_result`] does it).
+pub struct Stream<'a> {
+    out: &'a mut (dyn Write + Send),
+    format: Format,
+    empty: bool,
+}
+
+impl<'a> Stream<'a> {
+    /// Write the header of `format` to `out`.
+    pub fn begin(out: &'a mut (dyn Write + Send), format: Format) -> io::Result<Stream<'a>> {
+        out.write_all(header_of(format))?;
+        Ok(Stream {
+            out,
+            format,
+            empty: true,
+        })
+    }
+
+    /// Write a buffer of results made by this module's functions (it may be empty).
+    pub fn write(&mut self, results: &[u8]) -> io::Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        if self.format == Format::Json && !self.empty {
+            self.out.write_all(JSON_SEPARATOR)?;
+        }
+        self.empty = false;
+        self.out.write_all(results)
+    }
+
+    /// Write the footer and flush. An empty JSON array still closes properly: `[` then `]`.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let footer = footer(self.format);
+        let footer = match footer.strip_prefix(b"\n") {
+            Some(rest) if self.empty => rest,
+            _ => footer,
+        };
+        self.out.write_all(footer)?;
+        self.out.flush()
+    }
+}
+
 #[cfg(test)]
 #[derive(Serialize)]
 struct ScreenedLine<'a> {
@@ -110,7 +269,7 @@ struct CautionOut<'a> {
 }
 
 #[derive(Serialize)]
-struct InvalidLine<'a> {
+struct InvalidLine<'a, P> {
     line: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     input: Option<&'a str>,
@@ -118,11 +277,12 @@ struct InvalidLine<'a> {
     index: Option<u64>,
     id: Option<&'a str>,
     status: &'static str,
-    errors: &'a [Problem],
+    errors: &'a [P],
 }
 
+/// A valid record's result, or a skipped one's with its reason.
 #[derive(Serialize)]
-struct ValidLine<'a> {
+struct StatusLine<'a> {
     line: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     input: Option<&'a str>,
@@ -130,11 +290,17 @@ struct ValidLine<'a> {
     index: Option<u64>,
     id: &'a str,
     status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 /// What goes before the first result.
 pub fn header(opts: &OutputOptions) -> &'static [u8] {
-    match opts.format {
+    header_of(opts.format)
+}
+
+fn header_of(format: Format) -> &'static [u8] {
+    match format {
         Format::Json => b"[\n",
         Format::Csv => CSV_HEADER,
         Format::Ndjson | Format::Table => b"",
@@ -149,13 +315,11 @@ pub fn footer(format: Format) -> &'static [u8] {
     }
 }
 
-/// Every JSON-array element is written with a leading `,\n`; the writer drops it from the first one.
-pub const JSON_SEPARATOR: &[u8] = b",\n";
+/// Between two results of a JSON array.
+const JSON_SEPARATOR: &[u8] = b",\n";
 
 fn json_line<T: Serialize>(opts: &OutputOptions, buf: &mut Vec<u8>, value: &T) {
-    if opts.format == Format::Json {
-        buf.extend_from_slice(JSON_SEPARATOR);
-    }
+    begin_result(opts, buf);
     // Serialising these types cannot fail: every key is a string and every number finite.
     if serde_json::to_writer(&mut *buf, value).is_ok() && opts.format == Format::Ndjson {
         buf.push(b'\n');
@@ -170,52 +334,32 @@ pub fn screened(
     input: Option<&str>,
     s: &Screening<'_>,
 ) {
-    screened_at(opts, buf, line, None, input, s);
+    screened_at(opts, buf, line, None, input, s, &NoAnnotation);
 }
 
-/// Append a screened record's result; `index` is the record's position in its JSON array, if any.
-pub fn screened_at(
+/// Append a screened record's result, with what `annotate` adds to it ([`NoAnnotation`] for the native
+/// result); `index` is the record's position in its JSON array, if any.
+pub fn screened_at<A: Annotate + ?Sized>(
     opts: &OutputOptions,
     buf: &mut Vec<u8>,
     line: u64,
     index: Option<u64>,
     input: Option<&str>,
     s: &Screening<'_>,
+    annotate: &A,
 ) {
-    // Cautions are sorted most severe first, so the first kept one is the highest.
-    let max_severity = s
-        .cautions
-        .iter()
-        .map(|c| c.severity)
-        .find(|sev| *sev >= opts.min_severity);
-    let status = if max_severity.is_some() {
-        Status::Flagged
-    } else {
-        Status::Clear
-    };
-    let csv = CsvRecord {
-        input: input.unwrap_or("-"),
-        line,
-        index,
-        id: &s.id,
-    };
-    let input = if opts.show_input { input } else { None };
+    let reported = Reported::new(s, opts.min_severity);
+    let (csv, input) = place(opts, line, index, input, &s.id);
     match opts.format {
         Format::Ndjson | Format::Json => {
-            if opts.format == Format::Json {
-                buf.extend_from_slice(JSON_SEPARATOR);
-            }
-            write_screened_json(buf, opts, line, index, input, s, status, max_severity);
+            begin_result(opts, buf);
+            write_screened_json(buf, opts, line, index, input, &reported, annotate);
             if opts.format == Format::Ndjson {
                 buf.push(b'\n');
             }
         }
         Format::Csv => {
-            let mut kept = s
-                .cautions
-                .iter()
-                .filter(|c| c.severity >= opts.min_severity)
-                .peekable();
+            let mut kept = reported.cautions().peekable();
             if kept.peek().is_none() {
                 csv.row(buf, "clear", "", "", "");
             }
@@ -224,22 +368,21 @@ pub fn screened_at(
             }
         }
         Format::Table => {
-            if status == Status::Clear {
+            if reported.status() == Status::Clear {
                 return;
             }
             let mut t = String::new();
-            let sev = max_severity.map_or("", Severity::as_str).to_uppercase();
+            let sev = reported
+                .max_severity
+                .map_or("", Severity::as_str)
+                .to_uppercase();
             let _ = writeln!(
                 t,
                 "{}  {}  FLAGGED ({sev})",
                 location(line, index, input),
                 printable(&s.id)
             );
-            for c in s
-                .cautions
-                .iter()
-                .filter(|c| c.severity >= opts.min_severity)
-            {
+            for c in reported.cautions() {
                 let _ = writeln!(
                     t,
                     "  {:<8}  {}  {}",
@@ -264,6 +407,7 @@ pub fn screened_at(
                     .collect();
                 let _ = writeln!(t, "  could not evaluate: {}", list.join("; "));
             }
+            annotate.table_lines(s, &mut t);
             t.push('\n');
             buf.extend_from_slice(t.as_bytes());
         }
@@ -273,20 +417,16 @@ pub fn screened_at(
 /// The screened result as one JSON object, written directly: this runs once per record, and a generic
 /// serialiser spent a fifth of all instructions escaping strings that need no escaping. A unit test holds
 /// it byte-identical to the `Serialize` reference.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site, each argument one field"
-)]
-fn write_screened_json(
+fn write_screened_json<A: Annotate + ?Sized>(
     buf: &mut Vec<u8>,
     opts: &OutputOptions,
     line: u64,
     index: Option<u64>,
     input: Option<&str>,
-    s: &Screening<'_>,
-    status: Status,
-    max_severity: Option<Severity>,
+    reported: &Reported<'_, '_>,
+    annotate: &A,
 ) {
+    let s = reported.screening;
     buf.extend_from_slice(b"{\"line\":");
     write_u64(buf, line);
     if let Some(i) = input {
@@ -299,22 +439,18 @@ fn write_screened_json(
     }
     buf.extend_from_slice(b",\"id\":");
     write_str(buf, &s.id);
-    buf.extend_from_slice(match status {
+    buf.extend_from_slice(match reported.status() {
         Status::Clear => b",\"status\":\"clear\",\"max_severity\":",
         Status::Flagged => b",\"status\":\"flagged\",\"max_severity\":",
     });
-    match max_severity {
+    match reported.max_severity {
         Some(sev) => write_str(buf, sev.as_str()),
         None => buf.extend_from_slice(b"null"),
     }
     buf.extend_from_slice(b",\"cautions\":[");
     let full = opts.detail == Detail::Full;
     let mut first = true;
-    for c in s
-        .cautions
-        .iter()
-        .filter(|c| c.severity >= opts.min_severity)
-    {
+    for c in reported.cautions() {
         if !first {
             buf.push(b',');
         }
@@ -338,7 +474,7 @@ fn write_screened_json(
             if k > 0 {
                 buf.push(b',');
             }
-            write_evidence(buf, e);
+            write_evidence(buf, e, annotate);
         }
         buf.push(b']');
         if full {
@@ -365,10 +501,12 @@ fn write_screened_json(
     }
     buf.extend_from_slice(b"],\"ruleset\":");
     write_str(buf, s.ruleset);
+    annotate.result_json(opts, buf);
     buf.push(b'}');
 }
 
-fn write_evidence(buf: &mut Vec<u8>, e: &Evidence<'_>) {
+/// One piece of evidence in JSON, as `Evidence` serialises, then what `annotate` adds.
+fn write_evidence<A: Annotate + ?Sized>(buf: &mut Vec<u8>, e: &Evidence<'_>, annotate: &A) {
     buf.extend_from_slice(b"{\"pointer\":");
     write_str(buf, &e.pointer);
     buf.extend_from_slice(b",\"value\":");
@@ -388,6 +526,7 @@ fn write_evidence(buf: &mut Vec<u8>, e: &Evidence<'_>) {
             write_str(buf, v);
         }
     }
+    annotate.evidence_json(e, buf);
     buf.push(b'}');
 }
 
@@ -429,22 +568,16 @@ pub fn invalid(
 }
 
 /// Append an invalid record's result; `index` is the record's position in its JSON array, if any.
-pub fn invalid_at(
+pub fn invalid_at<P: RecordProblem>(
     opts: &OutputOptions,
     buf: &mut Vec<u8>,
     line: u64,
     index: Option<u64>,
     input: Option<&str>,
     id: Option<&str>,
-    errors: &[Problem],
+    errors: &[P],
 ) {
-    let csv = CsvRecord {
-        input: input.unwrap_or("-"),
-        line,
-        index,
-        id: id.unwrap_or(""),
-    };
-    let input = if opts.show_input { input } else { None };
+    let (csv, input) = place(opts, line, index, input, id.unwrap_or(""));
     match opts.format {
         Format::Ndjson | Format::Json => {
             json_line(
@@ -461,22 +594,36 @@ pub fn invalid_at(
             );
         }
         Format::Csv => {
-            let what: Vec<String> = errors.iter().map(problem_text).collect();
+            let what: Vec<String> = errors.iter().map(RecordProblem::text).collect();
             csv.row(buf, "invalid", "", "", &what.join("; "));
         }
         Format::Table => {
             let mut t = format!(
                 "{}  {}  INVALID\n",
                 location(line, index, input),
-                printable(id.unwrap_or("(no id)"))
+                printable(id.unwrap_or(P::NO_ID))
             );
             for p in errors {
-                let _ = writeln!(t, "  {}", printable(&problem_text(p)));
+                let _ = writeln!(t, "  {}", printable(&p.text()));
             }
             t.push('\n');
             buf.extend_from_slice(t.as_bytes());
         }
     }
+}
+
+/// Append the result of a record that was read but not screened, and why (FHIR: a patient deceased by
+/// the evaluation date). JSON: `{"line":1,"input":"a.json","id":"p1","status":"skipped","reason":"..."}`;
+/// CSV: a `skipped` row with the reason under `title`; table: a `SKIPPED` block with the reason.
+pub fn skipped_at(
+    opts: &OutputOptions,
+    buf: &mut Vec<u8>,
+    line: u64,
+    input: Option<&str>,
+    id: &str,
+    reason: &str,
+) {
+    status_result(opts, buf, line, None, input, id, "skipped", Some(reason));
 }
 
 /// Append a valid record's result (`validate` only).
@@ -493,28 +640,69 @@ pub fn valid_at(
     input: Option<&str>,
     id: &str,
 ) {
+    status_result(opts, buf, line, index, input, id, "valid", None);
+}
+
+/// A result that is a status and, for a record not screened, the reason; a table shows only the latter.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "two call sites, each argument one field"
+)]
+fn status_result(
+    opts: &OutputOptions,
+    buf: &mut Vec<u8>,
+    line: u64,
+    index: Option<u64>,
+    input: Option<&str>,
+    id: &str,
+    status: &'static str,
+    reason: Option<&str>,
+) {
+    let (csv, input) = place(opts, line, index, input, id);
+    match opts.format {
+        Format::Ndjson | Format::Json => json_line(
+            opts,
+            buf,
+            &StatusLine {
+                line,
+                input,
+                index,
+                id,
+                status,
+                reason,
+            },
+        ),
+        Format::Csv => csv.row(buf, status, "", "", reason.unwrap_or("")),
+        Format::Table => {
+            if let Some(reason) = reason {
+                let t = format!(
+                    "{}  {}  {}\n  {reason}\n\n",
+                    location(line, index, input),
+                    printable(id),
+                    status.to_uppercase()
+                );
+                buf.extend_from_slice(t.as_bytes());
+            }
+        }
+    }
+}
+
+/// A record's CSV location (always with its input), and the input to name in JSON and tables (only
+/// with `show_input`).
+fn place<'a>(
+    opts: &OutputOptions,
+    line: u64,
+    index: Option<u64>,
+    input: Option<&'a str>,
+    id: &'a str,
+) -> (CsvRecord<'a>, Option<&'a str>) {
     let csv = CsvRecord {
         input: input.unwrap_or("-"),
         line,
         index,
         id,
     };
-    let input = if opts.show_input { input } else { None };
-    match opts.format {
-        Format::Ndjson | Format::Json => json_line(
-            opts,
-            buf,
-            &ValidLine {
-                line,
-                input,
-                index,
-                id,
-                status: "valid",
-            },
-        ),
-        Format::Csv => csv.row(buf, "valid", "", "", ""),
-        Format::Table => {}
-    }
+    (csv, if opts.show_input { input } else { None })
 }
 
 fn location(line: u64, index: Option<u64>, input: Option<&str>) -> String {
@@ -707,7 +895,15 @@ mod tests {
                         };
                         let index = (k % 3 == 0).then_some(k as u64 * 7);
                         let mut got = Vec::new();
-                        screened_at(&opts, &mut got, k as u64 + 1, index, input, &s);
+                        screened_at(
+                            &opts,
+                            &mut got,
+                            k as u64 + 1,
+                            index,
+                            input,
+                            &s,
+                            &NoAnnotation,
+                        );
                         assert_eq!(
                             String::from_utf8(got).unwrap(),
                             String::from_utf8(reference(&opts, k as u64 + 1, index, input, &s))

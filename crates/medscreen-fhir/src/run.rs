@@ -1,18 +1,20 @@
 //! Running FHIR input through the engine: find the inputs, read them in parallel, write one result per
 //! patient in a deterministic order, and count.
 //!
-//! Work is cut into units whose results are written in input order: one Bundle file, one line of an
-//! NDJSON file of Bundles, or the patients of a Bulk export (read by [`super::bulk`], then screened in
-//! chunks). Units are processed a bounded batch at a time on the rayon pool, so memory is bounded by the
-//! batch, and the output is the same at any thread count.
+//! This is only the FHIR-specific part: the inputs are cut into units (one Bundle file, one line of an
+//! NDJSON file of Bundles, or a slice of the patients of a Bulk export read by [`super::bulk`]) and each
+//! patient is mapped to a profile. The units run on the core's ordered parallel driver
+//! ([`medscreen_core::driver`]), so memory is bounded and the output is the same at any thread count;
+//! results are written by the core printers (through [`super::output`]) and screened patients counted
+//! by the core's [`ScreenTally`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,8 +23,10 @@ use super::bundle::{BundleFacts, read_document};
 use super::discover::{self, What};
 use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
 use medscreen_core::Severity;
+use medscreen_core::driver::{self, Feed};
 use medscreen_core::engine::Engine;
-use medscreen_core::output::{self, Format, OutputOptions};
+use medscreen_core::output::{Format, OutputOptions, Reported, Stream, summary};
+use medscreen_core::tally::ScreenTally;
 
 /// What to produce for each patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,21 +99,21 @@ pub struct FhirSummary {
 }
 
 impl FhirSummary {
-    fn add(&mut self, t: Tally) {
+    fn add(&mut self, t: &Tally) {
         self.patients += t.patients;
-        self.clear += t.clear;
-        self.flagged += t.flagged;
         self.skipped += t.skipped;
         self.invalid += t.invalid;
         self.file_errors += t.file_errors;
         self.bytes += t.bytes;
-        self.fail_on_reached |= t.fail_on_reached;
-        for (k, v) in t.by_severity {
-            *self.cautions_by_severity.entry(k).or_default() += v;
-        }
-        for (k, v) in t.by_rule {
-            *self.cautions_by_rule.entry(k).or_default() += v;
-        }
+    }
+
+    /// Take the counts of screened patients from `screened`.
+    fn screened(&mut self, screened: &ScreenTally, engine: &Engine) {
+        self.clear = screened.clear;
+        self.flagged = screened.flagged;
+        self.fail_on_reached = screened.fail_on_reached;
+        self.cautions_by_severity = screened.cautions_by_severity();
+        self.cautions_by_rule = screened.cautions_by_rule(engine.rules());
     }
 
     /// The summary in a few lines, for standard error.
@@ -130,12 +134,8 @@ impl FhirSummary {
         if mode == Mode::Profile {
             t = t.replace(" 0 clear, 0 flagged,", "");
         }
-        if !self.cautions_by_severity.is_empty() {
-            let parts: Vec<String> = ["critical", "warning", "info"]
-                .iter()
-                .filter_map(|k| self.cautions_by_severity.get(k).map(|n| format!("{n} {k}")))
-                .collect();
-            t.push_str(&format!("  cautions: {}\n", parts.join(", ")));
+        if let Some(line) = summary::cautions_line(&self.cautions_by_severity) {
+            t.push_str(&line);
         }
         if !self.skipped_files.is_empty() {
             t.push_str(&format!("  skipped {} files:\n", self.skipped_files.len()));
@@ -147,18 +147,15 @@ impl FhirSummary {
     }
 }
 
+/// What a unit adds to the summary; screened patients are counted by the core's [`ScreenTally`].
 #[derive(Debug, Default)]
 struct Tally {
     patients: u64,
-    clear: u64,
-    flagged: u64,
     skipped: u64,
     invalid: u64,
     file_errors: u64,
     bytes: u64,
-    fail_on_reached: bool,
-    by_severity: BTreeMap<&'static str, u64>,
-    by_rule: BTreeMap<String, u64>,
+    screened: ScreenTally,
 }
 
 /// Why a run stopped.
@@ -191,7 +188,15 @@ enum Unit {
     Group(String, Vec<PathBuf>),
     /// A file of a directory that is not FHIR input, and why.
     NotFhir(PathBuf, String),
+    /// What a Bulk export could not attribute to a patient (each problem is one result), and the bytes
+    /// the export holds.
+    ExportProblems(String, Vec<FhirProblem>, u64),
+    /// Patients of a Bulk export.
+    Patients(Vec<PatientFacts>),
 }
+
+/// Patients of a Bulk export per unit: enough to amortise a unit, few enough to spread over the workers.
+const PATIENTS_PER_UNIT: usize = 64;
 
 /// One result: bytes for the output, or (for `fhir-profile`) a line for standard error.
 enum Rec {
@@ -199,32 +204,45 @@ enum Rec {
     Err(String),
 }
 
+/// The results of one unit, in order, and what they add to the summary.
+struct Done {
+    records: Vec<Rec>,
+    tally: Tally,
+}
+
+/// The writer's side: results in order to the output (and, for `fhir-profile`, standard error).
 struct Writer<'w> {
-    out: &'w mut (dyn Write + Send),
-    format: Format,
-    first: bool,
+    out: Option<Stream<'w>>,
+    error: Option<io::Error>,
+    stop: &'w AtomicBool,
+    tally: Tally,
 }
 
 impl Writer<'_> {
-    fn record(&mut self, rec: &Rec) -> io::Result<()> {
-        let bytes = match rec {
-            Rec::Out(b) => b,
-            Rec::Err(e) => {
-                let _ = write!(io::stderr(), "{e}");
-                return Ok(());
+    fn done(&mut self, d: Done) {
+        for r in &d.records {
+            let Some(out) = self.out.as_mut().filter(|_| self.error.is_none()) else {
+                break;
+            };
+            let written = match r {
+                Rec::Out(bytes) => out.write(bytes),
+                Rec::Err(e) => {
+                    let _ = write!(io::stderr(), "{e}");
+                    Ok(())
+                }
+            };
+            if let Err(e) = written {
+                self.stop.store(true, Ordering::Relaxed);
+                self.error = Some(e);
             }
-        };
-        if self.format == Format::Json {
-            let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-            if !self.first {
-                self.out.write_all(b",\n")?;
-            }
-            self.out.write_all(body)?;
-        } else {
-            self.out.write_all(bytes)?;
         }
-        self.first = false;
-        Ok(())
+        let t = &mut self.tally;
+        t.patients += d.tally.patients;
+        t.skipped += d.tally.skipped;
+        t.invalid += d.tally.invalid;
+        t.file_errors += d.tally.file_errors;
+        t.bytes += d.tally.bytes;
+        t.screened.merge(&d.tally.screened);
     }
 }
 
@@ -245,41 +263,73 @@ pub fn run(
         as_of: mapper.options().as_of.to_string(),
         ..FhirSummary::default()
     };
+    // `fhir-profile` writes one profile per line, whatever the output options.
     let format = if cfg.mode == Mode::Profile {
         Format::Ndjson
     } else {
         cfg.output.format
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.threads.max(1))
-        .build()
-        .map_err(|e| RunError::Output(io::Error::other(e.to_string())))?;
-    let header: &[u8] = if cfg.mode == Mode::Profile {
-        b""
-    } else {
-        output::header(&cfg.output)
+    let stop = AtomicBool::new(false);
+    let mut writer = Writer {
+        out: Some(Stream::begin(out, format).map_err(RunError::Output)?),
+        error: None,
+        stop: &stop,
+        tally: Tally::default(),
     };
-    out.write_all(header).map_err(RunError::Output)?;
-    let mut w = Writer {
-        out,
-        format,
-        first: true,
-    };
+    let mut input_error = None;
+    driver::run(
+        cfg.threads,
+        |feed| {
+            if let Err(e) = produce(mapper, inputs, cfg, &stop, &mut summary, feed) {
+                input_error = Some(e);
+            }
+        },
+        |u| unit(engine, mapper, cfg, u),
+        |d| writer.done(d),
+    );
+    let Writer {
+        out, error, tally, ..
+    } = writer;
+    if let Some(e) = error {
+        return Err(RunError::Output(e));
+    }
+    if let Some(e) = input_error {
+        return Err(e);
+    }
+    summary.add(&tally);
+    summary.screened(&tally.screened, engine);
+    if let Some(mut out) = out {
+        out.finish().map_err(RunError::Output)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    summary.elapsed_seconds = secs;
+    if secs > 0.0 {
+        summary.patients_per_second = summary.patients as f64 / secs;
+        summary.mb_per_second = summary.bytes as f64 / 1e6 / secs;
+    }
+    Ok(summary)
+}
+
+/// Find the inputs and cut them into units, in order, counting the files read and skipped. Stops at an
+/// input that cannot be read, or when the output is gone.
+fn produce(
+    mapper: &Mapper<'_>,
+    inputs: &[String],
+    cfg: &RunConfig,
+    stop: &AtomicBool,
+    summary: &mut FhirSummary,
+    feed: &mut Feed<'_, (), Unit>,
+) -> Result<(), RunError> {
     let batch = cfg.threads.max(1) * 4;
     let mut pending: Vec<Unit> = Vec::new();
-    let flush = |pending: &mut Vec<Unit>, w: &mut Writer<'_>, summary: &mut FhirSummary| {
-        let units = std::mem::take(pending);
-        let results: Vec<(Vec<Rec>, Tally)> = pool.install(|| {
-            units
-                .into_par_iter()
-                .map(|u| unit(engine, mapper, cfg, u))
-                .collect()
-        });
-        for (records, tally) in results {
-            for r in &records {
-                w.record(r).map_err(RunError::Output)?;
-            }
-            summary.add(tally);
+    // Hand what is pending to the workers.
+    let mut flush = |pending: &mut Vec<Unit>| {
+        for u in pending.drain(..) {
+            feed.push(u);
+        }
+        if stop.load(Ordering::Relaxed) {
+            // The output is gone; the writer reports why.
+            return Err(RunError::Output(io::Error::other("the output was closed")));
         }
         Ok::<(), RunError>(())
     };
@@ -293,7 +343,7 @@ pub fn run(
         let path = Path::new(input);
         if path.is_dir() {
             if bulk::is_export(path) {
-                flush(&mut pending, &mut w, &mut summary)?;
+                flush(&mut pending)?;
                 let ex = bulk::scan(path).map_err(|e| RunError::Input(input.clone(), e))?;
                 summary.files_read += ex.files.len() as u64;
                 summary
@@ -304,39 +354,21 @@ pub fn run(
                     }));
                 let facts = bulk::read_export(mapper, &ex)
                     .map_err(|e| RunError::Input(input.clone(), e))?;
-                let mut tally = Tally {
-                    bytes: facts.bytes,
-                    ..Tally::default()
-                };
-                let mut records = Vec::new();
-                for p in &facts.problems {
-                    records.push(error_record(
-                        cfg,
-                        p.input.as_deref().unwrap_or(input),
-                        p.line.unwrap_or(0),
-                        None,
-                        std::slice::from_ref(p),
-                    ));
-                    tally.file_errors += 1;
-                }
-                for r in &records {
-                    w.record(r).map_err(RunError::Output)?;
-                }
-                summary.add(tally);
-                for chunk in facts.patients.chunks(batch * 16) {
-                    let results: Vec<(Rec, Tally)> = pool.install(|| {
-                        chunk
-                            .par_iter()
-                            .map(|f| {
-                                let mut t = Tally::default();
-                                let r = patient_record(engine, mapper, cfg, f, &mut t);
-                                (r, t)
-                            })
-                            .collect()
-                    });
-                    for (r, t) in results {
-                        w.record(&r).map_err(RunError::Output)?;
-                        summary.add(t);
+                pending.push(Unit::ExportProblems(
+                    input.clone(),
+                    facts.problems,
+                    facts.bytes,
+                ));
+                let mut patients = facts.patients.into_iter();
+                loop {
+                    let unit: Vec<PatientFacts> =
+                        patients.by_ref().take(PATIENTS_PER_UNIT).collect();
+                    if unit.is_empty() {
+                        break;
+                    }
+                    pending.push(Unit::Patients(unit));
+                    if pending.len() >= batch {
+                        flush(&mut pending)?;
                     }
                 }
                 continue;
@@ -360,9 +392,7 @@ pub fn run(
                 match discover::classify(&p) {
                     What::NdjsonOfBundles => {
                         summary.files_read += 1;
-                        ndjson_units(&p, &mut pending, batch, &mut |pending| {
-                            flush(pending, &mut w, &mut summary)
-                        })?;
+                        ndjson_units(&p, &mut pending, batch, &mut flush)?;
                     }
                     What::Bundle => {
                         summary.files_read += 1;
@@ -379,7 +409,7 @@ pub fn run(
                     }),
                 }
                 if pending.len() >= batch {
-                    flush(&mut pending, &mut w, &mut summary)?;
+                    flush(&mut pending)?;
                 }
             }
             // After the directory's Bundles, in one unit: references may point anywhere in it.
@@ -397,30 +427,15 @@ pub fn run(
         }
         summary.files_read += 1;
         if discover::is_ndjson_name(path) {
-            ndjson_units(path, &mut pending, batch, &mut |pending| {
-                flush(pending, &mut w, &mut summary)
-            })?;
+            ndjson_units(path, &mut pending, batch, &mut flush)?;
         } else {
             pending.push(Unit::File(path.to_path_buf()));
         }
         if pending.len() >= batch {
-            flush(&mut pending, &mut w, &mut summary)?;
+            flush(&mut pending)?;
         }
     }
-    flush(&mut pending, &mut w, &mut summary)?;
-    if cfg.mode == Mode::Screen {
-        w.out
-            .write_all(output::footer(format))
-            .map_err(RunError::Output)?;
-    }
-    w.out.flush().map_err(RunError::Output)?;
-    let secs = start.elapsed().as_secs_f64();
-    summary.elapsed_seconds = secs;
-    if secs > 0.0 {
-        summary.patients_per_second = summary.patients as f64 / secs;
-        summary.mb_per_second = summary.bytes as f64 / 1e6 / secs;
-    }
-    Ok(summary)
+    flush(&mut pending)
 }
 
 fn ndjson_units(
@@ -452,7 +467,7 @@ fn ndjson_units(
     Ok(())
 }
 
-fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<Rec>, Tally) {
+fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> Done {
     let mut tally = Tally::default();
     let (input, line, bytes) = match u {
         Unit::Group(dir, paths) => {
@@ -463,7 +478,8 @@ fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<
         Unit::NotFhir(p, reason) => {
             tally.file_errors += 1;
             let message = format!("not FHIR input: {reason}");
-            return (vec![file_error(cfg, &p, "not_fhir_input", message)], tally);
+            let records = vec![file_error(cfg, &p, "not_fhir_input", message)];
+            return Done { records, tally };
         }
         Unit::File(p) => {
             let name = p.display().to_string();
@@ -472,12 +488,37 @@ fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<
                 Err(e) => {
                     tally.file_errors += 1;
                     let message = format!("cannot read the file: {e}");
-                    return (vec![file_error(cfg, &p, "io", message)], tally);
+                    let records = vec![file_error(cfg, &p, "io", message)];
+                    return Done { records, tally };
                 }
             }
         }
         Unit::Line(name, n, b) => (name, n, b),
         Unit::Stdin(b) => ("-".to_owned(), 1, b),
+        Unit::ExportProblems(input, problems, bytes) => {
+            tally.bytes = bytes;
+            tally.file_errors = problems.len() as u64;
+            let records = problems
+                .iter()
+                .map(|p| {
+                    error_record(
+                        cfg,
+                        p.input.as_deref().unwrap_or(&input),
+                        p.line.unwrap_or(0),
+                        None,
+                        std::slice::from_ref(p),
+                    )
+                })
+                .collect();
+            return Done { records, tally };
+        }
+        Unit::Patients(patients) => {
+            let records = patients
+                .iter()
+                .map(|f| patient_record(engine, mapper, cfg, f, &mut tally))
+                .collect();
+            return Done { records, tally };
+        }
     };
     tally.bytes = bytes.len() as u64;
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
@@ -496,7 +537,8 @@ fn unit(engine: &Engine, mapper: &Mapper<'_>, cfg: &RunConfig, u: Unit) -> (Vec<
                 pointer: String::new(),
                 resource: None,
             };
-            return (vec![error_record(cfg, &input, line, None, &[prob])], tally);
+            let records = vec![error_record(cfg, &input, line, None, &[prob])];
+            return Done { records, tally };
         }
     };
     let facts = read_document(mapper, &value, &input, line);
@@ -527,7 +569,7 @@ fn records(
     line: u64,
     facts: &BundleFacts,
     mut tally: Tally,
-) -> (Vec<Rec>, Tally) {
+) -> Done {
     let mut records = Vec::new();
     if !facts.problems.is_empty() {
         tally.file_errors += 1;
@@ -536,7 +578,7 @@ fn records(
     for f in &facts.patients {
         records.push(patient_record(engine, mapper, cfg, f, &mut tally));
     }
-    (records, tally)
+    Done { records, tally }
 }
 
 fn patient_record(
@@ -587,24 +629,11 @@ fn patient_record(
             }
             Ok(p) => {
                 let s = engine.screen(&p);
-                let kept: Vec<_> = s
-                    .cautions
-                    .iter()
-                    .filter(|c| c.severity >= cfg.output.min_severity)
-                    .collect();
-                if kept.is_empty() {
-                    tally.clear += 1;
-                } else {
-                    tally.flagged += 1;
-                }
-                for c in &kept {
-                    *tally.by_severity.entry(c.severity.as_str()).or_default() += 1;
-                    *tally.by_rule.entry(c.rule.to_owned()).or_default() += 1;
-                    if cfg.fail_on.is_some_and(|t| c.severity >= t) {
-                        tally.fail_on_reached = true;
-                    }
-                }
-                Rec::Out(super::output::screened(&cfg.output, f, &s, &provenance))
+                let reported = Reported::new(&s, cfg.output.min_severity);
+                tally.screened.add(&reported, cfg.fail_on);
+                let mut buf = Vec::new();
+                super::output::screened(&cfg.output, &mut buf, f, &s, &provenance);
+                Rec::Out(buf)
             }
         },
     }
@@ -636,13 +665,9 @@ fn error_record(
         }
         return Rec::Err(e);
     }
-    Rec::Out(super::output::invalid(
-        &cfg.output,
-        input,
-        line,
-        id,
-        problems,
-    ))
+    let mut buf = Vec::new();
+    super::output::invalid(&cfg.output, &mut buf, input, line, id, problems);
+    Rec::Out(buf)
 }
 
 fn skipped_record(cfg: &RunConfig, input: &str, line: u64, id: &str, reason: &str) -> Rec {
@@ -651,5 +676,7 @@ fn skipped_record(cfg: &RunConfig, input: &str, line: u64, id: &str, reason: &st
             "{input}:{line}: patient `{id}` skipped: {reason}\n"
         ));
     }
-    Rec::Out(super::output::skipped(&cfg.output, input, line, id, reason))
+    let mut buf = Vec::new();
+    super::output::skipped(&cfg.output, &mut buf, input, line, id, reason);
+    Rec::Out(buf)
 }

@@ -1,0 +1,103 @@
+//! Counting what was reported, the same way for every input path: the native batch and FHIR runs keep
+//! their own summaries (their fields differ), but what a screened record adds to them is counted here.
+//!
+//! Counts are kept by rule position and severity in flat vectors, so a worker adds to its own tally
+//! without hashing, and the writer merges tallies in input order.
+
+use std::collections::BTreeMap;
+
+use crate::compile::Rule;
+use crate::output::Reported;
+use crate::severity::Severity;
+
+const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
+/// What screened records add up to, after `--min-severity`: what is not reported is not counted, nor
+/// judged by `--fail-on`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScreenTally {
+    /// Screened with no reported caution.
+    pub clear: u64,
+    /// Screened with at least one reported caution.
+    pub flagged: u64,
+    /// Some reported caution reached `--fail-on`.
+    pub fail_on_reached: bool,
+    severity: [u64; 3],
+    by_rule: Vec<u64>,
+    indeterminate: Vec<u64>,
+}
+
+impl ScreenTally {
+    /// Count one screened record.
+    pub fn add(&mut self, reported: &Reported<'_, '_>, fail_on: Option<Severity>) {
+        if reported.max_severity.is_some() {
+            self.flagged += 1;
+        } else {
+            self.clear += 1;
+        }
+        if let (Some(max), Some(f)) = (reported.max_severity, fail_on) {
+            self.fail_on_reached |= max >= f;
+        }
+        for c in reported.cautions() {
+            self.severity[c.severity as usize] += 1;
+            bump(&mut self.by_rule, c.index, 1);
+        }
+        for i in &reported.screening().indeterminate {
+            bump(&mut self.indeterminate, i.index, 1);
+        }
+    }
+
+    /// Add `other`'s counts to these.
+    pub fn merge(&mut self, other: &ScreenTally) {
+        self.clear += other.clear;
+        self.flagged += other.flagged;
+        self.fail_on_reached |= other.fail_on_reached;
+        for (a, b) in self.severity.iter_mut().zip(other.severity) {
+            *a += b;
+        }
+        for (i, n) in other.by_rule.iter().enumerate() {
+            bump(&mut self.by_rule, i, *n);
+        }
+        for (i, n) in other.indeterminate.iter().enumerate() {
+            bump(&mut self.indeterminate, i, *n);
+        }
+    }
+
+    /// Reported cautions by severity name, leaving out those with none.
+    pub fn cautions_by_severity(&self) -> BTreeMap<&'static str, u64> {
+        SEVERITIES
+            .iter()
+            .zip(self.severity)
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| (s.as_str(), n))
+            .collect()
+    }
+
+    /// Reported cautions by rule id, leaving out rules with none.
+    pub fn cautions_by_rule(&self, rules: &[Rule]) -> BTreeMap<String, u64> {
+        by_id(&self.by_rule, rules)
+    }
+
+    /// Undecided rules by rule id, leaving out rules that always were decided.
+    pub fn indeterminate_by_rule(&self, rules: &[Rule]) -> BTreeMap<String, u64> {
+        by_id(&self.indeterminate, rules)
+    }
+}
+
+fn bump(counts: &mut Vec<u64>, index: usize, n: u64) {
+    if counts.len() <= index {
+        counts.resize(index + 1, 0);
+    }
+    if let Some(c) = counts.get_mut(index) {
+        *c += n;
+    }
+}
+
+fn by_id(counts: &[u64], rules: &[Rule]) -> BTreeMap<String, u64> {
+    rules
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| (r.id.clone(), *n))
+        .collect()
+}
