@@ -355,6 +355,10 @@ fn dispatch(chunk: &mut Chunk, input: usize, feed: &mut Feed<'_, Buffers, Chunk>
 
 /// Validate, screen and format one chunk.
 /// With `divert`, invalid records' results go to their own buffer, for the errors sink.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "each record's span was cut by the splitter from this very chunk's data"
+)]
 fn process(
     engine: &Engine,
     cfg: &BatchConfig,
@@ -508,18 +512,18 @@ impl IdSet {
 
 fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
     let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i] <= b[j] {
-            out.push(a[i]);
-            i += 1;
+    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
+    while let (Some(&x), Some(&y)) = (a.peek(), b.peek()) {
+        if x <= y {
+            out.push(x);
+            a.next();
         } else {
-            out.push(b[j]);
-            j += 1;
+            out.push(y);
+            b.next();
         }
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+    out.extend(a);
+    out.extend(b);
     out
 }
 

@@ -541,6 +541,10 @@ fn write_str(buf: &mut Vec<u8>, s: &str) {
     }
 }
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "a u64 has at most 20 decimal digits, and i stops at the first"
+)]
 fn write_u64(buf: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();

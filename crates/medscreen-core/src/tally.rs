@@ -39,7 +39,9 @@ impl ScreenTally {
             self.fail_on_reached |= max >= f;
         }
         for c in reported.cautions() {
-            self.severity[c.severity as usize] += 1;
+            if let Some(n) = self.severity.get_mut(c.severity as usize) {
+                *n += 1;
+            }
             bump(&mut self.by_rule, c.index, 1);
         }
         for i in &reported.screening().indeterminate {

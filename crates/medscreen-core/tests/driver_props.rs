@@ -7,6 +7,8 @@
 //! the result count must equal it; elsewhere the results must agree with the summary and with the
 //! splitter's own count of records.
 
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
+
 use std::io::{Cursor, Write};
 
 use flate2::Compression;

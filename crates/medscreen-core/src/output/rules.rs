@@ -100,9 +100,14 @@ fn rule_json(engine: &Engine, r: &Rule, full: bool) -> Value {
                 })
             })
             .collect();
-        v["applies"] = json!(r.applies.as_ref().map(|a| a.describe(vocab)));
-        v["tiers"] = Value::Array(tiers);
-        v["sources"] = json!(r.sources);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "applies".into(),
+                json!(r.applies.as_ref().map(|a| a.describe(vocab))),
+            );
+            obj.insert("tiers".into(), Value::Array(tiers));
+            obj.insert("sources".into(), json!(r.sources));
+        }
     }
     v
 }
