@@ -501,3 +501,64 @@ fn unreadable_file_in_bulk_export_is_reported_and_the_rest_screened() {
     assert_eq!(b["seizure_history"], json!(false), "{b}");
     assert_eq!(b["comedications"], json!([]), "{b}");
 }
+
+/// Issue 12, item 3 (found again in the FHIR table): `--min-severity` left out a caution, but the
+/// `from FHIR:` lines still named the resources behind its evidence.
+#[test]
+fn fhir_table_named_resources_of_cautions_min_severity_left_out() {
+    let table = |extra: &[&str]| {
+        let mut args = vec![
+            "screen",
+            "-q",
+            "--from",
+            "fhir",
+            "--as-of",
+            "2024-01-01",
+            "--format",
+            "table",
+        ];
+        args.extend_from_slice(extra);
+        let d = fixtures().join("synthea");
+        let d = d.to_str().expect("utf-8");
+        args.push(d);
+        String::from_utf8(run(&args).stdout).expect("utf-8")
+    };
+    // Each block: the rules it reports, and the rules its `from FHIR:` lines name.
+    let check = |text: &str| -> usize {
+        let mut named = 0;
+        for block in text.split("\n\n") {
+            let mut reported = Vec::new();
+            let mut in_fhir = false;
+            for line in block.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if line == "  from FHIR:" {
+                    in_fhir = true;
+                } else if in_fhir {
+                    let rule = words.first().copied().unwrap_or_default();
+                    assert!(
+                        reported.contains(&rule),
+                        "`{rule}` is named under from FHIR: but not reported:\n{block}"
+                    );
+                    named += 1;
+                } else if let [sev, rule, ..] = words[..] {
+                    if ["INFO", "WARNING", "CRITICAL"].contains(&sev) {
+                        reported.push(rule);
+                    }
+                }
+            }
+        }
+        named
+    };
+    let all = table(&[]);
+    assert!(
+        all.contains("  BAC-HEART /"),
+        "the fixture names the resources of an info caution"
+    );
+    assert!(check(&all) > 0);
+    let kept = table(&["--min-severity", "warning"]);
+    assert!(
+        !kept.contains("  BAC-HEART /"),
+        "an info caution left out has no from FHIR: lines"
+    );
+    assert!(check(&kept) > 0);
+}

@@ -161,8 +161,9 @@ pub trait Annotate {
     fn evidence_json(&self, _evidence: &Evidence<'_>, _buf: &mut Vec<u8>) {}
     /// More members of the result in JSON, after `ruleset`, written as `,"key":value`.
     fn result_json(&self, _opts: &OutputOptions, _buf: &mut Vec<u8>) {}
-    /// More lines at the end of a flagged record's table block, before its blank line.
-    fn table_lines(&self, _screening: &Screening<'_>, _text: &mut String) {}
+    /// More lines at the end of a flagged record's table block, before its blank line; about the
+    /// cautions reported (what `--min-severity` keeps), never the ones left out.
+    fn table_lines(&self, _reported: &Reported<'_, '_>, _text: &mut String) {}
 }
 
 /// The native result, with nothing added.
@@ -407,7 +408,7 @@ pub fn screened_at<A: Annotate + ?Sized>(
                     .collect();
                 let _ = writeln!(t, "  could not evaluate: {}", list.join("; "));
             }
-            annotate.table_lines(s, &mut t);
+            annotate.table_lines(&reported, &mut t);
             t.push('\n');
             buf.extend_from_slice(t.as_bytes());
         }

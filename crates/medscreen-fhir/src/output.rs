@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::mapping::{FhirProblem, PatientFacts, Prov};
-use medscreen_core::output::{self, Annotate, Detail, OutputOptions, RecordProblem};
+use medscreen_core::output::{self, Annotate, Detail, OutputOptions, RecordProblem, Reported};
 use medscreen_core::report::{Evidence, Screening};
 
 /// The FHIR resources behind a patient's profile fields, added to the native result: under each piece
@@ -50,10 +50,10 @@ impl Annotate for Provenance<'_> {
         }
     }
 
-    fn table_lines(&self, s: &Screening<'_>, text: &mut String) {
-        // Name the resources under each piece of evidence.
+    fn table_lines(&self, reported: &Reported<'_, '_>, text: &mut String) {
+        // Name the resources under each piece of evidence of the cautions reported.
         let mut extra = String::new();
-        for c in &s.cautions {
+        for c in reported.cautions() {
             for e in &c.evidence {
                 for p in self.0.get(e.pointer.as_ref()).into_iter().flatten() {
                     let _ = writeln!(
