@@ -540,10 +540,10 @@ fn fhir_table_named_resources_of_cautions_min_severity_left_out() {
                         "`{rule}` is named under from FHIR: but not reported:\n{block}"
                     );
                     named += 1;
-                } else if let [sev, rule, ..] = words[..] {
-                    if ["INFO", "WARNING", "CRITICAL"].contains(&sev) {
-                        reported.push(rule);
-                    }
+                } else if let [sev, rule, ..] = words[..]
+                    && ["INFO", "WARNING", "CRITICAL"].contains(&sev)
+                {
+                    reported.push(rule);
                 }
             }
         }
