@@ -765,7 +765,7 @@ impl Page<'_, '_> {
         let l = self.l;
         self.line(&format!(
             "<section class=\"pack\" data-key=\"{}\"><h2>Pack <code>{}</code></h2>",
-            esc(p.name),
+            name(p.name),
             name(p.name)
         ));
         self.line("<h3>Rules</h3><p class=\"note\">Per rule, over the records this pack screened: \
@@ -791,7 +791,7 @@ impl Page<'_, '_> {
         for r in rows {
             self.out.push_str(&format!(
                 "<tr data-key=\"{}\"><td><code>{}</code></td>",
-                esc(&r.name),
+                name(&r.name),
                 name(&r.name)
             ));
             self.td("critical", at(&r.fired, 2));
@@ -820,7 +820,7 @@ impl Page<'_, '_> {
             for (f, records, undecided) in facts {
                 self.out.push_str(&format!(
                     "<tr data-key=\"{}\"><td><code>{}</code></td>",
-                    esc(f),
+                    name(f),
                     name(f)
                 ));
                 self.td("records", *records);
@@ -848,8 +848,8 @@ impl Page<'_, '_> {
             for (a, b, n) in pairs {
                 self.out.push_str(&format!(
                     "<tr data-key=\"{}+{}\"><td><code>{}</code></td><td><code>{}</code></td>",
-                    esc(a),
-                    esc(b),
+                    name(a),
+                    name(b),
                     name(a),
                     name(b)
                 ));
@@ -953,7 +953,7 @@ impl Page<'_, '_> {
         for (code, id) in codes {
             self.out.push_str(&format!(
                 "<tr data-key=\"{}\"><td><code>{}</code></td>",
-                esc(code),
+                name(code),
                 name(code)
             ));
             self.td("records", *id);
