@@ -434,3 +434,49 @@ fn the_page_stays_under_two_megabytes_whatever_the_input() {
     assert!(page.contains("more packs"));
     assert!(!page.contains(&long), "names are cut and escaped");
 }
+
+#[test]
+fn two_packs_are_shown_side_by_side_and_add_up_to_the_totals() {
+    let results = String::from_utf8(read("patients.results.ndjson")).unwrap();
+    let s = summary("patients");
+    let ruleset = s["ruleset"].as_str().unwrap();
+    let other = results.replace(ruleset, "other@1.0.0#000000000000");
+    let mut r = Report::new(ReportOptions {
+        min_cell: 1,
+        ..ReportOptions::default()
+    });
+    r.add_results(results.as_bytes(), "a.ndjson").unwrap();
+    r.add_results(other.as_bytes(), "b.ndjson").unwrap();
+    let page = counts(&r.html());
+    let screened = s["clear"].as_u64().unwrap() + s["flagged"].as_u64().unwrap();
+    assert_eq!(number(&page, "records/screened"), 2 * screened);
+    assert_eq!(number(&page, "packs/screened/0"), screened);
+    assert_eq!(number(&page, "packs/screened/1"), screened);
+    let fired = s["cautions_by_rule"]["BAC-RENAL"].as_u64().unwrap();
+    for pack in [ruleset, "other@1.0.0#000000000000"] {
+        assert_eq!(
+            number(&page, &format!("{pack}/rules/BAC-RENAL/fired")),
+            fired
+        );
+    }
+}
+
+#[test]
+fn distinct_names_beyond_the_cap_are_counted_together_not_kept() {
+    // A results file is data from outside: 10,000 distinct rule names must not all be kept.
+    let mut input = String::new();
+    for i in 0..10_000 {
+        let line = serde_json::json!({
+            "line": i, "id": null, "status": "flagged", "max_severity": "info",
+            "cautions": [{"rule": format!("R-{i}"), "severity": "info"}], "ruleset": "p@1#0",
+        });
+        input.push_str(&format!("{line}\n"));
+    }
+    let mut r = Report::new(ReportOptions::default());
+    r.add_results(input.as_bytes(), "many.ndjson").unwrap();
+    let page = r.html();
+    assert!(page.contains("names beyond the report's cap were counted together"));
+    let c = counts(&page);
+    // The total still counts every caution.
+    assert_eq!(c["cautions_by_severity/info"], "10000");
+}
