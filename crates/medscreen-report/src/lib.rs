@@ -24,6 +24,7 @@
 //! sees a count that suppression hid.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod check;
 mod error;

@@ -308,7 +308,6 @@ pub(crate) enum NotAResult {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     fired: Vec<u32>,
-    missing: Vec<String>,
 }
 
 impl Tally {
@@ -390,17 +389,19 @@ impl Tally {
                 scratch.fired.push(rule.id);
             }
         }
-        scratch.missing.clear();
-        for ind in r.indeterminate.as_deref().unwrap_or_default() {
+        let indeterminate = r.indeterminate.as_deref().unwrap_or_default();
+        let mut missing: Vec<&str> = Vec::new();
+        for ind in indeterminate {
             pack.rule(&ind.rule).indeterminate += 1;
             for m in &ind.missing {
                 pack.facts.entry(m).undecided += 1;
-                if !scratch.missing.iter().any(|s| s == m) {
-                    scratch.missing.push(m.to_string());
-                }
+                missing.push(m);
             }
         }
-        for m in &scratch.missing {
+        // A fact missing for several rules of one record is one record with that gap.
+        missing.sort_unstable();
+        missing.dedup();
+        for m in missing {
             pack.facts.entry(m).records += 1;
         }
         scratch.fired.sort_unstable();
