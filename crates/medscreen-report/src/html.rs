@@ -583,14 +583,22 @@ impl Page<'_, '_> {
             ));
         }
         if !s.inputs.is_empty() {
-            let mut v: Vec<String> = s
+            // An input that a result line also names is one record's file (a FHIR Bundle is often
+            // named after its patient): not shown.
+            let (withheld, named): (Vec<&String>, Vec<&String>) = s
                 .inputs
+                .iter()
+                .partition(|i| t.record_inputs.may_contain(i));
+            let mut v: Vec<String> = named
                 .iter()
                 .take(MAX_INPUTS_SHOWN)
                 .map(|i| format!("<code>{}</code>", name(i)))
                 .collect();
-            if s.inputs.len() > MAX_INPUTS_SHOWN {
-                v.push(format!("and {} more", s.inputs.len() - MAX_INPUTS_SHOWN));
+            if named.len() > MAX_INPUTS_SHOWN {
+                v.push(format!("and {} more", named.len() - MAX_INPUTS_SHOWN));
+            }
+            if !withheld.is_empty() {
+                v.push("files named in the results (names withheld)".to_owned());
             }
             self.line(&format!(
                 "<dt>Inputs screened</dt><dd>{}</dd>",
@@ -600,9 +608,7 @@ impl Page<'_, '_> {
         if let Some(b) = s.bytes {
             self.line(&format!("<dt>Input size</dt><dd>{b} bytes</dd>"));
         }
-        if let Some(f) = s.files_read {
-            self.line(&format!("<dt>Files read</dt><dd>{f}</dd>"));
-        }
+        // No `files_read`: with one Bundle per patient it is a count of people outside the suppression.
         if let Some(d) = &s.as_of {
             self.line(&format!("<dt>Evaluation date</dt><dd>{}</dd>", name(d)));
         }

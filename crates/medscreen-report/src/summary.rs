@@ -18,7 +18,6 @@ pub(crate) struct RunSummary {
     pub(crate) as_of: Option<String>,
     pub(crate) elapsed_seconds: Option<f64>,
     pub(crate) bytes: Option<u64>,
-    pub(crate) files_read: Option<u64>,
     // Native runs count `read` records; FHIR runs count `patients` and `file_errors` (a file that could
     // not be read is one invalid result line).
     pub(crate) read: Option<u64>,

@@ -216,6 +216,45 @@ pub(crate) struct Tally {
     /// Results files read: name, lines, bytes.
     pub(crate) inputs: Vec<(String, u64, u64)>,
     pub(crate) inputs_dropped: u64,
+    /// The `input` of every result line, as a Bloom filter: a FHIR file is often named after its
+    /// patient, so an input name of the run's summary that a result line also had is not shown.
+    pub(crate) record_inputs: Bloom,
+}
+
+/// A fixed-size Bloom filter of names (64 KiB): a false positive only withholds a name.
+#[derive(Debug, Clone)]
+pub(crate) struct Bloom(Vec<u64>);
+
+impl Bloom {
+    const WORDS: usize = 8192;
+
+    fn new() -> Bloom {
+        Bloom(vec![0; Bloom::WORDS])
+    }
+
+    fn bits(name: &str) -> [usize; 3] {
+        use std::hash::{Hash, Hasher};
+        [1u8, 2, 3].map(|seed| {
+            let mut h = std::hash::DefaultHasher::new();
+            seed.hash(&mut h);
+            name.hash(&mut h);
+            usize::try_from(h.finish() % (Bloom::WORDS as u64 * 64)).unwrap_or(0)
+        })
+    }
+
+    pub(crate) fn insert(&mut self, name: &str) {
+        for b in Bloom::bits(name) {
+            if let Some(w) = self.0.get_mut(b / 64) {
+                *w |= 1 << (b % 64);
+            }
+        }
+    }
+
+    pub(crate) fn may_contain(&self, name: &str) -> bool {
+        Bloom::bits(name)
+            .iter()
+            .all(|&b| self.0.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0))
+    }
 }
 
 /// Result files listed by name; more are counted.
@@ -236,6 +275,7 @@ impl Default for Tally {
             demographics: None,
             inputs: Vec::new(),
             inputs_dropped: 0,
+            record_inputs: Bloom::new(),
         }
     }
 }
@@ -255,6 +295,8 @@ struct ResultLine<'a> {
     line: u64,
     #[serde(borrow)]
     status: Cow<'a, str>,
+    #[serde(borrow, default)]
+    input: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     max_severity: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -319,6 +361,9 @@ impl Tally {
         scratch: &mut Scratch,
     ) -> Result<(), NotAResult> {
         let r: ResultLine<'_> = serde_json::from_slice(bytes).map_err(|_| NotAResult::Shape)?;
+        if let Some(input) = &r.input {
+            self.record_inputs.insert(input);
+        }
         match r.status.as_ref() {
             "clear" | "flagged" => self.add_screened(&r, demographics, scratch)?,
             "invalid" => {

@@ -480,3 +480,39 @@ fn distinct_names_beyond_the_cap_are_counted_together_not_kept() {
     // The total still counts every caution.
     assert_eq!(c["cautions_by_severity/info"], "10000");
 }
+
+#[test]
+fn summary_inputs_that_name_a_record_s_file_are_withheld() {
+    // `screen --from fhir A.json B.json ...`: the summary lists the files, and Synthea names each
+    // file after its patient.
+    let results = read("synthea.results.ndjson");
+    let files: Vec<String> = results
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice::<Value>(l).unwrap()["input"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut s = summary("synthea");
+    s["inputs"] = serde_json::json!(files);
+    let mut r = Report::new(ReportOptions::default());
+    r.add_results(&results[..], "synthea.results.ndjson")
+        .unwrap();
+    r.add_summary(serde_json::to_string(&s).unwrap().as_bytes())
+        .unwrap();
+    let page = r.html();
+    for f in &files {
+        let stem = f.rsplit('/').next().unwrap();
+        assert!(!page.contains(stem), "{stem} is on the page");
+    }
+    assert!(page.contains("files named in the results (names withheld)"));
+    // A run over a directory names the directory, which no result names.
+    assert!(
+        report("synthea", 11)
+            .html()
+            .contains("<code>fixtures/fhir/synthea</code>")
+    );
+}
