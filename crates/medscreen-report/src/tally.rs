@@ -14,12 +14,27 @@ use serde::Deserialize;
 use medscreen_core::Severity;
 use medscreen_core::profile::Sex;
 
+// The caps bound the worst case (every map full of names of the longest kept length) to about 25 MB:
+// 16 packs x (2 maps x 1,024 names x ~320 bytes + 20,000 pairs x ~32 bytes). A real pack has tens of
+// rules and facts, so real results stay far below.
+
 /// Distinct names kept per map; more are counted as "other".
-pub(crate) const MAX_KEYS: usize = 4096;
+pub(crate) const MAX_KEYS: usize = 1024;
+/// Bytes of a name kept (cut at a character boundary): the page shows fewer.
+pub(crate) const MAX_KEY_BYTES: usize = 256;
 /// Distinct rulesets kept; results of more packs are counted as "other packs".
-pub(crate) const MAX_PACKS: usize = 64;
+pub(crate) const MAX_PACKS: usize = 16;
 /// Distinct co-firing pairs kept per pack.
-pub(crate) const MAX_PAIRS: usize = 100_000;
+pub(crate) const MAX_PAIRS: usize = 20_000;
+
+/// `name` cut to at most [`MAX_KEY_BYTES`] bytes.
+fn key(name: &str) -> &str {
+    let mut end = name.len().min(MAX_KEY_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.get(..end).unwrap_or_default()
+}
 
 /// Who a result is about, for the severity-by-age-band-and-sex section. Results do not carry it: the
 /// caller that screened the profile passes it along with the result.
@@ -99,6 +114,7 @@ impl<V: Default> Bounded<V> {
     }
 
     pub(crate) fn entry(&mut self, name: &str) -> &mut V {
+        let name = key(name);
         if !self.map.contains_key(name) {
             if self.map.len() >= self.cap {
                 self.other_names = true;
@@ -179,6 +195,7 @@ impl PackTally {
     }
 
     fn rule(&mut self, name: &str) -> &mut RuleTally {
+        let name = key(name);
         // Ids start at 1; the "other" bucket keeps 0 and takes no part in pairs.
         if !self.rules.map.contains_key(name) && self.rules.map.len() < MAX_KEYS {
             let id = u32::try_from(self.rules.map.len() + 1).unwrap_or(0);
