@@ -1,10 +1,4 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test fails by panicking"
-)]
+#![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 //! The population report on the results of real runs: `tests/fixtures/patients.*` are the results and
 //! the `--summary` of `medscreen screen fixtures/patients.ndjson`, `tests/fixtures/synthea.*` those of
