@@ -76,6 +76,8 @@ enum Command {
     FhirProfile(FhirProfileArgs),
     /// Run the CDS Hooks 2.0 service (order-select, order-sign, medication-prescribe) over HTTP.
     Serve(ServeArgs),
+    /// Write one self-contained HTML page of a run from its NDJSON results (aggregates only; small counts hidden).
+    Report(ReportArgs),
     /// Write deterministic synthetic profiles as NDJSON.
     Generate {
         /// How many profiles.
@@ -91,6 +93,23 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// NDJSON results of `medscreen screen` (native or FHIR; .gz read transparently), or `-` for
+    /// standard input.
+    #[arg(required = true)]
+    results: Vec<String>,
+    /// The run's `--summary` file, for what results do not carry (ruleset, inputs, run time).
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Counts from 1 to N-1 are shown as `<N`, with complementary suppression (1 shows every count).
+    #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..))]
+    min_cell: u64,
+    /// Write the page to FILE instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -409,6 +428,7 @@ fn main() -> ExitCode {
         }
         Command::Explain { input, rules } => explain(&input, rules.as_deref()),
         Command::Rules { command } => rules_command(command),
+        Command::Report(args) => report(args),
         Command::Generate {
             count,
             seed,
@@ -1023,4 +1043,54 @@ fn write_summary<T: serde::Serialize>(path: &Path, summary: &T) -> Result<(), u8
         );
         EXIT_USAGE
     })
+}
+
+/// `medscreen report`: the HTML page of a run from its results.
+fn report(args: ReportArgs) -> u8 {
+    use medscreen::input::Source;
+    use medscreen_report::{Report, ReportOptions};
+    let mut report = Report::new(ReportOptions {
+        min_cell: args.min_cell,
+        ..ReportOptions::default()
+    });
+    for name in &args.results {
+        let source = Source::parse(name);
+        let reader = match source.open() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot read `{name}`: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        if let Err(e) = report.add_results(reader, &source.name()) {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    if let Some(path) = &args.summary {
+        let added = std::fs::read(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+            .and_then(|bytes| report.add_summary(&bytes).map_err(|e| e.to_string()));
+        if let Err(e) = added {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    let written = match &args.output {
+        Some(path) => File::create(path).map_err(|e| e.to_string()).and_then(|f| {
+            report
+                .write_html(BufWriter::new(f))
+                .map_err(|e| e.to_string())
+        }),
+        None => report
+            .write_html(io::stdout().lock())
+            .map_err(|e| e.to_string()),
+    };
+    match written {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: cannot write the report: {e}");
+            EXIT_USAGE
+        }
+    }
 }

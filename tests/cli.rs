@@ -563,3 +563,51 @@ fn generate_is_deterministic() {
     assert_eq!(a, b);
     assert_eq!(a.iter().filter(|c| **c == b'\n').count(), 300);
 }
+
+#[test]
+fn report_writes_one_page_from_results_and_refuses_what_is_not_a_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results.ndjson");
+    let summary = dir.path().join("run.json");
+    let page = dir.path().join("report.html");
+    let out = run(
+        &[
+            "screen",
+            "-q",
+            "fixtures/patients.ndjson",
+            "-o",
+            results.to_str().expect("utf-8"),
+            "--summary",
+            summary.to_str().expect("utf-8"),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 1, "the fixtures hold invalid records");
+    let out = run(
+        &[
+            "report",
+            results.to_str().expect("utf-8"),
+            "--summary",
+            summary.to_str().expect("utf-8"),
+            "-o",
+            page.to_str().expect("utf-8"),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let html = std::fs::read_to_string(&page).expect("page written");
+    assert!(html.starts_with("<!DOCTYPE html>"), "an HTML page");
+    assert!(
+        html.contains("baclofen@2.0.0"),
+        "provenance names the ruleset"
+    );
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "nothing loaded from anywhere"
+    );
+    // A line that is not a result: named by input and line, never echoed.
+    let out = run(&["report", "-"], b"{\"secret\":\"p-991\"}\n");
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("`-` line 1"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("p-991"));
+}
