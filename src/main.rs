@@ -603,9 +603,8 @@ fn format(f: FormatArg) -> Format {
 /// `serve`: load everything, bind, and run until Ctrl-C or SIGTERM.
 fn serve(a: ServeArgs) -> u8 {
     use medscreen::cds_hooks::auth::Trust;
-    use medscreen::cds_hooks::server::{self, App, Auth, Config};
+    use medscreen::cds_hooks::server::{self, Auth, Config};
     use medscreen::cds_hooks::{Cds, CdsOptions};
-    use std::sync::Arc;
     use std::time::Duration;
 
     let engine = match load(a.rules.as_deref()) {
@@ -639,102 +638,46 @@ fn serve(a: ServeArgs) -> u8 {
             .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
         eprintln!("medscreen serve: internal error{at}");
     }));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        // Only large requests are screened on the blocking pool; a few threads are enough, and
-        // each thread's allocator arena costs memory.
-        .max_blocking_threads(8)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_USAGE;
-        }
+    let auth_note = match &auth {
+        Auth::Trust(t) => format!("JWT from {} trusted issuer(s)", t.issuers()),
+        Auth::Insecure => "NO AUTHENTICATION (--insecure-no-auth)".to_owned(),
     };
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(a.addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: cannot listen on {}: {e}", a.addr);
-                return EXIT_USAGE;
-            }
-        };
-        let bound = listener.local_addr().unwrap_or(a.addr);
-        let public_url = a
-            .public_url
-            .clone()
-            .unwrap_or_else(|| server::default_public_url(bound))
-            .trim_end_matches('/')
-            .to_owned();
-        let auth_note = match &auth {
-            Auth::Trust(t) => format!("JWT from {} trusted issuer(s)", t.issuers()),
-            Auth::Insecure => "NO AUTHENTICATION (--insecure-no-auth)".to_owned(),
-        };
-        let cds = Cds::new(
-            engine,
-            vs,
-            CdsOptions {
-                min_card_severity: a.min_card_severity.into(),
-                lookback_days: a.lookback_days,
-            },
-        );
-        let cfg = Config {
-            public_url: public_url.clone(),
-            auth,
-            feedback_log: a.feedback_log.clone(),
-            body_limit: a.body_limit,
-            body_timeout: Duration::from_millis(a.body_timeout_ms),
-            body_budget: a.body_budget,
-            request_timeout: Duration::from_millis(a.timeout_ms),
-            fetch_timeout: Duration::from_millis(a.fetch_timeout_ms),
-            max_concurrent: a.max_concurrent,
-            access_log: a.access_log,
-        };
-        let app = match App::new(cds, cfg) {
-            Ok(app) => Arc::new(app),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
-        };
+    let cds = Cds::new(
+        engine,
+        vs,
+        CdsOptions {
+            min_card_severity: a.min_card_severity.into(),
+            lookback_days: a.lookback_days,
+        },
+    );
+    let config = |public_url| Config {
+        public_url,
+        auth,
+        feedback_log: a.feedback_log.clone(),
+        body_limit: a.body_limit,
+        body_timeout: Duration::from_millis(a.body_timeout_ms),
+        body_budget: a.body_budget,
+        request_timeout: Duration::from_millis(a.timeout_ms),
+        fetch_timeout: Duration::from_millis(a.fetch_timeout_ms),
+        max_concurrent: a.max_concurrent,
+        access_log: a.access_log,
+    };
+    let on_listen = |bound, public_url: &str, app: &server::App| {
         eprintln!(
             "medscreen serve: listening on http://{bound} as {public_url}/cds-services ({} services; {auth_note})",
             app.cds().services().len()
         );
-        let shutdown = async {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                let mut term =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                        Ok(t) => t,
-                        Err(_) => {
-                            let _ = ctrl_c.await;
-                            return;
-                        }
-                    };
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = ctrl_c.await;
-            }
-        };
-        match server::serve(listener, app, shutdown).await {
-            Ok(()) => {
-                eprintln!("medscreen serve: stopped");
-                0
-            }
-            Err(e) => {
-                eprintln!("error: the server failed: {e}");
-                EXIT_USAGE
-            }
+    };
+    match server::run(a.addr, a.public_url.clone(), cds, config, on_listen) {
+        Ok(()) => {
+            eprintln!("medscreen serve: stopped");
+            0
         }
-    })
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
 }
 
 fn load(dir: Option<&Path>) -> Result<Engine, u8> {

@@ -375,6 +375,88 @@ pub async fn serve(
         .await
 }
 
+/// Why [`run`] stopped serving or could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// The async runtime could not be built.
+    Runtime(std::io::Error),
+    /// The address could not be bound.
+    Bind(SocketAddr, std::io::Error),
+    /// The configuration was refused (a feedback log that cannot be opened...).
+    Config(String),
+    /// The server failed while serving.
+    Serve(std::io::Error),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Runtime(e) => write!(f, "cannot start the async runtime: {e}"),
+            RunError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            RunError::Config(e) => f.write_str(e),
+            RunError::Serve(e) => write!(f, "the server failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// The whole life of `medscreen serve`: build a runtime, bind `addr`, make the configuration with
+/// the public URL (`public_url`, or one made from the bound address, without a trailing `/`), call
+/// `on_listen` once listening, and serve `cds` until SIGINT or SIGTERM.
+pub fn run(
+    addr: SocketAddr,
+    public_url: Option<String>,
+    cds: Cds,
+    config: impl FnOnce(String) -> Config,
+    on_listen: impl FnOnce(SocketAddr, &str, &App),
+) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Only large requests are screened on the blocking pool; a few threads are enough, and
+        // each thread's allocator arena costs memory.
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| RunError::Bind(addr, e))?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        let public_url = public_url
+            .unwrap_or_else(|| default_public_url(bound))
+            .trim_end_matches('/')
+            .to_owned();
+        let app = Arc::new(App::new(cds, config(public_url.clone())).map_err(RunError::Config)?);
+        on_listen(bound, &public_url, &app);
+        serve(listener, app, shutdown_signal())
+            .await
+            .map_err(RunError::Serve)
+    })
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
 /// The default public URL for a bound address.
 pub fn default_public_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
