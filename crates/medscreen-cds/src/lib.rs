@@ -1,19 +1,21 @@
 //! CDS Hooks 2.0 service: baclofen screening inside the EHR's ordering workflow.
 //!
-//! [`service`] is the protocol without HTTP (discovery, prefetch, request -> cards), [`cards`] writes
-//! screenings as cards, [`fetch`] gets missing prefetch from the EHR's FHIR server, [`servers`] says
+//! [`service`] is the protocol without HTTP (discovery, prefetch, request -> cards), `cards` writes
+//! screenings as cards, `fetch` gets missing prefetch from the EHR's FHIR server, `servers` says
 //! which FHIR servers may get a client's token, [`auth`] verifies the EHR's signed JWT and [`server`]
 //! puts them behind axum: limits, timeouts, CORS, feedback log. Dependencies run one way: `server`
 //! -> `fetch` -> `service` -> `cards`, with `auth` and `servers` beside them.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unnameable_types)]
 
 pub mod auth;
-pub mod cards;
-pub mod fetch;
+mod cards;
+mod fetch;
 pub mod server;
-pub mod servers;
+mod servers;
 pub mod service;
 
+pub use cards::{Action, Card, CardSource, Coding, Link, Suggestion};
+pub use servers::{FhirServers, Origin};
 pub use service::{Cds, CdsError, CdsOptions};

@@ -28,7 +28,7 @@
 //! (program x profile -> [`Screening`]) -> [`report`] (output types).
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unnameable_types)]
 
 pub mod batch;
 pub mod compile;

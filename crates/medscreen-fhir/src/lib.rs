@@ -4,7 +4,7 @@
 //! [`valueset`] (codes kept as data in `rules/valuesets/`, checked at load) -> [`bundle`] / [`bulk`]
 //! (resources to per-patient facts, attributed by reference) -> [`mapping`] (facts to a profile, with
 //! the evaluation date, lookback window and open/closed-world choice applied, and a provenance map) ->
-//! the engine -> [`output`] (the native result with each piece of evidence naming its FHIR resources).
+//! the engine -> `output` (the native result with each piece of evidence naming its FHIR resources).
 //! [`run`] drives it over files, directories and exports, in parallel, in a deterministic order.
 //!
 //! ```
@@ -31,14 +31,14 @@
 //! ```
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unnameable_types)]
 
 pub mod bulk;
 pub mod bundle;
 pub mod date;
-pub mod discover;
+mod discover;
 pub mod mapping;
-pub mod output;
+mod output;
 pub mod resource_types;
 pub mod run;
 pub mod valueset;

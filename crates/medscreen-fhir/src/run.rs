@@ -5,7 +5,7 @@
 //! NDJSON file of Bundles, or a slice of the patients of a Bulk export read by [`super::bulk`]) and each
 //! patient is mapped to a profile. The units run on the core's ordered parallel driver
 //! ([`medscreen_core::driver`]), so memory is bounded and the output is the same at any thread count;
-//! results are written by the core printers (through [`super::output`]) and screened patients counted
+//! results are written by the core printers (through the `output` module) and screened patients counted
 //! by the core's [`ScreenTally`].
 
 use std::collections::BTreeMap;

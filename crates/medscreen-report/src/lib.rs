@@ -24,7 +24,7 @@
 //! sees a count that suppression hid.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unnameable_types)]
 
 mod check;
 mod error;
