@@ -113,8 +113,46 @@ fn the_page_parses_as_html5_without_errors() {
 
 #[test]
 fn every_count_on_the_page_equals_the_summary_of_the_same_run() {
-    let s = summary("patients");
-    let page = counts(&report("patients", 1).html());
+    page_agrees_with_summary(&report("patients", 1).html(), &summary("patients"));
+}
+
+/// The same on a generated 100,000-record file (1% invalid), screened here through the core's batch
+/// driver, whose summary is the one `--summary` writes.
+#[test]
+fn every_count_on_the_page_equals_the_summary_on_a_generated_100k_file() {
+    use medscreen_core::batch::{self, BatchConfig, Sinks};
+    use medscreen_core::input::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.ndjson");
+    let mut profiles = Vec::new();
+    medscreen_core::generate::write_profiles(&mut profiles, 100_000, 7, 0.01).unwrap();
+    std::fs::write(&path, profiles).unwrap();
+    let engine = medscreen_core::Engine::embedded().unwrap();
+    let mut results = Vec::new();
+    let (run, error) = batch::run(
+        &engine,
+        &[Source::parse(path.to_str().unwrap())],
+        &BatchConfig::default(),
+        Sinks {
+            main: &mut results,
+            errors: None,
+        },
+    );
+    assert!(error.is_none());
+    assert_eq!(run.read, 100_000);
+    assert!(run.invalid > 0 && run.flagged > 0 && run.clear > 0);
+    let s = serde_json::to_value(&run).unwrap();
+    let mut r = Report::new(ReportOptions {
+        min_cell: 1,
+        ..ReportOptions::default()
+    });
+    r.add_results(&results[..], "results.ndjson").unwrap();
+    r.add_summary(&serde_json::to_vec(&s).unwrap()).unwrap();
+    page_agrees_with_summary(&r.html(), &s);
+}
+
+fn page_agrees_with_summary(html: &str, s: &Value) {
+    let page = counts(html);
     for field in ["read", "clear", "flagged", "invalid"] {
         assert_eq!(
             number(&page, &format!("records/{field}")),
