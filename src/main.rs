@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use medscreen::batch::{self, BatchConfig, BatchError, Mode, Sinks};
+use medscreen::batch::{self, BatchConfig, BatchError, Mode, Sinks, Summary};
 use medscreen::input::Source;
 use medscreen::output::explain::Explained;
 use medscreen::output::{self, Detail, Format, OutputOptions};
@@ -245,6 +245,9 @@ struct ScreenArgs {
     from: FromArg,
     #[command(flatten)]
     fhir: FhirArgs,
+    /// Also write the run's population report (one HTML page, as `medscreen report` makes) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -394,6 +397,7 @@ fn main() -> ExitCode {
                 detail,
                 from,
                 fhir,
+                report,
             } = args;
             let opts = OutputOptions {
                 format: format(common.format),
@@ -404,7 +408,13 @@ fn main() -> ExitCode {
                 min_severity: min_severity.into(),
                 show_input: common.inputs.len() > 1,
             };
-            if from == FromArg::Fhir {
+            if report.is_some() && (from == FromArg::Fhir || opts.format != Format::Ndjson) {
+                // The page is made from the NDJSON results as they are written.
+                eprintln!(
+                    "error: `--report` goes with native input and the default `--format ndjson`\n  help: write the results with `-o FILE`, then run `medscreen report FILE`"
+                );
+                EXIT_USAGE
+            } else if from == FromArg::Fhir {
                 fhir::screen(common, fhir, opts, fail_on.map(Severity::from))
             } else if let Some(flag) = fhir.given() {
                 // Silently ignoring it would screen with a setting the user believes is in force.
@@ -413,7 +423,13 @@ fn main() -> ExitCode {
                 );
                 EXIT_USAGE
             } else {
-                run_batch(common, Mode::Screen, opts, fail_on.map(Severity::from))
+                run_batch(
+                    common,
+                    Mode::Screen,
+                    opts,
+                    fail_on.map(Severity::from),
+                    report,
+                )
             }
         }
         Command::FhirProfile(args) => fhir::profile(args),
@@ -424,7 +440,7 @@ fn main() -> ExitCode {
                 show_input: common.inputs.len() > 1,
                 ..OutputOptions::default()
             };
-            run_batch(common, Mode::Validate, opts, None)
+            run_batch(common, Mode::Validate, opts, None, None)
         }
         Command::Explain { input, rules } => explain(&input, rules.as_deref()),
         Command::Rules { command } => rules_command(command),
@@ -746,8 +762,14 @@ fn create(path: &Path) -> Result<BufWriter<File>, u8> {
         })
 }
 
-fn run_batch(args: CommonArgs, mode: Mode, output: OutputOptions, fail_on: Option<Severity>) -> u8 {
-    match try_run_batch(args, mode, output, fail_on) {
+fn run_batch(
+    args: CommonArgs,
+    mode: Mode,
+    output: OutputOptions,
+    fail_on: Option<Severity>,
+    report: Option<PathBuf>,
+) -> u8 {
+    match try_run_batch(args, mode, output, fail_on, report) {
         Ok(code) | Err(code) => code,
     }
 }
@@ -757,6 +779,7 @@ fn try_run_batch(
     mode: Mode,
     output: OutputOptions,
     fail_on: Option<Severity>,
+    report: Option<PathBuf>,
 ) -> Result<u8, u8> {
     let engine = load(args.rules.as_deref())?;
     let sources: Vec<Source> = if args.inputs.is_empty() {
@@ -793,6 +816,7 @@ fn try_run_batch(
         ("--output", args.output.as_deref()),
         ("--errors", args.errors.as_deref()),
         ("--summary", args.summary.as_deref()),
+        ("--report", report.as_deref()),
     ]
     .into_iter()
     .filter_map(|(flag, p)| p.map(|p| (flag, p)))
@@ -827,11 +851,35 @@ fn try_run_batch(
         Some(p) => Some(create(p)?),
         None => None,
     };
-    let sinks = Sinks {
-        main,
-        errors: errors_file.as_mut().map(|f| f as &mut (dyn Write + Send)),
+    // With `--report`, every result is also counted on its way out.
+    let page = report.as_ref().map(|_| {
+        std::sync::Mutex::new(medscreen_report::Report::new(
+            medscreen_report::ReportOptions::default(),
+        ))
+    });
+    let (summary, error, tees) = match &page {
+        Some(page) => {
+            let mut main = medscreen_report::Tee::new(main, page);
+            let mut errors = errors_file
+                .as_mut()
+                .map(|f| medscreen_report::Tee::new(f, page));
+            let sinks = Sinks {
+                main: &mut main,
+                errors: errors.as_mut().map(|f| f as &mut (dyn Write + Send)),
+            };
+            let (summary, error) = batch::run(&engine, &sources, &cfg, sinks);
+            let tees = [Some(main.finish()), errors.map(|e| e.finish())];
+            (summary, error, tees)
+        }
+        None => {
+            let sinks = Sinks {
+                main,
+                errors: errors_file.as_mut().map(|f| f as &mut (dyn Write + Send)),
+            };
+            let (summary, error) = batch::run(&engine, &sources, &cfg, sinks);
+            (summary, error, [None, None])
+        }
     };
-    let (summary, error) = batch::run(&engine, &sources, &cfg, sinks);
     if let Some(BatchError::Output(e)) = &error
         && e.kind() == io::ErrorKind::BrokenPipe
     {
@@ -842,6 +890,9 @@ fn try_run_batch(
     }
     if let Some(path) = &args.summary {
         write_summary(path, &summary)?;
+    }
+    if let (Some(path), Some(page)) = (&report, page) {
+        write_report(path, page, &summary, tees)?;
     }
     if let Some(e) = error {
         eprintln!("error: {e}");
@@ -1036,4 +1087,39 @@ fn report(args: ReportArgs) -> u8 {
             EXIT_USAGE
         }
     }
+}
+
+/// `screen --report`: the page of the results counted on their way out, with the run's summary.
+fn write_report(
+    path: &Path,
+    page: std::sync::Mutex<medscreen_report::Report>,
+    summary: &Summary,
+    tees: [Option<io::Result<Option<medscreen_report::ReportError>>>; 2],
+) -> Result<(), u8> {
+    for tee in tees.into_iter().flatten() {
+        match tee {
+            Ok(None) => {}
+            Ok(Some(e)) => {
+                eprintln!("error: the report was not written: {e}");
+                return Err(EXIT_USAGE);
+            }
+            Err(e) => {
+                eprintln!("error: cannot write the results: {e}");
+                return Err(EXIT_USAGE);
+            }
+        }
+    }
+    let mut page = page
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let added = serde_json::to_vec(summary)
+        .map_err(|e| e.to_string())
+        .and_then(|json| page.add_summary(&json).map_err(|e| e.to_string()));
+    let file = create(path)?;
+    added
+        .and_then(|()| page.write_html(file).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            eprintln!("error: the report was not written: {e}");
+            EXIT_USAGE
+        })
 }

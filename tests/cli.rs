@@ -611,3 +611,62 @@ fn report_writes_one_page_from_results_and_refuses_what_is_not_a_result() {
     assert!(stderr(&out).contains("`-` line 1"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("p-991"));
 }
+
+#[test]
+fn screen_report_writes_the_page_report_makes_from_the_same_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let out = run(
+        &[
+            "screen",
+            "-q",
+            "fixtures/patients.ndjson",
+            "--errors",
+            &path("invalid.ndjson"),
+            "-o",
+            &path("results.ndjson"),
+            "--summary",
+            &path("run.json"),
+            "--report",
+            &path("during.html"),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let out = run(
+        &[
+            "report",
+            &path("results.ndjson"),
+            &path("invalid.ndjson"),
+            "--summary",
+            &path("run.json"),
+            "-o",
+            &path("after.html"),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The same page, but for the files `report` names as what it read.
+    let page = |name: &str| {
+        let html = std::fs::read_to_string(dir.path().join(name)).expect("page");
+        let start = html.find("<dt>Results read</dt>").expect("provenance");
+        let end = start + html[start..].find("</dd>").expect("its value");
+        format!("{}{}", &html[..start], &html[end..])
+    };
+    assert_eq!(page("during.html"), page("after.html"));
+    // Only native NDJSON is counted as it is written.
+    let out = run(
+        &[
+            "screen",
+            "-q",
+            "fixtures/patients.ndjson",
+            "--format",
+            "csv",
+            "--report",
+            &path("x.html"),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("`--report`"), "{}", stderr(&out));
+}
