@@ -826,6 +826,9 @@ fn try_run_batch(
         .threads
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let page = report
+        .as_ref()
+        .map(|_| std::sync::Arc::new(PageObserver::default()));
     let cfg = BatchConfig {
         threads,
         max_record_bytes: args.max_record_bytes,
@@ -834,6 +837,10 @@ fn try_run_batch(
         fail_on,
         progress: !args.quiet,
         duplicate_check_limit: args.duplicate_check_limit,
+        // With `--report`, every result is also counted as it is written, with its profile's age and sex.
+        observer: page
+            .clone()
+            .map(|p| p as std::sync::Arc<dyn batch::Observer>),
     };
     let mut main_file;
     let mut stdout_buffered;
@@ -851,35 +858,11 @@ fn try_run_batch(
         Some(p) => Some(create(p)?),
         None => None,
     };
-    // With `--report`, every result is also counted on its way out.
-    let page = report.as_ref().map(|_| {
-        std::sync::Mutex::new(medscreen_report::Report::new(
-            medscreen_report::ReportOptions::default(),
-        ))
-    });
-    let (summary, error, tees) = match &page {
-        Some(page) => {
-            let mut main = medscreen_report::Tee::new(main, page);
-            let mut errors = errors_file
-                .as_mut()
-                .map(|f| medscreen_report::Tee::new(f, page));
-            let sinks = Sinks {
-                main: &mut main,
-                errors: errors.as_mut().map(|f| f as &mut (dyn Write + Send)),
-            };
-            let (summary, error) = batch::run(&engine, &sources, &cfg, sinks);
-            let tees = [Some(main.finish()), errors.map(|e| e.finish())];
-            (summary, error, tees)
-        }
-        None => {
-            let sinks = Sinks {
-                main,
-                errors: errors_file.as_mut().map(|f| f as &mut (dyn Write + Send)),
-            };
-            let (summary, error) = batch::run(&engine, &sources, &cfg, sinks);
-            (summary, error, [None, None])
-        }
+    let sinks = Sinks {
+        main,
+        errors: errors_file.as_mut().map(|f| f as &mut (dyn Write + Send)),
     };
+    let (summary, error) = batch::run(&engine, &sources, &cfg, sinks);
     if let Some(BatchError::Output(e)) = &error
         && e.kind() == io::ErrorKind::BrokenPipe
     {
@@ -892,7 +875,7 @@ fn try_run_batch(
         write_summary(path, &summary)?;
     }
     if let (Some(path), Some(page)) = (&report, page) {
-        write_report(path, page, &summary, tees)?;
+        write_report(path, &page, &summary)?;
     }
     if let Some(e) = error {
         eprintln!("error: {e}");
@@ -1089,35 +1072,60 @@ fn report(args: ReportArgs) -> u8 {
     }
 }
 
-/// `screen --report`: the page of the results counted on their way out, with the run's summary.
-fn write_report(
-    path: &Path,
-    page: std::sync::Mutex<medscreen_report::Report>,
-    summary: &Summary,
-    tees: [Option<io::Result<Option<medscreen_report::ReportError>>>; 2],
-) -> Result<(), u8> {
-    for tee in tees.into_iter().flatten() {
-        match tee {
-            Ok(None) => {}
-            Ok(Some(e)) => {
-                eprintln!("error: the report was not written: {e}");
-                return Err(EXIT_USAGE);
-            }
-            Err(e) => {
-                eprintln!("error: cannot write the results: {e}");
-                return Err(EXIT_USAGE);
-            }
+/// `screen --report`: the report that the batch workers feed, one result at a time.
+#[derive(Default)]
+struct PageObserver {
+    page: std::sync::Mutex<PageState>,
+}
+
+struct PageState {
+    report: medscreen_report::Report,
+    /// The first result that could not be counted (it cannot happen with NDJSON output, which is all
+    /// `--report` accepts; kept rather than lost if it does).
+    error: Option<medscreen_report::ReportError>,
+}
+
+impl Default for PageState {
+    fn default() -> Self {
+        PageState {
+            report: medscreen_report::Report::new(medscreen_report::ReportOptions::default()),
+            error: None,
         }
     }
-    let mut page = page
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+}
+
+impl batch::Observer for PageObserver {
+    fn result(&self, written: &[u8], profile: Option<&medscreen::Profile>) {
+        let line = written.strip_suffix(b"\n").unwrap_or(written);
+        let demographics = profile.map(medscreen_report::Demographics::from_profile);
+        let mut state = match self.page.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if state.error.is_none()
+            && let Err(e) = state.report.add_result(line, demographics)
+        {
+            state.error = Some(e);
+        }
+    }
+}
+
+/// Writes the page of `screen --report`, with the run's summary.
+fn write_report(path: &Path, page: &PageObserver, summary: &Summary) -> Result<(), u8> {
+    let mut state = match page.page.lock() {
+        Ok(state) => state,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(e) = state.error.take() {
+        eprintln!("error: the report was not written: {e}");
+        return Err(EXIT_USAGE);
+    }
     let added = serde_json::to_vec(summary)
         .map_err(|e| e.to_string())
-        .and_then(|json| page.add_summary(&json).map_err(|e| e.to_string()));
+        .and_then(|json| state.report.add_summary(&json).map_err(|e| e.to_string()));
     let file = create(path)?;
     added
-        .and_then(|()| page.write_html(file).map_err(|e| e.to_string()))
+        .and_then(|()| state.report.write_html(file).map_err(|e| e.to_string()))
         .map_err(|e| {
             eprintln!("error: the report was not written: {e}");
             EXIT_USAGE

@@ -646,14 +646,29 @@ fn screen_report_writes_the_page_report_makes_from_the_same_results() {
         b"",
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    // The same page, but for the files `report` names as what it read.
+    // The same page, but for the files `report` names as what it read, and the age and sex that only
+    // the run itself has (results do not carry them).
+    let cut = |html: &str, from: &str, to: &str| {
+        let start = html.find(from).expect(from);
+        let end = start + html[start..].find(to).expect(to);
+        (
+            format!("{}{}", &html[..start], &html[end..]),
+            html[start..end].to_owned(),
+        )
+    };
     let page = |name: &str| {
         let html = std::fs::read_to_string(dir.path().join(name)).expect("page");
-        let start = html.find("<dt>Results read</dt>").expect("provenance");
-        let end = start + html[start..].find("</dd>").expect("its value");
-        format!("{}{}", &html[..start], &html[end..])
+        let (html, _) = cut(&html, "<dt>Results read</dt>", "</dd>");
+        cut(&html, "<section id=\"demographics\">", "</section>")
     };
-    assert_eq!(page("during.html"), page("after.html"));
+    let (during, demographics) = page("during.html");
+    let (after, none) = page("after.html");
+    assert_eq!(during, after);
+    assert!(
+        demographics.contains("data-key=\"demographics\""),
+        "{demographics}"
+    );
+    assert!(none.contains("Not available"), "{none}");
     // Only native NDJSON is counted as it is written.
     let out = run(
         &[

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use crate::driver::{self, Feed};
 use crate::engine::Engine;
 use crate::input::{self, Hint, ItemKind, Source, Splitter};
 use crate::output::{self, OutputOptions, Reported, Stream};
+use crate::profile::Profile;
 use crate::schema::{Problem, ProblemCode};
 use crate::severity::Severity;
 use crate::tally::ScreenTally;
@@ -54,6 +56,23 @@ pub struct BatchConfig {
     pub duplicate_check_limit: usize,
     /// Show progress on standard error.
     pub progress: bool,
+    /// Called by the workers with each record's result as written (its bytes in the output format,
+    /// newline included) and, when the record was a valid profile, the profile: the population report
+    /// counts what it needs (age, sex) without keeping records. Called from several threads, in no
+    /// particular order.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// What [`BatchConfig::observer`] is given for each record.
+pub trait Observer: Send + Sync {
+    /// One record's result as written, and its profile if it was valid.
+    fn result(&self, written: &[u8], profile: Option<&Profile>);
+}
+
+impl std::fmt::Debug for dyn Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl Default for BatchConfig {
@@ -66,6 +85,7 @@ impl Default for BatchConfig {
             fail_on: None,
             duplicate_check_limit: 1_000_000,
             progress: false,
+            observer: None,
         }
     }
 }
@@ -421,6 +441,7 @@ fn process(
                     }
                 }
                 let out = if divert { &mut errors } else { &mut main };
+                let start = out.len();
                 output::invalid_at(
                     opts,
                     out,
@@ -430,6 +451,9 @@ fn process(
                     id.as_deref(),
                     &problems,
                 );
+                if let (Some(o), Some(written)) = (&cfg.observer, out.get(start..)) {
+                    o.result(written, None);
+                }
             }
             Ok(profile) => {
                 st.ids
@@ -440,6 +464,7 @@ fn process(
                     continue;
                 }
                 let s = engine.screen_with(&profile, &mut cache);
+                let start = main.len();
                 st.screened
                     .add(&Reported::new(&s, opts.min_severity), cfg.fail_on);
                 output::screened_at(
@@ -451,6 +476,9 @@ fn process(
                     &s,
                     &output::NoAnnotation,
                 );
+                if let (Some(o), Some(written)) = (&cfg.observer, main.get(start..)) {
+                    o.result(written, Some(&profile));
+                }
             }
         }
     }

@@ -266,3 +266,68 @@ fn driver_gives_one_result_per_record_and_the_same_bytes_at_any_thread_count() {
         "the generator knew the count in only {checked_known} cases"
     );
 }
+
+/// The observer (what `screen --report` counts from) sees every result once, exactly as written, with
+/// the profile of each valid record, whatever the thread count.
+#[test]
+fn the_observer_sees_each_result_once_as_written_with_its_profile() {
+    use medscreen_core::Profile;
+    use medscreen_core::batch::Observer;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(Vec<u8>, Option<String>)>>);
+    impl Observer for Seen {
+        fn result(&self, written: &[u8], profile: Option<&Profile>) {
+            let id = profile.map(|p| p.id.clone());
+            self.0.lock().unwrap().push((written.to_vec(), id));
+        }
+    }
+
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/patients.ndjson"
+    );
+    let engine = Engine::embedded().unwrap();
+    for threads in [1, 2, 4] {
+        let seen = Arc::new(Seen::default());
+        let cfg = BatchConfig {
+            threads,
+            observer: Some(seen.clone()),
+            ..BatchConfig::default()
+        };
+        let mut out = Vec::new();
+        let (summary, error) = batch::run(
+            &engine,
+            &[Source::parse(path)],
+            &cfg,
+            Sinks {
+                main: &mut out,
+                errors: None,
+            },
+        );
+        assert!(error.is_none());
+        let mut seen = std::mem::take(&mut *seen.0.lock().unwrap());
+        assert_eq!(seen.len() as u64, summary.read, "one call per record");
+        let valid = seen.iter().filter(|(_, id)| id.is_some()).count() as u64;
+        assert_eq!(valid, summary.clear + summary.flagged);
+        for (written, id) in &seen {
+            if let Some(id) = id {
+                let v: serde_json::Value = serde_json::from_slice(written).unwrap();
+                assert_eq!(
+                    v["id"].as_str(),
+                    Some(id.as_str()),
+                    "the profile of that result"
+                );
+            }
+        }
+        let mut lines: Vec<Vec<u8>> = out
+            .split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut written: Vec<Vec<u8>> = seen.drain(..).map(|(w, _)| w).collect();
+        lines.sort();
+        written.sort();
+        assert_eq!(written, lines, "what the observer saw is what was written");
+    }
+}

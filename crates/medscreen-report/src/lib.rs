@@ -32,13 +32,11 @@ mod html;
 mod summary;
 mod suppress;
 mod tally;
-mod tee;
 
 use std::io::{BufRead, Read as _, Write};
 
 pub use error::{ErrorCode, ReportError};
 pub use tally::Demographics;
-pub use tee::Tee;
 
 use summary::RunSummary;
 use tally::{NotAResult, Scratch, Tally};
