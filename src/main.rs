@@ -826,9 +826,11 @@ fn try_run_batch(
         .threads
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let page = report
-        .as_ref()
-        .map(|_| std::sync::Arc::new(PageObserver::default()));
+    let page = report.as_ref().map(|_| {
+        std::sync::Arc::new(medscreen_report::Collector::new(
+            medscreen_report::ReportOptions::default(),
+        ))
+    });
     let cfg = BatchConfig {
         threads,
         max_record_bytes: args.max_record_bytes,
@@ -1072,62 +1074,20 @@ fn report(args: ReportArgs) -> u8 {
     }
 }
 
-/// `screen --report`: the report that the batch workers feed, one result at a time.
-#[derive(Default)]
-struct PageObserver {
-    page: std::sync::Mutex<PageState>,
-}
-
-struct PageState {
-    report: medscreen_report::Report,
-    /// The first result that could not be counted (it cannot happen with NDJSON output, which is all
-    /// `--report` accepts; kept rather than lost if it does).
-    error: Option<medscreen_report::ReportError>,
-}
-
-impl Default for PageState {
-    fn default() -> Self {
-        PageState {
-            report: medscreen_report::Report::new(medscreen_report::ReportOptions::default()),
-            error: None,
-        }
-    }
-}
-
-impl batch::Observer for PageObserver {
-    fn result(&self, written: &[u8], profile: Option<&medscreen::Profile>) {
-        let line = written.strip_suffix(b"\n").unwrap_or(written);
-        let demographics = profile.map(medscreen_report::Demographics::from_profile);
-        let mut state = match self.page.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if state.error.is_none()
-            && let Err(e) = state.report.add_result(line, demographics)
-        {
-            state.error = Some(e);
-        }
-    }
-}
-
 /// Writes the page of `screen --report`, with the run's summary.
-fn write_report(path: &Path, page: &PageObserver, summary: &Summary) -> Result<(), u8> {
-    let mut state = match page.page.lock() {
-        Ok(state) => state,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if let Some(e) = state.error.take() {
+fn write_report(
+    path: &Path,
+    page: &medscreen_report::Collector,
+    summary: &Summary,
+) -> Result<(), u8> {
+    let refused = |e: String| {
         eprintln!("error: the report was not written: {e}");
-        return Err(EXIT_USAGE);
-    }
-    let added = serde_json::to_vec(summary)
+        EXIT_USAGE
+    };
+    let report = serde_json::to_vec(summary)
         .map_err(|e| e.to_string())
-        .and_then(|json| state.report.add_summary(&json).map_err(|e| e.to_string()));
+        .and_then(|json| page.finish(&json).map_err(|e| e.to_string()))
+        .map_err(refused)?;
     let file = create(path)?;
-    added
-        .and_then(|()| state.report.write_html(file).map_err(|e| e.to_string()))
-        .map_err(|e| {
-            eprintln!("error: the report was not written: {e}");
-            EXIT_USAGE
-        })
+    report.write_html(file).map_err(|e| refused(e.to_string()))
 }

@@ -27,6 +27,7 @@
 #![warn(missing_docs, unnameable_types)]
 
 mod check;
+mod collect;
 mod error;
 mod html;
 mod summary;
@@ -35,6 +36,7 @@ mod tally;
 
 use std::io::{BufRead, Read as _, Write};
 
+pub use collect::Collector;
 pub use error::{ErrorCode, ReportError};
 pub use tally::Demographics;
 
