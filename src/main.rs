@@ -1026,52 +1026,44 @@ fn write_summary<T: serde::Serialize>(path: &Path, summary: &T) -> Result<(), u8
 
 /// `medscreen report`: the HTML page of a run from its results.
 fn report(args: ReportArgs) -> u8 {
+    match try_report(args) {
+        Ok(()) => 0,
+        Err(code) => code,
+    }
+}
+
+fn try_report(args: ReportArgs) -> Result<(), u8> {
     use medscreen::input::Source;
     use medscreen_report::{Report, ReportOptions};
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        EXIT_USAGE
+    };
     let mut report = Report::new(ReportOptions {
         min_cell: args.min_cell,
         ..ReportOptions::default()
     });
     for name in &args.results {
         let source = Source::parse(name);
-        let reader = match source.open() {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: cannot read `{name}`: {e}");
-                return EXIT_USAGE;
-            }
-        };
-        if let Err(e) = report.add_results(reader, &source.name()) {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+        let reader = source
+            .open()
+            .map_err(|e| fail(format!("cannot read `{name}`: {e}")))?;
+        report
+            .add_results(reader, &source.name())
+            .map_err(|e| fail(e.to_string()))?;
     }
     if let Some(path) = &args.summary {
-        let added = std::fs::read(path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
-            .and_then(|bytes| report.add_summary(&bytes).map_err(|e| e.to_string()));
-        if let Err(e) = added {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| fail(format!("cannot read `{}`: {e}", path.display())))?;
+        report
+            .add_summary(&bytes)
+            .map_err(|e| fail(e.to_string()))?;
     }
     let written = match &args.output {
-        Some(path) => File::create(path).map_err(|e| e.to_string()).and_then(|f| {
-            report
-                .write_html(BufWriter::new(f))
-                .map_err(|e| e.to_string())
-        }),
-        None => report
-            .write_html(io::stdout().lock())
-            .map_err(|e| e.to_string()),
+        Some(path) => report.write_html(create(path)?),
+        None => report.write_html(io::stdout().lock()),
     };
-    match written {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: cannot write the report: {e}");
-            EXIT_USAGE
-        }
-    }
+    written.map_err(|e| fail(format!("cannot write the report: {e}")))
 }
 
 /// Writes the page of `screen --report`, with the run's summary.
