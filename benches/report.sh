@@ -38,4 +38,7 @@ echo "| command | reads | wall | MB/s read | peak RSS |"
 echo "|---|---|---|---|---|"
 measure "medscreen validate --threads 2 (profiles)" "$work/profiles.ndjson" "$bin" validate -q --threads 2 -o /dev/null "$work/profiles.ndjson"
 measure "medscreen validate --threads 1 (profiles)" "$work/profiles.ndjson" "$bin" validate -q --threads 1 -o /dev/null "$work/profiles.ndjson"
-measure "medscreen report (results, one thread)" "$work/results.ndjson" "$bin" report "$work/results.ndjson" --summary "$work/run.json" -o "$work/report.html"
+measure "medscreen report --threads 2 (results)" "$work/results.ndjson" "$bin" report --threads 2 "$work/results.ndjson" --summary "$work/run.json" -o "$work/report.html"
+measure "medscreen report --threads 1 (results)" "$work/results.ndjson" "$bin" report --threads 1 "$work/results.ndjson" --summary "$work/run.json" -o "$work/report1.html"
+# The page must not depend on the number of threads.
+cmp -s "$work/report.html" "$work/report1.html" || { echo "report differs between 1 and 2 threads" >&2; exit 1; }

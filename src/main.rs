@@ -110,6 +110,9 @@ struct ReportArgs {
     /// Write the page to FILE instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Threads that count results (default: the number of CPUs); the page is the same whatever the number.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
 }
 
 #[derive(Args)]
@@ -248,6 +251,10 @@ struct ScreenArgs {
     /// Also write the run's population report (one HTML page, as `medscreen report` makes) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// With `--report`: counts from 1 to N-1 are shown as `<N`, with complementary suppression (1 shows
+    /// every count).
+    #[arg(long, default_value_t = 11, requires = "report", value_parser = clap::value_parser!(u64).range(1..))]
+    min_cell: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -398,6 +405,7 @@ fn main() -> ExitCode {
                 from,
                 fhir,
                 report,
+                min_cell,
             } = args;
             let opts = OutputOptions {
                 format: format(common.format),
@@ -428,7 +436,7 @@ fn main() -> ExitCode {
                     Mode::Screen,
                     opts,
                     fail_on.map(Severity::from),
-                    report,
+                    report.map(|path| ReportTo { path, min_cell }),
                 )
             }
         }
@@ -762,12 +770,18 @@ fn create(path: &Path) -> Result<BufWriter<File>, u8> {
         })
 }
 
+/// `screen --report`: where the page goes and its small-cell threshold.
+struct ReportTo {
+    path: PathBuf,
+    min_cell: u64,
+}
+
 fn run_batch(
     args: CommonArgs,
     mode: Mode,
     output: OutputOptions,
     fail_on: Option<Severity>,
-    report: Option<PathBuf>,
+    report: Option<ReportTo>,
 ) -> u8 {
     match try_run_batch(args, mode, output, fail_on, report) {
         Ok(code) | Err(code) => code,
@@ -779,7 +793,7 @@ fn try_run_batch(
     mode: Mode,
     output: OutputOptions,
     fail_on: Option<Severity>,
-    report: Option<PathBuf>,
+    report: Option<ReportTo>,
 ) -> Result<u8, u8> {
     let engine = load(args.rules.as_deref())?;
     let sources: Vec<Source> = if args.inputs.is_empty() {
@@ -816,7 +830,7 @@ fn try_run_batch(
         ("--output", args.output.as_deref()),
         ("--errors", args.errors.as_deref()),
         ("--summary", args.summary.as_deref()),
-        ("--report", report.as_deref()),
+        ("--report", report.as_ref().map(|r| r.path.as_path())),
     ]
     .into_iter()
     .filter_map(|(flag, p)| p.map(|p| (flag, p)))
@@ -826,9 +840,12 @@ fn try_run_batch(
         .threads
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let page = report.as_ref().map(|_| {
+    let page = report.as_ref().map(|r| {
         std::sync::Arc::new(medscreen_report::Collector::new(
-            medscreen_report::ReportOptions::default(),
+            medscreen_report::ReportOptions {
+                min_cell: r.min_cell,
+                ..medscreen_report::ReportOptions::default()
+            },
         ))
     });
     let cfg = BatchConfig {
@@ -876,8 +893,8 @@ fn try_run_batch(
     if let Some(path) = &args.summary {
         write_summary(path, &summary)?;
     }
-    if let (Some(path), Some(page)) = (&report, page) {
-        write_report(path, &page, &summary)?;
+    if let (Some(r), Some(page)) = (&report, page) {
+        write_report(&r.path, &page, &summary)?;
     }
     if let Some(e) = error {
         eprintln!("error: {e}");
@@ -1039,8 +1056,23 @@ fn try_report(args: ReportArgs) -> Result<(), u8> {
         eprintln!("error: {e}");
         EXIT_USAGE
     };
+    // The page is written last, but creating it must not truncate a file still to be read.
+    let inputs: Vec<PathBuf> = args
+        .results
+        .iter()
+        .filter_map(|name| match Source::parse(name) {
+            Source::File(p) => Some(p),
+            Source::Stdin => None,
+        })
+        .chain(args.summary.clone())
+        .collect();
+    if let Some(out) = &args.output {
+        let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+        refuse_overwriting(&inputs, &[("--output", out)])?;
+    }
     let mut report = Report::new(ReportOptions {
         min_cell: args.min_cell,
+        threads: args.threads.map_or(0, usize::from),
         ..ReportOptions::default()
     });
     for name in &args.results {

@@ -605,6 +605,41 @@ fn report_writes_one_page_from_results_and_refuses_what_is_not_a_result() {
         !html.contains("<script src") && !html.contains("<link"),
         "nothing loaded from anywhere"
     );
+    // The page is the same whatever the number of threads that count.
+    let one = dir.path().join("one-thread.html");
+    let out = run(
+        &[
+            "report",
+            "--threads",
+            "1",
+            results.to_str().expect("utf-8"),
+            "--summary",
+            summary.to_str().expect("utf-8"),
+            "-o",
+            one.to_str().expect("utf-8"),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&one).expect("page"), html.as_bytes());
+    // The page cannot be written over a file it reads.
+    let before = std::fs::read(&results).expect("results");
+    for input in [&results, &summary] {
+        let out = run(
+            &[
+                "report",
+                results.to_str().expect("utf-8"),
+                "--summary",
+                summary.to_str().expect("utf-8"),
+                "-o",
+                input.to_str().expect("utf-8"),
+            ],
+            b"",
+        );
+        assert_eq!(code(&out), 2);
+        assert!(stderr(&out).contains("is the input"), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read(&results).expect("results"), before);
     // A line that is not a result: named by input and line, never echoed.
     let out = run(&["report", "-"], b"{\"secret\":\"p-991\"}\n");
     assert_eq!(code(&out), 2);
@@ -669,6 +704,42 @@ fn screen_report_writes_the_page_report_makes_from_the_same_results() {
         "{demographics}"
     );
     assert!(none.contains("Not available"), "{none}");
+    // `--min-cell` goes with `--report`, and changes what the page hides.
+    let small_cells = |name: &str| {
+        let html = std::fs::read_to_string(dir.path().join(name)).expect("page");
+        html.matches("&lt;11").count()
+    };
+    assert!(
+        small_cells("during.html") > 0,
+        "the fixtures have small counts"
+    );
+    let out = run(
+        &[
+            "screen",
+            "-q",
+            "fixtures/patients.ndjson",
+            "-o",
+            &path("again.ndjson"),
+            "--report",
+            &path("every-count.html"),
+            "--min-cell",
+            "1",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(small_cells("every-count.html"), 0);
+    let out = run(
+        &[
+            "screen",
+            "-q",
+            "fixtures/patients.ndjson",
+            "--min-cell",
+            "5",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 2, "--min-cell without --report is refused");
     // Only native NDJSON is counted as it is written.
     let out = run(
         &[

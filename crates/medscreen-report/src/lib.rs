@@ -41,7 +41,7 @@ pub use error::{ErrorCode, ReportError};
 pub use tally::Demographics;
 
 use summary::RunSummary;
-use tally::{NotAResult, Scratch, Tally};
+use tally::{Merge as _, NotAResult, Scratch, Tally};
 
 /// Longest result line read; a longer line is refused rather than held in memory.
 pub const MAX_LINE_BYTES: usize = 64 << 20;
@@ -54,6 +54,8 @@ pub struct ReportOptions {
     pub min_cell: u64,
     /// The page's title.
     pub title: String,
+    /// Threads that count results files (0: one per CPU). The page is the same whatever the number.
+    pub threads: usize,
 }
 
 impl Default for ReportOptions {
@@ -61,6 +63,7 @@ impl Default for ReportOptions {
         ReportOptions {
             min_cell: 11,
             title: "medscreen population report".to_owned(),
+            threads: 0,
         }
     }
 }
@@ -88,43 +91,68 @@ impl Report {
         }
     }
 
-    /// Reads a file of NDJSON results, one line at a time; `name` names it in errors and on the page.
+    /// Reads a file of NDJSON results; `name` names it in errors and on the page.
     ///
-    /// A line that is not a medscreen result stops the reading with an error naming the file and the
-    /// line, never the line's content. Counts of the lines before it are kept.
-    pub fn add_results<R: BufRead>(
+    /// The file is cut into chunks of whole lines that worker threads ([`ReportOptions::threads`])
+    /// count while the next chunks are read; the chunks' counts are merged in file order, so the page
+    /// does not depend on the number of threads. A line that is not a medscreen result stops the
+    /// reading with an error naming the file and the line, never the line's content; counts of the
+    /// lines before it are kept.
+    pub fn add_results<R: BufRead + Send>(
         &mut self,
         mut reader: R,
         name: &str,
     ) -> Result<(), ReportError> {
-        let mut buf = Vec::new();
-        let (mut n, mut bytes) = (0u64, 0u64);
-        loop {
-            buf.clear();
-            let got = (&mut reader)
-                .take(MAX_LINE_BYTES as u64 + 1)
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| ReportError::io(format!("`{name}` line {}: cannot read", n + 1), e))?;
-            if got == 0 {
-                break;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.opts.threads)
+            .thread_name(|i| format!("medscreen-report-{i}"))
+            .build()
+            .map_err(|e| {
+                ReportError::new(
+                    ErrorCode::Io,
+                    format!("cannot start the report's worker threads: {e}"),
+                    "pass a smaller `--threads`",
+                )
+            })?;
+        // Enough chunks in flight to keep every worker busy while the next ones are read.
+        let per_batch = 2 * pool.current_num_threads();
+        let mut reading = Reading {
+            name,
+            lines: 0,
+            bytes: 0,
+        };
+        let mut batch = reading.batch(&mut reader, per_batch);
+        let outcome = pool.install(|| {
+            loop {
+                let (chunks, end) = batch;
+                let (next, counted) = rayon::join(
+                    || match end {
+                        End::More => reading.batch(&mut reader, per_batch),
+                        End::Eof | End::Failed(_) => (Vec::new(), End::Eof),
+                    },
+                    || {
+                        use rayon::prelude::*;
+                        chunks.par_iter().map(Chunk::count).collect::<Vec<_>>()
+                    },
+                );
+                for (tally, failed) in counted {
+                    self.tally.merge(tally);
+                    if let Some((line, why)) = failed {
+                        return Err(not_a_result(&format!("`{name}` line {line}"), why));
+                    }
+                }
+                match end {
+                    End::More => batch = next,
+                    End::Eof => return Ok(()),
+                    End::Failed(e) => return Err(e),
+                }
             }
-            n += 1;
-            bytes += got as u64;
-            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            if line.len() > MAX_LINE_BYTES {
-                return Err(ReportError::new(
-                    ErrorCode::LineTooLong,
-                    format!("`{name}` line {n}: longer than {MAX_LINE_BYTES} bytes"),
-                    "medscreen's result lines are far shorter; is this a results file?",
-                ));
-            }
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            self.tally
-                .add(line, None, &mut self.scratch)
-                .map_err(|why| not_a_result(&format!("`{name}` line {n}"), why))?;
-        }
+        });
+        outcome?;
         if self.tally.inputs.len() < tally::MAX_INPUTS {
-            self.tally.inputs.push((name.to_owned(), n, bytes));
+            self.tally
+                .inputs
+                .push((name.to_owned(), reading.lines, reading.bytes));
         } else {
             self.tally.inputs_dropped += 1;
         }
@@ -192,4 +220,219 @@ fn not_a_result(subject: &str, why: NotAResult) -> ReportError {
         format!("{subject}: not a medscreen result: {what}"),
         "`medscreen report` reads the NDJSON results of `medscreen screen` (the default format)",
     )
+}
+
+/// Bytes of results a worker counts at a time (whole lines, so a chunk can be a little longer).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Where the reading of one results file stopped.
+enum End {
+    /// Lines remain.
+    More,
+    /// The file is read.
+    Eof,
+    /// The file cannot be read past this point (the chunks before it are counted first).
+    Failed(ReportError),
+}
+
+/// Whole result lines, each ending with `\n` except perhaps the file's last.
+struct Chunk {
+    /// Line number (from 1) of the first line.
+    first_line: u64,
+    data: Vec<u8>,
+}
+
+/// The reading of one results file: lines and bytes so far.
+struct Reading<'n> {
+    name: &'n str,
+    lines: u64,
+    bytes: u64,
+}
+
+impl Reading<'_> {
+    /// Up to `n` chunks, and why the reading stopped there.
+    fn batch<R: BufRead>(&mut self, reader: &mut R, n: usize) -> (Vec<Chunk>, End) {
+        let mut chunks = Vec::with_capacity(n);
+        while chunks.len() < n {
+            let (chunk, end) = self.chunk(reader);
+            if !chunk.data.is_empty() {
+                chunks.push(chunk);
+            }
+            if !matches!(end, End::More) {
+                return (chunks, end);
+            }
+        }
+        (chunks, End::More)
+    }
+
+    fn chunk<R: BufRead>(&mut self, reader: &mut R) -> (Chunk, End) {
+        let mut chunk = Chunk {
+            first_line: self.lines + 1,
+            data: Vec::with_capacity(CHUNK_BYTES + (CHUNK_BYTES >> 2)),
+        };
+        while chunk.data.len() < CHUNK_BYTES {
+            let start = chunk.data.len();
+            let got = match reader
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut chunk.data)
+            {
+                Ok(got) => got,
+                Err(e) => {
+                    chunk.data.truncate(start);
+                    let what = format!("`{}` line {}: cannot read", self.name, self.lines + 1);
+                    return (chunk, End::Failed(ReportError::io(what, e)));
+                }
+            };
+            if got == 0 {
+                return (chunk, End::Eof);
+            }
+            self.lines += 1;
+            self.bytes += got as u64;
+            let line = chunk.data.get(start..).unwrap_or_default();
+            if line.strip_suffix(b"\n").unwrap_or(line).len() > MAX_LINE_BYTES {
+                chunk.data.truncate(start);
+                let e = ReportError::new(
+                    ErrorCode::LineTooLong,
+                    format!(
+                        "`{}` line {}: longer than {MAX_LINE_BYTES} bytes",
+                        self.name, self.lines
+                    ),
+                    "medscreen's result lines are far shorter; is this a results file?",
+                );
+                return (chunk, End::Failed(e));
+            }
+        }
+        (chunk, End::More)
+    }
+}
+
+impl Chunk {
+    /// The counts of the chunk's lines, and the first line that is not a result (counts stop there).
+    fn count(&self) -> (Tally, Option<(u64, NotAResult)>) {
+        let mut tally = Tally::default();
+        let mut scratch = Scratch::default();
+        let mut rest = self.data.as_slice();
+        let mut line_no = self.first_line;
+        while !rest.is_empty() {
+            let (line, next) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (
+                    rest.get(..i).unwrap_or_default(),
+                    rest.get(i + 1..).unwrap_or_default(),
+                ),
+                None => (rest, &[][..]),
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Err(why) = tally.add(line, None, &mut scratch) {
+                return (tally, Some((line_no, why)));
+            }
+            rest = next;
+            line_no += 1;
+        }
+        (tally, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::restriction, reason = "a test fails by panicking")]
+
+    use super::*;
+
+    /// The NDJSON results of `n` generated profiles (1% invalid), screened with the embedded pack.
+    fn results(n: u64) -> Vec<u8> {
+        use medscreen_core::batch::{self, BatchConfig, Sinks};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.ndjson");
+        let mut profiles = Vec::new();
+        medscreen_core::generate::write_profiles(&mut profiles, n, 11, 0.01).unwrap();
+        std::fs::write(&path, profiles).unwrap();
+        let engine = medscreen_core::Engine::embedded().unwrap();
+        let mut out = Vec::new();
+        let source = medscreen_core::input::Source::parse(path.to_str().unwrap());
+        let sinks = Sinks {
+            main: &mut out,
+            errors: None,
+        };
+        let (_, error) = batch::run(&engine, &[source], &BatchConfig::default(), sinks);
+        assert!(error.is_none());
+        out
+    }
+
+    fn page(tally: &Tally) -> String {
+        html::render(tally, None, 1, "t")
+    }
+
+    #[test]
+    fn counting_in_chunks_on_any_number_of_threads_gives_the_page_of_one_line_at_a_time() {
+        let results = results(20_000);
+        assert!(
+            results.len() > 8 * CHUNK_BYTES,
+            "the file must span many chunks"
+        );
+        let mut one_at_a_time = Tally::default();
+        let mut scratch = Scratch::default();
+        let lines: Vec<&[u8]> = results
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        for line in &lines {
+            one_at_a_time.add(line, None, &mut scratch).unwrap();
+        }
+        one_at_a_time.inputs.push((
+            "r.ndjson".to_owned(),
+            lines.len() as u64,
+            results.len() as u64,
+        ));
+        let expected = page(&one_at_a_time);
+        assert!(
+            expected.contains("BAC-CNS-BURDEN"),
+            "the page has rules, facts and pairs"
+        );
+        for threads in [1, 2, 3] {
+            let mut r = Report::new(ReportOptions {
+                threads,
+                ..ReportOptions::default()
+            });
+            r.add_results(&results[..], "r.ndjson").unwrap();
+            assert_eq!(page(&r.tally), expected, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_bad_line_in_a_later_chunk_is_named_and_the_lines_before_it_are_counted() {
+        let results = results(5_000);
+        let good: Vec<&[u8]> = results
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert!(results.len() > 3 * CHUNK_BYTES);
+        let bad_at = good.len() - 10;
+        let mut input = Vec::new();
+        for (i, line) in good.iter().enumerate() {
+            input.extend_from_slice(if i + 1 == bad_at {
+                b"{\"secret\":1}"
+            } else {
+                line
+            });
+            input.push(b'\n');
+        }
+        for threads in [1, 2] {
+            let mut r = Report::new(ReportOptions {
+                threads,
+                ..ReportOptions::default()
+            });
+            let e = r.add_results(&input[..], "r.ndjson").unwrap_err();
+            assert_eq!(e.code(), ErrorCode::NotAResult);
+            assert!(
+                e.message()
+                    .starts_with(&format!("`r.ndjson` line {bad_at}: ")),
+                "{e}"
+            );
+            assert_eq!(
+                r.tally.read,
+                bad_at as u64 - 1,
+                "the lines before it are counted"
+            );
+        }
+    }
 }

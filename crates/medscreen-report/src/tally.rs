@@ -7,9 +7,11 @@
 //! inputs, evidence values and skip reasons are never kept (they are not even parsed into strings).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::Deserialize;
+use smallvec::SmallVec;
 
 use medscreen_core::Severity;
 use medscreen_core::profile::Sex;
@@ -94,10 +96,34 @@ fn severity_index(s: Severity) -> usize {
     }
 }
 
-/// A map from names to counts that keeps at most `cap` names; the rest add up in `other`.
+/// Counts that add up: the tally of one part of the input merged into the tally of what came before.
+pub(crate) trait Merge {
+    /// Adds `other`'s counts to `self`'s.
+    fn merge(&mut self, other: Self);
+}
+
+impl Merge for u64 {
+    fn merge(&mut self, other: u64) {
+        *self += other;
+    }
+}
+
+impl<const N: usize> Merge for [u64; N] {
+    fn merge(&mut self, other: [u64; N]) {
+        for (a, b) in self.iter_mut().zip(other) {
+            *a += b;
+        }
+    }
+}
+
+/// A map from names to counts that keeps at most `cap` names, in the order they were first seen; the
+/// rest add up in `other`.
 #[derive(Debug, Clone)]
 pub(crate) struct Bounded<V> {
     pub(crate) map: HashMap<String, V>,
+    /// The names of `map` in the order they were first seen: merging follows it, so that which names a
+    /// full map keeps does not depend on hashing.
+    order: Vec<String>,
     pub(crate) other: V,
     pub(crate) other_names: bool,
     cap: usize,
@@ -106,7 +132,8 @@ pub(crate) struct Bounded<V> {
 impl<V: Default> Bounded<V> {
     pub(crate) fn new(cap: usize) -> Self {
         Bounded {
-            map: HashMap::new(),
+            map: HashMap::default(),
+            order: Vec::new(),
             other: V::default(),
             other_names: false,
             cap,
@@ -114,13 +141,19 @@ impl<V: Default> Bounded<V> {
     }
 
     pub(crate) fn entry(&mut self, name: &str) -> &mut V {
+        self.entry_with(name, V::default)
+    }
+
+    /// The counts of `name`, made by `fresh` if the name is new and the map not full.
+    fn entry_with(&mut self, name: &str, fresh: impl FnOnce() -> V) -> &mut V {
         let name = key(name);
         if !self.map.contains_key(name) {
             if self.map.len() >= self.cap {
                 self.other_names = true;
                 return &mut self.other;
             }
-            self.map.insert(name.to_owned(), V::default());
+            self.map.insert(name.to_owned(), fresh());
+            self.order.push(name.to_owned());
         }
         match self.map.get_mut(name) {
             Some(v) => v,
@@ -185,7 +218,7 @@ impl PackTally {
             cautions: [0; 3],
             rules: Bounded::new(MAX_KEYS),
             facts: Bounded::new(MAX_KEYS),
-            pairs: HashMap::new(),
+            pairs: HashMap::default(),
             pairs_dropped: false,
         }
     }
@@ -195,17 +228,13 @@ impl PackTally {
     }
 
     fn rule(&mut self, name: &str) -> &mut RuleTally {
-        let name = key(name);
-        // Ids start at 1; the "other" bucket keeps 0 and takes no part in pairs.
-        if !self.rules.map.contains_key(name) && self.rules.map.len() < MAX_KEYS {
-            let id = u32::try_from(self.rules.map.len() + 1).unwrap_or(0);
-            let fresh = RuleTally {
-                id,
-                ..RuleTally::default()
-            };
-            self.rules.map.insert(name.to_owned(), fresh);
-        }
-        self.rules.entry(name)
+        // Ids start at 1 in the order rules are first seen; the "other" bucket keeps 0 and takes no
+        // part in pairs.
+        let id = u32::try_from(self.rules.map.len() + 1).unwrap_or(0);
+        self.rules.entry_with(name, || RuleTally {
+            id,
+            ..RuleTally::default()
+        })
     }
 }
 
@@ -316,12 +345,13 @@ struct ResultLine<'a> {
     input: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     max_severity: Option<Cow<'a, str>>,
+    // Inline vectors: most results fit, and a line is counted without allocating.
     #[serde(borrow, default)]
-    cautions: Option<Vec<CautionLine<'a>>>,
+    cautions: Option<SmallVec<[CautionLine<'a>; 16]>>,
     #[serde(borrow, default)]
-    indeterminate: Option<Vec<IndeterminateLine<'a>>>,
+    indeterminate: Option<SmallVec<[IndeterminateLine<'a>; 32]>>,
     #[serde(borrow, default)]
-    errors: Option<Vec<ErrorLine<'a>>>,
+    errors: Option<SmallVec<[ErrorLine<'a>; 4]>>,
     #[serde(borrow, default)]
     ruleset: Option<Cow<'a, str>>,
 }
@@ -339,7 +369,7 @@ struct IndeterminateLine<'a> {
     #[serde(borrow)]
     rule: Cow<'a, str>,
     #[serde(borrow, default)]
-    missing: Vec<Cow<'a, str>>,
+    missing: SmallVec<[Cow<'a, str>; 2]>,
 }
 
 #[derive(Deserialize)]
@@ -408,7 +438,7 @@ impl Tally {
         if flagged == cautions.is_empty() {
             return Err(NotAResult::Screened);
         }
-        let mut severities = Vec::with_capacity(cautions.len());
+        let mut severities: SmallVec<[Severity; 16]> = SmallVec::new();
         for c in cautions {
             severities.push(Severity::parse(&c.severity).ok_or(NotAResult::Severity)?);
         }
@@ -452,7 +482,7 @@ impl Tally {
             }
         }
         let indeterminate = r.indeterminate.as_deref().unwrap_or_default();
-        let mut missing: Vec<&str> = Vec::new();
+        let mut missing: SmallVec<[&str; 32]> = SmallVec::new();
         for ind in indeterminate {
             pack.rule(&ind.rule).indeterminate += 1;
             for m in &ind.missing {
@@ -486,5 +516,105 @@ impl Tally {
 fn add_at(counts: &mut [u64; 3], i: usize) {
     if let Some(c) = counts.get_mut(i) {
         *c += 1;
+    }
+}
+
+impl<V: Default + Merge> Merge for Bounded<V> {
+    fn merge(&mut self, mut other: Bounded<V>) {
+        for name in std::mem::take(&mut other.order) {
+            if let Some(v) = other.map.remove(&name) {
+                self.entry(&name).merge(v);
+            }
+        }
+        self.other.merge(other.other);
+        self.other_names |= other.other_names;
+    }
+}
+
+impl Merge for RuleTally {
+    fn merge(&mut self, other: RuleTally) {
+        // `id` is the merged map's: ids are per tally and remapped by name (see `PackTally::merge`).
+        self.fired.merge(other.fired);
+        self.indeterminate.merge(other.indeterminate);
+    }
+}
+
+impl Merge for FactTally {
+    fn merge(&mut self, other: FactTally) {
+        self.records.merge(other.records);
+        self.undecided.merge(other.undecided);
+    }
+}
+
+impl Merge for PackTally {
+    fn merge(&mut self, mut other: PackTally) {
+        self.clear.merge(other.clear);
+        self.flagged.merge(other.flagged);
+        self.max_severity.merge(other.max_severity);
+        self.cautions.merge(other.cautions);
+        // Rule ids are dense per tally: map `other`'s to ours by name (0 = counted as "other").
+        let mut ids = vec![0u32; other.rules.map.len() + 1];
+        for name in std::mem::take(&mut other.rules.order) {
+            if let Some(r) = other.rules.map.remove(&name) {
+                let from = r.id;
+                let mine = self.rule(&name);
+                mine.merge(r);
+                if let Some(slot) = ids.get_mut(from as usize) {
+                    *slot = mine.id;
+                }
+            }
+        }
+        self.rules.other.merge(other.rules.other);
+        self.rules.other_names |= other.rules.other_names;
+        self.facts.merge(other.facts);
+        // Pairs in a fixed order, so that which pairs a full map keeps does not depend on hashing.
+        let mut pairs: Vec<((u32, u32), u64)> = other.pairs.into_iter().collect();
+        pairs.sort_unstable();
+        let id = |i: u32| ids.get(i as usize).copied().unwrap_or(0);
+        for ((a, b), n) in pairs {
+            let (a, b) = (id(a), id(b));
+            if a == 0 || b == 0 {
+                continue;
+            }
+            let pair = (a.min(b), a.max(b));
+            if let Some(m) = self.pairs.get_mut(&pair) {
+                *m += n;
+            } else if self.pairs.len() < MAX_PAIRS {
+                self.pairs.insert(pair, n);
+            } else {
+                self.pairs_dropped = true;
+            }
+        }
+        self.pairs_dropped |= other.pairs_dropped;
+    }
+}
+
+impl Merge for Tally {
+    /// Merges the tally of the lines that follow `self`'s. Counts add up; names are merged in the
+    /// order `other` first saw them, so a split input gives the same page whatever the number of
+    /// threads. Inputs are listed by the caller.
+    fn merge(&mut self, other: Tally) {
+        self.read.merge(other.read);
+        self.clear.merge(other.clear);
+        self.flagged.merge(other.flagged);
+        self.invalid.merge(other.invalid);
+        self.skipped.merge(other.skipped);
+        self.max_severity.merge(other.max_severity);
+        self.cautions.merge(other.cautions);
+        self.invalid_by_code.merge(other.invalid_by_code);
+        self.packs.merge(other.packs);
+        if let Some(d) = other.demographics {
+            let mine = self.demographics.get_or_insert_with(DemoTally::default);
+            for (band, theirs) in mine.cells.iter_mut().zip(d.cells) {
+                for (sex, theirs) in band.iter_mut().zip(theirs) {
+                    sex.merge(theirs);
+                }
+            }
+        }
+        self.inputs.extend(other.inputs);
+        self.inputs_dropped.merge(other.inputs_dropped);
+        for (w, o) in self.record_inputs.0.iter_mut().zip(other.record_inputs.0) {
+            *w |= o;
+        }
     }
 }
