@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use medscreen::batch::{self, BatchConfig, BatchError, Mode, Sinks, Summary};
+use medscreen::batch::{self, BatchConfig, BatchError, Mode, Sinks};
 use medscreen::input::Source;
 use medscreen::output::explain::Explained;
 use medscreen::output::{self, Detail, Format, OutputOptions};
@@ -416,14 +416,15 @@ fn main() -> ExitCode {
                 min_severity: min_severity.into(),
                 show_input: common.inputs.len() > 1,
             };
-            if report.is_some() && (from == FromArg::Fhir || opts.format != Format::Ndjson) {
+            let report = report.map(|path| ReportTo { path, min_cell });
+            if report.is_some() && opts.format != Format::Ndjson {
                 // The page is made from the NDJSON results as they are written.
                 eprintln!(
-                    "error: `--report` goes with native input and the default `--format ndjson`\n  help: write the results with `-o FILE`, then run `medscreen report FILE`"
+                    "error: `--report` goes with the default `--format ndjson`\n  help: write the results with `-o FILE`, then run `medscreen report FILE`"
                 );
                 EXIT_USAGE
             } else if from == FromArg::Fhir {
-                fhir::screen(common, fhir, opts, fail_on.map(Severity::from))
+                fhir::screen(common, fhir, opts, fail_on.map(Severity::from), report)
             } else if let Some(flag) = fhir.given() {
                 // Silently ignoring it would screen with a setting the user believes is in force.
                 eprintln!(
@@ -436,7 +437,7 @@ fn main() -> ExitCode {
                     Mode::Screen,
                     opts,
                     fail_on.map(Severity::from),
-                    report.map(|path| ReportTo { path, min_cell }),
+                    report,
                 )
             }
         }
@@ -503,9 +504,10 @@ mod fhir {
         rules: Option<&Path>,
         fhir: &FhirArgs,
         inputs: &[String],
-        cfg: RunConfig,
+        mut cfg: RunConfig,
         output: Option<&Path>,
         summary_file: Option<&Path>,
+        report: Option<&ReportTo>,
         quiet: bool,
     ) -> Result<u8, u8> {
         if inputs.is_empty() {
@@ -513,11 +515,20 @@ mod fhir {
             return Err(EXIT_USAGE);
         }
         let input_paths: Vec<&Path> = inputs.iter().filter(|i| *i != "-").map(Path::new).collect();
-        let outputs: Vec<(&str, &Path)> = [("--output", output), ("--summary", summary_file)]
-            .into_iter()
-            .filter_map(|(flag, p)| p.map(|p| (flag, p)))
-            .collect();
+        let outputs: Vec<(&str, &Path)> = [
+            ("--output", output),
+            ("--summary", summary_file),
+            ("--report", report.map(|r| r.path.as_path())),
+        ]
+        .into_iter()
+        .filter_map(|(flag, p)| p.map(|p| (flag, p)))
+        .collect();
         refuse_overwriting(&input_paths, &outputs)?;
+        // With `--report`, every result is also counted as a worker formats it, with its profile.
+        let page = report.map(ReportTo::collector);
+        cfg.observer = page
+            .clone()
+            .map(|p| p as std::sync::Arc<dyn medscreen::batch::Observer>);
         let engine = load(rules)?;
         let vs = valuesets(fhir.valuesets.as_deref())?;
         let mapper = Mapper::new(&vs, options(fhir));
@@ -547,6 +558,9 @@ mod fhir {
         if let Some(path) = summary_file {
             write_summary(path, &summary)?;
         }
+        if let (Some(r), Some(page)) = (report, page) {
+            write_report(&r.path, &page, &summary)?;
+        }
         if summary.fail_on_reached {
             return Ok(EXIT_FAIL_ON);
         }
@@ -567,6 +581,7 @@ mod fhir {
         fhir: FhirArgs,
         output: OutputOptions,
         fail_on: Option<Severity>,
+        report: Option<ReportTo>,
     ) -> u8 {
         if common.errors.is_some() {
             eprintln!("error: `--errors` is not supported with `--from fhir`");
@@ -580,6 +595,7 @@ mod fhir {
             },
             fail_on,
             threads: threads(common.threads),
+            observer: None,
         };
         match go(
             common.rules.as_deref(),
@@ -588,6 +604,7 @@ mod fhir {
             cfg,
             common.output.as_deref(),
             common.summary.as_deref(),
+            report.as_ref(),
             common.quiet,
         ) {
             Ok(c) | Err(c) => c,
@@ -600,6 +617,7 @@ mod fhir {
             output: OutputOptions::default(),
             fail_on: None,
             threads: threads(args.threads),
+            observer: None,
         };
         match go(
             None,
@@ -607,6 +625,7 @@ mod fhir {
             &args.inputs,
             cfg,
             args.output.as_deref(),
+            None,
             None,
             args.quiet,
         ) {
@@ -776,6 +795,18 @@ struct ReportTo {
     min_cell: u64,
 }
 
+impl ReportTo {
+    /// The collector the run's workers feed.
+    fn collector(&self) -> std::sync::Arc<medscreen_report::Collector> {
+        std::sync::Arc::new(medscreen_report::Collector::new(
+            medscreen_report::ReportOptions {
+                min_cell: self.min_cell,
+                ..medscreen_report::ReportOptions::default()
+            },
+        ))
+    }
+}
+
 fn run_batch(
     args: CommonArgs,
     mode: Mode,
@@ -840,14 +871,7 @@ fn try_run_batch(
         .threads
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let page = report.as_ref().map(|r| {
-        std::sync::Arc::new(medscreen_report::Collector::new(
-            medscreen_report::ReportOptions {
-                min_cell: r.min_cell,
-                ..medscreen_report::ReportOptions::default()
-            },
-        ))
-    });
+    let page = report.as_ref().map(ReportTo::collector);
     let cfg = BatchConfig {
         threads,
         max_record_bytes: args.max_record_bytes,
@@ -1102,7 +1126,7 @@ fn try_report(args: ReportArgs) -> Result<(), u8> {
 fn write_report(
     path: &Path,
     page: &medscreen_report::Collector,
-    summary: &Summary,
+    summary: &impl serde::Serialize,
 ) -> Result<(), u8> {
     let refused = |e: String| {
         eprintln!("error: the report was not written: {e}");

@@ -562,3 +562,63 @@ fn fhir_table_named_resources_of_cautions_min_severity_left_out() {
     );
     assert!(check(&kept) > 0);
 }
+
+#[test]
+fn screen_from_fhir_report_writes_the_page_report_makes_with_age_and_sex() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let synthea = fixtures().join("synthea").display().to_string();
+    let o = run(&[
+        "screen",
+        "-q",
+        "--from",
+        "fhir",
+        "--as-of",
+        "2021-06-01",
+        &synthea,
+        "-o",
+        &path("results.ndjson"),
+        "--summary",
+        &path("run.json"),
+        "--report",
+        &path("during.html"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "report",
+        &path("results.ndjson"),
+        "--summary",
+        &path("run.json"),
+        "-o",
+        &path("after.html"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The same page but for what `report` read and the demographics only the run has.
+    let sections = |name: &str| {
+        let html = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let (read_at, demo_at) = (
+            html.find("<dt>Results read</dt>").unwrap(),
+            html.find("<section id=\"demographics\">").unwrap(),
+        );
+        let read_end = read_at + html[read_at..].find("</dd>").unwrap();
+        let demo_end = demo_at + html[demo_at..].find("</section>").unwrap();
+        assert!(read_end < demo_at);
+        let rest = format!(
+            "{}{}{}",
+            &html[..read_at],
+            &html[read_end..demo_at],
+            &html[demo_end..]
+        );
+        (rest, html[demo_at..demo_end].to_owned())
+    };
+    let (during, demographics) = sections("during.html");
+    let (after, none) = sections("after.html");
+    assert_eq!(during, after);
+    assert!(demographics.contains("data-key=\"demographics\""));
+    assert!(none.contains("Not available"));
+    // A patient's file name never reaches the page.
+    for entry in std::fs::read_dir(fixtures().join("synthea")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!during.contains(&name), "{name}");
+    }
+}

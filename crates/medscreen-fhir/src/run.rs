@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -23,6 +24,7 @@ use super::bundle::{BundleFacts, read_document};
 use super::discover::{self, What};
 use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
 use medscreen_core::Severity;
+use medscreen_core::batch::Observer;
 use medscreen_core::driver::{self, Feed};
 use medscreen_core::engine::Engine;
 use medscreen_core::output::{Format, OutputOptions, Reported, Stream, summary};
@@ -48,6 +50,9 @@ pub struct RunConfig {
     pub fail_on: Option<Severity>,
     /// Worker threads.
     pub threads: usize,
+    /// Given every result as a worker formats it (not in input order), with the profile screened when
+    /// there is one (`screen --report`).
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// A file we did not read, and why.
@@ -633,6 +638,7 @@ fn patient_record(
                 tally.screened.add(&reported, cfg.fail_on);
                 let mut buf = Vec::new();
                 super::output::screened(&cfg.output, &mut buf, f, &s, &provenance);
+                observe(cfg, &buf, Some(&p));
                 Rec::Out(buf)
             }
         },
@@ -667,6 +673,7 @@ fn error_record(
     }
     let mut buf = Vec::new();
     super::output::invalid(&cfg.output, &mut buf, input, line, id, problems);
+    observe(cfg, &buf, None);
     Rec::Out(buf)
 }
 
@@ -678,5 +685,13 @@ fn skipped_record(cfg: &RunConfig, input: &str, line: u64, id: &str, reason: &st
     }
     let mut buf = Vec::new();
     super::output::skipped(&cfg.output, &mut buf, input, line, id, reason);
+    observe(cfg, &buf, None);
     Rec::Out(buf)
+}
+
+/// Hands a result to [`RunConfig::observer`], if any.
+fn observe(cfg: &RunConfig, written: &[u8], profile: Option<&medscreen_core::Profile>) {
+    if let Some(o) = &cfg.observer {
+        o.result(written, profile);
+    }
 }
