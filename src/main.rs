@@ -190,6 +190,22 @@ enum RulesCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: RulesFormat,
     },
+    /// Run a pack's test cases (`tests/*.json` beside it) and report failures and tier coverage;
+    /// exit 1 if a case fails or coverage is below `--min-coverage`.
+    Test {
+        /// A pack directory (its `pack.json`, `vocabulary.json` and `tests/`); default: an embedded pack.
+        #[arg(conflicts_with = "pack")]
+        dir: Option<PathBuf>,
+        /// The embedded pack to test (default: baclofen).
+        #[arg(long)]
+        pack: Option<String>,
+        /// Fail when tier coverage (tiers made true and made false by some case) is below PCT percent.
+        #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
+        min_coverage: f64,
+        /// Also write the results as JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
     /// Load a rule directory (default: the embedded pack) and print every load error (exit 3 if any).
     Check {
         /// The rule directory; default: the embedded pack.
@@ -978,8 +994,113 @@ fn print_or_quiet(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err("a percentage from 0 to 100".to_owned()),
+    }
+}
+
+/// `medscreen rules test`: the pack's cases, their failures and the tier coverage.
+fn rules_test(
+    dir: Option<&Path>,
+    pack: Option<&str>,
+    min_coverage: f64,
+    junit: Option<&Path>,
+) -> Result<u8, u8> {
+    use medscreen::pack_tests::{self, Suite};
+    let load_failed = |e: medscreen::LoadErrors| {
+        eprint!("{e}");
+        EXIT_RULES
+    };
+    let (engine, suites) = match dir {
+        Some(dir) => {
+            let engine = load(Some(dir))?;
+            let tests = dir.join("tests");
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&tests)
+                .map_err(|e| {
+                    eprintln!("error: cannot read `{}`: {e}", tests.display());
+                    EXIT_USAGE
+                })?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            let mut suites = Vec::new();
+            for f in &files {
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    eprintln!("error: cannot read `{}`: {e}", f.display());
+                    EXIT_USAGE
+                })?;
+                suites.push(Suite::parse(&f.display().to_string(), &text).map_err(load_failed)?);
+            }
+            (engine, suites)
+        }
+        None => {
+            let name = pack.unwrap_or("baclofen");
+            let files: Vec<_> = pack_tests::EMBEDDED
+                .iter()
+                .filter(|(p, _, _)| *p == name)
+                .collect();
+            if files.is_empty() {
+                let names = pack_tests::EMBEDDED.iter().map(|(p, _, _)| *p);
+                let help = medscreen::suggest::did_you_mean(name, names)
+                    .map(|s| format!("\n  help: did you mean `{s}`?"))
+                    .unwrap_or_default();
+                eprintln!("error: no embedded pack `{name}`{help}");
+                return Err(EXIT_USAGE);
+            }
+            let mut suites = Vec::new();
+            for (_, file, text) in files {
+                suites.push(Suite::parse(file, text).map_err(load_failed)?);
+            }
+            (load(None)?, suites)
+        }
+    };
+    if suites.iter().all(|s| s.cases.is_empty()) {
+        // A pack with no case passes nothing: say so rather than report success.
+        eprintln!(
+            "error: no test case found\n  help: put table-driven cases in the pack's `tests/*.json`"
+        );
+        return Err(EXIT_USAGE);
+    }
+    let run = pack_tests::run(&engine, &suites);
+    print_or_quiet(&run.text());
+    if let Some(path) = junit {
+        let mut file = create(path)?;
+        file.write_all(run.junit().as_bytes())
+            .and_then(|()| file.flush())
+            .map_err(|e| {
+                eprintln!("error: cannot write `{}`: {e}", path.display());
+                EXIT_USAGE
+            })?;
+    }
+    let coverage = run.coverage_percent();
+    if coverage < min_coverage {
+        eprintln!("error: tier coverage {coverage:.1}% is below --min-coverage {min_coverage}%");
+    }
+    Ok(if run.failed() > 0 || coverage < min_coverage {
+        EXIT_INVALID
+    } else {
+        0
+    })
+}
+
 fn rules_command(command: RulesCommand) -> u8 {
     match command {
+        RulesCommand::Test {
+            dir,
+            pack,
+            min_coverage,
+            junit,
+        } => match rules_test(
+            dir.as_deref(),
+            pack.as_deref(),
+            min_coverage,
+            junit.as_deref(),
+        ) {
+            Ok(code) | Err(code) => code,
+        },
         RulesCommand::Check { dir } => match load(dir.as_deref()) {
             Ok(engine) => {
                 print_or_quiet(&format!(

@@ -275,6 +275,42 @@ impl Engine {
         Evaluator::new(&self.program, &self.vocab, profile, cache).screen(&self.ruleset.label)
     }
 
+    /// For each rule (in pack order), how each of its tiers came out for `profile` when the rule
+    /// reached it: `Some(true)` the tier is true (it fires), `Some(false)` false, `None` undecided or
+    /// not reached (the rule does not apply, or an earlier tier is true). Grouped rules are decided
+    /// alone. This is what pack tests measure tier coverage with.
+    pub fn tier_outcomes(&self, profile: &Profile) -> Vec<Vec<Option<bool>>> {
+        use crate::eval::Tri;
+        let eval = Evaluator::new(&self.program, &self.vocab, profile, &mut MatchCache::new());
+        self.program
+            .rules
+            .iter()
+            .map(|rule| {
+                let applies = rule
+                    .applies
+                    .as_ref()
+                    .is_none_or(|c| eval.decide(c) != Tri::False);
+                let mut reached = applies;
+                rule.tiers
+                    .iter()
+                    .map(|tier| {
+                        if !reached {
+                            return None;
+                        }
+                        match eval.decide(&tier.when) {
+                            Tri::True => {
+                                reached = false;
+                                Some(true)
+                            }
+                            Tri::False => Some(false),
+                            Tri::Unknown => None,
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Parse, validate and screen one JSON document.
     pub fn screen_json(&self, bytes: &[u8]) -> Result<Screening<'_>, Rejection> {
         let profile = self.parse_profile(bytes)?;

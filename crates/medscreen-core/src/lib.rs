@@ -41,6 +41,7 @@ pub mod generate;
 pub mod input;
 mod json;
 pub mod output;
+pub mod pack_tests;
 pub mod profile;
 pub mod report;
 pub mod schema;

@@ -1,5 +1,5 @@
 //! Golden tests: for every tier of every rule, a profile that fires it and a boundary neighbour that
-//! does not. Expectations are written by hand in `fixtures/golden/cases.json`; the full screenings are
+//! does not. Expectations are written by hand in `rules/baclofen/tests/cases.json`; the full screenings are
 //! checked in as `fixtures/golden/expected.ndjson` (regenerate with `MEDSCREEN_UPDATE_GOLDEN=1 cargo test`
 //! and review the diff like code).
 
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use medscreen_core::Engine;
 use serde_json::{Map, Value};
 
-const CASES: &str = include_str!("../../../fixtures/golden/cases.json");
+const CASES: &str = include_str!("../../../rules/baclofen/tests/cases.json");
 const EXPECTED_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../fixtures/golden/expected.ndjson"
