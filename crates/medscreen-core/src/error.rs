@@ -71,6 +71,10 @@ pub enum LoadErrorCode {
     InvalidGroup,
     /// A pack with no rules: it would screen nothing and report every patient clear.
     EmptyPack,
+    /// A fact declaration outside what a typed slot can hold (not nullable, an unsupported keyword).
+    InvalidFact,
+    /// A pack declares a shared fact again, or a fact another pack declares differently.
+    FactConflict,
 }
 
 impl LoadErrorCode {
@@ -95,6 +99,8 @@ impl LoadErrorCode {
             LoadErrorCode::UnknownRule => "unknown_rule",
             LoadErrorCode::InvalidGroup => "invalid_group",
             LoadErrorCode::EmptyPack => "empty_pack",
+            LoadErrorCode::InvalidFact => "invalid_fact",
+            LoadErrorCode::FactConflict => "fact_conflict",
         }
     }
 }
