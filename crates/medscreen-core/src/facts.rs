@@ -186,8 +186,8 @@ pub struct FactDecl {
 
 /// The facts a profile may carry, compiled: structural members, then one slot per declared fact.
 ///
-/// Names are found by length, then bytes, with no hashing and no allocation: the typed reader looks up
-/// every key of every record here.
+/// Names are found by length, then by three machine words, with no hashing, no allocation and no call
+/// to `memcmp`: the typed reader looks up every key of every record here.
 #[derive(Debug, Clone)]
 pub struct FactTable {
     decls: Vec<FactDecl>,
@@ -195,6 +195,8 @@ pub struct FactTable {
     by_len: Vec<(u32, u32)>,
     /// Every name with its field, sorted by length then bytes.
     names: Vec<(Box<str>, Field)>,
+    /// `words(name)` of each of `names`, in the same order.
+    words: Vec<[u64; 3]>,
     /// Titles of the structural members, from the shared schema.
     structural_titles: [Option<String>; 3],
     /// The accepted profile schema: the shared schema with every pack's fragments.
@@ -344,10 +346,12 @@ impl FactTable {
                 (start as u32, end as u32)
             })
             .collect();
+        let words = names.iter().map(|(n, _)| words(n.as_bytes())).collect();
         Ok(FactTable {
             decls,
             by_len,
             names,
+            words,
             structural_titles,
             schema,
         })
@@ -357,11 +361,16 @@ impl FactTable {
     #[inline]
     pub fn resolve(&self, name: &str) -> Option<Field> {
         let &(start, end) = self.by_len.get(name.len())?;
-        self.names
-            .get(start as usize..end as usize)?
+        let range = start as usize..end as usize;
+        let key = words(name.as_bytes());
+        // Three words hold every byte of a name up to 24 bytes long: longer ones are compared whole.
+        let exact = name.len() <= 24;
+        self.words
+            .get(range.clone())?
             .iter()
-            .find(|(n, _)| **n == *name)
-            .map(|(_, f)| *f)
+            .zip(self.names.get(range)?)
+            .find(|(w, (n, _))| **w == key && (exact || **n == *name))
+            .map(|(_, (_, f))| *f)
     }
 
     /// Every declared fact, in slot order: the shared ones, then each pack's in name order.
@@ -426,6 +435,26 @@ impl FactTable {
     /// The accepted profile schema: the shared schema with every pack's declarations added.
     pub fn schema(&self) -> &Value {
         &self.schema
+    }
+}
+
+/// A name as three little-endian words: its first, middle and last eight bytes (zero-padded when
+/// shorter), which together cover every byte of a name up to 24 bytes long. Comparing these is what
+/// makes a lookup cheap: every member of every record is looked up.
+#[inline]
+fn words(b: &[u8]) -> [u64; 3] {
+    let n = b.len();
+    let word = |at: usize| {
+        b.get(at..at + 8)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    if n >= 8 {
+        [word(0), word(n / 2 - 4), word(n - 8)]
+    } else {
+        let mut buf = [0u8; 8];
+        buf.iter_mut().zip(b).for_each(|(d, s)| *d = *s);
+        [u64::from_le_bytes(buf), 0, 0]
     }
 }
 
@@ -632,4 +661,48 @@ fn generate_hint(
         ),
     );
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names that share a length and a head, middle or tail must still resolve apart, at every length
+    /// around the word boundaries and beyond the three words.
+    #[test]
+    fn lookup_tells_apart_names_that_differ_in_one_byte_anywhere() {
+        let mut props = serde_json::Map::new();
+        let mut names = Vec::new();
+        for len in [1usize, 7, 8, 9, 15, 16, 17, 23, 24, 25, 40] {
+            for at in 0..len {
+                let mut name = vec![b'a'; len];
+                if let Some(b) = name.get_mut(at) {
+                    *b = b'b';
+                }
+                let name = String::from_utf8(name).unwrap();
+                props.insert(
+                    name.clone(),
+                    serde_json::json!({"type": ["boolean", "null"]}),
+                );
+                names.push(name);
+            }
+            let base = "a".repeat(len);
+            props.insert(
+                base.clone(),
+                serde_json::json!({"type": ["boolean", "null"]}),
+            );
+            names.push(base);
+        }
+        let shared = serde_json::json!({"properties": props});
+        let table = FactTable::build(&shared, "shared", &[]).unwrap();
+        for name in &names {
+            let field = table.resolve(name).unwrap();
+            assert_eq!(table.name(field), name);
+        }
+        for missing in ["", "c", "aaaaaaaaaaaaaaaaaaaaaaaac", &"a".repeat(41), "ab"] {
+            assert_eq!(table.resolve(missing), None, "{missing}");
+        }
+        assert_eq!(table.resolve("age"), Some(Field::Age));
+        assert_eq!(table.resolve("comedications"), Some(Field::Comedications));
+    }
 }

@@ -328,8 +328,8 @@ impl Serialize for Profile {
     }
 }
 
-/// The most members a record may hold before it is read the explaining way: the schema forbids
-/// unknown and duplicate members, so a valid record has at most one per name.
+/// Words of the bitmap of slots already read that live on the stack (256 slots); a table with more
+/// facts tracks the rest in a vector.
 const SEEN_WORDS: usize = 4;
 
 impl FactTable {
