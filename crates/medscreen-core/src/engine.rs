@@ -180,14 +180,8 @@ impl Engine {
         vocab_name: &str,
         vocab_text: &str,
     ) -> Result<Engine, LoadErrors> {
-        let shared_schema = serde_json::from_str::<Value>(PROFILE_SCHEMA).map_err(|e| {
-            LoadErrors(vec![LoadError::new(
-                LoadErrorCode::Schema,
-                "schemas/profile.schema.json",
-                "",
-                format!("bad schema: {e}"),
-            )])
-        })?;
+        let shared_schema = serde_json::from_str::<Value>(PROFILE_SCHEMA)
+            .map_err(|e| bad_schema("schemas/profile.schema.json", e))?;
         let pack_schema = load_schema(RULEPACK_SCHEMA, "schemas/rulepack.schema.json")?;
         let vocab_schema = load_schema(VOCABULARY_SCHEMA, "schemas/vocabulary.schema.json")?;
 
@@ -247,14 +241,8 @@ impl Engine {
         if readable.len() < packs.len() {
             return Err(LoadErrors(errors));
         }
-        let profile_schema = SchemaChecker::new(facts.schema().clone()).map_err(|e| {
-            LoadErrors(vec![LoadError::new(
-                LoadErrorCode::Schema,
-                "schemas/profile.schema.json",
-                "",
-                format!("bad schema: {e}"),
-            )])
-        })?;
+        let profile_schema = SchemaChecker::new(facts.schema().clone())
+            .map_err(|e| bad_schema("schemas/profile.schema.json", e))?;
         let mut programs = Vec::new();
         for (pack_name, pack_value) in &readable {
             match compile::compile(pack_value, pack_name, &facts, &vocab) {
@@ -424,14 +412,17 @@ pub fn load_schema(text: &str, name: &str) -> Result<SchemaChecker, LoadErrors> 
     serde_json::from_str::<Value>(text)
         .map_err(|e| e.to_string())
         .and_then(SchemaChecker::new)
-        .map_err(|e| {
-            LoadErrors(vec![LoadError::new(
-                LoadErrorCode::Schema,
-                name,
-                "",
-                format!("bad schema: {e}"),
-            )])
-        })
+        .map_err(|e| bad_schema(name, e))
+}
+
+/// One of our schemas does not compile: `name` names it.
+fn bad_schema(name: &str, e: impl fmt::Display) -> LoadErrors {
+    LoadErrors(vec![LoadError::new(
+        LoadErrorCode::Schema,
+        name,
+        "",
+        format!("bad schema: {e}"),
+    )])
 }
 
 /// Parse `text` and check it against `schema`, adding every problem to `errors` (named by file and, in a

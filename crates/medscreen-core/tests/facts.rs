@@ -237,3 +237,45 @@ fn generation_hints_of_a_pack_fill_its_facts() {
             .all(|l| engine.screen_json(l.as_bytes()).is_ok())
     );
 }
+
+#[test]
+fn a_rule_directory_of_pack_folders_knows_every_packs_facts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write("vocabulary.json", EMBEDDED_VOCABULARY);
+    write("baclofen/pack.json", EMBEDDED_PACK);
+    write("pain/pack.json", &pack("pain", score()));
+    // A folder without a pack (value sets) is not a pack.
+    write("valuesets/x.json", "{}");
+    let engine = Engine::from_dir(dir.path()).expect("loads");
+    assert_eq!(
+        engine.ruleset().name,
+        "baclofen",
+        "the first folder screens"
+    );
+    assert_eq!(engine.other_packs().len(), 1);
+    let s = engine
+        .screen_json(br#"{"id": "p", "age": 50, "pain_score": 9, "discontinuation": "abrupt"}"#)
+        .expect("both packs' facts are accepted");
+    assert!(s.cautions.iter().any(|c| c.rule == "BAC-ABRUPT-STOP"));
+    // The single-pack layout is read as before, and gives the embedded engine's ruleset.
+    let single = tempfile::tempdir().expect("dir");
+    std::fs::write(single.path().join("pack.json"), EMBEDDED_PACK).expect("write");
+    std::fs::write(single.path().join("vocabulary.json"), EMBEDDED_VOCABULARY).expect("write");
+    let engine = Engine::from_dir(single.path()).expect("loads");
+    let embedded = Engine::embedded().expect("embedded");
+    assert_eq!(engine.ruleset().label, embedded.ruleset().label);
+    // A folder pack that does not load names its file.
+    write(
+        "pain/pack.json",
+        &pack("pain", json!({"pain_score": {"type": "integer"}})),
+    );
+    let errors = Engine::from_dir(dir.path()).expect_err("invalid fact").0;
+    let e = only(errors);
+    assert_eq!(e.code, LoadErrorCode::InvalidFact);
+    assert!(e.file.ends_with("pain/pack.json"), "{}", e.file);
+}
