@@ -379,7 +379,11 @@ fn caution_card(
     };
     Card {
         uuid: uuid(),
-        summary: summary(&format!("Baclofen: {}{}", c.title, short_evidence(c))),
+        summary: summary(&format!(
+            "Baclofen: {}{}",
+            c.title,
+            short_evidence(ctx.engine.facts(), c)
+        )),
         indicator: c.severity.as_str(),
         detail,
         source,
@@ -392,7 +396,7 @@ fn caution_card(
 }
 
 /// ` (oxycodone, tramadol)` for medication evidence, ` (eGFR 25)` for a number, else nothing.
-fn short_evidence(c: &Caution<'_>) -> String {
+fn short_evidence(facts: &FactTable, c: &Caution<'_>) -> String {
     let mut parts: Vec<String> = Vec::new();
     // Drugs when the caution is about drugs (a CNS-burden card lists them, not the age beside them).
     let drugs = c.evidence.iter().any(|e| e.ingredient.is_some());
@@ -404,7 +408,7 @@ fn short_evidence(c: &Caution<'_>) -> String {
         let part = if let Some(i) = e.ingredient {
             i.to_owned()
         } else if let Some(n) = e.value.as_f64() {
-            format!("{} {}", short_label(&e.pointer), trim_number(n))
+            format!("{} {}", short_label(facts, &e.pointer), trim_number(n))
         } else {
             continue;
         };
@@ -427,13 +431,12 @@ fn trim_number(n: f64) -> String {
     }
 }
 
-fn short_label(pointer: &str) -> &'static str {
-    match pointer.trim_start_matches('/') {
-        "age" => "age",
-        "egfr" => "eGFR",
-        "baclofen_daily_dose_mg" => "mg/day",
-        _ => "",
-    }
+/// A fact's name in a one-line summary: the `short_title` of its declaration, or nothing.
+fn short_label<'a>(facts: &'a FactTable, pointer: &str) -> &'a str {
+    facts
+        .labels(pointer.trim_start_matches('/'))
+        .and_then(|l| l.short_title.as_deref())
+        .unwrap_or("")
 }
 
 fn evidence_line(
@@ -474,12 +477,11 @@ fn evidence_line(
             Value::Bool(true) => "yes".to_owned(),
             Value::Bool(false) => "no".to_owned(),
             Value::Number(n) => {
-                let unit = match field {
-                    "egfr" => " mL/min/1.73 m\u{b2}",
-                    "baclofen_daily_dose_mg" => " mg/day",
-                    "age" => " years",
-                    _ => "",
-                };
+                let unit = facts
+                    .labels(field)
+                    .and_then(|l| l.unit.as_deref())
+                    .map(|u| format!(" {u}"))
+                    .unwrap_or_default();
                 format!("{}{unit}", trim_number(n.as_f64().unwrap_or(0.0)))
             }
             Value::String(s) => md(s),

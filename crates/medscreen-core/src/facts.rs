@@ -14,7 +14,8 @@
 //!
 //! A fragment is a boolean, a number or integer with an optional inclusive range, an enumeration of
 //! strings, or a free string with optional length bounds, and it must accept `null` (absent or null
-//! means unknown). `title` names the fact for people (CDS cards), `generate` tells the synthetic-data
+//! means unknown). `title`, `short_title` and `unit` name the fact and its unit for people (CDS
+//! cards; see [`Labels`]), `generate` tells the synthetic-data
 //! generator how to fill it; neither changes validity. At load, every declaration of every pack the
 //! engine knows is compiled into one [`FactTable`]: each fact gets a slot index and a type, and the
 //! accepted profile schema is the shared schema with every pack's fragments added. Two packs may declare
@@ -167,6 +168,28 @@ pub enum Generate {
     Weighted(Vec<(u64, Option<Value>)>),
 }
 
+/// How people read a fact: annotations of its declaration that change nothing about validity.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Labels {
+    /// `title`: the fact named for a clinician (`kidney function (eGFR)`).
+    pub title: Option<String>,
+    /// `short_title`: its name in a one-line summary (`eGFR`).
+    pub short_title: Option<String>,
+    /// `unit`: the unit its numbers are in (`mL/min/1.73 m²`).
+    pub unit: Option<String>,
+}
+
+impl Labels {
+    fn of(fragment: &Value) -> Labels {
+        let text = |k: &str| fragment.get(k).and_then(Value::as_str).map(str::to_owned);
+        Labels {
+            title: text("title"),
+            short_title: text("short_title"),
+            unit: text("unit"),
+        }
+    }
+}
+
 /// One declared fact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactDecl {
@@ -176,8 +199,8 @@ pub struct FactDecl {
     pub pointer: String,
     /// What values it takes.
     pub kind: FactKind,
-    /// A name for people (`"title"`), if declared.
-    pub title: Option<String>,
+    /// How people read it (`title`, `short_title`, `unit`).
+    pub labels: Labels,
     /// The pack that declared it; `None` for a shared fact.
     pub pack: Option<String>,
     /// How the generator fills it, if it does.
@@ -198,7 +221,7 @@ pub struct FactTable {
     /// `words(name)` of each of `names`, in the same order.
     words: Vec<[u64; 3]>,
     /// Titles of the structural members, from the shared schema.
-    structural_titles: [Option<String>; 3],
+    structural_labels: [Labels; 3],
     /// The accepted profile schema: the shared schema with every pack's fragments.
     schema: Value,
 }
@@ -210,7 +233,7 @@ const STRUCTURAL: [(&str, Field); 3] = [
 ];
 
 /// Keywords a fact declaration may use.
-const KEYWORDS: [&str; 9] = [
+const KEYWORDS: [&str; 11] = [
     "type",
     "enum",
     "minimum",
@@ -218,6 +241,8 @@ const KEYWORDS: [&str; 9] = [
     "minLength",
     "maxLength",
     "title",
+    "short_title",
+    "unit",
     "description",
     "generate",
 ];
@@ -240,14 +265,11 @@ impl FactTable {
             .get("properties")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
-        let mut structural_titles: [Option<String>; 3] = [None, None, None];
+        let mut structural_labels: [Labels; 3] = Default::default();
         for (name, fragment) in shared_props {
             if let Some(k) = STRUCTURAL.iter().position(|(n, _)| n == name) {
-                if let Some(t) = structural_titles.get_mut(k) {
-                    *t = fragment
-                        .get("title")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
+                if let Some(l) = structural_labels.get_mut(k) {
+                    *l = Labels::of(fragment);
                 }
                 continue;
             }
@@ -352,7 +374,7 @@ impl FactTable {
             by_len,
             names,
             words,
-            structural_titles,
+            structural_labels,
             schema,
         })
     }
@@ -414,15 +436,19 @@ impl FactTable {
         }
     }
 
+    /// How people read the fact named `name`, if the profile has it.
+    pub fn labels(&self, name: &str) -> Option<&Labels> {
+        match self.resolve(name)? {
+            Field::Id => self.structural_labels.first(),
+            Field::Age => self.structural_labels.get(1),
+            Field::Comedications => self.structural_labels.get(2),
+            Field::Slot(k) => Some(&self.decl(k)?.labels),
+        }
+    }
+
     /// The title declared for the fact named `name` (a name for people), if any.
     pub fn title(&self, name: &str) -> Option<&str> {
-        let structural = |k: usize| self.structural_titles.get(k)?.as_deref();
-        match self.resolve(name)? {
-            Field::Id => structural(0),
-            Field::Age => structural(1),
-            Field::Comedications => structural(2),
-            Field::Slot(k) => self.decl(k)?.title.as_deref(),
-        }
+        self.labels(name)?.title.as_deref()
     }
 
     /// Every name a profile may carry, sorted.
@@ -591,7 +617,7 @@ fn declaration(
         name: name.to_owned(),
         pointer: format!("/{}", crate::schema::escape_pointer(name)),
         kind,
-        title: obj.get("title").and_then(Value::as_str).map(str::to_owned),
+        labels: Labels::of(fragment),
         pack: pack.map(str::to_owned),
         generate,
     })
