@@ -36,7 +36,8 @@ struct Fixtures {
 fn fixtures() -> Fixtures {
     let engine = Engine::embedded().expect("embedded pack");
     let mut data = Vec::new();
-    medscreen::generate::write_profiles(&mut data, 100_000, 4, 0.01).expect("generate");
+    medscreen::generate::write_profiles(&mut data, engine.facts(), 100_000, 4, 0.01)
+        .expect("generate");
     let mut batch_file = tempfile::NamedTempFile::new().expect("temp file");
     batch_file.write_all(&data).expect("write");
     let sample = data
@@ -72,13 +73,13 @@ fn bench_load(c: &mut Criterion) {
 fn bench_validate(c: &mut Criterion, f: &Fixtures) {
     let mut g = c.benchmark_group("validate");
     g.bench_function("valid/fast_path", |b| {
-        b.iter(|| Profile::parse_fast(black_box(FLAGGED)).is_some())
+        b.iter(|| f.engine.parse_fast(black_box(FLAGGED)).is_some())
     });
     g.bench_function("valid/schema_path", |b| {
         b.iter(|| f.engine.parse_profile_explained(black_box(FLAGGED)).is_ok())
     });
     g.bench_function("invalid/fast_path_rejects", |b| {
-        b.iter(|| Profile::parse_fast(black_box(INVALID)).is_none())
+        b.iter(|| f.engine.parse_fast(black_box(INVALID)).is_none())
     });
     g.bench_function("invalid/explained", |b| {
         b.iter(|| f.engine.parse_profile(black_box(INVALID)).is_err())

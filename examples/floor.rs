@@ -1,6 +1,6 @@
 //! The parsing floor for `benches/throughput.sh`: read an NDJSON file and parse every line, with N
-//! threads, into `serde_json::Value` (`value`) or into the typed `Profile` (`typed`), and nothing else.
-//! No validation, no rules, no output: what a pipeline that merely parses its input cannot beat.
+//! threads, into `serde_json::Value` (`value`) or into the typed `Profile` through the reader compiled
+//! from the fact declarations (`typed`), and nothing else. No validation, no rules, no output: what a pipeline that merely parses its input cannot beat.
 //!
 //! `cargo run --release --example floor -- value|typed FILE [THREADS]`
 
@@ -25,6 +25,7 @@ fn main() {
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .collect();
+    let engine = medscreen::Engine::embedded().expect("the embedded pack loads");
     let ok: usize = pool.install(|| match mode.as_str() {
         "value" => lines
             .par_iter()
@@ -32,7 +33,7 @@ fn main() {
             .count(),
         _ => lines
             .par_iter()
-            .filter(|l| serde_json::from_slice::<medscreen::Profile>(l).is_ok())
+            .filter(|l| engine.parse_fast(l).is_some())
             .count(),
     });
     println!("{ok} of {} lines parsed", lines.len());

@@ -37,7 +37,7 @@ fn valuesets() -> &'static ValueSets {
 /// profile screens and writes in every format.
 pub fn profile(data: &[u8]) {
     let engine = engine();
-    let fast = crate::Profile::parse_fast(data);
+    let fast = engine.parse_fast(data);
     let full = engine.parse_profile_explained(data);
     match (&fast, &full) {
         (Some(a), Ok(b)) => assert_eq!(a, b, "the two paths read different profiles"),

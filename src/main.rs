@@ -63,7 +63,7 @@ enum Command {
         /// A file with one profile, or `-` for standard input.
         #[arg(default_value = "-")]
         input: String,
-        /// Rule directory (pack.json and vocabulary.json); default: the embedded baclofen pack.
+        /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded pack.
         #[arg(long)]
         rules: Option<PathBuf>,
     },
@@ -92,6 +92,10 @@ enum Command {
         /// Write to FILE instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Rule directory whose packs' facts are generated too (as `screen --rules`); default: the
+        /// embedded packs.
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
 }
 
@@ -121,7 +125,7 @@ struct ServeArgs {
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
-    /// Rule directory (pack.json and vocabulary.json); default: the embedded baclofen pack.
+    /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded pack.
     #[arg(long)]
     rules: Option<PathBuf>,
     /// Value-set directory for FHIR mapping; default: the embedded sets (`rules/valuesets/`).
@@ -217,7 +221,7 @@ enum RulesCommand {
 struct CommonArgs {
     /// Input files, or `-` for standard input (the default). Screened in order as one stream.
     inputs: Vec<String>,
-    /// Rule directory (pack.json and vocabulary.json); default: the embedded baclofen pack.
+    /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded pack.
     #[arg(long)]
     rules: Option<PathBuf>,
     /// Write results to FILE instead of standard output.
@@ -475,7 +479,14 @@ fn main() -> ExitCode {
             seed,
             invalid_rate,
             output,
-        } => generate(count, seed, invalid_rate, output.as_deref()),
+            rules,
+        } => generate(
+            count,
+            seed,
+            invalid_rate,
+            output.as_deref(),
+            rules.as_deref(),
+        ),
     };
     ExitCode::from(code)
 }
@@ -1148,16 +1159,29 @@ fn rules_command(command: RulesCommand) -> u8 {
     }
 }
 
-fn generate(count: u64, seed: u64, invalid_rate: f64, output: Option<&Path>) -> u8 {
+fn generate(
+    count: u64,
+    seed: u64,
+    invalid_rate: f64,
+    output: Option<&Path>,
+    rules: Option<&Path>,
+) -> u8 {
+    let engine = match load(rules) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let facts = engine.facts();
     let result = match output {
         Some(p) => match create(p) {
-            Ok(mut f) => medscreen::generate::write_profiles(&mut f, count, seed, invalid_rate)
-                .and_then(|()| f.flush()),
+            Ok(mut f) => {
+                medscreen::generate::write_profiles(&mut f, facts, count, seed, invalid_rate)
+                    .and_then(|()| f.flush())
+            }
             Err(code) => return code,
         },
         None => {
             let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-            medscreen::generate::write_profiles(&mut out, count, seed, invalid_rate)
+            medscreen::generate::write_profiles(&mut out, facts, count, seed, invalid_rate)
                 .and_then(|()| out.flush())
         }
     };

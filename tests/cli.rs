@@ -537,7 +537,7 @@ fn rules_list_show_and_check() {
     assert_eq!(code(&ok), 0);
     let dir = tempfile::tempdir().expect("dir");
     let mut pack: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(rules_dir).join("pack.json")).expect("pack"),
+        &std::fs::read_to_string(Path::new(rules_dir).join("baclofen/pack.json")).expect("pack"),
     )
     .expect("json");
     pack["rules"][0]["tiers"][0]["when"]["fact"] = "agee".into();

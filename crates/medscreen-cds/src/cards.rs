@@ -16,8 +16,9 @@ use serde_json::Value;
 
 use medscreen_core::Severity;
 use medscreen_core::compile::Rule;
+use medscreen_core::facts::FactTable;
 use medscreen_core::report::{Caution, Evidence, Screening};
-use medscreen_core::{Engine, Rejection, profile::Field};
+use medscreen_core::{Engine, Rejection};
 use medscreen_fhir::FhirProblem;
 use medscreen_fhir::mapping::Prov;
 
@@ -223,7 +224,7 @@ pub(crate) fn from_screening(
         }
     }
     // Undecided rules that matter, grouped by the fact they lack: one line per fact to record.
-    let mut by_fact: Vec<(&'static str, Severity, Vec<&str>)> = Vec::new();
+    let mut by_fact: Vec<(&str, Severity, Vec<&str>)> = Vec::new();
     for i in &s.indeterminate {
         let Some(rule) = ctx.rule(i.rule) else {
             continue;
@@ -249,7 +250,7 @@ pub(crate) fn from_screening(
         let more = titles.len().saturating_sub(4);
         to_check.push(format!(
             "**{}** (up to {}): needed by {}{}",
-            capitalize(fact_label(fact)),
+            capitalize(fact_label(ctx.engine.facts(), fact)),
             sev.as_str(),
             shown.join("; "),
             if more > 0 {
@@ -275,7 +276,7 @@ pub(crate) fn from_screening(
              unknown, not as absent.\n",
             ctx.not_sent
                 .iter()
-                .map(|f| fact_label(f))
+                .map(|f| fact_label(ctx.engine.facts(), f))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -311,7 +312,10 @@ fn caution_card(
     if !c.evidence.is_empty() {
         detail.push_str("**Evidence**\n\n");
         for e in &c.evidence {
-            detail.push_str(&format!("- {}\n", evidence_line(e, profile, provenance)));
+            detail.push_str(&format!(
+                "- {}\n",
+                evidence_line(ctx.engine.facts(), e, profile, provenance)
+            ));
         }
         detail.push('\n');
     }
@@ -375,7 +379,11 @@ fn caution_card(
     };
     Card {
         uuid: uuid(),
-        summary: summary(&format!("Baclofen: {}{}", c.title, short_evidence(c))),
+        summary: summary(&format!(
+            "Baclofen: {}{}",
+            c.title,
+            short_evidence(ctx.engine.facts(), c)
+        )),
         indicator: c.severity.as_str(),
         detail,
         source,
@@ -388,7 +396,7 @@ fn caution_card(
 }
 
 /// ` (oxycodone, tramadol)` for medication evidence, ` (eGFR 25)` for a number, else nothing.
-fn short_evidence(c: &Caution<'_>) -> String {
+fn short_evidence(facts: &FactTable, c: &Caution<'_>) -> String {
     let mut parts: Vec<String> = Vec::new();
     // Drugs when the caution is about drugs (a CNS-burden card lists them, not the age beside them).
     let drugs = c.evidence.iter().any(|e| e.ingredient.is_some());
@@ -400,7 +408,7 @@ fn short_evidence(c: &Caution<'_>) -> String {
         let part = if let Some(i) = e.ingredient {
             i.to_owned()
         } else if let Some(n) = e.value.as_f64() {
-            format!("{} {}", short_label(&e.pointer), trim_number(n))
+            format!("{} {}", short_label(facts, &e.pointer), trim_number(n))
         } else {
             continue;
         };
@@ -423,16 +431,16 @@ fn trim_number(n: f64) -> String {
     }
 }
 
-fn short_label(pointer: &str) -> &'static str {
-    match pointer.trim_start_matches('/') {
-        "age" => "age",
-        "egfr" => "eGFR",
-        "baclofen_daily_dose_mg" => "mg/day",
-        _ => "",
-    }
+/// A fact's name in a one-line summary: the `short_title` of its declaration, or nothing.
+fn short_label<'a>(facts: &'a FactTable, pointer: &str) -> &'a str {
+    facts
+        .labels(pointer.trim_start_matches('/'))
+        .and_then(|l| l.short_title.as_deref())
+        .unwrap_or("")
 }
 
 fn evidence_line(
+    facts: &FactTable,
     e: &Evidence<'_>,
     profile: &Value,
     provenance: &BTreeMap<String, Vec<Prov>>,
@@ -460,7 +468,7 @@ fn evidence_line(
     } else if let Some(term) = e.matched {
         format!(
             "{} mentions \u{201c}{}\u{201d}",
-            fact_label(field),
+            fact_label(facts, field),
             md(term)
         )
     } else {
@@ -469,18 +477,17 @@ fn evidence_line(
             Value::Bool(true) => "yes".to_owned(),
             Value::Bool(false) => "no".to_owned(),
             Value::Number(n) => {
-                let unit = match field {
-                    "egfr" => " mL/min/1.73 m\u{b2}",
-                    "baclofen_daily_dose_mg" => " mg/day",
-                    "age" => " years",
-                    _ => "",
-                };
+                let unit = facts
+                    .labels(field)
+                    .and_then(|l| l.unit.as_deref())
+                    .map(|u| format!(" {u}"))
+                    .unwrap_or_default();
                 format!("{}{unit}", trim_number(n.as_f64().unwrap_or(0.0)))
             }
             Value::String(s) => md(s),
             other => md(&other.to_string()),
         };
-        format!("{}: {value}", capitalize(fact_label(field)))
+        format!("{}: {value}", capitalize(fact_label(facts, field)))
     };
     if let Some(from) = provenance.get(e.pointer.as_ref()) {
         let names: Vec<String> = from
@@ -512,39 +519,10 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-/// The question a fact answers, as a clinician would read it.
-pub fn fact_label(name: &str) -> &'static str {
-    let Some(field) = Field::from_name(name) else {
-        return "a fact";
-    };
-    match field {
-        Field::Id => "record id",
-        Field::Age => "age",
-        Field::Sex => "sex",
-        Field::Pregnant => "pregnancy status",
-        Field::Breastfeeding => "breastfeeding status",
-        Field::SeizureHistory => "history of seizures or epilepsy",
-        Field::KidneyDisease => "chronic kidney disease",
-        Field::Dialysis => "dialysis or end-stage renal disease",
-        Field::CkdStage => "recorded CKD stage",
-        Field::Egfr => "kidney function (eGFR)",
-        Field::StrokeHistory => "history of stroke",
-        Field::ReliesOnSpasticity => "whether spasticity sustains posture, balance or function",
-        Field::LiverDisease => "liver disease",
-        Field::HeartDisease => "heart disease",
-        Field::Diabetes => "diabetes",
-        Field::PsychiatricDisorder => "psychotic disorder, schizophrenia or confusional state",
-        Field::AlcoholUse => "alcohol use",
-        Field::OperatesMachinery => "whether the patient drives or operates machinery",
-        Field::AutonomicDysreflexia => "autonomic dysreflexia (spinal cord injury at T6 or above)",
-        Field::RespiratoryImpairment => {
-            "respiratory impairment (COPD, sleep apnoea, respiratory failure)"
-        }
-        Field::Indication => "indication (reason for the order)",
-        Field::BaclofenDailyDoseMg => "daily dose",
-        Field::Discontinuation => "plan for stopping (taper rather than abrupt stop)",
-        Field::Comedications => "current medications",
-    }
+/// The question a fact answers, as a clinician would read it: the `title` of its declaration (the
+/// shared profile schema or the pack's `facts`).
+pub fn fact_label<'a>(facts: &'a FactTable, name: &str) -> &'a str {
+    facts.title(name).unwrap_or("a fact")
 }
 
 /// A card saying the order could not be screened because the FHIR data is malformed.

@@ -24,7 +24,6 @@ use super::servers::FhirServers;
 use medscreen_core::Engine;
 use medscreen_core::Severity;
 use medscreen_core::diagnostic::{self, Diagnostic, Location};
-use medscreen_core::profile::Field;
 use medscreen_core::schema::escape_pointer;
 use medscreen_fhir::bundle::{Found, Gap, reference_key, subject_reference, walk};
 use medscreen_fhir::date::Date;
@@ -891,11 +890,12 @@ impl Cds {
 /// is not limited to active ones), active medication orders and statements when a rule reads
 /// comedications, and one Observation query per value set with observation codes.
 fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
-    let mut fields: Vec<Field> = Vec::new();
+    let mut fields: Vec<&str> = Vec::new();
     for r in engine.rules() {
         for f in r.fields() {
-            if !fields.contains(&f) {
-                fields.push(f);
+            let name = engine.facts().name(f);
+            if !fields.contains(&name) {
+                fields.push(name);
             }
         }
     }
@@ -912,22 +912,22 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
         let Target::Field(field) = set.target else {
             continue;
         };
-        if field == Field::Indication {
+        if field == "indication" {
             continue;
         }
         // A kidney-disease set with staged codes also gives `ckd_stage`.
         let staged = set.conditions.iter().any(|c| c.stage.is_some());
         let mut filled = vec![field];
         if staged {
-            filled.push(Field::CkdStage);
+            filled.push("ckd_stage");
         }
-        let read: Vec<Field> = filled.into_iter().filter(|f| fields.contains(f)).collect();
+        let read: Vec<&'static str> = filled.into_iter().filter(|f| fields.contains(f)).collect();
         if read.is_empty() {
             continue;
         }
         for f in &read {
-            if !set.conditions.is_empty() && !condition_facts.contains(&f.name()) {
-                condition_facts.push(f.name());
+            if !set.conditions.is_empty() && !condition_facts.contains(f) {
+                condition_facts.push(*f);
             }
         }
         if !fields.contains(&field) {
@@ -948,7 +948,7 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
                     codes.join(",")
                 ),
                 kind: Kind::Observation,
-                facts: vec![field.name()],
+                facts: vec![field],
             });
         }
     }
@@ -960,7 +960,7 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
             facts: condition_facts,
         });
     }
-    if fields.contains(&Field::Comedications) {
+    if fields.contains(&"comedications") {
         out.push(Template {
             key: "medicationRequests".into(),
             query: format!(

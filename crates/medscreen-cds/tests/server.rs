@@ -584,7 +584,13 @@ async fn cards_carry_evidence_source_overrides_and_the_unchecked_facts() {
         .find(|c| c["source"]["topic"]["code"] == "BAC-RENAL")
         .expect("renal card");
     let detail = renal["detail"].as_str().unwrap();
-    assert!(detail.contains("25 mL/min"), "{detail}");
+    // The unit and the summary's short name come from the fact's declaration (`unit`, `short_title`).
+    assert!(
+        detail.contains("Kidney function (eGFR): 25 mL/min/1.73 m²"),
+        "{detail}"
+    );
+    let summary = renal["summary"].as_str().unwrap();
+    assert!(summary.ends_with("(eGFR 25)"), "{summary}");
     assert!(detail.contains("`Observation/o1`"), "{detail}");
     assert!(detail.contains("**Action**"), "{detail}");
     assert!(renal["overrideReasons"].as_array().unwrap().len() >= 3);

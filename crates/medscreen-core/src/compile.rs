@@ -1,8 +1,9 @@
 //! Rule pack -> checked, indexed program.
 //!
 //! A pack is first checked against `schemas/rulepack.schema.json` (structure), then compiled here:
-//! fact names are resolved to typed [`Field`] accessors using the *profile schema* as the source of
-//! truth for their types, operators are checked against those types, comparison values against the
+//! fact names are resolved to typed [`Field`]s (a structural member or a declared fact's slot) using
+//! the engine's [`FactTable`] (the shared profile schema and every pack's declared facts) as the source
+//! of truth for their types, operators are checked against those types, comparison values against the
 //! fact's type and enumeration, class names against the vocabulary, source ids against the pack. Every
 //! problem is collected; a pack with any problem does not compile.
 
@@ -11,7 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::error::{LoadError, LoadErrorCode};
-use crate::profile::Field;
+use crate::facts::FactTable;
+pub use crate::facts::{FactType, Field};
 use crate::severity::Severity;
 use crate::suggest::did_you_mean;
 use crate::vocab::{ClassMask, IngredientId, Source, Vocabulary, normalize};
@@ -183,13 +185,13 @@ impl Cond {
 impl Cond {
     /// The condition as an expression a reader can check against the sources:
     /// `dialysis = true or egfr < 30 or (egfr is unknown and ckd_stage in ["4", "5"])`.
-    pub fn describe(&self, vocab: &Vocabulary) -> String {
+    pub fn describe(&self, facts: &FactTable, vocab: &Vocabulary) -> String {
         let mut out = String::new();
-        self.describe_into(vocab, &mut out, false);
+        self.describe_into(facts, vocab, &mut out, false);
         out
     }
 
-    fn describe_into(&self, vocab: &Vocabulary, out: &mut String, nested: bool) {
+    fn describe_into(&self, facts: &FactTable, vocab: &Vocabulary, out: &mut String, nested: bool) {
         use std::fmt::Write as _;
         let list = |terms: &[String]| {
             terms
@@ -208,15 +210,15 @@ impl Cond {
                     CmpOp::Gt => ">",
                     CmpOp::Ge => ">=",
                 };
-                let _ = write!(out, "{} {op} {value}", field.name());
+                let _ = write!(out, "{} {op} {value}", facts.name(*field));
             }
             Cond::In { field, values } => {
                 let values: Vec<String> = values.iter().map(Lit::to_string).collect();
-                let _ = write!(out, "{} in [{}]", field.name(), values.join(", "));
+                let _ = write!(out, "{} in [{}]", facts.name(*field), values.join(", "));
             }
             Cond::Known { field, known } => {
                 let what = if *known { "known" } else { "unknown" };
-                let _ = write!(out, "{} is {what}", field.name());
+                let _ = write!(out, "{} is {what}", facts.name(*field));
             }
             Cond::All(parts) | Cond::Any(parts) => {
                 let joiner = if matches!(self, Cond::All(_)) {
@@ -231,7 +233,7 @@ impl Cond {
                     if k > 0 {
                         out.push_str(joiner);
                     }
-                    p.describe_into(vocab, out, true);
+                    p.describe_into(facts, vocab, out, true);
                 }
                 if nested && parts.len() > 1 {
                     out.push(')');
@@ -239,7 +241,7 @@ impl Cond {
             }
             Cond::Not(inner) => {
                 out.push_str("not ");
-                inner.describe_into(vocab, out, true);
+                inner.describe_into(facts, vocab, out, true);
             }
             Cond::MedClass { class } => {
                 let _ = write!(out, "a comedication in class {}", vocab.class_name(*class));
@@ -267,7 +269,7 @@ impl Cond {
                 let _ = write!(
                     out,
                     "{} mentions one of {}",
-                    field.name(),
+                    facts.name(*field),
                     list(terms.shown())
                 );
             }
@@ -384,70 +386,9 @@ pub struct Program {
     pub groups: Vec<Group>,
 }
 
-/// The type of a profile fact, read from the profile schema.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FactType {
-    /// `boolean`.
-    Bool,
-    /// `integer` or `number`.
-    Num,
-    /// `string`.
-    Str,
-    /// `enum` of strings.
-    Enum(Vec<String>),
-    /// `array` (comedications).
-    List,
-}
-
-impl FactType {
-    fn describe(&self) -> &'static str {
-        match self {
-            FactType::Bool => "boolean",
-            FactType::Num => "number",
-            FactType::Str => "string",
-            FactType::Enum(_) => "enumerated",
-            FactType::List => "list",
-        }
-    }
-}
-
-/// The facts a profile has, by name, with their types, read from the profile schema's `properties`.
-pub fn fact_types(profile_schema: &Value) -> BTreeMap<String, FactType> {
-    let mut out = BTreeMap::new();
-    let Some(props) = profile_schema.get("properties").and_then(Value::as_object) else {
-        return out;
-    };
-    for (name, s) in props {
-        let ty = if let Some(options) = s.get("enum").and_then(Value::as_array) {
-            FactType::Enum(
-                options
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect(),
-            )
-        } else {
-            let types: Vec<&str> = match s.get("type") {
-                Some(Value::String(t)) => vec![t.as_str()],
-                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
-            };
-            match types.iter().find(|t| **t != "null") {
-                Some(&"boolean") => FactType::Bool,
-                Some(&"integer") | Some(&"number") => FactType::Num,
-                Some(&"string") => FactType::Str,
-                Some(&"array") => FactType::List,
-                _ => continue,
-            }
-        };
-        out.insert(name.clone(), ty);
-    }
-    out
-}
-
 struct Compiler<'a> {
     file: &'a str,
-    facts: &'a BTreeMap<String, FactType>,
+    facts: &'a FactTable,
     vocab: &'a Vocabulary,
     rule: Option<String>,
     has_subject: bool,
@@ -486,13 +427,12 @@ const OPS: [&str; 10] = [
 pub fn compile(
     pack: &Value,
     file: &str,
-    profile_schema: &Value,
+    facts: &FactTable,
     vocab: &Vocabulary,
 ) -> Result<Program, Vec<LoadError>> {
-    let facts = fact_types(profile_schema);
     let mut c = Compiler {
         file,
-        facts: &facts,
+        facts,
         vocab,
         rule: None,
         has_subject: pack.pointer("/subject/ingredient").is_some(),
@@ -925,8 +865,12 @@ impl Compiler<'_> {
     }
 
     fn field(&mut self, name: &str, at: &str) -> Option<(Field, FactType)> {
-        let Some(ty) = self.facts.get(name) else {
-            let names: Vec<&str> = self.facts.keys().map(String::as_str).collect();
+        let Some((field, ty)) = self
+            .facts
+            .resolve(name)
+            .and_then(|f| Some((f, self.facts.fact_type(f)?)))
+        else {
+            let names: Vec<&str> = self.facts.names().collect();
             self.error(
                 LoadErrorCode::UnknownFact,
                 at,
@@ -935,16 +879,7 @@ impl Compiler<'_> {
             );
             return None;
         };
-        let Some(field) = Field::from_name(name) else {
-            self.error(
-                LoadErrorCode::UnknownFact,
-                at,
-                format!("fact `{name}` is in the profile schema but this build cannot read it"),
-                None,
-            );
-            return None;
-        };
-        Some((field, ty.clone()))
+        Some((field, ty))
     }
 
     fn text(&mut self, inner: &Value, at: &str) -> Cond {

@@ -101,7 +101,7 @@ pub enum Location<'a> {
     Pointer(&'a str),
     /// A place in a rule pack, vocabulary or value-set file: `{file, rule, pointer}`.
     File {
-        /// The file, as named to the loader (`rules/pack.json`).
+        /// The file, as named to the loader (`rules/baclofen/pack.json`).
         file: &'a str,
         /// The rule the place is in, if it is inside one.
         rule: Option<&'a str>,
@@ -125,7 +125,7 @@ pub enum Location<'a> {
 }
 
 impl fmt::Display for Location<'_> {
-    /// The subject of a message: `/age`, ``rule `BAC-RENAL` in rules/pack.json at /rules/7``,
+    /// The subject of a message: `/age`, ``rule `BAC-RENAL` in rules/baclofen/pack.json at /rules/7``,
     /// `` `Condition/abc` in Condition.ndjson line 7 at /subject/reference ``. Identifiers only, never
     /// a value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -205,12 +205,12 @@ mod tests {
         assert_eq!(Location::Pointer("/age").to_string(), "/age");
         assert_eq!(
             Location::File {
-                file: "rules/pack.json",
+                file: "rules/baclofen/pack.json",
                 rule: Some("BAC-RENAL"),
                 pointer: "/rules/7"
             }
             .to_string(),
-            "rule `BAC-RENAL` in rules/pack.json at /rules/7"
+            "rule `BAC-RENAL` in rules/baclofen/pack.json at /rules/7"
         );
         assert_eq!(
             Location::File {

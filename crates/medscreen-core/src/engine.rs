@@ -1,7 +1,13 @@
 //! The engine: a compiled rule pack, its vocabulary and the profile schema, built once and shared.
+//!
+//! The engine knows no drug. It knows the packs it was given (embedded or read from a directory): their
+//! declared facts, with the shared patient facts, make the one profile layout every record is read
+//! into ([`FactTable`]), so a record is accepted whatever pack screens it. Today the first pack screens;
+//! the others contribute their facts and are checked as strictly.
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -9,13 +15,16 @@ use sha2::{Digest, Sha256};
 use crate::compile::{self, Program, Rule};
 use crate::error::{LoadError, LoadErrorCode, LoadErrors};
 use crate::eval::Evaluator;
+use crate::facts::FactTable;
 use crate::profile::Profile;
 use crate::report::Screening;
 use crate::schema::{Problem, ProblemCode, SchemaChecker};
 use crate::vocab::{MatchCache, Vocabulary, VocabularyFile};
 
-/// The embedded default rule pack (`rules/pack.json`).
-pub const EMBEDDED_PACK: &str = include_str!("../../../rules/pack.json");
+/// The embedded default rule pack (`rules/baclofen/pack.json`).
+pub const EMBEDDED_PACK: &str = include_str!("../../../rules/baclofen/pack.json");
+/// Every embedded pack, as (file name, text); the first is the default.
+pub const EMBEDDED_PACKS: &[(&str, &str)] = &[("rules/baclofen/pack.json", EMBEDDED_PACK)];
 /// The embedded default vocabulary (`rules/vocabulary.json`).
 pub const EMBEDDED_VOCABULARY: &str = include_str!("../../../rules/vocabulary.json");
 /// The profile schema (`schemas/profile.schema.json`).
@@ -25,7 +34,8 @@ pub const RULEPACK_SCHEMA: &str = include_str!("../../../schemas/rulepack.schema
 /// The vocabulary schema (`schemas/vocabulary.schema.json`).
 pub const VOCABULARY_SCHEMA: &str = include_str!("../../../schemas/vocabulary.schema.json");
 
-/// File names inside a rule directory.
+/// The pack file inside a rule directory (`DIR/pack.json`), or inside each pack's folder of one
+/// (`DIR/NAME/pack.json`).
 pub const PACK_FILE: &str = "pack.json";
 /// File names inside a rule directory.
 pub const VOCABULARY_FILE: &str = "vocabulary.json";
@@ -67,6 +77,9 @@ pub struct Rejection {
 /// ```
 pub struct Engine {
     program: Program,
+    /// The packs the engine knows besides the one that screens, compiled against the same facts.
+    others: Vec<Program>,
+    facts: Arc<FactTable>,
     vocab: Vocabulary,
     profile_schema: SchemaChecker,
     ruleset: RulesetInfo,
@@ -85,20 +98,16 @@ impl fmt::Debug for Engine {
 impl Engine {
     /// The engine for the pack compiled into this binary.
     pub fn embedded() -> Result<Engine, LoadErrors> {
-        Engine::from_sources(
-            "rules/pack.json",
-            EMBEDDED_PACK,
-            "rules/vocabulary.json",
-            EMBEDDED_VOCABULARY,
-        )
+        Engine::from_packs(EMBEDDED_PACKS, "rules/vocabulary.json", EMBEDDED_VOCABULARY)
     }
 
-    /// Load `pack.json` and `vocabulary.json` from `dir`.
+    /// Load a rule directory: `pack.json` and `vocabulary.json` in `dir`, or, when `dir` has no
+    /// `pack.json`, `vocabulary.json` and every `NAME/pack.json` under it (in name order; the first
+    /// screens).
     pub fn from_dir(dir: &Path) -> Result<Engine, LoadErrors> {
-        let read = |name: &str| {
-            let path = dir.join(name);
+        let read = |path: &Path| {
             let shown = path.display().to_string();
-            match std::fs::read_to_string(&path) {
+            match std::fs::read_to_string(path) {
                 Ok(text) => Ok((shown, text)),
                 Err(e) => Err(vec![LoadError::new(
                     LoadErrorCode::Io,
@@ -108,10 +117,48 @@ impl Engine {
                 )]),
             }
         };
-        match (read(PACK_FILE), read(VOCABULARY_FILE)) {
-            (Ok((pn, p)), Ok((vn, v))) => Engine::from_sources(&pn, &p, &vn, &v),
-            (p, v) => Err(LoadErrors(
-                p.err().into_iter().chain(v.err()).flatten().collect(),
+        let single = dir.join(PACK_FILE);
+        let pack_paths = if single.exists() {
+            vec![single]
+        } else {
+            let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path().join(PACK_FILE))
+                        .filter(|p| p.is_file())
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            if found.is_empty() {
+                // Reported as today: the pack file of the directory cannot be read.
+                found.push(single);
+            }
+            found
+        };
+        let mut errors = Vec::new();
+        let mut packs = Vec::new();
+        for path in &pack_paths {
+            match read(path) {
+                Ok(p) => packs.push(p),
+                Err(e) => errors.extend(e),
+            }
+        }
+        let vocab = read(&dir.join(VOCABULARY_FILE));
+        match (errors.is_empty(), vocab) {
+            (true, Ok((vn, v))) => {
+                let packs: Vec<(&str, &str)> = packs
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), t.as_str()))
+                    .collect();
+                Engine::from_packs(&packs, &vn, &v)
+            }
+            (_, v) => Err(LoadErrors(
+                errors
+                    .into_iter()
+                    .chain(v.err().into_iter().flatten())
+                    .collect(),
             )),
         }
     }
@@ -123,13 +170,55 @@ impl Engine {
         vocab_name: &str,
         vocab_text: &str,
     ) -> Result<Engine, LoadErrors> {
-        let profile_schema = load_schema(PROFILE_SCHEMA, "schemas/profile.schema.json")?;
+        Engine::from_packs(&[(pack_name, pack)], vocab_name, vocab_text)
+    }
+
+    /// Build from the texts of packs (`(file name, text)`; the first screens, every one's facts are
+    /// accepted) and a vocabulary. Every problem of every file is collected.
+    pub fn from_packs(
+        packs: &[(&str, &str)],
+        vocab_name: &str,
+        vocab_text: &str,
+    ) -> Result<Engine, LoadErrors> {
+        let shared_schema = serde_json::from_str::<Value>(PROFILE_SCHEMA)
+            .map_err(|e| bad_schema("schemas/profile.schema.json", e))?;
         let pack_schema = load_schema(RULEPACK_SCHEMA, "schemas/rulepack.schema.json")?;
         let vocab_schema = load_schema(VOCABULARY_SCHEMA, "schemas/vocabulary.schema.json")?;
 
         let mut errors = Vec::new();
         let vocab_value = parse_checked(vocab_text, vocab_name, &vocab_schema, &mut errors);
-        let pack_value = parse_checked(pack, pack_name, &pack_schema, &mut errors);
+        let pack_values: Vec<Option<(Value, bool)>> = packs
+            .iter()
+            .map(|(name, text)| parse_checked(text, name, &pack_schema, &mut errors))
+            .collect();
+        let readable: Vec<(&str, &Value)> = packs
+            .iter()
+            .zip(&pack_values)
+            .filter_map(|((name, _), v)| v.as_ref().map(|(v, _)| (*name, v)))
+            .collect();
+        // Facts and rules are compiled even from a pack that broke its schema, so that every error is
+        // reported at once; the compilers read defensively, and what they find inside a place the
+        // schema already reported is left out as a consequence of that error.
+        let schema_errors: Vec<(String, String)> = errors
+            .iter()
+            .map(|e| (e.file.clone(), e.pointer.clone()))
+            .collect();
+        let consequence = |e: &LoadError| {
+            schema_errors.iter().any(|(file, p)| {
+                *file == e.file
+                    && (e.pointer == *p
+                        || e.pointer.starts_with(&format!("{p}/"))
+                        || p.starts_with(&format!("{}/", e.pointer)))
+            })
+        };
+        let facts = match FactTable::build(&shared_schema, "schemas/profile.schema.json", &readable)
+        {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                errors.extend(e.into_iter().filter(|e| !consequence(e)));
+                None
+            }
+        };
         let vocab_value = vocab_value.filter(|(_, valid)| *valid).map(|(v, _)| v);
         let vocabulary =
             vocab_value.and_then(|v| match serde_json::from_value::<VocabularyFile>(v) {
@@ -146,30 +235,33 @@ impl Engine {
                     None
                 }
             });
-        let (Some(vocab), Some((pack_value, _))) = (vocabulary, pack_value) else {
+        let (Some(vocab), Some(facts)) = (vocabulary, facts) else {
             return Err(LoadErrors(errors));
         };
-        // Compile even a pack that broke its schema, so that every error is reported at once; the
-        // compiler reads defensively, and what it finds inside a place the schema already reported
-        // is left out as a consequence of that error.
-        let program = compile::compile(&pack_value, pack_name, profile_schema.schema(), &vocab);
-        let schema_pointers: Vec<String> = errors.iter().map(|e| e.pointer.clone()).collect();
-        let program = match program {
-            Ok(p) if errors.is_empty() => p,
-            Ok(_) => return Err(LoadErrors(errors)),
-            Err(compile_errors) => {
-                errors.extend(compile_errors.into_iter().filter(|e| {
-                    !schema_pointers.iter().any(|p| {
-                        e.pointer == *p
-                            || e.pointer.starts_with(&format!("{p}/"))
-                            || p.starts_with(&format!("{}/", e.pointer))
-                    })
-                }));
-                return Err(LoadErrors(errors));
+        if readable.len() < packs.len() {
+            return Err(LoadErrors(errors));
+        }
+        let profile_schema = SchemaChecker::new(facts.schema().clone())
+            .map_err(|e| bad_schema("schemas/profile.schema.json", e))?;
+        let mut programs = Vec::new();
+        for (pack_name, pack_value) in &readable {
+            match compile::compile(pack_value, pack_name, &facts, &vocab) {
+                Ok(p) => programs.push(p),
+                Err(compile_errors) => {
+                    errors.extend(compile_errors.into_iter().filter(|e| !consequence(e)));
+                }
             }
+        }
+        if !errors.is_empty() {
+            return Err(LoadErrors(errors));
+        }
+        let mut programs = programs.into_iter();
+        let (Some(program), Some((_, pack))) = (programs.next(), packs.first()) else {
+            return Err(LoadErrors(errors));
         };
+        let others = programs.collect();
         let mut hasher = Sha256::new();
-        for part in [pack, vocab_text] {
+        for part in [*pack, vocab_text] {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
@@ -187,6 +279,8 @@ impl Engine {
         };
         Ok(Engine {
             program,
+            others,
+            facts,
             vocab,
             profile_schema,
             ruleset,
@@ -223,7 +317,17 @@ impl Engine {
         &self.vocab
     }
 
-    /// The profile schema checker.
+    /// The facts a profile may carry: the shared ones and every known pack's.
+    pub fn facts(&self) -> &Arc<FactTable> {
+        &self.facts
+    }
+
+    /// The packs the engine knows besides the one that screens, in load order.
+    pub fn other_packs(&self) -> &[Program] {
+        &self.others
+    }
+
+    /// The profile schema checker (the shared schema with every known pack's facts).
     pub fn profile_schema(&self) -> &SchemaChecker {
         &self.profile_schema
     }
@@ -236,9 +340,15 @@ impl Engine {
                 problems: self.profile_schema.problems(value),
             });
         }
-        Profile::deserialize_valid(value).map_err(|message| Rejection {
+        // An error here means the schema and the typed reader disagree, which the differential
+        // test rules out.
+        self.facts.profile_from_value(value).map_err(|_| Rejection {
             id: record_id(value),
-            problems: vec![Problem::new("", ProblemCode::Invalid, message)],
+            problems: vec![Problem::new(
+                "",
+                ProblemCode::Invalid,
+                "the record passed the schema but not the typed model (please report this)",
+            )],
         })
     }
 
@@ -248,10 +358,15 @@ impl Engine {
     /// constraints; only a record that fails it is parsed again, strictly, and run through the schema
     /// validator, which explains what is wrong (or, should the two ever disagree, accepts it).
     pub fn parse_profile(&self, bytes: &[u8]) -> Result<Profile, Rejection> {
-        if let Some(profile) = Profile::parse_fast(bytes) {
+        if let Some(profile) = self.facts.parse_fast(bytes) {
             return Ok(profile);
         }
         self.parse_profile_explained(bytes)
+    }
+
+    /// The cheap path alone: the profile if `bytes` is a valid one, else `None` (nothing explained).
+    pub fn parse_fast(&self, bytes: &[u8]) -> Option<Profile> {
+        self.facts.parse_fast(bytes)
     }
 
     /// Parse and validate through the schema validator only: the explaining path, which
@@ -272,7 +387,8 @@ impl Engine {
     /// Screen a validated profile, remembering medication matches in `cache` (keep one per thread
     /// when screening many profiles: medication strings recur).
     pub fn screen_with<'e>(&'e self, profile: &Profile, cache: &mut MatchCache) -> Screening<'e> {
-        Evaluator::new(&self.program, &self.vocab, profile, cache).screen(&self.ruleset.label)
+        Evaluator::new(&self.program, &self.facts, &self.vocab, profile, cache)
+            .screen(&self.ruleset.label)
     }
 
     /// For each rule (in pack order), how each of its tiers came out for `profile` when the rule
@@ -318,30 +434,6 @@ impl Engine {
     }
 }
 
-impl Profile {
-    /// The cheap validity check: typed deserialisation plus the schema's other constraints.
-    pub fn parse_fast(bytes: &[u8]) -> Option<Profile> {
-        // serde's derive also reads a struct from an array, by position (`["p1", 70]`); the schema
-        // wants an object.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return None;
-        }
-        serde_json::from_slice::<Profile>(bytes)
-            .ok()
-            .filter(Profile::meets_schema_constraints)
-    }
-
-    /// Deserialize a value the schema has accepted. An error here means the schema and the typed model
-    /// disagree, which a test rules out on the fixtures.
-    fn deserialize_valid(value: &Value) -> Result<Profile, String> {
-        Profile::deserialize(value).map_err(|_| {
-            "the record passed the schema but not the typed model (please report this)".to_owned()
-        })
-    }
-}
-
-use serde::Deserialize;
-
 /// The record's `id` if it is a usable string, for naming an invalid record.
 pub fn record_id(value: &Value) -> Option<String> {
     value
@@ -356,14 +448,17 @@ pub fn load_schema(text: &str, name: &str) -> Result<SchemaChecker, LoadErrors> 
     serde_json::from_str::<Value>(text)
         .map_err(|e| e.to_string())
         .and_then(SchemaChecker::new)
-        .map_err(|e| {
-            LoadErrors(vec![LoadError::new(
-                LoadErrorCode::Schema,
-                name,
-                "",
-                format!("bad schema: {e}"),
-            )])
-        })
+        .map_err(|e| bad_schema(name, e))
+}
+
+/// One of our schemas does not compile: `name` names it.
+fn bad_schema(name: &str, e: impl fmt::Display) -> LoadErrors {
+    LoadErrors(vec![LoadError::new(
+        LoadErrorCode::Schema,
+        name,
+        "",
+        format!("bad schema: {e}"),
+    )])
 }
 
 /// Parse `text` and check it against `schema`, adding every problem to `errors` (named by file and, in a

@@ -10,13 +10,13 @@ use crate::schema::{Problem, ProblemCode};
 /// One thing wrong with a rule pack or vocabulary file, located by file, rule and JSON Pointer.
 ///
 /// Displayed as
-/// ``rule `BAC-RENAL` in rules/pack.json at /rules/7/tiers/0/when/fact: unknown fact `egfrr` ``
+/// ``rule `BAC-RENAL` in rules/baclofen/pack.json at /rules/7/tiers/0/when/fact: unknown fact `egfrr` ``
 /// followed by `  help: did you mean `egfr`?` when there is help.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoadError {
     /// Stable machine-readable code.
     pub code: LoadErrorCode,
-    /// The file, as named to the loader (e.g. `rules/pack.json`).
+    /// The file, as named to the loader (e.g. `rules/baclofen/pack.json`).
     pub file: String,
     /// The rule the error is in, if it is inside one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +71,10 @@ pub enum LoadErrorCode {
     InvalidGroup,
     /// A pack with no rules: it would screen nothing and report every patient clear.
     EmptyPack,
+    /// A fact declaration outside what a typed slot can hold (not nullable, an unsupported keyword).
+    InvalidFact,
+    /// A pack declares a shared fact again, or a fact another pack declares differently.
+    FactConflict,
 }
 
 impl LoadErrorCode {
@@ -95,6 +99,8 @@ impl LoadErrorCode {
             LoadErrorCode::UnknownRule => "unknown_rule",
             LoadErrorCode::InvalidGroup => "invalid_group",
             LoadErrorCode::EmptyPack => "empty_pack",
+            LoadErrorCode::InvalidFact => "invalid_fact",
+            LoadErrorCode::FactConflict => "fact_conflict",
         }
     }
 }
@@ -203,7 +209,7 @@ mod tests {
     fn load_error_is_a_diagnostic_displayed_subject_first_then_help() {
         let e = LoadError::new(
             LoadErrorCode::UnknownFact,
-            "rules/pack.json",
+            "rules/baclofen/pack.json",
             "/rules/7/tiers/0/when/fact",
             "unknown fact `egfrr`",
         )
@@ -216,7 +222,7 @@ mod tests {
                 "unknown fact `egfrr`",
                 Some("did you mean `egfr`?"),
                 Location::File {
-                    file: "rules/pack.json",
+                    file: "rules/baclofen/pack.json",
                     rule: Some("BAC-RENAL"),
                     pointer: "/rules/7/tiers/0/when/fact",
                 },
@@ -224,7 +230,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "rule `BAC-RENAL` in rules/pack.json at /rules/7/tiers/0/when/fact: unknown fact `egfrr`\n  help: did you mean `egfr`?"
+            "rule `BAC-RENAL` in rules/baclofen/pack.json at /rules/7/tiers/0/when/fact: unknown fact `egfrr`\n  help: did you mean `egfr`?"
         );
         let whole_file = LoadError::new(LoadErrorCode::Io, "vocab.json", "", "cannot read it");
         assert_eq!(whole_file.to_string(), "vocab.json: cannot read it");

@@ -13,7 +13,8 @@ use serde_json::{Number, Value};
 use smallvec::SmallVec;
 
 use crate::compile::{CmpOp, Cond, Lit, Program, Rule, Terms};
-use crate::profile::{Fact, Field, Medication, Profile};
+use crate::facts::{FactTable, Field};
+use crate::profile::{Fact, Medication, Profile};
 use crate::report::{Caution, Evidence, Indeterminate, Screening, Status};
 use crate::severity::Severity;
 use crate::vocab::{ClassMask, IngredientId, MatchCache, MedMatch, Vocabulary, normalize};
@@ -196,17 +197,20 @@ struct Picked {
 /// Evaluates one profile against a program. Borrowed, so it is cheap to make per profile.
 pub struct Evaluator<'e, 'p> {
     program: &'e Program,
+    facts: &'e FactTable,
     vocab: &'e Vocabulary,
     profile: &'p Profile,
     meds: Option<MedFacts>,
-    /// The normalised indication, made on first use and shared by every text test.
-    indication: std::cell::OnceCell<String>,
+    /// The first free-text fact a text test reads, normalised on first use and shared by every text
+    /// test of it (packs match terms in one text fact, the indication, many times).
+    text: std::cell::OnceCell<(Field, String)>,
 }
 
 impl<'e, 'p> Evaluator<'e, 'p> {
     /// Prepare to evaluate `profile`; matches its comedications once.
     pub fn new(
         program: &'e Program,
+        facts: &'e FactTable,
         vocab: &'e Vocabulary,
         profile: &'p Profile,
         cache: &mut MatchCache,
@@ -217,10 +221,11 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             .map(|m| MedFacts::new(m, vocab, program.subject, cache));
         Evaluator {
             program,
+            facts,
             vocab,
             profile,
             meds,
-            indication: std::cell::OnceCell::new(),
+            text: std::cell::OnceCell::new(),
         }
     }
 
@@ -437,15 +442,14 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         }
     }
 
-    /// A string fact, normalised for whole-word matching; the indication is normalised once.
+    /// A string fact, normalised for whole-word matching; the first one asked for is normalised once.
     fn normalized(&self, field: Field) -> Option<std::borrow::Cow<'_, str>> {
         let Some(Fact::Str(text)) = self.profile.fact(field) else {
             return None;
         };
-        if field == Field::Indication {
-            return Some(std::borrow::Cow::Borrowed(
-                self.indication.get_or_init(|| normalize(text)).as_str(),
-            ));
+        let (cached, norm) = self.text.get_or_init(|| (field, normalize(text)));
+        if *cached == field {
+            return Some(std::borrow::Cow::Borrowed(norm.as_str()));
         }
         Some(std::borrow::Cow::Owned(normalize(text)))
     }
@@ -505,7 +509,9 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         match c {
             Cond::Cmp { field, .. } | Cond::In { field, .. } | Cond::Known { field, .. } => {
                 // A fact tested twice (`age >= 12` and `age <= 50`) is one piece of evidence.
-                if self.decide(c) == wanted && !out.iter().any(|e| e.pointer == field.pointer()) {
+                if self.decide(c) == wanted
+                    && !out.iter().any(|e| e.pointer == self.facts.pointer(*field))
+                {
                     out.push(self.fact_evidence(*field));
                 }
             }
@@ -607,7 +613,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             Some(Fact::List(n)) => Value::from(n),
         };
         Evidence {
-            pointer: Cow::Borrowed(field.pointer()),
+            pointer: Cow::Borrowed(self.facts.pointer(field)),
             value,
             ingredient: None,
             class: None,
@@ -638,7 +644,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
     }
 
     /// The facts whose absence left an indeterminate rule undecided, in order, without repeats.
-    pub fn missing_for(&self, rule: &Rule) -> SmallVec<[&'static str; 4]> {
+    pub fn missing_for(&self, rule: &Rule) -> SmallVec<[&'e str; 4]> {
         let mut out = SmallVec::new();
         for t in &rule.tiers {
             self.missing(&t.when, &mut out);
@@ -646,7 +652,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         out
     }
 
-    fn missing(&self, c: &Cond, out: &mut SmallVec<[&'static str; 4]>) {
+    fn missing(&self, c: &Cond, out: &mut SmallVec<[&'e str; 4]>) {
         if self.decide(c) != Tri::Unknown {
             return;
         }
@@ -654,11 +660,11 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             Cond::Cmp { field, .. }
             | Cond::In { field, .. }
             | Cond::Known { field, .. }
-            | Cond::Text { field, .. } => field.name(),
+            | Cond::Text { field, .. } => self.facts.name(*field),
             Cond::MedClass { .. }
             | Cond::MedCount { .. }
             | Cond::MedUnrecognized
-            | Cond::MedSubject { .. } => Field::Comedications.name(),
+            | Cond::MedSubject { .. } => self.facts.name(Field::Comedications),
             Cond::All(parts) | Cond::Any(parts) => {
                 for p in parts {
                     self.missing(p, out);

@@ -4,8 +4,13 @@
 //! comedications as messy strings (tall-man lettering, salts, doses, brands, combinations) and coded
 //! objects, some drugs nobody knows, and, at the requested rate, invalid records of several kinds. The
 //! same seed always gives the same bytes.
+//!
+//! The shared patient facts are written here; the facts a pack declares are written from their
+//! declarations' `generate` hints (see [`crate::facts::Generate`]), after the shared ones, in slot order.
 
 use std::io::{self, Write};
+
+use crate::facts::{FactTable, Generate};
 
 /// A small, fast, well-distributed generator (SplitMix64); good enough for test data, not for secrets.
 #[derive(Debug, Clone)]
@@ -146,9 +151,11 @@ const CKD_STAGES: &[&str] = &[
     "\"1\"", "\"2\"", "\"3a\"", "\"3b\"", "\"4\"", "\"5\"", "null",
 ];
 
-/// Write `count` profiles as NDJSON, about `invalid_rate` of them invalid.
+/// Write `count` profiles as NDJSON, about `invalid_rate` of them invalid, with the pack facts of
+/// `facts` that declare how they are generated.
 pub fn write_profiles<W: Write>(
     out: &mut W,
+    facts: &FactTable,
     count: u64,
     seed: u64,
     invalid_rate: f64,
@@ -160,7 +167,7 @@ pub fn write_profiles<W: Write>(
         if rng.chance(invalid_rate) {
             invalid_profile(&mut rng, n, &mut line);
         } else {
-            profile(&mut rng, n, &mut line);
+            profile(&mut rng, n, facts, &mut line);
         }
         line.push('\n');
         out.write_all(line.as_bytes())?;
@@ -183,7 +190,7 @@ fn json_string(s: &str) -> String {
 }
 
 /// One valid profile.
-fn profile(rng: &mut Rng, n: u64, line: &mut String) {
+fn profile(rng: &mut Rng, n: u64, facts: &FactTable, line: &mut String) {
     line.push('{');
     push_field(line, "id", &format!("\"gen-{n:08}\""));
     let age = match rng.below(100) {
@@ -243,15 +250,32 @@ fn profile(rng: &mut Rng, n: u64, line: &mut String) {
             &json_string(rng.pick::<&str>(INDICATIONS)),
         );
     }
-    if rng.chance(0.7) {
-        let dose = *rng.pick(&[5, 10, 15, 20, 30, 40, 60, 80, 90]);
-        push_field(line, "baclofen_daily_dose_mg", &dose.to_string());
-    }
-    match rng.below(100) {
-        0..=54 => {}
-        55..=89 => push_field(line, "discontinuation", "\"taper\""),
-        90..=94 => push_field(line, "discontinuation", "\"abrupt\""),
-        _ => push_field(line, "discontinuation", "null"),
+    for decl in facts.decls().iter().filter(|d| d.pack.is_some()) {
+        let value = match &decl.generate {
+            None => None,
+            Some(Generate::Pick { chance, values }) => {
+                if rng.chance(*chance) && !values.is_empty() {
+                    Some(rng.pick(values))
+                } else {
+                    None
+                }
+            }
+            Some(Generate::Weighted(cases)) => {
+                let total: u64 = cases.iter().map(|(w, _)| w).sum();
+                let mut draw = rng.below(total.max(1));
+                cases
+                    .iter()
+                    .find(|(w, _)| {
+                        let here = draw < *w;
+                        draw = draw.saturating_sub(*w);
+                        here
+                    })
+                    .and_then(|(_, v)| v.as_ref())
+            }
+        };
+        if let Some(v) = value {
+            push_field(line, &decl.name, &v.to_string());
+        }
     }
     if rng.chance(0.9) {
         let k = rng.below(9);
@@ -337,13 +361,15 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_and_invalid_rate_respected() {
+        let engine = crate::Engine::embedded().unwrap();
+        let facts = engine.facts();
         let mut a = Vec::new();
         let mut b = Vec::new();
-        write_profiles(&mut a, 500, 7, 0.1).unwrap();
-        write_profiles(&mut b, 500, 7, 0.1).unwrap();
+        write_profiles(&mut a, facts, 500, 7, 0.1).unwrap();
+        write_profiles(&mut b, facts, 500, 7, 0.1).unwrap();
         assert_eq!(a, b);
         let mut c = Vec::new();
-        write_profiles(&mut c, 500, 8, 0.1).unwrap();
+        write_profiles(&mut c, facts, 500, 8, 0.1).unwrap();
         assert_ne!(a, c);
         assert_eq!(a.iter().filter(|b| **b == b'\n').count(), 500);
     }

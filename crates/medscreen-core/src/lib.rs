@@ -23,7 +23,8 @@
 //! `medscreen-fhir`, the CDS Hooks service in `medscreen-cds`, and the `medscreen` crate is the command
 //! line and a facade over all three.
 //!
-//! The pipeline runs one way: [`profile`] (typed facts) and [`schema`] (validation) -> [`vocab`]
+//! The pipeline runs one way: [`facts`] (declared facts -> profile layout), [`profile`] (typed
+//! facts) and [`schema`] (validation) -> [`vocab`]
 //! (medication names and codes to classes) -> [`compile`] (rules to a checked program) -> `eval`
 //! (program x profile -> [`Screening`]) -> [`report`] (output types).
 
@@ -37,6 +38,7 @@ pub mod driver;
 pub mod engine;
 pub mod error;
 mod eval;
+pub mod facts;
 pub mod generate;
 pub mod input;
 mod json;

@@ -239,7 +239,7 @@ impl<'a> Stream<'a> {
 
 #[cfg(test)]
 #[derive(Serialize)]
-struct ScreenedLine<'a> {
+struct ScreenedLine<'a, 'e> {
     line: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     input: Option<&'a str>,
@@ -249,7 +249,7 @@ struct ScreenedLine<'a> {
     status: Status,
     max_severity: Option<Severity>,
     cautions: Vec<CautionOut<'a>>,
-    indeterminate: &'a [Indeterminate<'a>],
+    indeterminate: &'a [Indeterminate<'e>],
     ruleset: &'a str,
 }
 
@@ -879,7 +879,7 @@ mod tests {
     fn hand_written_json_is_byte_identical_to_serde() {
         let engine = Engine::embedded().unwrap();
         let mut data = Vec::new();
-        crate::generate::write_profiles(&mut data, 3000, 11, 0.0).unwrap();
+        crate::generate::write_profiles(&mut data, engine.facts(), 3000, 11, 0.0).unwrap();
         data.extend_from_slice(br#"{"id":"q\"uote\\ \u0001","age":70,"indication":"stroke \"x\"","comedications":["a\tb oxycodone",{"name":"x\ny"}]}"#);
         let mut n = 0;
         for (k, rec) in data

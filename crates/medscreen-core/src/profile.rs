@@ -1,87 +1,60 @@
 //! The typed patient profile that rules read.
 //!
-//! The JSON Schema in `schemas/profile.schema.json` is the contract for input; this module is its typed
-//! mirror. Every optional fact is an `Option`: `None` means *unknown*, never "no", which is what lets the
-//! evaluator tell "could not evaluate" apart from "does not apply". A test checks that every property of the
-//! schema has exactly one [`Field`] here and that the two agree on every fixture.
+//! The accepted profile schema (the shared `schemas/profile.schema.json` plus every pack's declared
+//! facts, see [`crate::facts`]) is the contract for input; this module is its typed mirror. `id`, `age`
+//! and `comedications` are typed members; every declared fact has a slot, read by a deserializer
+//! compiled from the declarations ([`FactTable::parse_fast`]), so no fact is written here by hand. A
+//! slot that is [`FactValue::Unknown`] means *unknown*, never "no", which is what lets the evaluator
+//! tell "could not evaluate" apart from "does not apply". A differential test checks that this reader
+//! and the schema validator agree on every declared fact.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use std::sync::Arc;
 
-/// One patient's facts, as validated against the profile schema.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::facts::{FactKind, FactTable};
+pub use crate::facts::{FactType, Field};
+
+/// One patient's facts, as validated against the accepted profile schema.
+#[derive(Debug, Clone)]
 pub struct Profile {
     /// Record identifier, echoed in every result.
     pub id: String,
     /// Age in completed years (0..=130).
-    #[serde(deserialize_with = "integral_age")]
     pub age: u8,
-    /// Administrative sex.
-    #[serde(default)]
-    pub sex: Option<Sex>,
-    /// Currently pregnant.
-    #[serde(default)]
-    pub pregnant: Option<bool>,
-    /// Currently breastfeeding.
-    #[serde(default)]
-    pub breastfeeding: Option<bool>,
-    /// Seizures or epilepsy.
-    #[serde(default)]
-    pub seizure_history: Option<bool>,
-    /// Chronic kidney disease of any stage.
-    #[serde(default)]
-    pub kidney_disease: Option<bool>,
-    /// On dialysis.
-    #[serde(default)]
-    pub dialysis: Option<bool>,
-    /// Recorded CKD stage; read only where eGFR is unknown.
-    #[serde(default)]
-    pub ckd_stage: Option<CkdStage>,
-    /// eGFR in mL/min/1.73 m2 (creatinine clearance accepted as a proxy).
-    #[serde(default)]
-    pub egfr: Option<f64>,
-    /// History of stroke.
-    #[serde(default)]
-    pub stroke_history: Option<bool>,
-    /// Spasticity sustains upright posture, balance or function.
-    #[serde(default)]
-    pub relies_on_spasticity: Option<bool>,
-    /// Liver disease.
-    #[serde(default)]
-    pub liver_disease: Option<bool>,
-    /// Heart disease.
-    #[serde(default)]
-    pub heart_disease: Option<bool>,
-    /// Diabetes mellitus.
-    #[serde(default)]
-    pub diabetes: Option<bool>,
-    /// Psychotic disorder, schizophrenia or confusional state.
-    #[serde(default)]
-    pub psychiatric_disorder: Option<bool>,
-    /// Drinks alcohol.
-    #[serde(default)]
-    pub alcohol_use: Option<bool>,
-    /// Drives or does hazardous work.
-    #[serde(default)]
-    pub operates_machinery: Option<bool>,
-    /// Autonomic dysreflexia, or at risk of it.
-    #[serde(default)]
-    pub autonomic_dysreflexia: Option<bool>,
-    /// Chronic respiratory impairment (COPD, sleep apnoea, chronic respiratory failure...).
-    #[serde(default)]
-    pub respiratory_impairment: Option<bool>,
-    /// What baclofen would treat, free text.
-    #[serde(default)]
-    pub indication: Option<String>,
-    /// Planned or current baclofen dose, mg per day.
-    #[serde(default)]
-    pub baclofen_daily_dose_mg: Option<f64>,
-    /// A planned stop of baclofen.
-    #[serde(default)]
-    pub discontinuation: Option<Discontinuation>,
     /// Other medications; `Some(vec![])` means "known: none", `None` means unknown.
-    #[serde(default)]
     pub comedications: Option<Vec<Medication>>,
+    /// One value per declared fact, in the table's slot order.
+    values: Box<[FactValue]>,
+    /// The layout the values follow.
+    facts: Arc<FactTable>,
+}
+
+impl PartialEq for Profile {
+    fn eq(&self, other: &Profile) -> bool {
+        self.id == other.id
+            && self.age == other.age
+            && self.comedications == other.comedications
+            && self.values == other.values
+            && (Arc::ptr_eq(&self.facts, &other.facts) || self.facts.decls() == other.facts.decls())
+    }
+}
+
+/// The value of one declared fact in a profile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactValue {
+    /// Absent or null.
+    Unknown,
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Num(f64),
+    /// An enumerated value, by its index in the declaration's options.
+    Enum(u16),
+    /// A free string.
+    Text(Box<str>),
 }
 
 /// Administrative sex.
@@ -99,6 +72,13 @@ pub enum Sex {
 }
 
 impl Sex {
+    /// The sex named `s` on the wire.
+    pub fn from_wire(s: &str) -> Option<Sex> {
+        [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+
     /// The wire name, as rules compare it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -147,92 +127,33 @@ impl CkdStage {
     }
 }
 
-/// How a planned stop of baclofen is done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Discontinuation {
-    /// Stopped at once.
-    Abrupt,
-    /// Dose reduced gradually.
-    Taper,
-}
-
-impl Discontinuation {
-    /// The wire name, as rules compare it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Discontinuation::Abrupt => "abrupt",
-            Discontinuation::Taper => "taper",
-        }
-    }
-}
-
-/// An enumeration rules compare as a string. It is deserialized from a JSON string only, as the
-/// schema's `enum` demands: serde's derive would also accept the map form `{"female": null}`, and the
-/// fast path would then pass what the schema rejects.
-trait WireEnum: Sized + Copy + 'static {
-    const ALL: &'static [Self];
-    const EXPECTING: &'static str;
-    fn wire(self) -> &'static str;
-}
-
-fn deserialize_wire<'de, D: Deserializer<'de>, T: WireEnum>(d: D) -> Result<T, D::Error> {
-    struct V<T>(std::marker::PhantomData<T>);
-    impl<T: WireEnum> serde::de::Visitor<'_> for V<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(T::EXPECTING)
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
-            T::ALL
-                .iter()
-                .copied()
-                .find(|x| x.wire() == v)
-                .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
-        }
-    }
-    d.deserialize_str(V(std::marker::PhantomData))
-}
-
-macro_rules! wire_enum {
-    ($t:ty, $expecting:literal, [$($v:expr),+ $(,)?]) => {
-        impl WireEnum for $t {
-            const ALL: &'static [Self] = &[$($v),+];
-            const EXPECTING: &'static str = $expecting;
-            fn wire(self) -> &'static str {
-                self.as_str()
+// From a JSON string only, as the value-set files write it (serde's derive would also accept the map
+// form `{"3a": null}`).
+impl<'de> Deserialize<'de> for CkdStage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = CkdStage;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one of `1`, `2`, `3a`, `3b`, `4`, `5`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CkdStage, E> {
+                [
+                    CkdStage::G1,
+                    CkdStage::G2,
+                    CkdStage::G3a,
+                    CkdStage::G3b,
+                    CkdStage::G4,
+                    CkdStage::G5,
+                ]
+                .into_iter()
+                .find(|x| x.as_str() == v)
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
             }
         }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                deserialize_wire(d)
-            }
-        }
-    };
+        d.deserialize_str(V)
+    }
 }
-
-wire_enum!(
-    Sex,
-    "one of `female`, `male`, `other`, `unknown`",
-    [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown]
-);
-wire_enum!(
-    CkdStage,
-    "one of `1`, `2`, `3a`, `3b`, `4`, `5`",
-    [
-        CkdStage::G1,
-        CkdStage::G2,
-        CkdStage::G3a,
-        CkdStage::G3b,
-        CkdStage::G4,
-        CkdStage::G5
-    ]
-);
-wire_enum!(
-    Discontinuation,
-    "one of `abrupt`, `taper`",
-    [Discontinuation::Abrupt, Discontinuation::Taper]
-);
 
 /// A string member that may be absent but, as the schema says, never `null`.
 fn present_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -324,52 +245,6 @@ pub fn is_atc(s: &str) -> bool {
     }
 }
 
-/// JSON Schema's `integer` accepts `65.0`; so must the typed model, or the two would disagree.
-fn integral_age<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Error> {
-    let n = f64::deserialize(deserializer)?;
-    if n.fract() == 0.0 && (0.0..=130.0).contains(&n) {
-        // Checked above: integral and within 0..=130, so the cast is exact.
-        Ok(n as u8)
-    } else {
-        Err(serde::de::Error::custom(
-            "age must be an integer from 0 to 130",
-        ))
-    }
-}
-
-/// A scalar fact a rule can test, named as in the schema.
-///
-/// `comedications` is a field too, so that rules can ask whether it is known; the medication tests read
-/// it through the vocabulary instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)]
-pub enum Field {
-    Id,
-    Age,
-    Sex,
-    Pregnant,
-    Breastfeeding,
-    SeizureHistory,
-    KidneyDisease,
-    Dialysis,
-    CkdStage,
-    Egfr,
-    StrokeHistory,
-    ReliesOnSpasticity,
-    LiverDisease,
-    HeartDisease,
-    Diabetes,
-    PsychiatricDisorder,
-    AlcoholUse,
-    OperatesMachinery,
-    AutonomicDysreflexia,
-    RespiratoryImpairment,
-    Indication,
-    BaclofenDailyDoseMg,
-    Discontinuation,
-    Comedications,
-}
-
 /// A fact's value as rules see it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fact<'a> {
@@ -383,162 +258,322 @@ pub enum Fact<'a> {
     List(usize),
 }
 
-impl Field {
-    /// Every field, in schema order.
-    pub const ALL: [Field; 24] = [
-        Field::Id,
-        Field::Age,
-        Field::Sex,
-        Field::Pregnant,
-        Field::Breastfeeding,
-        Field::SeizureHistory,
-        Field::KidneyDisease,
-        Field::Dialysis,
-        Field::CkdStage,
-        Field::Egfr,
-        Field::StrokeHistory,
-        Field::ReliesOnSpasticity,
-        Field::LiverDisease,
-        Field::HeartDisease,
-        Field::Diabetes,
-        Field::PsychiatricDisorder,
-        Field::AlcoholUse,
-        Field::OperatesMachinery,
-        Field::AutonomicDysreflexia,
-        Field::RespiratoryImpairment,
-        Field::Indication,
-        Field::BaclofenDailyDoseMg,
-        Field::Discontinuation,
-        Field::Comedications,
-    ];
-
-    /// The field's name in the schema and in rules.
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::Id => "id",
-            Field::Age => "age",
-            Field::Sex => "sex",
-            Field::Pregnant => "pregnant",
-            Field::Breastfeeding => "breastfeeding",
-            Field::SeizureHistory => "seizure_history",
-            Field::KidneyDisease => "kidney_disease",
-            Field::Dialysis => "dialysis",
-            Field::CkdStage => "ckd_stage",
-            Field::Egfr => "egfr",
-            Field::StrokeHistory => "stroke_history",
-            Field::ReliesOnSpasticity => "relies_on_spasticity",
-            Field::LiverDisease => "liver_disease",
-            Field::HeartDisease => "heart_disease",
-            Field::Diabetes => "diabetes",
-            Field::PsychiatricDisorder => "psychiatric_disorder",
-            Field::AlcoholUse => "alcohol_use",
-            Field::OperatesMachinery => "operates_machinery",
-            Field::AutonomicDysreflexia => "autonomic_dysreflexia",
-            Field::RespiratoryImpairment => "respiratory_impairment",
-            Field::Indication => "indication",
-            Field::BaclofenDailyDoseMg => "baclofen_daily_dose_mg",
-            Field::Discontinuation => "discontinuation",
-            Field::Comedications => "comedications",
-        }
-    }
-
-    /// The field's JSON Pointer in a profile.
-    pub fn pointer(self) -> &'static str {
-        match self {
-            Field::Id => "/id",
-            Field::Age => "/age",
-            Field::Sex => "/sex",
-            Field::Pregnant => "/pregnant",
-            Field::Breastfeeding => "/breastfeeding",
-            Field::SeizureHistory => "/seizure_history",
-            Field::KidneyDisease => "/kidney_disease",
-            Field::Dialysis => "/dialysis",
-            Field::CkdStage => "/ckd_stage",
-            Field::Egfr => "/egfr",
-            Field::StrokeHistory => "/stroke_history",
-            Field::ReliesOnSpasticity => "/relies_on_spasticity",
-            Field::LiverDisease => "/liver_disease",
-            Field::HeartDisease => "/heart_disease",
-            Field::Diabetes => "/diabetes",
-            Field::PsychiatricDisorder => "/psychiatric_disorder",
-            Field::AlcoholUse => "/alcohol_use",
-            Field::OperatesMachinery => "/operates_machinery",
-            Field::AutonomicDysreflexia => "/autonomic_dysreflexia",
-            Field::RespiratoryImpairment => "/respiratory_impairment",
-            Field::Indication => "/indication",
-            Field::BaclofenDailyDoseMg => "/baclofen_daily_dose_mg",
-            Field::Discontinuation => "/discontinuation",
-            Field::Comedications => "/comedications",
-        }
-    }
-
-    /// The field named `name`, if there is one.
-    pub fn from_name(name: &str) -> Option<Field> {
-        Field::ALL.iter().copied().find(|f| f.name() == name)
-    }
-}
-
 impl Profile {
-    /// Whether the profile meets every constraint of the profile schema that its types do not already
-    /// enforce (lengths, ranges, patterns, counts). Together with deserialisation (which enforces types,
-    /// enumerations, unknown and duplicate fields), this decides validity without the schema validator;
-    /// a differential test keeps the two in agreement.
-    pub fn meets_schema_constraints(&self) -> bool {
-        let len_ok = |s: &str, min: usize, max: usize| {
-            // JSON Schema lengths count code points; bytes bound them from above.
-            s.len() >= min && (s.len() <= max || (min..=max).contains(&s.chars().count()))
-        };
-        let range_ok = |v: Option<f64>, max: f64| v.is_none_or(|x| (0.0..=max).contains(&x));
-        len_ok(&self.id, 1, 128)
-            && self.age <= 130
-            && range_ok(self.egfr, 200.0)
-            && range_ok(self.baclofen_daily_dose_mg, 1000.0)
-            && self
-                .indication
-                .as_deref()
-                .is_none_or(|s| len_ok(s, 0, 1000))
-            && self.comedications.as_deref().is_none_or(|meds| {
-                meds.len() <= 200
-                    && meds.iter().all(|m| match m {
-                        Medication::Text(t) => len_ok(t, 1, 500),
-                        Medication::Coded(c) => {
-                            (c.name.is_some() || c.rxnorm.is_some() || c.atc.is_some())
-                                && c.name.as_deref().is_none_or(|n| len_ok(n, 1, 500))
-                                && c.rxnorm.as_deref().is_none_or(is_rxnorm)
-                                && c.atc.as_deref().is_none_or(is_atc)
-                        }
-                    })
-            })
-    }
-
     /// The value of `field`, or `None` when it is unknown (absent or null).
     #[inline]
     pub fn fact(&self, field: Field) -> Option<Fact<'_>> {
         match field {
             Field::Id => Some(Fact::Str(&self.id)),
             Field::Age => Some(Fact::Num(f64::from(self.age))),
-            Field::Sex => self.sex.map(|s| Fact::Str(s.as_str())),
-            Field::Pregnant => self.pregnant.map(Fact::Bool),
-            Field::Breastfeeding => self.breastfeeding.map(Fact::Bool),
-            Field::SeizureHistory => self.seizure_history.map(Fact::Bool),
-            Field::KidneyDisease => self.kidney_disease.map(Fact::Bool),
-            Field::Dialysis => self.dialysis.map(Fact::Bool),
-            Field::CkdStage => self.ckd_stage.map(|s| Fact::Str(s.as_str())),
-            Field::Egfr => self.egfr.map(Fact::Num),
-            Field::StrokeHistory => self.stroke_history.map(Fact::Bool),
-            Field::ReliesOnSpasticity => self.relies_on_spasticity.map(Fact::Bool),
-            Field::LiverDisease => self.liver_disease.map(Fact::Bool),
-            Field::HeartDisease => self.heart_disease.map(Fact::Bool),
-            Field::Diabetes => self.diabetes.map(Fact::Bool),
-            Field::PsychiatricDisorder => self.psychiatric_disorder.map(Fact::Bool),
-            Field::AlcoholUse => self.alcohol_use.map(Fact::Bool),
-            Field::OperatesMachinery => self.operates_machinery.map(Fact::Bool),
-            Field::AutonomicDysreflexia => self.autonomic_dysreflexia.map(Fact::Bool),
-            Field::RespiratoryImpairment => self.respiratory_impairment.map(Fact::Bool),
-            Field::Indication => self.indication.as_deref().map(Fact::Str),
-            Field::BaclofenDailyDoseMg => self.baclofen_daily_dose_mg.map(Fact::Num),
-            Field::Discontinuation => self.discontinuation.map(|d| Fact::Str(d.as_str())),
             Field::Comedications => self.comedications.as_ref().map(|m| Fact::List(m.len())),
+            Field::Slot(k) => match self.values.get(usize::from(k))? {
+                FactValue::Unknown => None,
+                FactValue::Bool(b) => Some(Fact::Bool(*b)),
+                FactValue::Num(n) => Some(Fact::Num(*n)),
+                FactValue::Text(t) => Some(Fact::Str(t)),
+                FactValue::Enum(i) => match &self.facts.decl(k)?.kind {
+                    FactKind::Enum(options) => options.get(usize::from(*i)).map(|o| Fact::Str(o)),
+                    _ => None,
+                },
+            },
         }
+    }
+
+    /// The value of the fact named `name`, or `None` when it is unknown or the profile has no such
+    /// fact.
+    pub fn get(&self, name: &str) -> Option<Fact<'_>> {
+        self.fact(self.facts.resolve(name)?)
+    }
+
+    /// Administrative sex, when recorded (a shared fact that reports break results down by).
+    pub fn sex(&self) -> Option<Sex> {
+        match self.get("sex")? {
+            Fact::Str(s) => Sex::from_wire(s),
+            _ => None,
+        }
+    }
+
+    /// The facts this profile was read with.
+    pub fn fact_table(&self) -> &Arc<FactTable> {
+        &self.facts
+    }
+
+    /// The declared facts' values, in slot order.
+    pub fn values(&self) -> &[FactValue] {
+        &self.values
+    }
+}
+
+/// The profile as JSON: `id`, `age`, every known fact in slot order, then `comedications` when known
+/// (unknown facts are left out, as absent and null mean the same).
+impl Serialize for Profile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("age", &self.age)?;
+        for (k, decl) in self.facts.decls().iter().enumerate() {
+            let Ok(slot) = u16::try_from(k) else { break };
+            match self.fact(Field::Slot(slot)) {
+                Some(Fact::Bool(b)) => map.serialize_entry(&decl.name, &b)?,
+                Some(Fact::Num(n)) => map.serialize_entry(&decl.name, &n)?,
+                Some(Fact::Str(t)) => map.serialize_entry(&decl.name, t)?,
+                Some(Fact::List(_)) | None => {}
+            }
+        }
+        if let Some(meds) = &self.comedications {
+            map.serialize_entry("comedications", meds)?;
+        }
+        map.end()
+    }
+}
+
+/// Words of the bitmap of slots already read that live on the stack (256 slots); a table with more
+/// facts tracks the rest in a vector.
+const SEEN_WORDS: usize = 4;
+
+impl FactTable {
+    /// The cheap validity check: read `bytes` straight into a [`Profile`], checking every constraint
+    /// of the declarations on the way (types, ranges, lengths, enumerations, unknown and duplicate
+    /// members). `None` when the record is not a valid profile, for the schema validator to explain.
+    pub fn parse_fast(self: &Arc<Self>, bytes: &[u8]) -> Option<Profile> {
+        // serde's struct readers also accept an array; the schema wants an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let profile = ProfileSeed(self).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        Some(profile)
+    }
+
+    /// Read a value the schema has accepted into a [`Profile`], with the same reader as
+    /// [`FactTable::parse_fast`].
+    pub fn profile_from_value(
+        self: &Arc<Self>,
+        value: &Value,
+    ) -> Result<Profile, serde_json::Error> {
+        ProfileSeed(self).deserialize(value)
+    }
+}
+
+/// Reads one profile by the table's layout.
+struct ProfileSeed<'t>(&'t Arc<FactTable>);
+
+/// A member name, resolved.
+enum Key {
+    Known(Field),
+    Unknown,
+}
+
+struct KeySeed<'t>(&'t FactTable);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed<'_> {
+    type Value = Key;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(self.0.resolve(v).map_or(Key::Unknown, Key::Known))
+    }
+}
+
+/// One slot's value, read and checked against its declaration.
+struct SlotSeed<'t>(&'t FactKind);
+
+impl<'de> DeserializeSeed<'de> for SlotSeed<'_> {
+    type Value = FactValue;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FactValue, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SlotSeed<'_> {
+    type Value = FactValue;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a value of the declared type, or null")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<FactValue, E> {
+        Ok(FactValue::Unknown)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<FactValue, E> {
+        Ok(FactValue::Unknown)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<FactValue, D::Error> {
+        let kind = self.0;
+        match kind {
+            FactKind::Bool => bool::deserialize(d).map(FactValue::Bool),
+            FactKind::Number { .. } => {
+                let n = f64::deserialize(d)?;
+                if kind.number_ok(n) {
+                    Ok(FactValue::Num(n))
+                } else {
+                    Err(de::Error::custom("out of range"))
+                }
+            }
+            FactKind::Enum(options) => d.deserialize_str(EnumVisitor(options)),
+            FactKind::Text { .. } => {
+                let s = String::deserialize(d)?;
+                if kind.text_ok(&s) {
+                    Ok(FactValue::Text(s.into_boxed_str()))
+                } else {
+                    Err(de::Error::custom("invalid length"))
+                }
+            }
+        }
+    }
+}
+
+/// An enumerated value: a JSON string only (never serde's map form), one of the options.
+struct EnumVisitor<'t>(&'t [String]);
+
+impl Visitor<'_> for EnumVisitor<'_> {
+    type Value = FactValue;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("one of the declared values")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<FactValue, E> {
+        self.0
+            .iter()
+            .position(|o| o == v)
+            .and_then(|i| u16::try_from(i).ok())
+            .map(FactValue::Enum)
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+    }
+}
+
+/// `id`: a string of 1 to 128 characters, as in the schema.
+struct IdSeed;
+
+impl<'de> DeserializeSeed<'de> for IdSeed {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let id = String::deserialize(d)?;
+        let id_kind = FactKind::Text {
+            min_len: Some(1),
+            max_len: Some(128),
+        };
+        if id_kind.text_ok(&id) {
+            Ok(id)
+        } else {
+            Err(de::Error::custom("id must have 1 to 128 characters"))
+        }
+    }
+}
+
+/// JSON Schema's `integer` accepts `65.0`; so must the typed model, or the two would disagree.
+fn integral_age<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Error> {
+    let n = f64::deserialize(deserializer)?;
+    if n.fract() == 0.0 && (0.0..=130.0).contains(&n) {
+        // Checked above: integral and within 0..=130, so the cast is exact.
+        Ok(n as u8)
+    } else {
+        Err(de::Error::custom("age must be an integer from 0 to 130"))
+    }
+}
+
+/// `comedications`: at most 200 entries, each within the schema's lengths and patterns.
+fn comedications_ok(meds: &[Medication]) -> bool {
+    let len_ok = |s: &str, min: u64, max: u64| {
+        FactKind::Text {
+            min_len: Some(min),
+            max_len: Some(max),
+        }
+        .text_ok(s)
+    };
+    meds.len() <= 200
+        && meds.iter().all(|m| match m {
+            Medication::Text(t) => len_ok(t, 1, 500),
+            Medication::Coded(c) => {
+                (c.name.is_some() || c.rxnorm.is_some() || c.atc.is_some())
+                    && c.name.as_deref().is_none_or(|n| len_ok(n, 1, 500))
+                    && c.rxnorm.as_deref().is_none_or(is_rxnorm)
+                    && c.atc.as_deref().is_none_or(is_atc)
+            }
+        })
+}
+
+struct Age;
+
+impl<'de> DeserializeSeed<'de> for Age {
+    type Value = u8;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u8, D::Error> {
+        integral_age(d)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ProfileSeed<'_> {
+    type Value = Profile;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Profile, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ProfileSeed<'_> {
+    type Value = Profile;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a profile object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Profile, A::Error> {
+        let table = self.0;
+        let n = table.decls().len();
+        let mut values = vec![FactValue::Unknown; n].into_boxed_slice();
+        let (mut id, mut age, mut comedications) = (None, None, None::<Option<Vec<Medication>>>);
+        // One bit per slot, to refuse a member given twice (JSON would keep only one of them).
+        let mut seen = [0u64; SEEN_WORDS];
+        let mut seen_more = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed(table))? {
+            let field = match key {
+                Key::Known(f) => f,
+                Key::Unknown => return Err(de::Error::custom("unknown field")),
+            };
+            match field {
+                Field::Id if id.is_none() => id = Some(map.next_value_seed(IdSeed)?),
+                Field::Age if age.is_none() => age = Some(map.next_value_seed(Age)?),
+                Field::Comedications if comedications.is_none() => {
+                    let meds: Option<Vec<Medication>> = map.next_value()?;
+                    if meds.as_deref().is_some_and(|m| !comedications_ok(m)) {
+                        return Err(de::Error::custom("invalid comedications"));
+                    }
+                    comedications = Some(meds);
+                }
+                Field::Slot(k) => {
+                    let k = usize::from(k);
+                    let (word, bit) = (k / 64, 1u64 << (k % 64));
+                    let fresh = match seen.get_mut(word) {
+                        Some(w) => std::mem::replace(w, *w | bit) & bit == 0,
+                        None if seen_more.contains(&k) => false,
+                        None => {
+                            seen_more.push(k);
+                            true
+                        }
+                    };
+                    let (Some(slot), Some(decl), true) =
+                        (values.get_mut(k), table.decls().get(k), fresh)
+                    else {
+                        return Err(de::Error::custom("duplicate field"));
+                    };
+                    *slot = map.next_value_seed(SlotSeed(&decl.kind))?;
+                }
+                _ => return Err(de::Error::custom("duplicate field")),
+            }
+        }
+        let (Some(id), Some(age)) = (id, age) else {
+            return Err(de::Error::custom("missing `id` or `age`"));
+        };
+        Ok(Profile {
+            id,
+            age,
+            comedications: comedications.flatten(),
+            values,
+            facts: Arc::clone(table),
+        })
     }
 }

@@ -74,7 +74,7 @@ pub struct Caution<'e> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence<'e> {
     /// JSON Pointer into the profile (`/egfr`, `/comedications/2`).
-    pub pointer: Cow<'static, str>,
+    pub pointer: Cow<'e, str>,
     /// The value there (`null` for a fact that is unknown, when being unknown is what fired).
     pub value: Value,
     /// For a medication: the ingredient it matched.
@@ -97,5 +97,5 @@ pub struct Indeterminate<'e> {
     #[serde(skip)]
     pub index: usize,
     /// The facts whose absence left it undecided (kept inline up to four).
-    pub missing: SmallVec<[&'static str; 4]>,
+    pub missing: SmallVec<[&'e str; 4]>,
 }

@@ -1,13 +1,51 @@
-//! The cheap validity path (typed deserialisation + constraints) and the explaining path (strict parse +
-//! JSON Schema validator) must agree on every record: same verdict, and the same profile when valid.
+//! The cheap validity path (the typed reader compiled from the fact declarations) and the explaining
+//! path (strict parse + JSON Schema validator) must agree on every record: same verdict, and the same
+//! profile when valid. The engine here knows the embedded pack and a test pack whose facts no real pack
+//! declares (an integer with a range, a number with only a lower bound, strings with and without length
+//! bounds, an enumeration, a boolean), so the reader is checked on every kind of declaration.
 
 #![allow(clippy::restriction, reason = "a test fails by panicking")]
 
-use medscreen_core::{Engine, Profile};
+use medscreen_core::Engine;
+use medscreen_core::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY};
 use serde_json::{Value, json};
 
+/// A pack that declares one fact of each kind the declarations allow, none of them shared or
+/// baclofen's.
+const TEST_PACK: &str = r#"{
+  "name": "testpack",
+  "version": "1.0.0",
+  "facts": {
+    "test_count": {"type": ["integer", "null"], "minimum": 1, "maximum": 12},
+    "test_score": {"type": ["null", "number"], "minimum": -5.5},
+    "test_note": {"type": ["string", "null"], "minLength": 2, "maxLength": 5},
+    "test_free": {"type": ["string", "null"]},
+    "test_grade": {"enum": ["low", "high", null]},
+    "test_flag": {"type": ["boolean", "null"]}
+  },
+  "sources": {"S": {"label": "test"}},
+  "rules": [
+    {"id": "T-COUNT", "title": "count", "sources": ["S"], "tiers": [
+      {"when": {"fact": "test_count", "op": "ge", "value": 3}, "severity": "info", "message": "m", "action": "a"}
+    ]}
+  ]
+}"#;
+
+/// The embedded pack screens; the test pack adds its facts.
+fn engine() -> Engine {
+    Engine::from_packs(
+        &[
+            ("rules/baclofen/pack.json", EMBEDDED_PACK),
+            ("testpack/pack.json", TEST_PACK),
+        ],
+        "rules/vocabulary.json",
+        EMBEDDED_VOCABULARY,
+    )
+    .expect("the embedded pack and the test pack load together")
+}
+
 fn agree(engine: &Engine, bytes: &[u8]) -> bool {
-    let fast = Profile::parse_fast(bytes);
+    let fast = engine.parse_fast(bytes);
     let full = engine.parse_profile_explained(bytes);
     match (&fast, &full) {
         (Some(a), Ok(b)) => {
@@ -31,9 +69,10 @@ fn agree(engine: &Engine, bytes: &[u8]) -> bool {
 
 #[test]
 fn generated_profiles_valid_and_invalid() {
-    let engine = Engine::embedded().expect("embedded");
+    let engine = engine();
     let mut data = Vec::new();
-    medscreen_core::generate::write_profiles(&mut data, 20_000, 99, 0.3).expect("generate");
+    medscreen_core::generate::write_profiles(&mut data, engine.facts(), 20_000, 99, 0.3)
+        .expect("generate");
     let (mut valid, mut invalid) = (0, 0);
     for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         if agree(&engine, line) {
@@ -48,10 +87,10 @@ fn generated_profiles_valid_and_invalid() {
     );
 }
 
-/// Every field set to values on both sides of each constraint, and to values of the wrong type.
+/// Every declared fact set to values on both sides of each constraint, and to values of the wrong type.
 #[test]
 fn mutations_of_every_field() {
-    let engine = Engine::embedded().expect("embedded");
+    let engine = engine();
     let base = json!({
         "id": "m-1", "age": 40, "sex": "female", "pregnant": false, "breastfeeding": null,
         "seizure_history": false, "kidney_disease": false, "dialysis": false, "egfr": 90.5,
@@ -59,8 +98,24 @@ fn mutations_of_every_field() {
         "heart_disease": false, "diabetes": false, "psychiatric_disorder": false, "alcohol_use": false,
         "operates_machinery": false, "indication": "MS", "baclofen_daily_dose_mg": 30,
         "ckd_stage": "3a", "autonomic_dysreflexia": false, "respiratory_impairment": null,
-        "discontinuation": "taper", "comedications": ["oxycodone", {"rxnorm": "7804"}]
+        "hypotension": true, "alt_uln_ratio": 2.5,
+        "discontinuation": "taper", "comedications": ["oxycodone", {"rxnorm": "7804"}],
+        "test_count": 3, "test_score": -1, "test_note": "abc", "test_free": "",
+        "test_grade": "low", "test_flag": true
     });
+    assert!(
+        agree(&engine, base.to_string().as_bytes()),
+        "the base profile is valid"
+    );
+    // The base sets every fact the engine knows, so each is mutated below.
+    let declared: Vec<&str> = engine.facts().names().collect();
+    let set: Vec<&str> = base
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(set, declared, "every declared fact is in the base profile");
     let long = |n: usize, c: &str| c.repeat(n);
     let meds = |n: usize| Value::Array(vec![json!("aspirin"); n]);
     let values: Vec<Value> = vec![
@@ -78,6 +133,26 @@ fn mutations_of_every_field() {
         json!(1000),
         json!(1000.5),
         json!(1e300),
+        json!(100),
+        json!(100.01),
+        json!(2.5),
+        json!(1),
+        json!(12),
+        json!(12.0),
+        json!(12.5),
+        json!(13),
+        json!(-5.5),
+        json!(-5.6),
+        json!(-5),
+        json!("ab"),
+        json!("abcde"),
+        json!("abcdef"),
+        json!("éé"),
+        json!("ééééé"),
+        json!("éééééé"),
+        json!("low"),
+        json!("LOW"),
+        json!("high"),
         json!(""),
         json!("x"),
         json!("female"),
@@ -146,12 +221,12 @@ fn mutations_of_every_field() {
     let mut p = base.clone();
     p["unexpected"] = json!(1);
     assert!(!agree(&engine, p.to_string().as_bytes()));
-    assert!(checked > 1000);
+    assert!(checked > 2000);
 }
 
 #[test]
 fn raw_edge_cases() {
-    let engine = Engine::embedded().expect("embedded");
+    let engine = engine();
     let cases: &[&[u8]] = &[
         br#"{"id":"a","age":40,"age":41}"#,
         br#"{"id":"a","age":40,"comedications":[{"name":"x","name":"y"}]}"#,
@@ -171,6 +246,15 @@ fn raw_edge_cases() {
         br#"{"id":"a","age":40,"sex":{"female":null}}"#,
         br#"{"id":"a","age":40,"discontinuation":{"abrupt":null}}"#,
         br#"{"id":"a","age":40,"ckd_stage":{"4":null}}"#,
+        br#"{"id":"a","age":40,"test_grade":{"low":null}}"#,
+        br#"{"id":"a","age":40,"test_count":3,"test_count":3}"#,
+        br#"{"id":"a","age":40,"test_count":null,"test_count":3}"#,
+        br#"{"id":"a","age":40,"egfr":null,"egfr":null}"#,
+        br#"{"id":"a","age":40,"comedications":null,"comedications":null}"#,
+        br#"{"id":"a","age":40,"test_note":"a\u00e9"}"#,
+        br#"{"id":"a","age":40,"test_note":"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"}"#,
+        br#"{"id":"a","age":40,"test_count":3e0}"#,
+        br#"{"id":"a","age":40,"test_count":1.5e1}"#,
         br#"{"id":"a","age":40,"comedications":[["oxycodone"]]}"#,
         br#"{"id":["a"],"age":40}"#,
         br#"{"id":"a","age":[40]}"#,
@@ -189,15 +273,12 @@ fn raw_edge_cases() {
 /// numbers and strings, nested objects and arrays): the fast path and the schema path agree on each.
 #[test]
 fn property_random_documents_agree_with_the_schema() {
-    let engine = Engine::embedded().expect("embedded");
-    let schema: Value =
-        serde_json::from_str(medscreen_core::engine::PROFILE_SCHEMA).expect("profile schema");
-    let mut keys: Vec<String> = schema["properties"]
-        .as_object()
-        .expect("properties")
-        .keys()
-        .cloned()
-        .collect();
+    let engine = engine();
+    let mut keys: Vec<String> = engine.facts().names().map(str::to_owned).collect();
+    assert!(
+        keys.iter().any(|k| k == "test_grade"),
+        "the test pack's facts are drawn"
+    );
     keys.extend(["pregnent", "name", "rxnorm", "0"].map(str::to_owned));
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let (mut valid, mut invalid) = (0, 0);
@@ -265,10 +346,14 @@ fn value(rng: &mut XorShift, depth: u32) -> Value {
         "N02A",
         "true",
         "null",
+        "low",
+        "high",
+        "ab",
+        "abcdef",
     ];
     const NUMBERS: &[f64] = &[
         0.0, -0.0, -1.0, 0.5, 12.0, 40.0, 65.0, 130.0, 131.0, 199.9, 200.0, 200.5, 1000.0, 1000.5,
-        1e300,
+        1e300, 100.0, 100.5, 3.0, 12.5, 13.0, -5.5, -5.6,
     ];
     let top = if depth == 0 { 4 } else { 7 };
     match rng.below(top) {

@@ -17,7 +17,7 @@ use super::date::Date;
 use super::valueset::{List, Measure, System, Target, ValueSets};
 use medscreen_core::diagnostic::{self, Diagnostic, Location};
 use medscreen_core::engine::Engine;
-use medscreen_core::profile::{CkdStage, CodedMedication, Field, Medication};
+use medscreen_core::profile::{CkdStage, CodedMedication, Medication};
 use medscreen_core::vocab::{IngredientId, Vocabulary};
 
 /// `Coding.system` of the WHO ATC classification.
@@ -329,10 +329,10 @@ impl<'v> Mapper<'v> {
             vocab: None,
             subject_ingredient: None,
             opts,
-            pregnancy: vs.find(Target::Field(Field::Pregnant)),
-            breastfeeding: vs.find(Target::Field(Field::Breastfeeding)),
-            egfr: vs.find(Target::Field(Field::Egfr)),
-            indication: vs.find(Target::Field(Field::Indication)),
+            pregnancy: vs.find(Target::Field("pregnant")),
+            breastfeeding: vs.find(Target::Field("breastfeeding")),
+            egfr: vs.find(Target::Field("egfr")),
+            indication: vs.find(Target::Field("indication")),
             subject: vs.find(Target::Subject),
         }
     }
@@ -522,7 +522,7 @@ impl<'v> Mapper<'v> {
             self.vs.lookup(List::Condition, system, &c, &mut hits);
             for h in &hits {
                 let set = self.vs.set(h.set);
-                if set.target == Target::Field(Field::Indication) {
+                if set.target == Target::Field("indication") {
                     continue;
                 }
                 let entry = self.vs.code(List::Condition, *h);
@@ -1282,7 +1282,7 @@ impl<'v> Mapper<'v> {
             let Target::Field(field) = set.target else {
                 continue;
             };
-            if matches!(field, Field::Egfr | Field::Indication) {
+            if matches!(field, "egfr" | "indication") {
                 continue;
             }
             let counted: Vec<Prov> = facts
@@ -1291,10 +1291,10 @@ impl<'v> Mapper<'v> {
                 .filter(|c| c.set == si && (c.active || set.history))
                 .map(|c| c.prov.clone())
                 .collect();
-            let pointer = field.pointer().to_owned();
+            let pointer = format!("/{field}");
             match field {
-                Field::Pregnant | Field::Breastfeeding => {
-                    let obs = if field == Field::Pregnant {
+                "pregnant" | "breastfeeding" => {
+                    let obs = if field == "pregnant" {
                         &facts.pregnancy_obs
                     } else {
                         &facts.breastfeeding_obs
@@ -1311,21 +1311,21 @@ impl<'v> Mapper<'v> {
                         _ => None,
                     };
                     if let Some((Some(v), from)) = decided {
-                        p.insert(field.name().into(), json!(v));
+                        p.insert(field.into(), json!(v));
                         prov.insert(pointer, from);
                     }
                 }
                 _ => {
                     if !counted.is_empty() {
-                        p.insert(field.name().into(), json!(true));
+                        p.insert(field.into(), json!(true));
                         prov.insert(pointer, counted);
                     } else if self.opts.absent == Absent::False && facts.conditions_known {
-                        p.insert(field.name().into(), json!(false));
+                        p.insert(field.into(), json!(false));
                     }
                 }
             }
             // A staged CKD code also gives `ckd_stage`: of several active ones, the most severe.
-            if field == Field::KidneyDisease {
+            if field == "kidney_disease" {
                 let staged = facts
                     .conds
                     .iter()
@@ -1351,8 +1351,8 @@ impl<'v> Mapper<'v> {
                                 pv
                             })
                             .collect();
-                        p.insert(Field::CkdStage.name().into(), json!(stage.as_str()));
-                        prov.insert(Field::CkdStage.pointer().into(), provs);
+                        p.insert("ckd_stage".into(), json!(stage.as_str()));
+                        prov.insert("/ckd_stage".into(), provs);
                     }
                 }
             }

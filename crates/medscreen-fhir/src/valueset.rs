@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use medscreen_core::error::{LoadError, LoadErrorCode, LoadErrors};
-use medscreen_core::profile::{CkdStage, Field};
+use medscreen_core::profile::CkdStage;
 
 /// The value-set schema (`schemas/valueset.schema.json`).
 pub const VALUESET_SCHEMA: &str = include_str!("../../../schemas/valueset.schema.json");
@@ -187,11 +187,32 @@ pub fn normalize(system: System, code: &str) -> String {
     }
 }
 
+/// The shared patient facts FHIR input fills from value sets, by name. Which facts a FHIR record
+/// gives, and how, is the mapping's knowledge (conditions, observations, the order's reason); a fact
+/// outside this list is left unknown.
+pub const FILLABLE: [&str; 15] = [
+    "pregnant",
+    "breastfeeding",
+    "seizure_history",
+    "kidney_disease",
+    "dialysis",
+    "egfr",
+    "stroke_history",
+    "liver_disease",
+    "heart_disease",
+    "diabetes",
+    "psychiatric_disorder",
+    "alcohol_use",
+    "autonomic_dysreflexia",
+    "respiratory_impairment",
+    "indication",
+];
+
 /// What a value set fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
-    /// A profile field.
-    Field(Field),
+    /// A profile fact, one of [`FILLABLE`].
+    Field(&'static str),
     /// The drug being screened (baclofen orders).
     Subject,
 }
@@ -450,7 +471,7 @@ impl ValueSets {
         let targets: BTreeSet<&str> = sets
             .iter()
             .map(|s| match s.target {
-                Target::Field(f) => f.name(),
+                Target::Field(f) => f,
                 Target::Subject => "subject",
             })
             .collect();
@@ -562,14 +583,22 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
     let target = if file.field == "subject" {
         Target::Subject
     } else {
-        match Field::from_name(&file.field) {
+        match FILLABLE.iter().find(|f| **f == file.field) {
             Some(f) => Target::Field(f),
             None => {
+                let shared = serde_json::from_str::<Value>(medscreen_core::engine::PROFILE_SCHEMA)
+                    .ok()
+                    .and_then(|s| s.pointer(&format!("/properties/{}", file.field)).cloned())
+                    .is_some();
                 errors.push(LoadError::new(
                     LoadErrorCode::UnknownFact,
                     name,
                     "/field",
-                    format!("unknown profile field `{}`", file.field),
+                    if shared {
+                        format!("FHIR input cannot fill `{}`", file.field)
+                    } else {
+                        format!("unknown profile field `{}`", file.field)
+                    },
                 ));
                 return None;
             }
@@ -676,7 +705,7 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
             ));
         }
     };
-    if target != Target::Field(Field::KidneyDisease) {
+    if target != Target::Field("kidney_disease") {
         for (i, c) in file.conditions.iter().enumerate() {
             need(
                 c.stage.is_none(),
@@ -696,7 +725,7 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
     }
     match target {
         Target::Subject => need(!med_codes.is_empty(), "", "`medication`", errors),
-        Target::Field(Field::Egfr) => {
+        Target::Field("egfr") => {
             need(!obs_codes.is_empty(), "", "`observation`", errors);
             need(!units.is_empty(), "/observation", "`units`", errors);
             for (i, c) in obs_codes.iter().enumerate() {
@@ -708,7 +737,7 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
                 );
             }
         }
-        Target::Field(Field::Indication) => {
+        Target::Field("indication") => {
             for (i, c) in file.conditions.iter().enumerate() {
                 need(
                     c.label.is_some(),
@@ -718,21 +747,8 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
                 );
             }
         }
-        Target::Field(
-            Field::Pregnant
-            | Field::Breastfeeding
-            | Field::SeizureHistory
-            | Field::KidneyDisease
-            | Field::Dialysis
-            | Field::StrokeHistory
-            | Field::LiverDisease
-            | Field::HeartDisease
-            | Field::Diabetes
-            | Field::PsychiatricDisorder
-            | Field::AlcoholUse
-            | Field::AutonomicDysreflexia
-            | Field::RespiratoryImpairment,
-        ) => {
+        Target::Field(_) => {
+            // Every other fillable fact is a yes/no condition.
             need(
                 !file.conditions.is_empty() || !obs_codes.is_empty(),
                 "",
@@ -748,12 +764,6 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
                 );
             }
         }
-        Target::Field(_) => errors.push(LoadError::new(
-            LoadErrorCode::UnknownFact,
-            name,
-            "/field",
-            format!("FHIR input cannot fill `{}`", file.field),
-        )),
     }
     if errors.len() > before {
         return None;

@@ -53,7 +53,7 @@ impl Demographics {
     pub fn from_profile(profile: &medscreen_core::Profile) -> Demographics {
         Demographics {
             age: Some(profile.age),
-            sex: profile.sex,
+            sex: profile.sex(),
         }
     }
 }

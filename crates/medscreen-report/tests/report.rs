@@ -125,7 +125,14 @@ fn every_count_on_the_page_equals_the_summary_on_a_generated_100k_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profiles.ndjson");
     let mut profiles = Vec::new();
-    medscreen_core::generate::write_profiles(&mut profiles, 100_000, 7, 0.01).unwrap();
+    medscreen_core::generate::write_profiles(
+        &mut profiles,
+        medscreen_core::Engine::embedded().unwrap().facts(),
+        100_000,
+        7,
+        0.01,
+    )
+    .unwrap();
     std::fs::write(&path, profiles).unwrap();
     let engine = medscreen_core::Engine::embedded().unwrap();
     let mut results = Vec::new();

@@ -47,7 +47,11 @@ pub fn show_text(engine: &Engine, r: &Rule) -> String {
         let _ = writeln!(t, "tags: {}", r.tags.join(", "));
     }
     if let Some(a) = &r.applies {
-        let _ = writeln!(t, "applies when {} is true or unknown", a.describe(vocab));
+        let _ = writeln!(
+            t,
+            "applies when {} is true or unknown",
+            a.describe(engine.facts(), vocab)
+        );
     }
     if let Some(g) = r.group.and_then(|g| engine.groups().get(g)) {
         let _ = writeln!(
@@ -62,7 +66,7 @@ pub fn show_text(engine: &Engine, r: &Rule) -> String {
             "tier {} [{}] when {}\n  {}\n  action: {}\n",
             k + 1,
             tier.severity.as_str(),
-            tier.when.describe(vocab),
+            tier.when.describe(engine.facts(), vocab),
             tier.message,
             tier.action
         );
@@ -95,7 +99,7 @@ fn rule_json(engine: &Engine, r: &Rule, full: bool) -> Value {
             .iter()
             .map(|t| {
                 json!({
-                    "severity": t.severity.as_str(), "when": t.when.describe(vocab),
+                    "severity": t.severity.as_str(), "when": t.when.describe(engine.facts(), vocab),
                     "message": t.message, "action": t.action,
                 })
             })
@@ -103,7 +107,11 @@ fn rule_json(engine: &Engine, r: &Rule, full: bool) -> Value {
         if let Some(obj) = v.as_object_mut() {
             obj.insert(
                 "applies".into(),
-                json!(r.applies.as_ref().map(|a| a.describe(vocab))),
+                json!(
+                    r.applies
+                        .as_ref()
+                        .map(|a| a.describe(engine.facts(), vocab))
+                ),
             );
             obj.insert("tiers".into(), Value::Array(tiers));
             obj.insert("sources".into(), json!(r.sources));
