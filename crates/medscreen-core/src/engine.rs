@@ -397,7 +397,13 @@ impl Engine {
     /// alone. This is what pack tests measure tier coverage with.
     pub fn tier_outcomes(&self, profile: &Profile) -> Vec<Vec<Option<bool>>> {
         use crate::eval::Tri;
-        let eval = Evaluator::new(&self.program, &self.vocab, profile, &mut MatchCache::new());
+        let eval = Evaluator::new(
+            &self.program,
+            &self.facts,
+            &self.vocab,
+            profile,
+            &mut MatchCache::new(),
+        );
         self.program
             .rules
             .iter()
