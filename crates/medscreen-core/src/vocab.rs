@@ -8,9 +8,12 @@
 //! (`valproic` inside `valproic acid`) is dropped. Coded entries match by RxNorm CUI, by exact ATC code,
 //! and, where no exact code is known, by ATC group prefixes that the vocabulary declares wholly in a class.
 //!
-//! Classes are small ids in a 64-bit mask; a subclass sets its parent's bit too, and the Beers
-//! "CNS-active" flag is the virtual class [`BEERS_CNS_CLASS`].
+//! Classes are small ids in a 64-bit mask; a subclass sets its parent's bit too. Tags (the Beers 2023
+//! "CNS-active" flag is one) are declared in the file like classes and take the bits after them, so a rule
+//! tests a tag exactly as it tests a class; they differ only in that a tag has no parent and no ATC groups
+//! (it marks ingredients, not a pharmacological family), and no tag name is known to this code.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -21,11 +24,11 @@ use crate::error::{LoadError, LoadErrorCode};
 use crate::profile::{CodedMedication, Medication};
 use crate::suggest::did_you_mean;
 
-/// The name rules use for the Beers 2023 "CNS-active" flag, usable wherever a class is.
-pub const BEERS_CNS_CLASS: &str = "beers_cns_active";
-
-/// A set of classes as bits.
+/// A set of classes and tags as bits.
 pub type ClassMask = u64;
+
+/// How many classes and tags one vocabulary may declare between them: one bit each in a [`ClassMask`].
+pub const MAX_CLASSES_AND_TAGS: usize = ClassMask::BITS as usize;
 
 /// Index of an ingredient in the vocabulary.
 pub type IngredientId = u32;
@@ -54,6 +57,9 @@ pub struct VocabularyFile {
     pub sources: BTreeMap<String, Source>,
     /// Interaction classes.
     pub classes: Vec<ClassFile>,
+    /// Tags: flags on ingredients that rules test like classes (`beers_cns_active`).
+    #[serde(default)]
+    pub tags: Vec<TagFile>,
     /// Active ingredients.
     pub ingredients: Vec<IngredientFile>,
 }
@@ -72,6 +78,19 @@ pub struct ClassFile {
     /// ATC groups whose every member belongs to this class.
     #[serde(default)]
     pub atc_prefixes: Vec<String>,
+    /// Source ids.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// One tag, as written: a flag on ingredients that rules may test wherever they may test a class.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagFile {
+    /// Tag id used in rules and in ingredients' `tags`.
+    pub id: String,
+    /// Human title.
+    pub title: String,
     /// Source ids.
     #[serde(default)]
     pub sources: Vec<String>,
@@ -97,8 +116,9 @@ pub struct IngredientFile {
     pub rxnorm: Option<Cuis>,
     /// Class ids.
     pub classes: Vec<String>,
-    /// CNS-active per AGS Beers 2023.
-    pub beers_cns: bool,
+    /// Tag ids (declared in the file's `tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// Source ids.
     #[serde(default)]
     pub sources: Vec<String>,
@@ -129,14 +149,14 @@ impl Cuis {
     }
 }
 
-/// A compiled class.
+/// A compiled class or tag.
 #[derive(Debug, Clone)]
 pub struct Class {
-    /// Class id.
+    /// Class or tag id.
     pub id: String,
     /// Human title.
     pub title: String,
-    /// This class's bit plus its ancestors' bits.
+    /// This class's bit plus its ancestors' bits (a tag: its bit).
     pub mask: ClassMask,
 }
 
@@ -145,7 +165,7 @@ pub struct Class {
 pub struct Ingredient {
     /// Canonical name.
     pub name: String,
-    /// Its classes, ancestors and the Beers flag included.
+    /// Its classes, ancestors and tags included.
     pub mask: ClassMask,
     /// RxNorm ingredient CUIs.
     pub rxnorm: Vec<String>,
@@ -172,6 +192,8 @@ impl MedMatch {
 pub struct Vocabulary {
     version: String,
     classes: Vec<Class>,
+    tags: Vec<Class>,
+    /// Class and tag ids to their bit index (a tag's index follows every class's).
     class_ids: HashMap<String, usize>,
     ingredients: Vec<Ingredient>,
     by_name: HashMap<String, IngredientId>,
@@ -180,7 +202,6 @@ pub struct Vocabulary {
     atc_prefixes: Vec<(String, ClassMask)>,
     automaton: AhoCorasick,
     pattern_owner: Vec<IngredientId>,
-    beers_bit: ClassMask,
 }
 
 impl Vocabulary {
@@ -194,38 +215,62 @@ impl Vocabulary {
         let err =
             |code, pointer: String, message: String| LoadError::new(code, file, pointer, message);
 
-        // Classes: ids first, then parents, so order in the file does not matter.
+        // Classes and tags share one name space and one mask: ids first, then parents, so order in the
+        // file does not matter.
         let mut class_ids: HashMap<String, usize> = HashMap::new();
         for (i, c) in raw.classes.iter().enumerate() {
-            if c.id == BEERS_CNS_CLASS || class_ids.insert(c.id.clone(), i).is_some() {
+            if class_ids.insert(c.id.clone(), i).is_some() {
                 errors.push(err(
                     LoadErrorCode::Duplicate,
                     format!("/classes/{i}/id"),
-                    format!("class `{}` is defined twice (or is reserved)", c.id),
+                    format!("class `{}` is defined twice", c.id),
                 ));
             }
         }
-        if raw.classes.len() >= 63 {
+        for (j, t) in raw.tags.iter().enumerate() {
+            // The first definition stays, so a clash is reported once, not again at every use.
+            if let Entry::Vacant(slot) = class_ids.entry(t.id.clone()) {
+                slot.insert(raw.classes.len() + j);
+            } else {
+                errors.push(err(
+                    LoadErrorCode::Duplicate,
+                    format!("/tags/{j}/id"),
+                    format!("tag `{}` is defined twice, or is also a class", t.id),
+                ));
+            }
+            check_sources(
+                &t.sources,
+                &raw.sources,
+                file,
+                &format!("/tags/{j}/sources"),
+                &mut errors,
+            );
+        }
+        if raw.classes.len() + raw.tags.len() > MAX_CLASSES_AND_TAGS {
             errors.push(err(
                 LoadErrorCode::Duplicate,
-                "/classes".into(),
-                "at most 62 classes are supported".into(),
+                "/tags".into(),
+                format!(
+                    "{} classes and {} tags: at most {MAX_CLASSES_AND_TAGS} are supported between them",
+                    raw.classes.len(),
+                    raw.tags.len()
+                ),
             ));
             return Err(errors);
         }
-        let beers_bit: ClassMask = 1 << raw.classes.len();
         let mut parents: Vec<Option<usize>> = vec![None; raw.classes.len()];
         for (i, c) in raw.classes.iter().enumerate() {
             if let Some(p) = &c.parent {
+                // A tag is no parent: it has no bit of a class to pass down.
                 match class_ids.get(p) {
-                    Some(&pi) => parents[i] = Some(pi),
-                    None => errors.push(
+                    Some(&pi) if pi < raw.classes.len() => parents[i] = Some(pi),
+                    _ => errors.push(
                         err(
                             LoadErrorCode::UnknownClass,
                             format!("/classes/{i}/parent"),
                             format!("unknown parent class `{p}`"),
                         )
-                        .with_help(suggest(p, class_ids.keys().map(String::as_str))),
+                        .with_help(suggest(p, raw.classes.iter().map(|c| c.id.as_str()))),
                     ),
                 }
             }
@@ -261,6 +306,16 @@ impl Vocabulary {
                 mask,
             });
         }
+        let tags: Vec<Class> = raw
+            .tags
+            .iter()
+            .enumerate()
+            .map(|(j, t)| Class {
+                id: t.id.clone(),
+                title: t.title.clone(),
+                mask: 1 << (raw.classes.len() + j),
+            })
+            .collect();
         let mut atc_prefixes = Vec::new();
         for (i, c) in raw.classes.iter().enumerate() {
             for p in &c.atc_prefixes {
@@ -286,17 +341,30 @@ impl Vocabulary {
                     format!("ingredient `{}` is defined twice", ing.name),
                 ));
             }
-            let mut mask = if ing.beers_cns { beers_bit } else { 0 };
+            let mut mask = 0;
+            for (k, tag) in ing.tags.iter().enumerate() {
+                match class_ids.get(tag) {
+                    Some(&bit) if bit >= classes.len() => mask |= 1 << bit,
+                    _ => errors.push(
+                        err(
+                            LoadErrorCode::UnknownClass,
+                            format!("{at}/tags/{k}"),
+                            format!("unknown tag `{tag}` for ingredient `{}`", ing.name),
+                        )
+                        .with_help(suggest(tag, tags.iter().map(|t| t.id.as_str()))),
+                    ),
+                }
+            }
             for (k, cls) in ing.classes.iter().enumerate() {
                 match class_ids.get(cls) {
-                    Some(&ci) => mask |= classes[ci].mask,
-                    None => errors.push(
+                    Some(&ci) if ci < classes.len() => mask |= classes[ci].mask,
+                    _ => errors.push(
                         err(
                             LoadErrorCode::UnknownClass,
                             format!("{at}/classes/{k}"),
                             format!("unknown class `{cls}` for ingredient `{}`", ing.name),
                         )
-                        .with_help(suggest(cls, class_ids.keys().map(String::as_str))),
+                        .with_help(suggest(cls, classes.iter().map(|c| c.id.as_str()))),
                     ),
                 }
             }
@@ -376,6 +444,7 @@ impl Vocabulary {
         Ok(Vocabulary {
             version: raw.version,
             classes,
+            tags,
             class_ids,
             ingredients,
             by_name,
@@ -384,7 +453,6 @@ impl Vocabulary {
             atc_prefixes,
             automaton,
             pattern_owner,
-            beers_bit,
         })
     }
 
@@ -408,29 +476,31 @@ impl Vocabulary {
         &self.classes
     }
 
-    /// Every class name rules may use: the file's classes and [`BEERS_CNS_CLASS`].
-    pub fn class_names(&self) -> impl Iterator<Item = &str> {
-        self.classes
-            .iter()
-            .map(|c| c.id.as_str())
-            .chain(std::iter::once(BEERS_CNS_CLASS))
+    /// The tags, in file order.
+    pub fn tags(&self) -> &[Class] {
+        &self.tags
     }
 
-    /// The bit of class `name` (not its ancestors'), if it exists.
+    /// Every class and tag name rules may use, classes first, in file order.
+    pub fn class_names(&self) -> impl Iterator<Item = &str> {
+        self.classes.iter().chain(&self.tags).map(|c| c.id.as_str())
+    }
+
+    /// The bit of class or tag `name` (not a class's ancestors'), if it exists.
     pub fn class_bit(&self, name: &str) -> Option<ClassMask> {
-        if name == BEERS_CNS_CLASS {
-            return Some(self.beers_bit);
-        }
         self.class_ids.get(name).map(|&i| 1 << i)
     }
 
-    /// The name of the class with bit `bit`.
+    /// The name of the class or tag with bit `bit`.
     pub fn class_name(&self, bit: ClassMask) -> &str {
-        if bit == self.beers_bit {
-            return BEERS_CNS_CLASS;
-        }
         let i = bit.trailing_zeros() as usize;
-        self.classes.get(i).map_or("?", |c| c.id.as_str())
+        self.classes
+            .get(i)
+            .or_else(|| {
+                i.checked_sub(self.classes.len())
+                    .and_then(|j| self.tags.get(j))
+            })
+            .map_or("?", |c| c.id.as_str())
     }
 
     /// The ingredient with id `id`.
