@@ -191,9 +191,11 @@ impl MedMatch {
 #[derive(Debug)]
 pub struct Vocabulary {
     version: String,
-    classes: Vec<Class>,
-    tags: Vec<Class>,
-    /// Class and tag ids to their bit index (a tag's index follows every class's).
+    /// The classes, then the tags: entry `i` owns bit `i`.
+    kinds: Vec<Class>,
+    /// How many of `kinds` are classes.
+    class_count: usize,
+    /// Class and tag ids to their index in `kinds`.
     class_ids: HashMap<String, usize>,
     ingredients: Vec<Ingredient>,
     by_name: HashMap<String, IngredientId>,
@@ -282,7 +284,7 @@ impl Vocabulary {
                 &mut errors,
             );
         }
-        let mut classes = Vec::with_capacity(raw.classes.len());
+        let mut kinds = Vec::with_capacity(raw.classes.len() + raw.tags.len());
         for (i, c) in raw.classes.iter().enumerate() {
             let mut mask = 0;
             let mut at = Some(i);
@@ -300,26 +302,22 @@ impl Vocabulary {
                     break;
                 }
             }
-            classes.push(Class {
+            kinds.push(Class {
                 id: c.id.clone(),
                 title: c.title.clone(),
                 mask,
             });
         }
-        let tags: Vec<Class> = raw
-            .tags
-            .iter()
-            .enumerate()
-            .map(|(j, t)| Class {
-                id: t.id.clone(),
-                title: t.title.clone(),
-                mask: 1 << (raw.classes.len() + j),
-            })
-            .collect();
+        let class_count = kinds.len();
+        kinds.extend(raw.tags.iter().enumerate().map(|(j, t)| Class {
+            id: t.id.clone(),
+            title: t.title.clone(),
+            mask: 1 << (class_count + j),
+        }));
         let mut atc_prefixes = Vec::new();
         for (i, c) in raw.classes.iter().enumerate() {
             for p in &c.atc_prefixes {
-                atc_prefixes.push((p.to_ascii_uppercase(), classes[i].mask));
+                atc_prefixes.push((p.to_ascii_uppercase(), kinds[i].mask));
             }
         }
         // Longest prefix first, so the most specific group is reported.
@@ -342,30 +340,25 @@ impl Vocabulary {
                 ));
             }
             let mut mask = 0;
-            for (k, tag) in ing.tags.iter().enumerate() {
-                match class_ids.get(tag) {
-                    Some(&bit) if bit >= classes.len() => mask |= 1 << bit,
-                    _ => errors.push(
-                        err(
-                            LoadErrorCode::UnknownClass,
-                            format!("{at}/tags/{k}"),
-                            format!("unknown tag `{tag}` for ingredient `{}`", ing.name),
-                        )
-                        .with_help(suggest(tag, tags.iter().map(|t| t.id.as_str()))),
-                    ),
-                }
-            }
-            for (k, cls) in ing.classes.iter().enumerate() {
-                match class_ids.get(cls) {
-                    Some(&ci) if ci < classes.len() => mask |= classes[ci].mask,
-                    _ => errors.push(
-                        err(
-                            LoadErrorCode::UnknownClass,
-                            format!("{at}/classes/{k}"),
-                            format!("unknown class `{cls}` for ingredient `{}`", ing.name),
-                        )
-                        .with_help(suggest(cls, classes.iter().map(|c| c.id.as_str()))),
-                    ),
+            // A class named among tags (or a tag among classes) is unknown there: the two lists mean
+            // different things to a reader even though rules test both alike.
+            let lists = [
+                ("classes", "class", &ing.classes, &kinds[..class_count]),
+                ("tags", "tag", &ing.tags, &kinds[class_count..]),
+            ];
+            for (list, kind, names, known) in lists {
+                for (k, name) in names.iter().enumerate() {
+                    match known.iter().find(|c| c.id == *name) {
+                        Some(c) => mask |= c.mask,
+                        None => errors.push(
+                            err(
+                                LoadErrorCode::UnknownClass,
+                                format!("{at}/{list}/{k}"),
+                                format!("unknown {kind} `{name}` for ingredient `{}`", ing.name),
+                            )
+                            .with_help(suggest(name, known.iter().map(|c| c.id.as_str()))),
+                        ),
+                    }
                 }
             }
             let cuis = ing.rxnorm.as_ref().map_or(&[][..], Cuis::as_slice);
@@ -443,8 +436,8 @@ impl Vocabulary {
             .map_err(|e| vec![err(LoadErrorCode::EmptyTerm, String::new(), e.to_string())])?;
         Ok(Vocabulary {
             version: raw.version,
-            classes,
-            tags,
+            kinds,
+            class_count,
             class_ids,
             ingredients,
             by_name,
@@ -473,17 +466,17 @@ impl Vocabulary {
 
     /// The classes, in file order.
     pub fn classes(&self) -> &[Class] {
-        &self.classes
+        self.kinds.get(..self.class_count).unwrap_or_default()
     }
 
     /// The tags, in file order.
     pub fn tags(&self) -> &[Class] {
-        &self.tags
+        self.kinds.get(self.class_count..).unwrap_or_default()
     }
 
     /// Every class and tag name rules may use, classes first, in file order.
     pub fn class_names(&self) -> impl Iterator<Item = &str> {
-        self.classes.iter().chain(&self.tags).map(|c| c.id.as_str())
+        self.kinds.iter().map(|c| c.id.as_str())
     }
 
     /// The bit of class or tag `name` (not a class's ancestors'), if it exists.
@@ -493,13 +486,8 @@ impl Vocabulary {
 
     /// The name of the class or tag with bit `bit`.
     pub fn class_name(&self, bit: ClassMask) -> &str {
-        let i = bit.trailing_zeros() as usize;
-        self.classes
-            .get(i)
-            .or_else(|| {
-                i.checked_sub(self.classes.len())
-                    .and_then(|j| self.tags.get(j))
-            })
+        self.kinds
+            .get(bit.trailing_zeros() as usize)
             .map_or("?", |c| c.id.as_str())
     }
 
