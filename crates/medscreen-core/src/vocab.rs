@@ -8,9 +8,12 @@
 //! (`valproic` inside `valproic acid`) is dropped. Coded entries match by RxNorm CUI, by exact ATC code,
 //! and, where no exact code is known, by ATC group prefixes that the vocabulary declares wholly in a class.
 //!
-//! Classes are small ids in a 64-bit mask; a subclass sets its parent's bit too, and the Beers
-//! "CNS-active" flag is the virtual class [`BEERS_CNS_CLASS`].
+//! Classes are small ids in a 64-bit mask; a subclass sets its parent's bit too. Tags (the Beers 2023
+//! "CNS-active" flag is one) are declared in the file like classes and take the bits after them, so a rule
+//! tests a tag exactly as it tests a class; they differ only in that a tag has no parent and no ATC groups
+//! (it marks ingredients, not a pharmacological family), and no tag name is known to this code.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -21,11 +24,11 @@ use crate::error::{LoadError, LoadErrorCode};
 use crate::profile::{CodedMedication, Medication};
 use crate::suggest::did_you_mean;
 
-/// The name rules use for the Beers 2023 "CNS-active" flag, usable wherever a class is.
-pub const BEERS_CNS_CLASS: &str = "beers_cns_active";
-
-/// A set of classes as bits.
+/// A set of classes and tags as bits.
 pub type ClassMask = u64;
+
+/// How many classes and tags one vocabulary may declare between them: one bit each in a [`ClassMask`].
+pub const MAX_CLASSES_AND_TAGS: usize = ClassMask::BITS as usize;
 
 /// Index of an ingredient in the vocabulary.
 pub type IngredientId = u32;
@@ -54,6 +57,9 @@ pub struct VocabularyFile {
     pub sources: BTreeMap<String, Source>,
     /// Interaction classes.
     pub classes: Vec<ClassFile>,
+    /// Tags: flags on ingredients that rules test like classes (`beers_cns_active`).
+    #[serde(default)]
+    pub tags: Vec<TagFile>,
     /// Active ingredients.
     pub ingredients: Vec<IngredientFile>,
 }
@@ -72,6 +78,19 @@ pub struct ClassFile {
     /// ATC groups whose every member belongs to this class.
     #[serde(default)]
     pub atc_prefixes: Vec<String>,
+    /// Source ids.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// One tag, as written: a flag on ingredients that rules may test wherever they may test a class.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagFile {
+    /// Tag id used in rules and in ingredients' `tags`.
+    pub id: String,
+    /// Human title.
+    pub title: String,
     /// Source ids.
     #[serde(default)]
     pub sources: Vec<String>,
@@ -97,8 +116,9 @@ pub struct IngredientFile {
     pub rxnorm: Option<Cuis>,
     /// Class ids.
     pub classes: Vec<String>,
-    /// CNS-active per AGS Beers 2023.
-    pub beers_cns: bool,
+    /// Tag ids (declared in the file's `tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// Source ids.
     #[serde(default)]
     pub sources: Vec<String>,
@@ -129,14 +149,14 @@ impl Cuis {
     }
 }
 
-/// A compiled class.
+/// A compiled class or tag.
 #[derive(Debug, Clone)]
 pub struct Class {
-    /// Class id.
+    /// Class or tag id.
     pub id: String,
     /// Human title.
     pub title: String,
-    /// This class's bit plus its ancestors' bits.
+    /// This class's bit plus its ancestors' bits (a tag: its bit).
     pub mask: ClassMask,
 }
 
@@ -145,7 +165,7 @@ pub struct Class {
 pub struct Ingredient {
     /// Canonical name.
     pub name: String,
-    /// Its classes, ancestors and the Beers flag included.
+    /// Its classes, ancestors and tags included.
     pub mask: ClassMask,
     /// RxNorm ingredient CUIs.
     pub rxnorm: Vec<String>,
@@ -171,7 +191,11 @@ impl MedMatch {
 #[derive(Debug)]
 pub struct Vocabulary {
     version: String,
-    classes: Vec<Class>,
+    /// The classes, then the tags: entry `i` owns bit `i`.
+    kinds: Vec<Class>,
+    /// How many of `kinds` are classes.
+    class_count: usize,
+    /// Class and tag ids to their index in `kinds`.
     class_ids: HashMap<String, usize>,
     ingredients: Vec<Ingredient>,
     by_name: HashMap<String, IngredientId>,
@@ -180,7 +204,6 @@ pub struct Vocabulary {
     atc_prefixes: Vec<(String, ClassMask)>,
     automaton: AhoCorasick,
     pattern_owner: Vec<IngredientId>,
-    beers_bit: ClassMask,
 }
 
 impl Vocabulary {
@@ -194,38 +217,62 @@ impl Vocabulary {
         let err =
             |code, pointer: String, message: String| LoadError::new(code, file, pointer, message);
 
-        // Classes: ids first, then parents, so order in the file does not matter.
+        // Classes and tags share one name space and one mask: ids first, then parents, so order in the
+        // file does not matter.
         let mut class_ids: HashMap<String, usize> = HashMap::new();
         for (i, c) in raw.classes.iter().enumerate() {
-            if c.id == BEERS_CNS_CLASS || class_ids.insert(c.id.clone(), i).is_some() {
+            if class_ids.insert(c.id.clone(), i).is_some() {
                 errors.push(err(
                     LoadErrorCode::Duplicate,
                     format!("/classes/{i}/id"),
-                    format!("class `{}` is defined twice (or is reserved)", c.id),
+                    format!("class `{}` is defined twice", c.id),
                 ));
             }
         }
-        if raw.classes.len() >= 63 {
+        for (j, t) in raw.tags.iter().enumerate() {
+            // The first definition stays, so a clash is reported once, not again at every use.
+            if let Entry::Vacant(slot) = class_ids.entry(t.id.clone()) {
+                slot.insert(raw.classes.len() + j);
+            } else {
+                errors.push(err(
+                    LoadErrorCode::Duplicate,
+                    format!("/tags/{j}/id"),
+                    format!("tag `{}` is defined twice, or is also a class", t.id),
+                ));
+            }
+            check_sources(
+                &t.sources,
+                &raw.sources,
+                file,
+                &format!("/tags/{j}/sources"),
+                &mut errors,
+            );
+        }
+        if raw.classes.len() + raw.tags.len() > MAX_CLASSES_AND_TAGS {
             errors.push(err(
                 LoadErrorCode::Duplicate,
-                "/classes".into(),
-                "at most 62 classes are supported".into(),
+                "/tags".into(),
+                format!(
+                    "{} classes and {} tags: at most {MAX_CLASSES_AND_TAGS} are supported between them",
+                    raw.classes.len(),
+                    raw.tags.len()
+                ),
             ));
             return Err(errors);
         }
-        let beers_bit: ClassMask = 1 << raw.classes.len();
         let mut parents: Vec<Option<usize>> = vec![None; raw.classes.len()];
         for (i, c) in raw.classes.iter().enumerate() {
             if let Some(p) = &c.parent {
+                // A tag is no parent: it has no bit of a class to pass down.
                 match class_ids.get(p) {
-                    Some(&pi) => parents[i] = Some(pi),
-                    None => errors.push(
+                    Some(&pi) if pi < raw.classes.len() => parents[i] = Some(pi),
+                    _ => errors.push(
                         err(
                             LoadErrorCode::UnknownClass,
                             format!("/classes/{i}/parent"),
                             format!("unknown parent class `{p}`"),
                         )
-                        .with_help(suggest(p, class_ids.keys().map(String::as_str))),
+                        .with_help(suggest(p, raw.classes.iter().map(|c| c.id.as_str()))),
                     ),
                 }
             }
@@ -237,7 +284,7 @@ impl Vocabulary {
                 &mut errors,
             );
         }
-        let mut classes = Vec::with_capacity(raw.classes.len());
+        let mut kinds = Vec::with_capacity(raw.classes.len() + raw.tags.len());
         for (i, c) in raw.classes.iter().enumerate() {
             let mut mask = 0;
             let mut at = Some(i);
@@ -255,16 +302,22 @@ impl Vocabulary {
                     break;
                 }
             }
-            classes.push(Class {
+            kinds.push(Class {
                 id: c.id.clone(),
                 title: c.title.clone(),
                 mask,
             });
         }
+        let class_count = kinds.len();
+        kinds.extend(raw.tags.iter().enumerate().map(|(j, t)| Class {
+            id: t.id.clone(),
+            title: t.title.clone(),
+            mask: 1 << (class_count + j),
+        }));
         let mut atc_prefixes = Vec::new();
         for (i, c) in raw.classes.iter().enumerate() {
             for p in &c.atc_prefixes {
-                atc_prefixes.push((p.to_ascii_uppercase(), classes[i].mask));
+                atc_prefixes.push((p.to_ascii_uppercase(), kinds[i].mask));
             }
         }
         // Longest prefix first, so the most specific group is reported.
@@ -286,18 +339,26 @@ impl Vocabulary {
                     format!("ingredient `{}` is defined twice", ing.name),
                 ));
             }
-            let mut mask = if ing.beers_cns { beers_bit } else { 0 };
-            for (k, cls) in ing.classes.iter().enumerate() {
-                match class_ids.get(cls) {
-                    Some(&ci) => mask |= classes[ci].mask,
-                    None => errors.push(
-                        err(
-                            LoadErrorCode::UnknownClass,
-                            format!("{at}/classes/{k}"),
-                            format!("unknown class `{cls}` for ingredient `{}`", ing.name),
-                        )
-                        .with_help(suggest(cls, class_ids.keys().map(String::as_str))),
-                    ),
+            let mut mask = 0;
+            // A class named among tags (or a tag among classes) is unknown there: the two lists mean
+            // different things to a reader even though rules test both alike.
+            let lists = [
+                ("classes", "class", &ing.classes, &kinds[..class_count]),
+                ("tags", "tag", &ing.tags, &kinds[class_count..]),
+            ];
+            for (list, kind, names, known) in lists {
+                for (k, name) in names.iter().enumerate() {
+                    match known.iter().find(|c| c.id == *name) {
+                        Some(c) => mask |= c.mask,
+                        None => errors.push(
+                            err(
+                                LoadErrorCode::UnknownClass,
+                                format!("{at}/{list}/{k}"),
+                                format!("unknown {kind} `{name}` for ingredient `{}`", ing.name),
+                            )
+                            .with_help(suggest(name, known.iter().map(|c| c.id.as_str()))),
+                        ),
+                    }
                 }
             }
             let cuis = ing.rxnorm.as_ref().map_or(&[][..], Cuis::as_slice);
@@ -375,7 +436,8 @@ impl Vocabulary {
             .map_err(|e| vec![err(LoadErrorCode::EmptyTerm, String::new(), e.to_string())])?;
         Ok(Vocabulary {
             version: raw.version,
-            classes,
+            kinds,
+            class_count,
             class_ids,
             ingredients,
             by_name,
@@ -384,7 +446,6 @@ impl Vocabulary {
             atc_prefixes,
             automaton,
             pattern_owner,
-            beers_bit,
         })
     }
 
@@ -405,32 +466,29 @@ impl Vocabulary {
 
     /// The classes, in file order.
     pub fn classes(&self) -> &[Class] {
-        &self.classes
+        self.kinds.get(..self.class_count).unwrap_or_default()
     }
 
-    /// Every class name rules may use: the file's classes and [`BEERS_CNS_CLASS`].
+    /// The tags, in file order.
+    pub fn tags(&self) -> &[Class] {
+        self.kinds.get(self.class_count..).unwrap_or_default()
+    }
+
+    /// Every class and tag name rules may use, classes first, in file order.
     pub fn class_names(&self) -> impl Iterator<Item = &str> {
-        self.classes
-            .iter()
-            .map(|c| c.id.as_str())
-            .chain(std::iter::once(BEERS_CNS_CLASS))
+        self.kinds.iter().map(|c| c.id.as_str())
     }
 
-    /// The bit of class `name` (not its ancestors'), if it exists.
+    /// The bit of class or tag `name` (not a class's ancestors'), if it exists.
     pub fn class_bit(&self, name: &str) -> Option<ClassMask> {
-        if name == BEERS_CNS_CLASS {
-            return Some(self.beers_bit);
-        }
         self.class_ids.get(name).map(|&i| 1 << i)
     }
 
-    /// The name of the class with bit `bit`.
+    /// The name of the class or tag with bit `bit`.
     pub fn class_name(&self, bit: ClassMask) -> &str {
-        if bit == self.beers_bit {
-            return BEERS_CNS_CLASS;
-        }
-        let i = bit.trailing_zeros() as usize;
-        self.classes.get(i).map_or("?", |c| c.id.as_str())
+        self.kinds
+            .get(bit.trailing_zeros() as usize)
+            .map_or("?", |c| c.id.as_str())
     }
 
     /// The ingredient with id `id`.

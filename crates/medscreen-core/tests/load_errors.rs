@@ -418,3 +418,118 @@ fn empty_pack_is_an_error() {
         "rules/pack.json at /rules: the pack has no rules, so it would report every patient clear"
     );
 }
+
+fn load_vocab(v: &Value) -> Vec<LoadError> {
+    Engine::from_sources(
+        "rules/pack.json",
+        EMBEDDED_PACK,
+        "rules/vocabulary.json",
+        &v.to_string(),
+    )
+    .expect_err("bad vocab")
+    .0
+}
+
+#[test]
+fn misspelt_tag_on_an_ingredient() {
+    let mut v: Value = serde_json::from_str(EMBEDDED_VOCABULARY).expect("vocab");
+    v["ingredients"][0]["tags"] = json!(["beers_cns_activ"]);
+    let e = only(load_vocab(&v));
+    assert_eq!(e.code, LoadErrorCode::UnknownClass);
+    assert_eq!(
+        e.to_string(),
+        "rules/vocabulary.json at /ingredients/0/tags/0: unknown tag `beers_cns_activ` for ingredient `abacavir`\n  help: did you mean `beers_cns_active`?"
+    );
+}
+
+#[test]
+fn a_class_is_not_a_tag_and_a_tag_is_not_a_class() {
+    let mut v: Value = serde_json::from_str(EMBEDDED_VOCABULARY).expect("vocab");
+    // A class named where a tag belongs, and a tag named where a class belongs: each is unknown there.
+    v["ingredients"][0]["tags"] = json!(["opioid"]);
+    v["ingredients"][1]["classes"] = json!(["beers_cns_active"]);
+    let errors = load_vocab(&v);
+    let got: Vec<(&str, LoadErrorCode)> = errors
+        .iter()
+        .map(|e| (e.pointer.as_str(), e.code))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/ingredients/0/tags/0", LoadErrorCode::UnknownClass),
+            ("/ingredients/1/classes/0", LoadErrorCode::UnknownClass),
+        ]
+    );
+}
+
+#[test]
+fn a_tag_may_not_reuse_a_class_id() {
+    let mut v: Value = serde_json::from_str(EMBEDDED_VOCABULARY).expect("vocab");
+    v["tags"]
+        .as_array_mut()
+        .expect("tags")
+        .push(json!({"id": "opioid", "title": "clash"}));
+    let e = only(load_vocab(&v));
+    assert_eq!(e.code, LoadErrorCode::Duplicate);
+    assert_eq!(e.pointer, "/tags/1/id");
+    assert_eq!(
+        e.message,
+        "tag `opioid` is defined twice, or is also a class"
+    );
+}
+
+#[test]
+fn classes_and_tags_share_the_64_bits_of_a_mask() {
+    let mut v: Value = serde_json::from_str(EMBEDDED_VOCABULARY).expect("vocab");
+    let classes = v["classes"].as_array().expect("classes").len();
+    let tags = v["tags"].as_array_mut().expect("tags");
+    // Exactly 64 between them loads; one more does not.
+    while classes + tags.len() < 64 {
+        let n = tags.len();
+        tags.push(json!({"id": format!("spare_{n}"), "title": "spare"}));
+    }
+    Engine::from_sources(
+        "rules/pack.json",
+        EMBEDDED_PACK,
+        "rules/vocabulary.json",
+        &v.to_string(),
+    )
+    .expect("64 classes and tags fit");
+    v["tags"]
+        .as_array_mut()
+        .expect("tags")
+        .push(json!({"id": "one_too_many", "title": "spare"}));
+    let e = only(load_vocab(&v));
+    assert_eq!(e.pointer, "/tags");
+    assert!(e.message.contains("at most 64"), "{}", e.message);
+}
+
+#[test]
+fn the_beers_flag_is_data_a_renamed_tag_screens_the_same() {
+    // Rename the tag everywhere it is written (vocabulary and pack): no Rust code knows its name, so the
+    // screenings are the same, caution for caution.
+    let vocab = EMBEDDED_VOCABULARY.replace("\"beers_cns_active\"", "\"cns_active_renamed\"");
+    let pack = EMBEDDED_PACK.replace("\"beers_cns_active\"", "\"cns_active_renamed\"");
+    assert_ne!(vocab, EMBEDDED_VOCABULARY);
+    assert_ne!(pack, EMBEDDED_PACK);
+    let renamed = Engine::from_sources("rules/pack.json", &pack, "rules/vocabulary.json", &vocab)
+        .expect("renamed tag loads");
+    let embedded = Engine::embedded().expect("embedded");
+    let profile = br#"{"id": "t", "age": 70, "comedications": ["oxycodone 5 mg", "sertraline 50 mg", "zolpidem 5 mg"]}"#;
+    let a = embedded.screen_json(profile).expect("valid");
+    let b = renamed.screen_json(profile).expect("valid");
+    let rules = |s: &medscreen_core::Screening<'_>| -> Vec<(String, String, usize)> {
+        s.cautions
+            .iter()
+            .map(|c| (c.rule.to_owned(), c.message.to_owned(), c.evidence.len()))
+            .collect()
+    };
+    assert!(
+        rules(&a)
+            .iter()
+            .any(|(r, m, _)| r == "BAC-CNS-BURDEN" && m.contains("three or more")),
+        "the Beers tier fires: {:?}",
+        rules(&a)
+    );
+    assert_eq!(rules(&a), rules(&b));
+}

@@ -212,10 +212,7 @@ fn buprenorphine_is_a_beers_cns_active_opioid_and_the_r05da_antitussives_that_ar
  {
     let engine = Engine::embedded().expect("embedded");
     let vocab = engine.vocabulary();
-    let (opioid, beers) = (
-        bit(vocab, "opioid"),
-        bit(vocab, medscreen_core::vocab::BEERS_CNS_CLASS),
-    );
+    let (opioid, beers) = (bit(vocab, "opioid"), bit(vocab, "beers_cns_active"));
     for input in [
         serde_json::json!({"atc": "N07BC51"}),
         serde_json::json!({"atc": "N07BC01"}),
