@@ -66,6 +66,10 @@ enum Command {
         /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded pack.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// The pack to screen with (default: the one `rules/packs.json` names, baclofen); the profile
+        /// may carry the facts of every pack.
+        #[arg(long)]
+        pack: Option<String>,
     },
     /// List, show or check rules.
     Rules {
@@ -179,6 +183,9 @@ enum RulesCommand {
         /// Rule directory; default: the embedded pack.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// The pack to list (default: the default pack).
+        #[arg(long)]
+        pack: Option<String>,
         /// `text` (default) or `json` (one array, one object per rule).
         #[arg(long, value_enum, default_value = "text")]
         format: RulesFormat,
@@ -190,17 +197,26 @@ enum RulesCommand {
         /// Rule directory; default: the embedded pack.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// The pack the rule is in (default: the default pack).
+        #[arg(long)]
+        pack: Option<String>,
         /// `text` (default) or `json`.
         #[arg(long, value_enum, default_value = "text")]
         format: RulesFormat,
     },
+    /// The packs the engine knows, one name per line, the default (the one that screens) first.
+    Packs {
+        /// Rule directory; default: the embedded packs.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
     /// Run a pack's test cases (`tests/*.json` beside it) and report failures and tier coverage;
     /// exit 1 if a case fails or coverage is below `--min-coverage`.
     Test {
-        /// A pack directory (its `pack.json`, `vocabulary.json` and `tests/`); default: an embedded pack.
-        #[arg(conflicts_with = "pack")]
+        /// A pack directory (its `pack.json`, `vocabulary.json` and `tests/`), or a directory of packs
+        /// (`vocabulary.json`, `NAME/pack.json`, `NAME/tests/`); default: the embedded packs.
         dir: Option<PathBuf>,
-        /// The embedded pack to test (default: baclofen).
+        /// The pack to test (default: the default pack).
         #[arg(long)]
         pack: Option<String>,
         /// Fail when tier coverage (tiers made true and made false by some case) is below PCT percent.
@@ -224,6 +240,10 @@ struct CommonArgs {
     /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded pack.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// The pack to screen with (default: the one `rules/packs.json` names, baclofen); the profile
+    /// may carry the facts of every pack.
+    #[arg(long)]
+    pack: Option<String>,
     /// Write results to FILE instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -471,7 +491,9 @@ fn main() -> ExitCode {
             };
             run_batch(common, Mode::Validate, opts, None, None)
         }
-        Command::Explain { input, rules } => explain(&input, rules.as_deref()),
+        Command::Explain { input, rules, pack } => {
+            explain(&input, rules.as_deref(), pack.as_deref())
+        }
         Command::Rules { command } => rules_command(command),
         Command::Report(args) => report(args),
         Command::Generate {
@@ -556,7 +578,7 @@ mod fhir {
         cfg.observer = page
             .clone()
             .map(|p| p as std::sync::Arc<dyn medscreen::batch::Observer>);
-        let engine = load(rules)?;
+        let engine = load(rules, None)?;
         let vs = valuesets(fhir.valuesets.as_deref())?;
         let mapper = Mapper::new(&vs, options(fhir));
         let mut file;
@@ -612,6 +634,14 @@ mod fhir {
     ) -> u8 {
         if common.errors.is_some() {
             eprintln!("error: `--errors` is not supported with `--from fhir`");
+            return EXIT_USAGE;
+        }
+        if let Some(pack) = &common.pack {
+            // FHIR mapping finds the order being screened by the default pack's drug; a mapping per
+            // pack is not there yet, and screening another pack's order as a comedication would be wrong.
+            eprintln!(
+                "error: `--pack {pack}` is not supported with `--from fhir`: FHIR input is screened with the default pack\n  help: map the records with `medscreen fhir-profile`, then `medscreen screen --pack {pack}` the profiles (the order's dose and reason are then not filled)"
+            );
             return EXIT_USAGE;
         }
         let cfg = RunConfig {
@@ -677,7 +707,7 @@ fn serve(a: ServeArgs) -> u8 {
     use medscreen::cds_hooks::{Cds, CdsOptions};
     use std::time::Duration;
 
-    let engine = match load(a.rules.as_deref()) {
+    let engine = match load(a.rules.as_deref(), None) {
         Ok(e) => e,
         Err(code) => return code,
     };
@@ -750,10 +780,12 @@ fn serve(a: ServeArgs) -> u8 {
     }
 }
 
-fn load(dir: Option<&Path>) -> Result<Engine, u8> {
-    let loaded = match dir {
-        Some(d) => Engine::from_dir(d),
-        None => Engine::embedded(),
+/// The engine of `--rules DIR` (or the embedded packs), screening with `--pack NAME` (or the default).
+fn load(dir: Option<&Path>, pack: Option<&str>) -> Result<Engine, u8> {
+    let loaded = match (dir, pack) {
+        (Some(d), pack) => Engine::from_dir_pack(d, pack),
+        (None, Some(name)) => Engine::embedded_pack(name),
+        (None, None) => Engine::embedded(),
     };
     loaded.map_err(|errors| {
         eprint!("{errors}");
@@ -853,7 +885,7 @@ fn try_run_batch(
     fail_on: Option<Severity>,
     report: Option<ReportTo>,
 ) -> Result<u8, u8> {
-    let engine = load(args.rules.as_deref())?;
+    let engine = load(args.rules.as_deref(), args.pack.as_deref())?;
     let sources: Vec<Source> = if args.inputs.is_empty() {
         vec![Source::Stdin]
     } else {
@@ -963,8 +995,8 @@ fn read_input(input: &str) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn explain(input: &str, rules: Option<&Path>) -> u8 {
-    let engine = match load(rules) {
+fn explain(input: &str, rules: Option<&Path>, pack: Option<&str>) -> u8 {
+    let engine = match load(rules, pack) {
         Ok(e) => e,
         Err(code) => return code,
     };
@@ -1026,8 +1058,13 @@ fn rules_test(
     };
     let (engine, suites) = match dir {
         Some(dir) => {
-            let engine = load(Some(dir))?;
-            let tests = dir.join("tests");
+            let engine = load(Some(dir), pack)?;
+            // A pack directory keeps its cases in `tests/`; a directory of packs, in `NAME/tests/`.
+            let tests = if dir.join(medscreen::engine::PACK_FILE).is_file() {
+                dir.join("tests")
+            } else {
+                dir.join(&engine.ruleset().name).join("tests")
+            };
             let mut files: Vec<PathBuf> = std::fs::read_dir(&tests)
                 .map_err(|e| {
                     eprintln!("error: cannot read `{}`: {e}", tests.display());
@@ -1048,7 +1085,7 @@ fn rules_test(
             (engine, suites)
         }
         None => {
-            let name = pack.unwrap_or("baclofen");
+            let name = pack.unwrap_or(medscreen::engine::EMBEDDED_DEFAULT);
             let files: Vec<_> = pack_tests::EMBEDDED
                 .iter()
                 .filter(|(p, _, _)| *p == name)
@@ -1065,7 +1102,7 @@ fn rules_test(
             for (_, file, text) in files {
                 suites.push(Suite::parse(file, text).map_err(load_failed)?);
             }
-            (load(None)?, suites)
+            (load(None, Some(name))?, suites)
         }
     };
     if suites.iter().all(|s| s.cases.is_empty()) {
@@ -1112,7 +1149,16 @@ fn rules_command(command: RulesCommand) -> u8 {
         ) {
             Ok(code) | Err(code) => code,
         },
-        RulesCommand::Check { dir } => match load(dir.as_deref()) {
+        RulesCommand::Packs { rules } => match load(rules.as_deref(), None) {
+            Ok(engine) => {
+                let mut names = vec![engine.ruleset().name.clone()];
+                names.extend(engine.other_packs().iter().map(|p| p.name.clone()));
+                print_or_quiet(&(names.join("\n") + "\n"));
+                0
+            }
+            Err(code) => code,
+        },
+        RulesCommand::Check { dir } => match load(dir.as_deref(), None) {
             Ok(engine) => {
                 print_or_quiet(&format!(
                     "ok: {} ({} rules, {} ingredients)\n",
@@ -1124,7 +1170,11 @@ fn rules_command(command: RulesCommand) -> u8 {
             }
             Err(code) => code,
         },
-        RulesCommand::List { rules, format } => match load(rules.as_deref()) {
+        RulesCommand::List {
+            rules,
+            pack,
+            format,
+        } => match load(rules.as_deref(), pack.as_deref()) {
             Ok(engine) => {
                 print_or_quiet(&match format {
                     RulesFormat::Json => output::rules::list_json(&engine),
@@ -1134,7 +1184,12 @@ fn rules_command(command: RulesCommand) -> u8 {
             }
             Err(code) => code,
         },
-        RulesCommand::Show { id, rules, format } => match load(rules.as_deref()) {
+        RulesCommand::Show {
+            id,
+            rules,
+            pack,
+            format,
+        } => match load(rules.as_deref(), pack.as_deref()) {
             Ok(engine) => {
                 let Some(r) = engine
                     .rules()
@@ -1166,7 +1221,7 @@ fn generate(
     output: Option<&Path>,
     rules: Option<&Path>,
 ) -> u8 {
-    let engine = match load(rules) {
+    let engine = match load(rules, None) {
         Ok(e) => e,
         Err(code) => return code,
     };

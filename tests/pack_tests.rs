@@ -146,3 +146,200 @@ fn a_malformed_test_file_is_a_load_error_naming_the_file_and_place() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("did you mean `baclofen`?"));
 }
+
+#[test]
+fn every_embedded_pack_is_listed_and_passes_its_cases_at_full_coverage() {
+    let out = run(&["rules", "packs"], b"");
+    assert_eq!(code(&out), 0);
+    let packs: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(packs, ["baclofen", "tizanidine"], "the default first");
+    for pack in &packs {
+        let out = run(
+            &["rules", "test", "--pack", pack, "--min-coverage", "100"],
+            b"",
+        );
+        assert_eq!(code(&out), 0, "{pack}: {}", stdout(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("{pack}@")),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn pack_chooses_the_drug_screened_and_the_default_stays_baclofen() {
+    let profile =
+        br#"{"id":"p","age":70,"hypotension":true,"tizanidine_daily_dose_mg":40,"comedications":["ciprofloxacin 500 mg"]}
+"#;
+    let rules_of = |o: &std::process::Output| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one result");
+        assert!(v["ruleset"].is_string());
+        v["cautions"]
+            .as_array()
+            .expect("cautions")
+            .iter()
+            .map(|c| c["rule"].as_str().expect("rule").to_owned())
+            .collect()
+    };
+    let tizanidine = run(&["screen", "-q", "--pack", "tizanidine", "-"], profile);
+    assert_eq!(code(&tizanidine), 0, "{}", stderr(&tizanidine));
+    let got = rules_of(&tizanidine);
+    assert_eq!(got.first().map(String::as_str), Some("TZN-CYP1A2-STRONG"));
+    assert!(got.iter().all(|r| r.starts_with("TZN-")), "{got:?}");
+    assert!(stdout(&tizanidine).contains("\"ruleset\":\"tizanidine@1.0.0#"));
+    // The same file, whose facts include tizanidine's, is valid for the default pack.
+    let default = run(&["screen", "-q", "-"], profile);
+    assert_eq!(code(&default), 0, "{}", stderr(&default));
+    assert!(rules_of(&default).iter().all(|r| r.starts_with("BAC-")));
+    let typo = run(&["screen", "-q", "--pack", "tizanidne", "-"], profile);
+    assert_eq!(code(&typo), 3);
+    assert!(
+        stderr(&typo).contains("did you mean `tizanidine`?"),
+        "{}",
+        stderr(&typo)
+    );
+    // FHIR input finds the order by the default pack's drug: another pack is refused, not misread.
+    let fhir = run(
+        &["screen", "--from", "fhir", "--pack", "tizanidine", "-"],
+        b"{}",
+    );
+    assert_eq!(code(&fhir), 2);
+    assert!(stderr(&fhir).contains("not supported with `--from fhir`"));
+}
+
+#[test]
+fn a_third_pack_with_its_own_fact_class_and_group_is_screened_and_tested_without_rust() {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vocabulary: Value =
+        serde_json::from_str(medscreen::engine::EMBEDDED_VOCABULARY).expect("vocabulary");
+    // A new class: anilides, with acetaminophen (paracetamol) in it and the ATC group for codes.
+    vocabulary["classes"]
+        .as_array_mut()
+        .expect("classes")
+        .push(json!({"id": "anilide", "title": "Anilides", "parent": null,
+                     "atc_prefixes": ["N02BE"], "sources": ["S13"]}));
+    for ingredient in vocabulary["ingredients"]
+        .as_array_mut()
+        .expect("ingredients")
+    {
+        if ingredient["name"] == "acetaminophen" {
+            ingredient["classes"]
+                .as_array_mut()
+                .expect("classes")
+                .push("anilide".into());
+        }
+    }
+    std::fs::write(dir.path().join("vocabulary.json"), vocabulary.to_string()).expect("write");
+    for (name, text) in medscreen::engine::EMBEDDED_PACKS {
+        let folder = Path::new(name)
+            .parent()
+            .and_then(Path::file_name)
+            .expect("folder");
+        std::fs::create_dir_all(dir.path().join(folder)).expect("dir");
+        std::fs::write(dir.path().join(folder).join("pack.json"), text).expect("pack");
+    }
+    let demo = dir.path().join("demo");
+    std::fs::create_dir_all(demo.join("tests")).expect("demo dir");
+    let pack = json!({
+        "name": "demo", "version": "0.1.0",
+        "description": "A pack the engine was not built with.",
+        "facts": {"demo_falls_last_year": {"title": "falls in the last year",
+                  "type": ["integer", "null"], "minimum": 0, "maximum": 100}},
+        "sources": {"D1": {"label": "Test source", "citation": "Written for this test."}},
+        "groups": [{"id": "DEMO-DDI", "title": "Interactions", "rules": ["DEMO-ANILIDE", "DEMO-OPIOID"]}],
+        "rules": [
+            {"id": "DEMO-FALLS", "title": "Falls", "sources": ["D1"], "tiers": [
+                {"when": {"fact": "demo_falls_last_year", "op": "ge", "value": 2},
+                 "severity": "warning", "message": "Two or more falls.", "action": "Assess."},
+                {"when": {"fact": "demo_falls_last_year", "op": "ge", "value": 1},
+                 "severity": "info", "message": "One fall.", "action": "Ask."}]},
+            {"id": "DEMO-ANILIDE", "title": "Anilide", "sources": ["D1"], "tiers": [
+                {"when": {"medication": {"class": "anilide"}},
+                 "severity": "info", "message": "An anilide.", "action": "Note it."}]},
+            {"id": "DEMO-OPIOID", "title": "Opioid", "sources": ["D1"], "tiers": [
+                {"when": {"medication": {"class": "opioid"}},
+                 "severity": "warning", "message": "An opioid.", "action": "Review."}]}
+        ]
+    });
+    std::fs::write(demo.join("pack.json"), pack.to_string()).expect("demo pack");
+    let cases = json!({
+        "bases": {"a": {"id": "a", "age": 50, "demo_falls_last_year": 0, "comedications": []}},
+        "cases": [
+            {"case": "falls-2", "base": "a", "set": {"demo_falls_last_year": 2}, "expect": {"DEMO-FALLS": "warning"}},
+            {"case": "falls-1", "base": "a", "set": {"demo_falls_last_year": 1}, "expect": {"DEMO-FALLS": "info"}},
+            {"case": "falls-0", "base": "a", "expect": {"DEMO-FALLS": "silent", "DEMO-ANILIDE": "silent"}},
+            {"case": "falls-unknown", "base": "a", "set": {"demo_falls_last_year": null}, "expect": {"DEMO-FALLS": "indeterminate"}},
+            {"case": "paracetamol", "base": "a", "set": {"comedications": ["paracetamol 1 g"]}, "expect": {"DEMO-ANILIDE": "info", "DEMO-OPIOID": "silent"}},
+            {"case": "codeine", "base": "a", "set": {"comedications": ["codeine 30 mg"]}, "expect": {"DEMO-OPIOID": "warning", "DEMO-ANILIDE": "silent"}}
+        ]
+    });
+    std::fs::write(demo.join("tests/cases.json"), cases.to_string()).expect("cases");
+    let rules = dir.path().to_str().expect("utf-8");
+    let out = run(&["rules", "packs", "--rules", rules], b"");
+    assert_eq!(
+        stdout(&out),
+        "baclofen\ndemo\ntizanidine\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &[
+            "rules",
+            "test",
+            rules,
+            "--pack",
+            "demo",
+            "--min-coverage",
+            "100",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    // A combination product: one card per ingredient, each under its own group member.
+    let profile =
+        br#"{"id":"q","age":50,"demo_falls_last_year":3,"comedications":["Tylenol with Codeine"]}"#;
+    let out = run(
+        &["screen", "-q", "--rules", rules, "--pack", "demo", "-"],
+        profile,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("result");
+    let fired: Vec<(&str, &str)> = v["cautions"]
+        .as_array()
+        .expect("cautions")
+        .iter()
+        .map(|c| {
+            (
+                c["rule"].as_str().expect("rule"),
+                c["severity"].as_str().expect("sev"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fired,
+        [
+            ("DEMO-FALLS", "warning"),
+            ("DEMO-OPIOID", "warning"),
+            ("DEMO-ANILIDE", "info")
+        ]
+    );
+    assert!(
+        v["ruleset"]
+            .as_str()
+            .expect("ruleset")
+            .starts_with("demo@0.1.0#")
+    );
+    // The fact is typed from its declaration: a string or an out-of-range count is invalid.
+    let out = run(
+        &["screen", "-q", "--rules", rules, "--pack", "demo", "-"],
+        br#"{"id":"r","age":50,"demo_falls_last_year":101}"#,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("/demo_falls_last_year"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -21,10 +21,74 @@ use crate::report::Screening;
 use crate::schema::{Problem, ProblemCode, SchemaChecker};
 use crate::vocab::{MatchCache, Vocabulary, VocabularyFile};
 
-/// The embedded default rule pack (`rules/baclofen/pack.json`).
-pub const EMBEDDED_PACK: &str = include_str!("../../../rules/baclofen/pack.json");
-/// Every embedded pack, as (file name, text); the first is the default.
-pub const EMBEDDED_PACKS: &[(&str, &str)] = &[("rules/baclofen/pack.json", EMBEDDED_PACK)];
+// `EMBEDDED_PACKS`, `EMBEDDED_DEFAULT` and `EMBEDDED_TESTS`, written by `build.rs` from
+// `rules/packs.json`.
+include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+
+/// The text of the default embedded pack (the first of [`EMBEDDED_PACKS`]).
+pub const EMBEDDED_PACK: &str = match EMBEDDED_PACKS.first() {
+    Some(&(_, text)) => text,
+    None => "",
+};
+
+/// The name of a pack's folder in a pack file name (`rules/NAME/pack.json` -> `NAME`).
+fn folder_name(file: &str) -> Option<&str> {
+    let path = Path::new(file);
+    if path.file_name()? != PACK_FILE {
+        return None;
+    }
+    path.parent()?.file_name()?.to_str()
+}
+
+/// The names of the embedded packs, the default first.
+pub fn embedded_pack_names() -> Vec<String> {
+    EMBEDDED_PACKS
+        .iter()
+        .filter_map(|(file, text)| pack_name(file, text))
+        .collect()
+}
+
+/// A pack's name: its `name`, or when the text does not say, its folder's.
+fn pack_name(file: &str, text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: String,
+    }
+    serde_json::from_str::<Named>(text)
+        .ok()
+        .map(|n| n.name)
+        .or_else(|| folder_name(file).map(str::to_owned))
+}
+
+/// `packs` with the pack named `name` first, or an `unknown_pack` error naming where the packs came
+/// from.
+fn screening_first<'a>(
+    packs: &[(&'a str, &'a str)],
+    name: &str,
+    from: &str,
+) -> Result<Vec<(&'a str, &'a str)>, LoadErrors> {
+    let names: Vec<String> = packs
+        .iter()
+        .map(|(file, text)| pack_name(file, text).unwrap_or_default())
+        .collect();
+    let Some(at) = names.iter().position(|n| n == name) else {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut e = LoadError::new(
+            LoadErrorCode::UnknownPack,
+            from,
+            "",
+            format!("no pack `{name}` (packs: {})", names.join(", ")),
+        );
+        if let Some(s) = crate::suggest::did_you_mean(name, names.iter().copied()) {
+            e.help = Some(format!("did you mean `{s}`?"));
+        }
+        return Err(LoadErrors(vec![e]));
+    };
+    let mut ordered = packs.to_vec();
+    let chosen = ordered.remove(at);
+    ordered.insert(0, chosen);
+    Ok(ordered)
+}
 /// The embedded default vocabulary (`rules/vocabulary.json`).
 pub const EMBEDDED_VOCABULARY: &str = include_str!("../../../rules/vocabulary.json");
 /// The profile schema (`schemas/profile.schema.json`).
@@ -33,6 +97,36 @@ pub const PROFILE_SCHEMA: &str = include_str!("../../../schemas/profile.schema.j
 pub const RULEPACK_SCHEMA: &str = include_str!("../../../schemas/rulepack.schema.json");
 /// The vocabulary schema (`schemas/vocabulary.schema.json`).
 pub const VOCABULARY_SCHEMA: &str = include_str!("../../../schemas/vocabulary.schema.json");
+
+/// The list of a rule directory's packs and its default (`DIR/packs.json`), as `rules/packs.json`.
+pub const PACKS_FILE: &str = "packs.json";
+
+/// The `default` pack of a `packs.json`.
+fn default_in(manifest: &Path) -> Result<String, LoadErrors> {
+    let shown = manifest.display().to_string();
+    let bad = |message: String| {
+        LoadErrors(vec![LoadError::new(
+            LoadErrorCode::Schema,
+            &shown,
+            "/default",
+            message,
+        )])
+    };
+    let text = std::fs::read_to_string(manifest).map_err(|e| {
+        LoadErrors(vec![LoadError::new(
+            LoadErrorCode::Io,
+            &shown,
+            "",
+            format!("cannot read the file: {e}"),
+        )])
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    value
+        .get("default")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| bad("`default` must name the pack that screens".to_owned()))
+}
 
 /// The pack file inside a rule directory (`DIR/pack.json`), or inside each pack's folder of one
 /// (`DIR/NAME/pack.json`).
@@ -101,10 +195,21 @@ impl Engine {
         Engine::from_packs(EMBEDDED_PACKS, "rules/vocabulary.json", EMBEDDED_VOCABULARY)
     }
 
+    /// The engine screening with the embedded pack `name`; every embedded pack's facts are accepted.
+    pub fn embedded_pack(name: &str) -> Result<Engine, LoadErrors> {
+        let packs = screening_first(EMBEDDED_PACKS, name, "the packs built into medscreen")?;
+        Engine::from_packs(&packs, "rules/vocabulary.json", EMBEDDED_VOCABULARY)
+    }
+
     /// Load a rule directory: `pack.json` and `vocabulary.json` in `dir`, or, when `dir` has no
-    /// `pack.json`, `vocabulary.json` and every `NAME/pack.json` under it (in name order; the first
-    /// screens).
+    /// `pack.json`, `vocabulary.json` and every `NAME/pack.json` under it. The pack that screens is the
+    /// `default` of `dir/packs.json` if there is one, else the first in name order.
     pub fn from_dir(dir: &Path) -> Result<Engine, LoadErrors> {
+        Engine::from_dir_pack(dir, None)
+    }
+
+    /// [`Engine::from_dir`], screening with the pack in folder `name` of `dir` when given.
+    pub fn from_dir_pack(dir: &Path, name: Option<&str>) -> Result<Engine, LoadErrors> {
         let read = |path: &Path| {
             let shown = path.display().to_string();
             match std::fs::read_to_string(path) {
@@ -152,7 +257,19 @@ impl Engine {
                     .iter()
                     .map(|(n, t)| (n.as_str(), t.as_str()))
                     .collect();
-                Engine::from_packs(&packs, &vn, &v)
+                let manifest = dir.join(PACKS_FILE);
+                let default = match (name, manifest.is_file()) {
+                    (Some(n), _) => Some(n.to_owned()),
+                    (None, true) => Some(default_in(&manifest)?),
+                    (None, false) => None,
+                };
+                match default {
+                    Some(n) => {
+                        let shown = dir.display().to_string();
+                        Engine::from_packs(&screening_first(&packs, &n, &shown)?, &vn, &v)
+                    }
+                    None => Engine::from_packs(&packs, &vn, &v),
+                }
             }
             (_, v) => Err(LoadErrors(
                 errors

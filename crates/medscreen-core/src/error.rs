@@ -75,6 +75,8 @@ pub enum LoadErrorCode {
     InvalidFact,
     /// A pack declares a shared fact again, or a fact another pack declares differently.
     FactConflict,
+    /// `--pack` names a pack the rule directory (or the binary) does not have.
+    UnknownPack,
 }
 
 impl LoadErrorCode {
@@ -101,6 +103,7 @@ impl LoadErrorCode {
             LoadErrorCode::EmptyPack => "empty_pack",
             LoadErrorCode::InvalidFact => "invalid_fact",
             LoadErrorCode::FactConflict => "fact_conflict",
+            LoadErrorCode::UnknownPack => "unknown_pack",
         }
     }
 }

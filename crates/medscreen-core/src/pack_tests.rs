@@ -31,11 +31,7 @@ use crate::report::Screening;
 use crate::severity::Severity;
 
 /// The test files of the embedded packs: (pack name, file name, text).
-pub const EMBEDDED: &[(&str, &str, &str)] = &[(
-    "baclofen",
-    "rules/baclofen/tests/cases.json",
-    include_str!("../../../rules/baclofen/tests/cases.json"),
-)];
+pub const EMBEDDED: &[(&str, &str, &str)] = crate::engine::EMBEDDED_TESTS;
 
 /// What a case expects of one rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -343,10 +343,11 @@ mod tests {
         use medscreen_core::batch::{self, BatchConfig, Sinks};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("profiles.ndjson");
-        let mut profiles = Vec::new();
-        medscreen_core::generate::write_profiles(&mut profiles, n, 11, 0.01).unwrap();
-        std::fs::write(&path, profiles).unwrap();
         let engine = medscreen_core::Engine::embedded().unwrap();
+        let mut profiles = Vec::new();
+        medscreen_core::generate::write_profiles(&mut profiles, engine.facts(), n, 11, 0.01)
+            .unwrap();
+        std::fs::write(&path, profiles).unwrap();
         let mut out = Vec::new();
         let source = medscreen_core::input::Source::parse(path.to_str().unwrap());
         let sinks = Sinks {
