@@ -1160,12 +1160,22 @@ fn rules_command(command: RulesCommand) -> u8 {
         },
         RulesCommand::Check { dir } => match load(dir.as_deref(), None) {
             Ok(engine) => {
-                print_or_quiet(&format!(
+                let mut text = format!(
                     "ok: {} ({} rules, {} ingredients)\n",
                     engine.ruleset().label,
                     engine.rules().len(),
                     engine.vocabulary().len()
-                ));
+                );
+                // The other packs loaded and were checked too: say so, so none goes unnoticed.
+                for p in engine.other_packs() {
+                    text.push_str(&format!(
+                        "ok: {}@{} ({} rules)\n",
+                        p.name,
+                        p.version,
+                        p.rules.len()
+                    ));
+                }
+                print_or_quiet(&text);
                 0
             }
             Err(code) => code,

@@ -2,7 +2,8 @@
 //!
 //! One card per caution at or above the minimum severity, most severe first, each with the evidence
 //! (and the FHIR resource it came from), the action, the cited sources as links, override reasons, and
-//! for a critical caution a suggestion to delete the draft baclofen order. Rules the record could not
+//! for a critical caution a suggestion to delete the draft order of the pack's drug (the wording names
+//! the drug by the pack's name: no drug is written here). Rules the record could not
 //! decide, and the missing-data rules that fired, are gathered into one `info` card listing what to
 //! check, shown whatever the minimum severity: a rule that could not be evaluated is never silently a
 //! pass. Every card has a fresh v4 uuid so that feedback can be traced to the card it answers.
@@ -67,6 +68,16 @@ pub(crate) struct Context<'a> {
 impl Context<'_> {
     fn rule(&self, id: &str) -> Option<&Rule> {
         self.engine.rules().iter().find(|r| r.id == id)
+    }
+
+    /// The drug the cards speak of: the pack's name, as its services' ids use it (`baclofen`).
+    fn drug(&self) -> &str {
+        &self.engine.ruleset().name
+    }
+
+    /// How a card's summary starts: `Baclofen: ...`.
+    fn prefix(&self) -> String {
+        capitalize(self.drug())
     }
 }
 
@@ -263,9 +274,10 @@ pub(crate) fn from_screening(
     if to_check.is_empty() && ctx.not_sent.is_empty() {
         return cards;
     }
-    let mut detail = String::from(
-        "Some baclofen safety checks could not be completed from the record. Check these before \
+    let mut detail = format!(
+        "Some {} safety checks could not be completed from the record. Check these before \
          prescribing:\n\n",
+        ctx.drug()
     );
     for line in &to_check {
         detail.push_str(&format!("- {line}\n"));
@@ -295,7 +307,8 @@ pub(crate) fn from_screening(
     }
     let n = to_check.len() - facts_to_check + facts_to_check.max(usize::from(to_check.is_empty()));
     let title = format!(
-        "Baclofen: {n} thing{} to check that the record does not say",
+        "{}: {n} thing{} to check that the record does not say",
+        ctx.prefix(),
         if n == 1 { "" } else { "s" }
     );
     cards.push(plain(ctx, "info", &title, detail));
@@ -361,11 +374,11 @@ fn caution_card(
         .collect();
     let suggestions = if let (Severity::Critical, Some(order)) = (c.severity, &ctx.trigger.order) {
         let what = ctx.trigger.display.as_deref().map_or_else(
-            || "the baclofen order".to_owned(),
+            || format!("the {} order", ctx.drug()),
             |d| format!("the order for {d}"),
         );
         vec![Suggestion {
-            label: "Cancel the baclofen order".into(),
+            label: format!("Cancel the {} order", ctx.drug()),
             uuid: uuid(),
             is_recommended: false,
             actions: vec![Action {
@@ -380,7 +393,8 @@ fn caution_card(
     Card {
         uuid: uuid(),
         summary: summary(&format!(
-            "Baclofen: {}{}",
+            "{}: {}{}",
+            ctx.prefix(),
             c.title,
             short_evidence(ctx.engine.facts(), c)
         )),
@@ -527,9 +541,10 @@ pub fn fact_label<'a>(facts: &'a FactTable, name: &str) -> &'a str {
 
 /// A card saying the order could not be screened because the FHIR data is malformed.
 pub(crate) fn not_screened(ctx: &Context<'_>, problems: &[FhirProblem]) -> Card {
-    let mut detail = String::from(
-        "medscreen could not screen this baclofen order: the record sent with it could not be read. \
-         Review baclofen safety by hand.\n\n",
+    let mut detail = format!(
+        "medscreen could not screen this {drug} order: the record sent with it could not be read. \
+         Review {drug} safety by hand.\n\n",
+        drug = ctx.drug()
     );
     for p in problems.iter().take(10) {
         let at = p.resource.as_deref().unwrap_or("");
@@ -551,7 +566,10 @@ pub(crate) fn not_screened(ctx: &Context<'_>, problems: &[FhirProblem]) -> Card 
     plain(
         ctx,
         "warning",
-        "Baclofen: not screened, the record could not be read",
+        &format!(
+            "{}: not screened, the record could not be read",
+            ctx.prefix()
+        ),
         detail,
     )
 }
@@ -563,7 +581,10 @@ pub(crate) fn not_screened(ctx: &Context<'_>, problems: &[FhirProblem]) -> Card 
 pub(crate) fn not_fully_screened(ctx: &Context<'_>, unreadable: &[Unreadable]) -> Card {
     let n = unreadable.len();
     let mut detail = format!(
-        "medscreen screened this baclofen order without {n} entr{} of the record sent with it, which          could not be read. Cautions they would have raised (an interacting medication, a condition)          are not shown: review the patient's medications and problem list by hand.\n\n",
+        "medscreen screened this {} order without {n} entr{} of the record sent with it, which \
+         could not be read. Cautions they would have raised (an interacting medication, a condition) \
+         are not shown: review the patient's medications and problem list by hand.\n\n",
+        ctx.drug(),
         if n == 1 { "y" } else { "ies" }
     );
     for u in unreadable.iter().take(10) {
@@ -576,7 +597,8 @@ pub(crate) fn not_fully_screened(ctx: &Context<'_>, unreadable: &[Unreadable]) -
         ctx,
         "warning",
         &format!(
-            "Baclofen: not fully screened, {n} record entr{} could not be read",
+            "{}: not fully screened, {n} record entr{} could not be read",
+            ctx.prefix(),
             if n == 1 { "y" } else { "ies" }
         ),
         detail,
@@ -588,9 +610,10 @@ pub(crate) fn skipped(ctx: &Context<'_>, reason: &str) -> Card {
     plain(
         ctx,
         "warning",
-        "Baclofen: not screened",
+        &format!("{}: not screened", ctx.prefix()),
         format!(
-            "medscreen did not screen this baclofen order: {}.\n",
+            "medscreen did not screen this {} order: {}.\n",
+            ctx.drug(),
             md(reason)
         ),
     )
@@ -598,9 +621,10 @@ pub(crate) fn skipped(ctx: &Context<'_>, reason: &str) -> Card {
 
 /// A card for a profile the mapping built but the schema refused (a defect of ours).
 pub(crate) fn invalid_profile(ctx: &Context<'_>, r: &Rejection) -> Card {
-    let mut detail = String::from(
-        "medscreen could not screen this baclofen order: the facts read from the record were out of \
-         range. Review baclofen safety by hand.\n\n",
+    let mut detail = format!(
+        "medscreen could not screen this {drug} order: the facts read from the record were out of \
+         range. Review {drug} safety by hand.\n\n",
+        drug = ctx.drug()
     );
     for p in &r.problems {
         detail.push_str(&format!("- {}: {}\n", code(&p.pointer), md(&p.message)));
@@ -608,7 +632,7 @@ pub(crate) fn invalid_profile(ctx: &Context<'_>, r: &Rejection) -> Card {
     plain(
         ctx,
         "warning",
-        "Baclofen: not screened, facts out of range",
+        &format!("{}: not screened, facts out of range", ctx.prefix()),
         detail,
     )
 }

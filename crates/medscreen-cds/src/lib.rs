@@ -1,4 +1,4 @@
-//! CDS Hooks 2.0 service: baclofen screening inside the EHR's ordering workflow.
+//! CDS Hooks 2.0 service: screening an order of a pack's drug inside the EHR's ordering workflow.
 //!
 //! [`service`] is the protocol without HTTP (discovery, prefetch, request -> cards), `cards` writes
 //! screenings as cards, `fetch` gets missing prefetch from the EHR's FHIR server, `servers` says

@@ -2,7 +2,7 @@
 //!
 //! A request is handled in two steps so that the HTTP layer can fetch between them without this
 //! module knowing about networks: [`Cds::prepare`] parses and checks the request, decides whether a
-//! baclofen order is being placed (no: no cards, and nothing else is read), gathers the prefetched
+//! order of the pack's drug is being placed (no: no cards, and nothing else is read), gathers the prefetched
 //! resources and names the prefetch that is missing; [`Cds::cards`] takes what the caller fetched, maps
 //! the resources to a profile with the FHIR mapping of `medscreen fhir-profile`, screens it and writes
 //! the cards.
@@ -213,7 +213,7 @@ pub struct Prepared {
 /// After [`Cds::prepare`].
 #[derive(Debug)]
 pub enum Step {
-    /// No baclofen order: answer `{"cards": []}`.
+    /// No order of the pack's drug: answer `{"cards": []}`.
     NoCards,
     /// Screen, after fetching `missing` (empty when the prefetch was complete).
     Screen(Box<Pending>),
@@ -440,8 +440,8 @@ impl Cds {
             }
             Some(Value::String(_)) | None => {
                 return Err(CdsError::invalid(
-                    "`context.patientId` is missing or empty; a baclofen order cannot be screened \
-                     without the patient"
+                    "`context.patientId` is missing or empty; an order cannot be screened without \
+                     the patient"
                         .into(),
                 ));
             }
@@ -534,8 +534,8 @@ impl Cds {
         })
     }
 
-    /// Which baclofen order triggers screening, if any. `order-select` with `selections` screens
-    /// when a selected order is baclofen (when no selection names a draft, every draft counts);
+    /// Which order of the pack's drug triggers screening, if any. `order-select` with `selections`
+    /// screens when a selected order is of the drug (when no selection names a draft, every draft counts);
     /// otherwise any draft order does.
     fn trigger(
         &self,
@@ -561,7 +561,8 @@ impl Cds {
                 .any(|s| reference_key(s) == o.key || Some(*s) == o.id || Some(*s) == o.full_url)
         };
         let narrow = orders.iter().any(selected);
-        // An order of the drug by another route (intrathecal baclofen) is never the order screened:
+        // An order of the drug by another route (the pack's subject value set says which, as intrathecal
+        // for baclofen) is never the order screened:
         // the pack is about the drug by mouth. Placed with an oral order it is a comedication of it;
         // placed alone it triggers nothing.
         for o in orders {
@@ -642,7 +643,7 @@ impl Cds {
         (by_code || by_name).then(|| med.as_ref().and_then(|m| m.product.name.clone()).or(shown))
     }
 
-    /// Whether an order is of the drug screened by another route (intrathecal baclofen).
+    /// Whether an order is of the drug screened by another route (intrathecal, for baclofen).
     fn by_other_route(
         &self,
         mapper: &Mapper<'_>,
@@ -730,7 +731,7 @@ impl Cds {
                 line: 1,
                 base: o.pointer.clone(),
             };
-            // Another baclofen order being placed is the same order screened (its doses add up),
+            // Another order of the drug being placed is the same order screened (its doses add up),
             // unless it is by another route: then it is a comedication that names the route.
             let subject = o.pointer == pending.trigger.pointer
                 || (self.subject_order(&mapper, o.resource, &resolve).is_some()
