@@ -221,7 +221,7 @@ pub struct MedInfo {
 }
 
 #[derive(Debug, Clone)]
-struct BaclofenOrder {
+struct SubjectOrder {
     dose_mg: Option<f64>,
     indication: Option<(String, Prov)>,
 }
@@ -250,9 +250,9 @@ pub struct PatientFacts {
     egfr: Option<Dated<f64>>,
     crcl: Option<Dated<f64>>,
     meds: Vec<(MedEntry, Prov)>,
-    baclofen: Option<Dated<BaclofenOrder>>,
-    /// `baclofen` is an order being placed, which no recorded order replaces.
-    baclofen_draft: bool,
+    subject_order: Option<Dated<SubjectOrder>>,
+    /// `subject_order` is an order being placed, which no recorded order replaces.
+    subject_draft: bool,
     /// Resources that referred to this patient.
     pub resources: u64,
     /// Problems that make this patient's result an error.
@@ -278,8 +278,8 @@ impl PatientFacts {
             egfr: None,
             crcl: None,
             meds: Vec::new(),
-            baclofen: None,
-            baclofen_draft: false,
+            subject_order: None,
+            subject_draft: false,
             resources: 0,
             problems: Vec::new(),
         }
@@ -363,6 +363,18 @@ impl<'v> Mapper<'v> {
         &self.opts
     }
 
+    /// The drug screened, as the subject value set names it (its `id`: `baclofen`), for provenance
+    /// notes; `the drug` without a subject set.
+    fn drug(&self) -> &str {
+        self.subject.map_or("drug", |s| self.vs.set(s).id.as_str())
+    }
+
+    /// The profile fact the daily dose of the order screened fills, as the subject value set says.
+    fn daily_dose_fact(&self) -> Option<&str> {
+        self.subject
+            .and_then(|s| self.vs.set(s).daily_dose_fact.as_deref())
+    }
+
     /// Read a `Patient` resource into `facts`.
     pub fn patient(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
         let mut g = Getter::new(r, at, &mut facts.problems);
@@ -433,11 +445,12 @@ impl<'v> Mapper<'v> {
     }
 
     /// Read an order being placed (a CDS Hooks draft order: a MedicationRequest, or a DSTU2
-    /// MedicationOrder), whatever its status and date. A baclofen order becomes the order being
-    /// screened (its dose and reason feed the profile), ahead of any recorded baclofen order and of a
-    /// later draft; any other drug becomes a comedication, since it will be taken with baclofen.
-    /// `subject` is the caller's decision that this order is baclofen (it may know brand names the
-    /// value sets do not). Several baclofen drafts add up their daily doses (unknown if one is).
+    /// MedicationOrder), whatever its status and date. An order of the drug screened (the subject value
+    /// set) becomes the order being screened (its dose and reason feed the profile), ahead of any
+    /// recorded order of it and of a later draft; any other drug becomes a comedication, since it will
+    /// be taken with the drug. `subject` is the caller's decision that this order is of the drug (it
+    /// may know brand names the value sets do not). Several drafts of the drug add up their daily doses
+    /// (unknown if one is).
     pub fn draft_order(
         &self,
         r: &Value,
@@ -844,7 +857,7 @@ impl<'v> Mapper<'v> {
             return;
         };
         let date_text = date.as_ref().map(|d| d.1.clone());
-        // The drug screened by another route (intrathecal baclofen) is not the order screened: it is
+        // The drug screened by another route (intrathecal, for baclofen) is not the order screened: it is
         // listed as a comedication whose name says the route, so the rules can tell it from a duplicate
         // oral order. A draft is the order screened when the caller says so, whatever its route.
         let is_drug = self.is_subject(&info);
@@ -854,7 +867,7 @@ impl<'v> Mapper<'v> {
             None
         };
         if draft_subject.unwrap_or(is_drug && route.is_none()) {
-            let order = BaclofenOrder {
+            let order = SubjectOrder {
                 dose_mg: self.daily_dose_mg(r, &info),
                 indication: self.indication(r, &resource, date_text.as_deref()),
             };
@@ -881,22 +894,22 @@ impl<'v> Mapper<'v> {
                 },
             };
             if draft {
-                match &mut facts.baclofen {
-                    Some(first) if facts.baclofen_draft => {
+                match &mut facts.subject_order {
+                    Some(first) if facts.subject_draft => {
                         first.value.dose_mg = match (first.value.dose_mg, dated.value.dose_mg) {
                             (Some(a), Some(b)) => Some(round2(a + b)),
                             _ => None,
                         };
                     }
                     _ => {
-                        facts.baclofen = Some(dated);
-                        facts.baclofen_draft = true;
+                        facts.subject_order = Some(dated);
+                        facts.subject_draft = true;
                     }
                 }
-            } else if !facts.baclofen_draft && dated.newer_than(&facts.baclofen) {
+            } else if !facts.subject_draft && dated.newer_than(&facts.subject_order) {
                 // Of several active orders of the drug by mouth (or with no route), the latest is the
                 // order screened; the others are read as earlier orders it renews, not as duplicates.
-                facts.baclofen = Some(dated);
+                facts.subject_order = Some(dated);
             }
             return;
         }
@@ -1191,7 +1204,7 @@ impl<'v> Mapper<'v> {
                         .map(str::to_owned);
                     prov.date = date.map(str::to_owned);
                     prov.valueset = Some(self.vs.set(h.set).id.clone());
-                    prov.note = Some("reasonCode of the baclofen order".into());
+                    prov.note = Some(format!("reasonCode of the {} order", self.drug()));
                     return Some((label, prov));
                 }
             }
@@ -1211,8 +1224,10 @@ impl<'v> Mapper<'v> {
         first_text.filter(|t| !t.trim().is_empty()).map(|t| {
             let mut prov = Prov::of(resource);
             prov.date = date.map(str::to_owned);
-            prov.note =
-                Some("reasonCode text of the baclofen order (not coded in a value set)".into());
+            prov.note = Some(format!(
+                "reasonCode text of the {} order (not coded in a value set)",
+                self.drug()
+            ));
             (truncate(&t, 1000), prov)
         })
     }
@@ -1378,16 +1393,23 @@ impl<'v> Mapper<'v> {
             prov.insert("/egfr".into(), vec![pv]);
         }
         // Medications.
-        if let Some(b) = &facts.baclofen {
-            if let Some(dose) = b.value.dose_mg {
-                p.insert("baclofen_daily_dose_mg".into(), json!(dose));
+        if let Some(b) = &facts.subject_order {
+            // The fact the subject value set names for the dose (the pack declares it).
+            if let (Some(dose), Some(fact)) = (b.value.dose_mg, self.daily_dose_fact()) {
+                p.insert(fact.to_owned(), json!(dose));
                 let mut pv = b.prov.clone();
-                pv.note = Some(if facts.baclofen_draft {
-                    "dose x frequency of the baclofen order(s) being placed".into()
+                pv.note = Some(if facts.subject_draft {
+                    format!(
+                        "dose x frequency of the {} order(s) being placed",
+                        self.drug()
+                    )
                 } else {
-                    "dose x frequency of the latest active baclofen order".into()
+                    format!(
+                        "dose x frequency of the latest active {} order",
+                        self.drug()
+                    )
                 });
-                prov.insert("/baclofen_daily_dose_mg".into(), vec![pv]);
+                prov.insert(format!("/{fact}"), vec![pv]);
             }
             if let Some((text, pv)) = &b.value.indication {
                 p.insert("indication".into(), json!(text));

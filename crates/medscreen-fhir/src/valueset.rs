@@ -18,73 +18,8 @@ use medscreen_core::profile::CkdStage;
 /// The value-set schema (`schemas/valueset.schema.json`).
 pub const VALUESET_SCHEMA: &str = include_str!("../../../schemas/valueset.schema.json");
 
-/// The embedded default value sets, as `(file name, text)`.
-pub const EMBEDDED: [(&str, &str); 16] = [
-    (
-        "alcohol.json",
-        include_str!("../../../rules/valuesets/alcohol.json"),
-    ),
-    (
-        "autonomic-dysreflexia.json",
-        include_str!("../../../rules/valuesets/autonomic-dysreflexia.json"),
-    ),
-    (
-        "baclofen.json",
-        include_str!("../../../rules/valuesets/baclofen.json"),
-    ),
-    (
-        "breastfeeding.json",
-        include_str!("../../../rules/valuesets/breastfeeding.json"),
-    ),
-    (
-        "diabetes.json",
-        include_str!("../../../rules/valuesets/diabetes.json"),
-    ),
-    (
-        "dialysis.json",
-        include_str!("../../../rules/valuesets/dialysis.json"),
-    ),
-    (
-        "egfr.json",
-        include_str!("../../../rules/valuesets/egfr.json"),
-    ),
-    (
-        "heart-disease.json",
-        include_str!("../../../rules/valuesets/heart-disease.json"),
-    ),
-    (
-        "indication.json",
-        include_str!("../../../rules/valuesets/indication.json"),
-    ),
-    (
-        "kidney-disease.json",
-        include_str!("../../../rules/valuesets/kidney-disease.json"),
-    ),
-    (
-        "liver-disease.json",
-        include_str!("../../../rules/valuesets/liver-disease.json"),
-    ),
-    (
-        "pregnancy.json",
-        include_str!("../../../rules/valuesets/pregnancy.json"),
-    ),
-    (
-        "psychiatric.json",
-        include_str!("../../../rules/valuesets/psychiatric.json"),
-    ),
-    (
-        "respiratory-impairment.json",
-        include_str!("../../../rules/valuesets/respiratory-impairment.json"),
-    ),
-    (
-        "seizure.json",
-        include_str!("../../../rules/valuesets/seizure.json"),
-    ),
-    (
-        "stroke.json",
-        include_str!("../../../rules/valuesets/stroke.json"),
-    ),
-];
+// `EMBEDDED`: every `rules/valuesets/*.json`, written by `build.rs`.
+include!(concat!(env!("OUT_DIR"), "/valuesets.rs"));
 
 /// A code system we match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -213,7 +148,7 @@ pub const FILLABLE: [&str; 15] = [
 pub enum Target {
     /// A profile fact, one of [`FILLABLE`].
     Field(&'static str),
-    /// The drug being screened (baclofen orders).
+    /// The drug being screened (orders of the pack's drug).
     Subject,
 }
 
@@ -284,6 +219,8 @@ struct MedicationPart {
     #[serde(default)]
     names: Vec<MedicationName>,
     #[serde(default)]
+    daily_dose_fact: Option<String>,
+    #[serde(default)]
     other_route: Option<OtherRoutePart>,
 }
 
@@ -294,7 +231,8 @@ struct OtherRoutePart {
     terms: Vec<MedicationName>,
 }
 
-/// A route that makes an order of the screened drug not the order screened (intrathecal baclofen).
+/// A route that makes an order of the screened drug not the order screened (intrathecal, for
+/// baclofen).
 #[derive(Debug, Clone)]
 pub struct OtherRoute {
     /// The whole word a comedication's name carries (`intrathecal`).
@@ -349,6 +287,8 @@ pub struct ValueSet {
     pub other_route: Option<OtherRoute>,
     /// Its route codes (`medication.other_route.codes`).
     pub route_codes: Vec<Code>,
+    /// For the subject set: the profile fact the daily dose of the order screened fills.
+    pub daily_dose_fact: Option<String>,
 }
 
 /// Which list of a set a code is in.
@@ -657,6 +597,7 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
             .collect();
     }
     let (mut med_codes, mut med_names, mut other_route) = (Vec::new(), Vec::new(), None);
+    let mut daily_dose_fact = None;
     let mut route_codes = Vec::new();
     if let Some(m) = file.medication {
         check(&m.codes, "/medication/codes");
@@ -686,6 +627,7 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
         }
         med_codes = m.codes;
         med_names = m.names.iter().map(|n| n.name.to_lowercase()).collect();
+        daily_dose_fact = m.daily_dose_fact;
         other_route = m.other_route.map(|r| {
             route_codes = r.codes;
             OtherRoute {
@@ -720,6 +662,14 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
             false,
             "/medication/other_route",
             "no `other_route` (only the `subject` set has one)",
+            errors,
+        );
+    }
+    if target != Target::Subject && daily_dose_fact.is_some() {
+        need(
+            false,
+            "/medication/daily_dose_fact",
+            "no `daily_dose_fact` (only the `subject` set has one)",
             errors,
         );
     }
@@ -782,6 +732,7 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
         medication_names: med_names,
         other_route,
         route_codes,
+        daily_dose_fact,
     })
 }
 

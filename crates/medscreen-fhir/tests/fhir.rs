@@ -802,3 +802,79 @@ fn screening_intrathecal_plus_oral_is_a_critical_duplicate() {
     let got = pack2_cautions("ckd-n18-5-no-egfr.json");
     assert!(!got.iter().any(|(r, _)| r == "BAC-DUPLICATE"), "{got:?}");
 }
+
+/// The embedded value sets with `edit` applied to the text of one file.
+fn value_sets_with(file: &str, edit: impl Fn(&mut Value)) -> Result<ValueSets, String> {
+    let files: Vec<(String, String)> = medscreen_fhir::valueset::EMBEDDED
+        .iter()
+        .map(|(name, text)| {
+            let mut text = (*text).to_owned();
+            if *name == file {
+                let mut v: Value = serde_json::from_str(&text).unwrap();
+                edit(&mut v);
+                text = v.to_string();
+            }
+            (format!("rules/valuesets/{name}"), text)
+        })
+        .collect();
+    ValueSets::from_sources(&files).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_fact_an_order_dose_fills_is_declared_by_the_subject_value_set() {
+    let b = synthetic(json!([
+        patient(),
+        {"resource": {"resourceType": "MedicationRequest", "id": "bac", "status": "active", "intent": "order",
+          "subject": {"reference": "urn:uuid:p1"}, "authoredOn": "2021-05-01",
+          "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197391", "display": "baclofen 10 MG Oral Tablet"}]},
+          "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "TAB"}}]}]}}
+    ]));
+    let profile_with = |vs: &ValueSets| {
+        let mapper = Mapper::new(vs, opts("2021-06-01"));
+        let facts = read_bundle(&mapper, &b, "test", 1);
+        match mapper.profile(&facts.patients[0]) {
+            Outcome::Profile {
+                profile,
+                provenance,
+            } => (profile, provenance),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (p, prov) = profile_with(&ValueSets::embedded().unwrap());
+    assert_eq!(p["baclofen_daily_dose_mg"], json!(20.0));
+    assert_eq!(
+        prov["/baclofen_daily_dose_mg"][0].note.as_deref(),
+        Some("dose x frequency of the latest active baclofen order")
+    );
+    // Another fact name in the data: the dose goes there, nothing is written in Rust.
+    let renamed = value_sets_with("baclofen.json", |v| {
+        v["medication"]["daily_dose_fact"] = json!("oral_dose_mg");
+    })
+    .unwrap();
+    let (p, prov) = profile_with(&renamed);
+    assert_eq!(p["oral_dose_mg"], json!(20.0));
+    assert!(p.get("baclofen_daily_dose_mg").is_none());
+    assert!(prov.contains_key("/oral_dose_mg"));
+    // Without one, the order is still the order screened (not a comedication) but its dose is not read.
+    let without = value_sets_with("baclofen.json", |v| {
+        v["medication"]
+            .as_object_mut()
+            .unwrap()
+            .remove("daily_dose_fact");
+    })
+    .unwrap();
+    let (p, _) = profile_with(&without);
+    assert!(p.get("baclofen_daily_dose_mg").is_none(), "{p}");
+    assert!(
+        p.get("comedications").is_none_or(|c| c == &json!([])),
+        "{p}"
+    );
+    // Only the subject set may name one.
+    let e = value_sets_with("egfr.json", |v| {
+        v["medication"] = json!({"codes": [{"system": "rxnorm", "code": "1", "display": "x",
+            "evidence": "M", "source": "S1"}], "daily_dose_fact": "egfr"});
+    })
+    .unwrap_err();
+    assert!(e.contains("daily_dose_fact"), "{e}");
+}
