@@ -537,6 +537,25 @@ mod fhir {
         })
     }
 
+    /// FHIR input finds the order being screened with the value sets' `subject` set: it must be the
+    /// drug of the pack that screens, or another drug's order would be read as this pack's (its dose
+    /// into this pack's facts, or this drug's order taken for a comedication).
+    pub(super) fn same_drug(engine: &Engine, vs: &ValueSets) -> Result<(), u8> {
+        let subject = vs
+            .find(medscreen::fhir::valueset::Target::Subject)
+            .map(|i| vs.set(i).id.as_str());
+        let pack = engine.ruleset().name.as_str();
+        match subject {
+            Some(drug) if drug != pack => {
+                eprintln!(
+                    "error: the value sets map orders of `{drug}`, but the pack that screens is `{pack}`: FHIR input would read one drug's order as the other's\n  help: give `--valuesets` a directory whose subject set is the `{pack}` drug, or screen with the `{drug}` pack"
+                );
+                Err(EXIT_USAGE)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn options(a: &FhirArgs) -> Options {
         Options {
             as_of: a.as_of.unwrap_or_else(medscreen::fhir::date::Date::today),
@@ -550,7 +569,7 @@ mod fhir {
 
     #[allow(clippy::too_many_arguments)]
     fn go(
-        rules: Option<&Path>,
+        (rules, pack): (Option<&Path>, Option<&str>),
         fhir: &FhirArgs,
         inputs: &[String],
         mut cfg: RunConfig,
@@ -578,8 +597,9 @@ mod fhir {
         cfg.observer = page
             .clone()
             .map(|p| p as std::sync::Arc<dyn medscreen::batch::Observer>);
-        let engine = load(rules, None)?;
+        let engine = load(rules, pack)?;
         let vs = valuesets(fhir.valuesets.as_deref())?;
+        same_drug(&engine, &vs)?;
         let mapper = Mapper::new(&vs, options(fhir));
         let mut file;
         let mut stdout;
@@ -636,14 +656,7 @@ mod fhir {
             eprintln!("error: `--errors` is not supported with `--from fhir`");
             return EXIT_USAGE;
         }
-        if let Some(pack) = &common.pack {
-            // FHIR mapping finds the order being screened by the default pack's drug; a mapping per
-            // pack is not there yet, and screening another pack's order as a comedication would be wrong.
-            eprintln!(
-                "error: `--pack {pack}` is not supported with `--from fhir`: FHIR input is screened with the default pack\n  help: map the records with `medscreen fhir-profile`, then `medscreen screen --pack {pack}` the profiles (the order's dose and reason are then not filled)"
-            );
-            return EXIT_USAGE;
-        }
+
         let cfg = RunConfig {
             mode: run::Mode::Screen,
             output: OutputOptions {
@@ -655,7 +668,7 @@ mod fhir {
             observer: None,
         };
         match go(
-            common.rules.as_deref(),
+            (common.rules.as_deref(), common.pack.as_deref()),
             &fhir,
             &common.inputs,
             cfg,
@@ -677,7 +690,7 @@ mod fhir {
             observer: None,
         };
         match go(
-            None,
+            (None, None),
             &args.fhir,
             &args.inputs,
             cfg,
@@ -715,6 +728,9 @@ fn serve(a: ServeArgs) -> u8 {
         Ok(v) => v,
         Err(code) => return code,
     };
+    if let Err(code) = fhir::same_drug(&engine, &vs) {
+        return code;
+    }
     let auth = match &a.trust {
         Some(path) => match Trust::from_file(path) {
             Ok(t) => Auth::Trust(t),

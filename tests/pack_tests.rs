@@ -199,13 +199,20 @@ fn pack_chooses_the_drug_screened_and_the_default_stays_baclofen() {
         "{}",
         stderr(&typo)
     );
-    // FHIR input finds the order by the default pack's drug: another pack is refused, not misread.
+    // FHIR input finds the order with the value sets' subject set (baclofen's, embedded): another
+    // pack is refused, not misread.
     let fhir = run(
         &["screen", "--from", "fhir", "--pack", "tizanidine", "-"],
         b"{}",
     );
     assert_eq!(code(&fhir), 2);
-    assert!(stderr(&fhir).contains("not supported with `--from fhir`"));
+    assert!(
+        stderr(&fhir).contains(
+            "the value sets map orders of `baclofen`, but the pack that screens is `tizanidine`"
+        ),
+        "{}",
+        stderr(&fhir)
+    );
 }
 
 #[test]

@@ -7,17 +7,31 @@ use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let rules = manifest_dir.join("../../rules").canonicalize()?;
+    let rules = manifest_dir.join("../../rules");
+    let rules = rules
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", rules.display()))?;
     let manifest_path = rules.join("packs.json");
     println!("cargo:rerun-if-changed={}", manifest_path.display());
+    let text = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path)?)
-            .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let names: Vec<&str> = manifest
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let listed = manifest
         .get("packs")
         .and_then(|p| p.as_array())
-        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
-        .unwrap_or_default();
+        .ok_or("rules/packs.json: `packs` must be an array of pack folder names")?;
+    let mut names: Vec<&str> = Vec::new();
+    for n in listed {
+        // A folder of rules/, by a name that cannot climb out of it.
+        let name = n.as_str().filter(|n| is_pack_name(n)).ok_or_else(|| {
+            format!("rules/packs.json: {n} is not a pack folder name ([a-z][a-z0-9_-]*)")
+        })?;
+        if names.contains(&name) {
+            return Err(format!("rules/packs.json lists `{name}` twice").into());
+        }
+        names.push(name);
+    }
     let default = manifest
         .get("default")
         .and_then(|d| d.as_str())
@@ -41,14 +55,25 @@ fn main() -> Result<(), Box<dyn Error>> {
             .into());
         }
         println!("cargo:rerun-if-changed={}", dir.display());
+        // The folder is the pack's name: `--pack`, the tests and the default all go by it.
+        let declared: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pack)?)
+            .map_err(|e| format!("{}: {e}", pack.display()))?;
+        if declared.get("name").and_then(|n| n.as_str()) != Some(*name) {
+            return Err(format!(
+                "{}: its `name` must be its folder's, `{name}`",
+                pack.display()
+            )
+            .into());
+        }
         writeln!(
             packs,
             "    ({:?}, include_str!({:?})),",
             format!("rules/{name}/pack.json"),
             path(&pack)
         )?;
+        // (The pack folder is watched above; a `tests/` that does not exist must not be watched, or
+        // Cargo would rerun this script on every build.)
         let tests_dir = dir.join("tests");
-        println!("cargo:rerun-if-changed={}", tests_dir.display());
         let mut files: Vec<PathBuf> = std::fs::read_dir(&tests_dir)
             .map(|entries| {
                 entries
@@ -88,4 +113,11 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 fn path(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// A pack folder name: `[a-z][a-z0-9_-]*`.
+fn is_pack_name(n: &str) -> bool {
+    n.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }

@@ -328,7 +328,11 @@ impl Engine {
                         || p.starts_with(&format!("{}/", e.pointer)))
             })
         };
-        let facts = match FactTable::build(&shared_schema, "schemas/profile.schema.json", &readable)
+        // The facts are laid out in file-name order, whichever pack screens, so that engines over the
+        // same packs read a profile into the same slots (`embedded()` and `embedded_pack(..)` agree).
+        let mut by_file = readable.clone();
+        by_file.sort_by(|a, b| a.0.cmp(b.0));
+        let facts = match FactTable::build(&shared_schema, "schemas/profile.schema.json", &by_file)
         {
             Ok(f) => Some(Arc::new(f)),
             Err(e) => {

@@ -129,11 +129,15 @@ impl FactKind {
             FactKind::Text { min_len, max_len } => {
                 let (min, max) = (min_len.unwrap_or(0), max_len.unwrap_or(u64::MAX));
                 let bytes = s.len() as u64;
-                // JSON Schema lengths count code points; bytes bound them from above.
+                // JSON Schema lengths count code points; bytes bound them from above, and equal them
+                // for ASCII.
                 if bytes < min {
                     return false;
                 }
-                bytes <= max || (min..=max).contains(&(s.chars().count() as u64))
+                if s.is_ascii() {
+                    return bytes <= max;
+                }
+                (min..=max).contains(&(s.chars().count() as u64))
             }
             _ => false,
         }
@@ -666,8 +670,12 @@ fn generate_hint(
                 Some((weight, c.get("value").cloned()))
             })
             .collect();
+        // The weights must add up to something, without overflowing: the generator draws below the sum.
+        let total = parsed
+            .iter()
+            .try_fold(0u64, |sum, (w, _)| sum.checked_add(*w));
         if parsed.len() != cases.len()
-            || parsed.iter().map(|(w, _)| w).sum::<u64>() == 0
+            || total.is_none_or(|t| t == 0)
             || !values_ok(&mut parsed.iter().filter_map(|(_, v)| v.as_ref()))
         {
             bad(

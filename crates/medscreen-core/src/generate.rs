@@ -261,7 +261,10 @@ fn profile(rng: &mut Rng, n: u64, facts: &FactTable, line: &mut String) {
                 }
             }
             Some(Generate::Weighted(cases)) => {
-                let total: u64 = cases.iter().map(|(w, _)| w).sum();
+                // Checked at load not to overflow; saturate rather than trust it here.
+                let total = cases
+                    .iter()
+                    .fold(0u64, |sum, (w, _)| sum.saturating_add(*w));
                 let mut draw = rng.below(total.max(1));
                 cases
                     .iter()

@@ -279,3 +279,66 @@ fn a_rule_directory_of_pack_folders_knows_every_packs_facts() {
     assert_eq!(e.code, LoadErrorCode::InvalidFact);
     assert!(e.file.ends_with("pain/pack.json"), "{}", e.file);
 }
+
+#[test]
+fn a_profile_read_by_one_pack_s_engine_screens_alike_with_another_pack_s() {
+    // Both engines know both packs; the fact layout must not depend on which one screens, or a
+    // profile read with one would be screened on the other's slots.
+    let baclofen = Engine::embedded().unwrap();
+    let tizanidine = Engine::embedded_pack("tizanidine").unwrap();
+    let bytes = br#"{"id":"x","age":40,"baclofen_daily_dose_mg":80,"discontinuation":"abrupt","comedications":[]}"#;
+    let read_by_baclofen = baclofen.parse_profile(bytes).unwrap();
+    let read_by_tizanidine = tizanidine.parse_profile(bytes).unwrap();
+    let rules = |s: medscreen_core::Screening<'_>| -> Vec<String> {
+        s.cautions.iter().map(|c| c.rule.to_owned()).collect()
+    };
+    let a = rules(tizanidine.screen(&read_by_baclofen));
+    let b = rules(tizanidine.screen(&read_by_tizanidine));
+    assert_eq!(a, b);
+    assert!(
+        !a.iter()
+            .any(|r| r == "TZN-DOSE-MAX" || r == "TZN-ABRUPT-STOP"),
+        "baclofen's dose read as tizanidine's: {a:?}"
+    );
+}
+
+#[test]
+fn a_text_fact_s_length_counts_characters_not_bytes() {
+    let facts = json!({"nick": {"type": ["string", "null"], "minLength": 2, "maxLength": 3}});
+    let p = pack("nicks", facts);
+    let p = p.replace(
+        r#""fact":"pain_score","op":"ge","value":7"#,
+        r#""fact":"nick","op":"eq","value":"ab""#,
+    );
+    let engine = load(&[("rules/nicks/pack.json", &p)]).unwrap();
+    for (nick, ok) in [
+        ("é", false),
+        ("ab", true),
+        ("éé", true),
+        ("ééé", true),
+        ("éééé", false),
+        ("abcd", false),
+    ] {
+        let bytes = json!({"id": "x", "age": 40, "nick": nick}).to_string();
+        assert_eq!(
+            Engine::parse_fast(&engine, bytes.as_bytes()).is_some(),
+            ok,
+            "fast path, {nick:?}"
+        );
+        assert_eq!(
+            engine
+                .validate_value(&serde_json::from_str(&bytes).unwrap())
+                .is_ok(),
+            ok,
+            "schema path, {nick:?}"
+        );
+    }
+}
+
+#[test]
+fn generation_weights_that_overflow_are_a_load_error_not_a_panic() {
+    let facts = json!({"pain_score": {"type": ["integer", "null"], "minimum": 0, "maximum": 10,
+        "generate": {"weighted": [{"weight": u64::MAX, "value": 1}, {"weight": 1}]}}});
+    let e = only(load(&[("rules/t/pack.json", &pack("t", facts))]).unwrap_err());
+    assert!(e.message.contains("weight"), "{e}");
+}
