@@ -388,6 +388,8 @@ pub struct Program {
 
 struct Compiler<'a> {
     file: &'a str,
+    /// The pack's `name`: its rules read shared facts and its own.
+    pack: String,
     facts: &'a FactTable,
     vocab: &'a Vocabulary,
     rule: Option<String>,
@@ -432,6 +434,11 @@ pub fn compile(
 ) -> Result<Program, Vec<LoadError>> {
     let mut c = Compiler {
         file,
+        pack: pack
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         facts,
         vocab,
         rule: None,
@@ -865,6 +872,21 @@ impl Compiler<'_> {
     }
 
     fn field(&mut self, name: &str, at: &str) -> Option<(Field, FactType)> {
+        if !self.facts.readable_by(name, &self.pack) {
+            let owners = self.facts.declared_by(name).join("`, `");
+            let e = LoadError::new(
+                LoadErrorCode::UnknownFact,
+                self.file,
+                at,
+                format!("fact `{name}` is declared by pack `{owners}`, not by this pack"),
+            )
+            .with_help(Some(format!(
+                "declare `{name}` under this pack's `facts` (the same declaration), so that the pack loads whichever packs are loaded with it"
+            )))
+            .in_rule(self.rule.as_deref());
+            self.errors.push(e);
+            return None;
+        }
         let Some((field, ty)) = self
             .facts
             .resolve(name)

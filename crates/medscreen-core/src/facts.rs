@@ -228,6 +228,8 @@ pub struct FactTable {
     structural_labels: [Labels; 3],
     /// The accepted profile schema: the shared schema with every pack's fragments.
     schema: Value,
+    /// For each pack fact, the packs that declare it (identical declarations may repeat).
+    declared_by: BTreeMap<String, Vec<String>>,
 }
 
 const STRUCTURAL: [(&str, Field); 3] = [
@@ -284,6 +286,7 @@ impl FactTable {
         }
         let mut schema = shared.clone();
         let mut first_file: BTreeMap<String, String> = BTreeMap::new();
+        let mut declared_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (file, pack) in packs {
             let pack_name = pack.get("name").and_then(Value::as_str).unwrap_or_default();
             let Some(facts) = pack.get("facts").and_then(Value::as_object) else {
@@ -314,7 +317,12 @@ impl FactTable {
                     continue;
                 };
                 if let Some(known) = decls.iter().find(|k| k.name == *name) {
-                    if known.kind != d.kind {
+                    if known.kind == d.kind {
+                        declared_by
+                            .entry(name.clone())
+                            .or_default()
+                            .push(pack_name.to_owned());
+                    } else {
                         let first = first_file.get(name).cloned().unwrap_or_default();
                         errors.push(
                             LoadError::new(
@@ -331,6 +339,10 @@ impl FactTable {
                     continue;
                 }
                 first_file.insert(name.clone(), (*file).to_owned());
+                declared_by
+                    .entry(name.clone())
+                    .or_default()
+                    .push(pack_name.to_owned());
                 if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
                     let mut fragment = fragment.clone();
                     if let Some(f) = fragment.as_object_mut() {
@@ -380,7 +392,22 @@ impl FactTable {
             words,
             structural_labels,
             schema,
+            declared_by,
         })
+    }
+
+    /// Whether a rule of pack `pack` may read fact `name`: a shared fact, or one the pack declares
+    /// itself. (Every known pack's facts are accepted in profiles, but a pack that reads another's
+    /// would load or not depending on which packs are loaded with it.)
+    pub fn readable_by(&self, name: &str, pack: &str) -> bool {
+        self.declared_by
+            .get(name)
+            .is_none_or(|packs| packs.iter().any(|p| p == pack))
+    }
+
+    /// The packs that declare fact `name` (empty for a shared or unknown fact).
+    pub fn declared_by(&self, name: &str) -> &[String] {
+        self.declared_by.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The field named `name`, if the profile has one.

@@ -342,3 +342,49 @@ fn generation_weights_that_overflow_are_a_load_error_not_a_panic() {
     let e = only(load(&[("rules/t/pack.json", &pack("t", facts))]).unwrap_err());
     assert!(e.message.contains("weight"), "{e}");
 }
+
+#[test]
+fn a_pack_reads_shared_facts_and_its_own_not_another_pack_s() {
+    // Tizanidine's dose read by a baclofen-like pack would load only when tizanidine is loaded too.
+    let reader = pack(
+        "reader",
+        json!({"pain_score": {"type": ["integer", "null"], "minimum": 0, "maximum": 10}}),
+    )
+    .replace(r#""fact":"pain_score""#, r#""fact":"other_dose""#);
+    let owner = pack(
+        "owner",
+        json!({"other_dose": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+               "pain_score": {"type": ["integer", "null"], "minimum": 0, "maximum": 10}}),
+    );
+    let e = only(
+        load(&[
+            ("rules/reader/pack.json", &reader),
+            ("rules/owner/pack.json", &owner),
+        ])
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, LoadErrorCode::UnknownFact);
+    assert!(
+        e.message
+            .contains("declared by pack `owner`, not by this pack"),
+        "{e}"
+    );
+    // An identical declaration of its own makes it the pack's fact too.
+    let sharing = pack(
+        "reader",
+        json!({"other_dose": {"type": ["number", "null"], "minimum": 0, "maximum": 100}}),
+    )
+    .replace(r#""fact":"pain_score""#, r#""fact":"other_dose""#);
+    load(&[
+        ("rules/reader/pack.json", &sharing),
+        ("rules/owner/pack.json", &owner),
+    ])
+    .unwrap();
+    // Shared facts are everyone's.
+    let shared = pack("reader", json!({})).replace(r#""fact":"pain_score""#, r#""fact":"egfr""#);
+    load(&[
+        ("rules/reader/pack.json", &shared),
+        ("rules/owner/pack.json", &owner),
+    ])
+    .unwrap();
+}
