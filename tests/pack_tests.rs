@@ -350,3 +350,46 @@ fn a_third_pack_with_its_own_fact_class_and_group_is_screened_and_tested_without
         stdout(&out)
     );
 }
+
+#[test]
+fn a_directory_of_packs_loads_what_its_packs_json_lists_and_knows_each_by_its_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("vocabulary.json"),
+        medscreen::engine::EMBEDDED_VOCABULARY,
+    )
+    .expect("vocabulary");
+    for (name, text) in medscreen::engine::EMBEDDED_PACKS {
+        let folder = Path::new(name)
+            .parent()
+            .and_then(Path::file_name)
+            .expect("folder");
+        std::fs::create_dir_all(dir.path().join(folder)).expect("dir");
+        std::fs::write(dir.path().join(folder).join("pack.json"), text).expect("pack");
+    }
+    // A folder packs.json does not list is not loaded (this one would not even load).
+    std::fs::create_dir_all(dir.path().join("draft")).expect("draft");
+    std::fs::write(dir.path().join("draft/pack.json"), "{ not json").expect("draft pack");
+    std::fs::write(
+        dir.path().join("packs.json"),
+        r#"{"packs": ["tizanidine", "baclofen"], "default": "tizanidine"}"#,
+    )
+    .expect("manifest");
+    let rules = dir.path().to_str().expect("utf-8");
+    let out = run(&["rules", "packs", "--rules", rules], b"");
+    assert_eq!(stdout(&out), "tizanidine\nbaclofen\n", "{}", stderr(&out));
+    // A pack whose name is not its folder's is refused.
+    std::fs::rename(dir.path().join("baclofen"), dir.path().join("bac")).expect("rename");
+    std::fs::write(
+        dir.path().join("packs.json"),
+        r#"{"packs": ["tizanidine", "bac"], "default": "tizanidine"}"#,
+    )
+    .expect("manifest");
+    let out = run(&["rules", "packs", "--rules", rules], b"");
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out).contains("must be its folder's, `bac`"),
+        "{}",
+        stderr(&out)
+    );
+}

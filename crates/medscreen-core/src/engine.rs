@@ -101,8 +101,8 @@ pub const VOCABULARY_SCHEMA: &str = include_str!("../../../schemas/vocabulary.sc
 /// The list of a rule directory's packs and its default (`DIR/packs.json`), as `rules/packs.json`.
 pub const PACKS_FILE: &str = "packs.json";
 
-/// The `default` pack of a `packs.json`.
-fn default_in(manifest: &Path) -> Result<String, LoadErrors> {
+/// The `packs` (folder names, in order) and the `default` of a `packs.json`.
+fn read_manifest(manifest: &Path) -> Result<(Vec<String>, String), LoadErrors> {
     let shown = manifest.display().to_string();
     let bad = |message: String| {
         LoadErrors(vec![LoadError::new(
@@ -121,11 +121,24 @@ fn default_in(manifest: &Path) -> Result<String, LoadErrors> {
         )])
     })?;
     let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    value
+    let default = value
         .get("default")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| bad("`default` must name the pack that screens".to_owned()))
+        .ok_or_else(|| bad("`default` must name the pack that screens".to_owned()))?;
+    let packs: Option<Vec<String>> = value
+        .get("packs")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().map(|n| n.as_str().map(str::to_owned)).collect());
+    let packs = packs.ok_or_else(|| {
+        LoadErrors(vec![LoadError::new(
+            LoadErrorCode::Schema,
+            &shown,
+            "/packs",
+            "`packs` must list the pack folders, by name",
+        )])
+    })?;
+    Ok((packs, default))
 }
 
 /// The pack file inside a rule directory (`DIR/pack.json`), or inside each pack's folder of one
@@ -223,8 +236,20 @@ impl Engine {
             }
         };
         let single = dir.join(PACK_FILE);
+        let manifest = dir.join(PACKS_FILE);
+        let listed = if !single.exists() && manifest.is_file() {
+            Some(read_manifest(&manifest)?)
+        } else {
+            None
+        };
         let pack_paths = if single.exists() {
             vec![single]
+        } else if let Some((folders, _)) = &listed {
+            // The packs `packs.json` lists, in its order (a folder it does not list is not loaded).
+            folders
+                .iter()
+                .map(|f| dir.join(f).join(PACK_FILE))
+                .collect()
         } else {
             let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
                 .map(|entries| {
@@ -244,9 +269,30 @@ impl Engine {
         };
         let mut errors = Vec::new();
         let mut packs = Vec::new();
+        let folders = pack_paths.len() > 1 || !dir.join(PACK_FILE).exists();
         for path in &pack_paths {
             match read(path) {
-                Ok(p) => packs.push(p),
+                Ok((shown, text)) => {
+                    // In a directory of packs, a pack is known by its folder: `--pack`, `packs.json`
+                    // and `NAME/tests/` go by it, so its `name` must be the folder's.
+                    let folder = path
+                        .parent()
+                        .and_then(Path::file_name)
+                        .and_then(|f| f.to_str());
+                    let named = pack_name(&shown, &text);
+                    if folders && named.is_some() && named.as_deref() != folder {
+                        errors.push(LoadError::new(
+                            LoadErrorCode::Schema,
+                            &shown,
+                            "/name",
+                            format!(
+                                "the pack's `name` must be its folder's, `{}`",
+                                folder.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    packs.push((shown, text));
+                }
                 Err(e) => errors.extend(e),
             }
         }
@@ -257,11 +303,10 @@ impl Engine {
                     .iter()
                     .map(|(n, t)| (n.as_str(), t.as_str()))
                     .collect();
-                let manifest = dir.join(PACKS_FILE);
-                let default = match (name, manifest.is_file()) {
+                let default = match (name, listed) {
                     (Some(n), _) => Some(n.to_owned()),
-                    (None, true) => Some(default_in(&manifest)?),
-                    (None, false) => None,
+                    (None, Some((_, d))) => Some(d),
+                    (None, None) => None,
                 };
                 match default {
                     Some(n) => {
