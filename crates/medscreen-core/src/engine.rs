@@ -342,6 +342,14 @@ impl Engine {
         vocab_name: &str,
         vocab_text: &str,
     ) -> Result<Engine, LoadErrors> {
+        if packs.is_empty() {
+            return Err(LoadErrors(vec![LoadError::new(
+                LoadErrorCode::EmptyPack,
+                vocab_name,
+                "",
+                "no rule pack was given: an engine without a pack would screen nothing",
+            )]));
+        }
         let shared_schema = serde_json::from_str::<Value>(PROFILE_SCHEMA)
             .map_err(|e| bad_schema("schemas/profile.schema.json", e))?;
         let pack_schema = load_schema(RULEPACK_SCHEMA, "schemas/rulepack.schema.json")?;

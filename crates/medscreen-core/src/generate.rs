@@ -49,87 +49,40 @@ impl Rng {
     /// One element of a non-empty slice.
     #[expect(
         clippy::indexing_slicing,
-        reason = "below(n) < n, and callers pass non-empty constant slices"
+        reason = "below(n) < n, and callers pass non-empty slices (constants, or lists checked non-empty when loaded)"
     )]
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 }
 
-/// Free-text medication entries as EHR exports write them.
-const MED_TEXT: &[&str] = &[
-    "oxyCODONE HCl 5 MG Oral Tablet",
-    "Hydrocodone Bitartrate 10 MG / Acetaminophen 325 MG Oral Tablet",
-    "Xanax 0.5mg",
-    "traMADol 50 mg tab",
-    "gabapentin 300 MG Oral Capsule",
-    "Lyrica 75 mg",
-    "sertraline 50 mg daily",
-    "amitriptyline 25 mg at bedtime",
-    "DULoxetine 60 MG DR capsule",
-    "traZODone 50 mg",
-    "zolpidem 10 mg",
-    "diphenhydrAMINE 25 mg",
-    "cyclobenzaprine 10 mg",
-    "tiZANidine 4 mg",
-    "quetiapine 25 mg",
-    "clonazePAM 0.5 mg",
-    "LORazepam 1 MG Oral Tablet",
-    "carbidopa-levodopa 25-100",
-    "lithium carbonate 300 mg",
-    "lisinopril 10 mg",
-    "amLODIPine 5 mg",
-    "metoprolol succinate ER 50 mg",
-    "losartan 50 mg",
-    "hydroCHLOROthiazide 25 mg",
-    "metformin 500 mg BID",
-    "insulin glargine 20 units",
-    "atorvastatin 40 mg",
-    "omeprazole 20 mg",
-    "levothyroxine 75 mcg",
-    "albuterol HFA inhaler",
-    "aspirin 81 mg",
-    "vitamin D3 2000 IU",
-    "ibuprofen 400 mg",
-    "acetaminophen 500 mg PRN",
-    "montelukast 10 mg",
-    "pantoprazole 40 mg",
-    "simvastatin 20 mg",
-    "furosemide 40 mg",
-    "prednisone 10 mg",
-    "amoxicillin 500 mg",
-];
+/// What the generator writes besides the facts packs declare (`rules/generate.json`): medication
+/// entries as EHR exports write them and indications. Data, so that no drug is written here.
+const SAMPLES: &str = include_str!("../../../rules/generate.json");
 
-/// Drugs that match nothing, as real exports contain them.
-const UNKNOWN_TEXT: &[&str] = &[
-    "Zyxorin 10 mg",
-    "study drug ABC-123",
-    "herbal supplement",
-    "Qelbrix XR 5 mg",
-];
+#[derive(serde::Deserialize)]
+struct Samples {
+    /// Free-text medication entries.
+    medications: Vec<String>,
+    /// Entries that match nothing, as real exports contain them.
+    unrecognised: Vec<String>,
+    /// Coded entries, as JSON text (`{"rxnorm":"7804"}`).
+    coded: Vec<String>,
+    /// Indications, as free text.
+    indications: Vec<String>,
+}
 
-/// Coded entries, as `{"rxnorm": ...}` or `{"atc": ...}` JSON.
-const MED_CODED: &[&str] = &[
-    r#"{"rxnorm":"7804"}"#,
-    r#"{"rxnorm":"596","name":"alprazolam"}"#,
-    r#"{"atc":"N02AA05"}"#,
-    r#"{"atc":"N06AB06"}"#,
-    r#"{"atc":"C09AA03"}"#,
-    r#"{"name":"Percocet 5/325"}"#,
-    r#"{"rxnorm":"25480"}"#,
-];
-
-const INDICATIONS: &[&str] = &[
-    "spasticity due to multiple sclerosis",
-    "spinal cord injury with spasticity",
-    "MS spasticity",
-    "post-stroke spasticity",
-    "cerebral palsy",
-    "intractable hiccups",
-    "alcohol use disorder",
-    "muscle spasm, low back",
-    "Parkinson's disease rigidity",
-];
+impl Samples {
+    fn load() -> io::Result<Samples> {
+        let s: Samples = serde_json::from_str(SAMPLES)
+            .map_err(|e| io::Error::other(format!("rules/generate.json: {e}")))?;
+        let lists = [&s.medications, &s.unrecognised, &s.coded, &s.indications];
+        if lists.iter().any(|l| l.is_empty()) {
+            return Err(io::Error::other("rules/generate.json: a list is empty"));
+        }
+        Ok(s)
+    }
+}
 
 const BOOL_FACTS: &[(&str, f64)] = &[
     ("seizure_history", 0.06),
@@ -160,6 +113,7 @@ pub fn write_profiles<W: Write>(
     seed: u64,
     invalid_rate: f64,
 ) -> io::Result<()> {
+    let samples = Samples::load()?;
     let mut rng = Rng::new(seed);
     let mut line = String::with_capacity(1024);
     for n in 1..=count {
@@ -167,7 +121,7 @@ pub fn write_profiles<W: Write>(
         if rng.chance(invalid_rate) {
             invalid_profile(&mut rng, n, &mut line);
         } else {
-            profile(&mut rng, n, facts, &mut line);
+            profile(&mut rng, n, facts, &samples, &mut line);
         }
         line.push('\n');
         out.write_all(line.as_bytes())?;
@@ -190,7 +144,7 @@ fn json_string(s: &str) -> String {
 }
 
 /// One valid profile.
-fn profile(rng: &mut Rng, n: u64, facts: &FactTable, line: &mut String) {
+fn profile(rng: &mut Rng, n: u64, facts: &FactTable, samples: &Samples, line: &mut String) {
     line.push('{');
     push_field(line, "id", &format!("\"gen-{n:08}\""));
     let age = match rng.below(100) {
@@ -247,7 +201,7 @@ fn profile(rng: &mut Rng, n: u64, facts: &FactTable, line: &mut String) {
         push_field(
             line,
             "indication",
-            &json_string(rng.pick::<&str>(INDICATIONS)),
+            &json_string(rng.pick::<String>(&samples.indications)),
         );
     }
     for decl in facts.decls().iter().filter(|d| d.pack.is_some()) {
@@ -285,9 +239,9 @@ fn profile(rng: &mut Rng, n: u64, facts: &FactTable, line: &mut String) {
         let mut meds = Vec::with_capacity(k as usize);
         for _ in 0..k {
             let entry = match rng.below(100) {
-                0..=79 => json_string(rng.pick::<&str>(MED_TEXT)),
-                80..=93 => (*rng.pick(MED_CODED)).to_owned(),
-                _ => json_string(rng.pick::<&str>(UNKNOWN_TEXT)),
+                0..=79 => json_string(rng.pick::<String>(&samples.medications)),
+                80..=93 => rng.pick::<String>(&samples.coded).clone(),
+                _ => json_string(rng.pick::<String>(&samples.unrecognised)),
             };
             meds.push(entry);
         }
