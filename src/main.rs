@@ -63,7 +63,7 @@ enum Command {
         /// A file with one profile, or `-` for standard input.
         #[arg(default_value = "-")]
         input: String,
-        /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded pack.
+        /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded packs.
         #[arg(long)]
         rules: Option<PathBuf>,
         /// The pack to screen with (default: the one `rules/packs.json` names, baclofen); the profile
@@ -129,7 +129,7 @@ struct ServeArgs {
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
-    /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded pack.
+    /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded packs.
     #[arg(long)]
     rules: Option<PathBuf>,
     /// Value-set directory for FHIR mapping; default: the embedded sets (`rules/valuesets/`).
@@ -214,7 +214,7 @@ enum RulesCommand {
     /// exit 1 if a case fails or coverage is below `--min-coverage`.
     Test {
         /// A pack directory (its `pack.json`, `vocabulary.json` and `tests/`), or a directory of packs
-        /// (`vocabulary.json`, `NAME/pack.json`, `NAME/tests/`); default: the embedded packs.
+        /// (`vocabulary.json`, `NAME/pack.json`, `NAME/tests/`); default: the embedded packs (the default pack's cases unless `--pack`).
         dir: Option<PathBuf>,
         /// The pack to test (default: the default pack).
         #[arg(long)]
@@ -237,7 +237,7 @@ enum RulesCommand {
 struct CommonArgs {
     /// Input files, or `-` for standard input (the default). Screened in order as one stream.
     inputs: Vec<String>,
-    /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded pack.
+    /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded packs.
     #[arg(long)]
     rules: Option<PathBuf>,
     /// The pack to screen with (default: the one `rules/packs.json` names, baclofen); the profile
