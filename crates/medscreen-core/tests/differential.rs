@@ -1,13 +1,13 @@
 //! The cheap validity path (the typed reader compiled from the fact declarations) and the explaining
 //! path (strict parse + JSON Schema validator) must agree on every record: same verdict, and the same
-//! profile when valid. The engine here knows the embedded pack and a test pack whose facts no real pack
+//! profile when valid. The engine here knows the embedded packs and a test pack whose facts no real pack
 //! declares (an integer with a range, a number with only a lower bound, strings with and without length
 //! bounds, an enumeration, a boolean), so the reader is checked on every kind of declaration.
 
 #![allow(clippy::restriction, reason = "a test fails by panicking")]
 
 use medscreen_core::Engine;
-use medscreen_core::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY};
+use medscreen_core::engine::{EMBEDDED_PACKS, EMBEDDED_VOCABULARY};
 use serde_json::{Value, json};
 
 /// A pack that declares one fact of each kind the declarations allow, none of them shared or
@@ -31,17 +31,12 @@ const TEST_PACK: &str = r#"{
   ]
 }"#;
 
-/// The embedded pack screens; the test pack adds its facts.
+/// The embedded packs (the default screens) and the test pack, which adds its facts.
 fn engine() -> Engine {
-    Engine::from_packs(
-        &[
-            ("rules/baclofen/pack.json", EMBEDDED_PACK),
-            ("testpack/pack.json", TEST_PACK),
-        ],
-        "rules/vocabulary.json",
-        EMBEDDED_VOCABULARY,
-    )
-    .expect("the embedded pack and the test pack load together")
+    let mut packs: Vec<(&str, &str)> = EMBEDDED_PACKS.to_vec();
+    packs.push(("testpack/pack.json", TEST_PACK));
+    Engine::from_packs(&packs, "rules/vocabulary.json", EMBEDDED_VOCABULARY)
+        .expect("the embedded pack and the test pack load together")
 }
 
 fn agree(engine: &Engine, bytes: &[u8]) -> bool {
@@ -101,7 +96,8 @@ fn mutations_of_every_field() {
         "hypotension": true, "alt_uln_ratio": 2.5,
         "discontinuation": "taper", "comedications": ["oxycodone", {"rxnorm": "7804"}],
         "test_count": 3, "test_score": -1, "test_note": "abc", "test_free": "",
-        "test_grade": "low", "test_flag": true
+        "test_grade": "low", "test_flag": true,
+        "tizanidine_daily_dose_mg": 12, "tizanidine_discontinuation": "taper"
     });
     assert!(
         agree(&engine, base.to_string().as_bytes()),
@@ -144,6 +140,7 @@ fn mutations_of_every_field() {
         json!(-5.5),
         json!(-5.6),
         json!(-5),
+        json!("é"),
         json!("ab"),
         json!("abcde"),
         json!("abcdef"),
