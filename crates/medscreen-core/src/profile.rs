@@ -316,6 +316,16 @@ impl Serialize for Profile {
             let Ok(slot) = u16::try_from(k) else { break };
             match self.fact(Field::Slot(slot)) {
                 Some(Fact::Bool(b)) => map.serialize_entry(&decl.name, &b)?,
+                // An integer fact is written as one (`3`, not `3.0`), as it was read.
+                Some(Fact::Num(n))
+                    if matches!(
+                        decl.kind,
+                        crate::facts::FactKind::Number { integer: true, .. }
+                    ) && n.fract() == 0.0
+                        && n.abs() < 9_007_199_254_740_992.0 =>
+                {
+                    map.serialize_entry(&decl.name, &(n as i64))?
+                }
                 Some(Fact::Num(n)) => map.serialize_entry(&decl.name, &n)?,
                 Some(Fact::Str(t)) => map.serialize_entry(&decl.name, t)?,
                 Some(Fact::List(_)) | None => {}

@@ -388,3 +388,15 @@ fn a_pack_reads_shared_facts_and_its_own_not_another_pack_s() {
     ])
     .unwrap();
 }
+
+#[test]
+fn a_profile_writes_integer_facts_as_integers() {
+    let engine = load(&[("rules/t/pack.json", &pack("t", score()))]).unwrap();
+    let p = engine
+        .parse_profile(br#"{"id":"x","age":40,"pain_score":3,"egfr":61.5}"#)
+        .unwrap();
+    let written = serde_json::to_value(&p).unwrap();
+    assert_eq!(written["pain_score"], json!(3));
+    assert!(written["pain_score"].is_u64(), "{written}");
+    assert_eq!(written["egfr"], json!(61.5));
+}
