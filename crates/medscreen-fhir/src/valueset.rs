@@ -125,7 +125,7 @@ pub fn normalize(system: System, code: &str) -> String {
 /// The shared patient facts FHIR input fills from value sets, by name. Which facts a FHIR record
 /// gives, and how, is the mapping's knowledge (conditions, observations, the order's reason); a fact
 /// outside this list is left unknown.
-pub const FILLABLE: [&str; 15] = [
+pub const FILLABLE: [&str; 16] = [
     "pregnant",
     "breastfeeding",
     "seizure_history",
@@ -140,6 +140,7 @@ pub const FILLABLE: [&str; 15] = [
     "alcohol_use",
     "autonomic_dysreflexia",
     "respiratory_impairment",
+    "hypotension",
     "indication",
 ];
 

@@ -878,3 +878,21 @@ fn the_fact_an_order_dose_fills_is_declared_by_the_subject_value_set() {
     .unwrap_err();
     assert!(e.contains("daily_dose_fact"), "{e}");
 }
+
+#[test]
+fn an_active_hypotension_condition_sets_the_shared_fact_and_a_resolved_one_does_not() {
+    let condition = |id: &str, status: &str| {
+        json!({"resource": {"resourceType": "Condition", "id": id, "subject": {"reference": "urn:uuid:p1"},
+          "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}]},
+          "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I95.1", "display": "Orthostatic hypotension"}]},
+          "onsetDateTime": "2020-01-01"}})
+    };
+    let profile_of = |b: &Value| match run_bundle(b, "2021-06-01").0 {
+        Outcome::Profile { profile, .. } => profile,
+        other => panic!("{other:?}"),
+    };
+    let active = profile_of(&synthetic(json!([patient(), condition("c1", "active")])));
+    assert_eq!(active["hypotension"], json!(true), "{active}");
+    let resolved = profile_of(&synthetic(json!([patient(), condition("c2", "resolved")])));
+    assert_eq!(resolved["hypotension"], json!(false), "{resolved}");
+}
