@@ -43,6 +43,18 @@ fn the_embedded_pack_passes_its_cases_at_full_tier_coverage_with_junit_xml() {
     );
 }
 
+/// Every embedded pack in its folder of `dir` (`NAME/pack.json`), as `rules/` keeps them.
+fn embedded_packs_in(dir: &Path) {
+    for (name, text) in medscreen::engine::EMBEDDED_PACKS {
+        let folder = Path::new(name)
+            .parent()
+            .and_then(Path::file_name)
+            .expect("folder");
+        std::fs::create_dir_all(dir.join(folder)).expect("dir");
+        std::fs::write(dir.join(folder).join("pack.json"), text).expect("pack");
+    }
+}
+
 /// A pack directory with the embedded pack and vocabulary and the given test file.
 fn pack_dir(cases: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -239,14 +251,7 @@ fn a_third_pack_with_its_own_fact_class_and_group_is_screened_and_tested_without
         }
     }
     std::fs::write(dir.path().join("vocabulary.json"), vocabulary.to_string()).expect("write");
-    for (name, text) in medscreen::engine::EMBEDDED_PACKS {
-        let folder = Path::new(name)
-            .parent()
-            .and_then(Path::file_name)
-            .expect("folder");
-        std::fs::create_dir_all(dir.path().join(folder)).expect("dir");
-        std::fs::write(dir.path().join(folder).join("pack.json"), text).expect("pack");
-    }
+    embedded_packs_in(dir.path());
     let demo = dir.path().join("demo");
     std::fs::create_dir_all(demo.join("tests")).expect("demo dir");
     let pack = json!({
@@ -359,14 +364,7 @@ fn a_directory_of_packs_loads_what_its_packs_json_lists_and_knows_each_by_its_fo
         medscreen::engine::EMBEDDED_VOCABULARY,
     )
     .expect("vocabulary");
-    for (name, text) in medscreen::engine::EMBEDDED_PACKS {
-        let folder = Path::new(name)
-            .parent()
-            .and_then(Path::file_name)
-            .expect("folder");
-        std::fs::create_dir_all(dir.path().join(folder)).expect("dir");
-        std::fs::write(dir.path().join(folder).join("pack.json"), text).expect("pack");
-    }
+    embedded_packs_in(dir.path());
     // A folder packs.json does not list is not loaded (this one would not even load).
     std::fs::create_dir_all(dir.path().join("draft")).expect("draft");
     std::fs::write(dir.path().join("draft/pack.json"), "{ not json").expect("draft pack");
