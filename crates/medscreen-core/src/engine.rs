@@ -236,13 +236,15 @@ impl Engine {
             }
         };
         let single = dir.join(PACK_FILE);
+        // A directory of packs (`NAME/pack.json` folders) rather than one pack.
+        let folders = !single.exists();
         let manifest = dir.join(PACKS_FILE);
-        let listed = if !single.exists() && manifest.is_file() {
+        let listed = if folders && manifest.is_file() {
             Some(read_manifest(&manifest)?)
         } else {
             None
         };
-        let pack_paths = if single.exists() {
+        let pack_paths = if !folders {
             vec![single]
         } else if let Some((folders, _)) = &listed {
             // The packs `packs.json` lists, in its order (a folder it does not list is not loaded).
@@ -269,7 +271,6 @@ impl Engine {
         };
         let mut errors = Vec::new();
         let mut packs = Vec::new();
-        let folders = pack_paths.len() > 1 || !dir.join(PACK_FILE).exists();
         for path in &pack_paths {
             match read(path) {
                 Ok((shown, text)) => {

@@ -452,8 +452,9 @@ impl TestRun {
             }
         }
         let tiers: usize = self.coverage.iter().map(|r| r.tiers.len()).sum();
-        let never_true = self.uncovered().iter().filter(|u| u.3).count();
-        let never_false = self.uncovered().iter().filter(|u| u.4).count();
+        let uncovered = self.uncovered();
+        let never_true = uncovered.iter().filter(|u| u.3).count();
+        let never_false = uncovered.iter().filter(|u| u.4).count();
         let _ = writeln!(
             s,
             "{}: {} cases, {} passed, {} failed",
@@ -469,7 +470,7 @@ impl TestRun {
             tiers - never_true,
             tiers - never_false,
         );
-        for (rule, k, severity, t, f) in self.uncovered() {
+        for (rule, k, severity, t, f) in uncovered {
             let what = unshown(t, f);
             let _ = writeln!(s, "  {rule} tier {k} ({}): {what}", severity.as_str());
         }
