@@ -66,10 +66,10 @@ enum Command {
         /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded packs.
         #[arg(long)]
         rules: Option<PathBuf>,
-        /// The pack to screen with (default: the one `rules/packs.json` names, baclofen); the profile
-        /// may carry the facts of every pack.
+        /// The pack to screen with (default: the one `rules/packs.json` names, baclofen); repeat it to
+        /// explain with several packs side by side. The profile may carry the facts of every pack.
         #[arg(long)]
-        pack: Option<String>,
+        pack: Vec<String>,
     },
     /// List, show or check rules.
     Rules {
@@ -240,10 +240,11 @@ struct CommonArgs {
     /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded packs.
     #[arg(long)]
     rules: Option<PathBuf>,
-    /// The pack to screen with (default: the one `rules/packs.json` names, baclofen); the profile
-    /// may carry the facts of every pack.
+    /// The pack to screen with (default: the one `rules/packs.json` names, baclofen); repeat it to
+    /// screen with several packs in one pass (one screening per pack in each result). The profile may
+    /// carry the facts of every pack.
     #[arg(long)]
-    pack: Option<String>,
+    pack: Vec<String>,
     /// Write results to FILE instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -455,6 +456,7 @@ fn main() -> ExitCode {
                 },
                 min_severity: min_severity.into(),
                 show_input: common.inputs.len() > 1,
+                several_packs: common.pack.len() > 1,
             };
             let report = report.map(|path| ReportTo { path, min_cell });
             if report.is_some() && opts.format != Format::Ndjson {
@@ -491,9 +493,7 @@ fn main() -> ExitCode {
             };
             run_batch(common, Mode::Validate, opts, None, None)
         }
-        Command::Explain { input, rules, pack } => {
-            explain(&input, rules.as_deref(), pack.as_deref())
-        }
+        Command::Explain { input, rules, pack } => explain(&input, rules.as_deref(), &names(&pack)),
         Command::Rules { command } => rules_command(command),
         Command::Report(args) => report(args),
         Command::Generate {
@@ -569,7 +569,7 @@ mod fhir {
 
     #[allow(clippy::too_many_arguments)]
     fn go(
-        (rules, pack): (Option<&Path>, Option<&str>),
+        (rules, pack): (Option<&Path>, &[&str]),
         fhir: &FhirArgs,
         inputs: &[String],
         mut cfg: RunConfig,
@@ -597,6 +597,12 @@ mod fhir {
         cfg.observer = page
             .clone()
             .map(|p| p as std::sync::Arc<dyn medscreen::batch::Observer>);
+        if pack.len() > 1 {
+            eprintln!(
+                "error: FHIR input screens with one pack at a time\n  help: run once per `--pack`, or map the patients with `medscreen fhir-profile` and screen the profiles with several packs"
+            );
+            return Err(EXIT_USAGE);
+        }
         let engine = load(rules, pack)?;
         let vs = valuesets(fhir.valuesets.as_deref())?;
         same_drug(&engine, &vs)?;
@@ -668,7 +674,7 @@ mod fhir {
             observer: None,
         };
         match go(
-            (common.rules.as_deref(), common.pack.as_deref()),
+            (common.rules.as_deref(), &names(&common.pack)),
             &fhir,
             &common.inputs,
             cfg,
@@ -690,7 +696,7 @@ mod fhir {
             observer: None,
         };
         match go(
-            (None, None),
+            (None, &[]),
             &args.fhir,
             &args.inputs,
             cfg,
@@ -720,7 +726,7 @@ fn serve(a: ServeArgs) -> u8 {
     use medscreen::cds_hooks::{Cds, CdsOptions};
     use std::time::Duration;
 
-    let engine = match load(a.rules.as_deref(), None) {
+    let engine = match load(a.rules.as_deref(), &[]) {
         Ok(e) => e,
         Err(code) => return code,
     };
@@ -796,12 +802,17 @@ fn serve(a: ServeArgs) -> u8 {
     }
 }
 
-/// The engine of `--rules DIR` (or the embedded packs), screening with `--pack NAME` (or the default).
-fn load(dir: Option<&Path>, pack: Option<&str>) -> Result<Engine, u8> {
-    let loaded = match (dir, pack) {
-        (Some(d), pack) => Engine::from_dir_pack(d, pack),
-        (None, Some(name)) => Engine::embedded_pack(name),
-        (None, None) => Engine::embedded(),
+/// The engine of `--rules DIR` (or the embedded packs), screening with the `--pack NAME`s (or the
+/// default).
+/// The `--pack` values as the engine takes them.
+fn names(packs: &[String]) -> Vec<&str> {
+    packs.iter().map(String::as_str).collect()
+}
+
+fn load(dir: Option<&Path>, packs: &[&str]) -> Result<Engine, u8> {
+    let loaded = match dir {
+        Some(d) => Engine::from_dir_packs(d, packs),
+        None => Engine::embedded_packs(packs),
     };
     loaded.map_err(|errors| {
         eprint!("{errors}");
@@ -901,7 +912,7 @@ fn try_run_batch(
     fail_on: Option<Severity>,
     report: Option<ReportTo>,
 ) -> Result<u8, u8> {
-    let engine = load(args.rules.as_deref(), args.pack.as_deref())?;
+    let engine = load(args.rules.as_deref(), &names(&args.pack))?;
     let sources: Vec<Source> = if args.inputs.is_empty() {
         vec![Source::Stdin]
     } else {
@@ -1011,7 +1022,7 @@ fn read_input(input: &str) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn explain(input: &str, rules: Option<&Path>, pack: Option<&str>) -> u8 {
+fn explain(input: &str, rules: Option<&Path>, pack: &[&str]) -> u8 {
     let engine = match load(rules, pack) {
         Ok(e) => e,
         Err(code) => return code,
@@ -1074,7 +1085,7 @@ fn rules_test(
     };
     let (engine, suites) = match dir {
         Some(dir) => {
-            let engine = load(Some(dir), pack)?;
+            let engine = load(Some(dir), pack.as_slice())?;
             // A pack directory keeps its cases in `tests/`; a directory of packs, in `NAME/tests/`.
             let tests = if dir.join(medscreen::engine::PACK_FILE).is_file() {
                 dir.join("tests")
@@ -1118,7 +1129,7 @@ fn rules_test(
             for (_, file, text) in files {
                 suites.push(Suite::parse(file, text).map_err(load_failed)?);
             }
-            (load(None, Some(name))?, suites)
+            (load(None, &[name])?, suites)
         }
     };
     if suites.iter().all(|s| s.cases.is_empty()) {
@@ -1165,16 +1176,15 @@ fn rules_command(command: RulesCommand) -> u8 {
         ) {
             Ok(code) | Err(code) => code,
         },
-        RulesCommand::Packs { rules } => match load(rules.as_deref(), None) {
+        RulesCommand::Packs { rules } => match load(rules.as_deref(), &[]) {
             Ok(engine) => {
-                let mut names = vec![engine.ruleset().name.clone()];
-                names.extend(engine.other_packs().iter().map(|p| p.name.clone()));
+                let names: Vec<&str> = engine.packs().map(|p| p.name()).collect();
                 print_or_quiet(&(names.join("\n") + "\n"));
                 0
             }
             Err(code) => code,
         },
-        RulesCommand::Check { dir } => match load(dir.as_deref(), None) {
+        RulesCommand::Check { dir } => match load(dir.as_deref(), &[]) {
             Ok(engine) => {
                 let mut text = format!(
                     "ok: {} ({} rules, {} ingredients)\n",
@@ -1183,7 +1193,7 @@ fn rules_command(command: RulesCommand) -> u8 {
                     engine.vocabulary().len()
                 );
                 // The other packs loaded and were checked too: say so, so none goes unnoticed.
-                for p in engine.other_packs() {
+                for p in engine.packs().skip(1).map(|p| p.program()) {
                     text.push_str(&format!(
                         "ok: {}@{} ({} rules)\n",
                         p.name,
@@ -1200,7 +1210,7 @@ fn rules_command(command: RulesCommand) -> u8 {
             rules,
             pack,
             format,
-        } => match load(rules.as_deref(), pack.as_deref()) {
+        } => match load(rules.as_deref(), pack.as_deref().as_slice()) {
             Ok(engine) => {
                 print_or_quiet(&match format {
                     RulesFormat::Json => output::rules::list_json(&engine),
@@ -1215,7 +1225,7 @@ fn rules_command(command: RulesCommand) -> u8 {
             rules,
             pack,
             format,
-        } => match load(rules.as_deref(), pack.as_deref()) {
+        } => match load(rules.as_deref(), pack.as_deref().as_slice()) {
             Ok(engine) => {
                 let Some(r) = engine
                     .rules()
@@ -1247,7 +1257,7 @@ fn generate(
     output: Option<&Path>,
     rules: Option<&Path>,
 ) -> u8 {
-    let engine = match load(rules, None) {
+    let engine = match load(rules, &[]) {
         Ok(e) => e,
         Err(code) => return code,
     };

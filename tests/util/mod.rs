@@ -8,7 +8,7 @@
 
 #[path = "data.rs"]
 mod data;
-pub use data::external;
+pub use data::{external, root};
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

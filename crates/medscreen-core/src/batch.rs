@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::driver::{self, Feed};
 use crate::engine::Engine;
 use crate::input::{self, Hint, ItemKind, Source, Splitter};
-use crate::output::{self, OutputOptions, Reported, Stream};
+use crate::output::{self, OutputOptions, Reported, ReportedPacks, Stream};
 use crate::profile::Profile;
 use crate::schema::{Problem, ProblemCode};
 use crate::severity::Severity;
@@ -124,12 +124,42 @@ pub struct Summary {
     pub fail_on_reached: bool,
     /// Inputs, in order.
     pub inputs: Vec<String>,
-    /// The rule pack.
+    /// The rule pack (with several packs, their rulesets joined by `,`).
     pub ruleset: String,
+    /// With several packs, each pack's counts, in the packs' order (absent with one pack; the record
+    /// counts above are then of records, flagged when any pack flagged them, and the maps by rule add
+    /// up every pack's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<PackSummary>,
     /// Wall-clock seconds.
     pub elapsed_seconds: f64,
     /// Records per second.
     pub records_per_second: f64,
+}
+
+/// One pack's counts in a run where several packs screen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PackSummary {
+    /// The pack's name.
+    pub pack: String,
+    /// Its `name@version#hash`.
+    pub ruleset: String,
+    /// Screened records it reported no caution for.
+    pub clear: u64,
+    /// Screened records it reported a caution for.
+    pub flagged: u64,
+    /// Its cautions by severity.
+    pub cautions_by_severity: BTreeMap<&'static str, u64>,
+    /// Its cautions by rule.
+    pub cautions_by_rule: BTreeMap<String, u64>,
+    /// Its undecided rules.
+    pub indeterminate_by_rule: BTreeMap<String, u64>,
+}
+
+fn add_counts(to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, n) in from {
+        *to.entry(k.clone()).or_default() += n;
+    }
 }
 
 /// An `id` seen more than once.
@@ -286,6 +316,15 @@ pub fn run(
     sinks: Sinks<'_>,
 ) -> (Summary, Option<BatchError>) {
     let started = Instant::now();
+    // One screening per pack when several screen, whatever the caller's options said.
+    let several = BatchConfig {
+        output: OutputOptions {
+            several_packs: engine.several(),
+            ..cfg.output.clone()
+        },
+        ..cfg.clone()
+    };
+    let cfg = &several;
     let names: Vec<String> = sources.iter().map(Source::name).collect();
     let stop = AtomicBool::new(false);
     let divert = sinks.errors.is_some();
@@ -299,7 +338,11 @@ pub fn run(
     let (mut summary, write_error) = writer.finish();
     let elapsed = started.elapsed().as_secs_f64();
     summary.inputs = names;
-    summary.ruleset = engine.ruleset().label.clone();
+    let labels: Vec<&str> = engine
+        .screening_packs()
+        .map(|p| p.ruleset().label.as_str())
+        .collect();
+    summary.ruleset = labels.join(",");
     summary.elapsed_seconds = elapsed;
     summary.records_per_second = if elapsed > 0.0 {
         summary.read as f64 / elapsed
@@ -463,19 +506,34 @@ fn process(
                     output::valid_at(opts, &mut main, rec.line, rec.index, input, &profile.id);
                     continue;
                 }
-                let s = engine.screen_with(&profile, &mut cache);
                 let start = main.len();
-                st.screened
-                    .add(&Reported::new(&s, opts.min_severity), cfg.fail_on);
-                output::screened_at(
-                    opts,
-                    &mut main,
-                    rec.line,
-                    rec.index,
-                    input,
-                    &s,
-                    &output::NoAnnotation,
-                );
+                if opts.several_packs {
+                    let s = engine.screen_packs_with(&profile, &mut cache);
+                    st.screened
+                        .add_packs(&ReportedPacks::new(&s, opts.min_severity), cfg.fail_on);
+                    output::screened_packs_at(
+                        opts,
+                        &mut main,
+                        rec.line,
+                        rec.index,
+                        input,
+                        &s,
+                        &output::NoAnnotation,
+                    );
+                } else {
+                    let s = engine.screen_with(&profile, &mut cache);
+                    st.screened
+                        .add(&Reported::new(&s, opts.min_severity), cfg.fail_on);
+                    output::screened_at(
+                        opts,
+                        &mut main,
+                        rec.line,
+                        rec.index,
+                        input,
+                        &s,
+                        &output::NoAnnotation,
+                    );
+                }
                 if let (Some(o), Some(written)) = (&cfg.observer, main.get(start..)) {
                     o.result(written, Some(&profile));
                 }
@@ -600,10 +658,9 @@ impl<'a, 's> Writer<'a, 's> {
             started: Instant::now(),
             last_progress: Instant::now(),
         };
-        let format = cfg.output.format;
-        w.main = w.check(Stream::begin(sinks.main, format));
+        w.main = w.check(Stream::begin(sinks.main, &cfg.output));
         if let Some(out) = sinks.errors {
-            w.errors = w.check(Stream::begin(out, format));
+            w.errors = w.check(Stream::begin(out, &cfg.output));
         }
         w
     }
@@ -691,8 +748,16 @@ impl<'a, 's> Writer<'a, 's> {
         summary.flagged = self.screened.flagged;
         summary.fail_on_reached = self.screened.fail_on_reached;
         summary.cautions_by_severity = self.screened.cautions_by_severity();
-        summary.cautions_by_rule = self.screened.cautions_by_rule(rules);
-        summary.indeterminate_by_rule = self.screened.indeterminate_by_rule(rules);
+        if self.engine.several() {
+            summary.packs = self.screened.pack_summaries(self.engine);
+            for p in &summary.packs {
+                add_counts(&mut summary.cautions_by_rule, &p.cautions_by_rule);
+                add_counts(&mut summary.indeterminate_by_rule, &p.indeterminate_by_rule);
+            }
+        } else {
+            summary.cautions_by_rule = self.screened.cautions_by_rule(rules);
+            summary.indeterminate_by_rule = self.screened.indeterminate_by_rule(rules);
+        }
         (summary, self.error)
     }
 }

@@ -19,7 +19,7 @@ use crate::facts::FactTable;
 use crate::profile::Profile;
 use crate::report::Screening;
 use crate::schema::{Problem, ProblemCode, SchemaChecker};
-use crate::vocab::{MatchCache, Vocabulary, VocabularyFile};
+use crate::vocab::{MatchCache, MedMatch, Vocabulary, VocabularyFile};
 
 // `EMBEDDED_PACKS`, `EMBEDDED_DEFAULT` and `EMBEDDED_TESTS`, written by `build.rs` from
 // `rules/packs.json`.
@@ -60,33 +60,51 @@ fn pack_name(file: &str, text: &str) -> Option<String> {
         .or_else(|| folder_name(file).map(str::to_owned))
 }
 
-/// `packs` with the pack named `name` first, or an `unknown_pack` error naming where the packs came
-/// from.
-fn screening_first<'a>(
+/// `packs` with the packs named in `names` first, in that order, then the others in their order; or
+/// an `unknown_pack` error naming where the packs came from (also when a name is given twice).
+fn screening_order<'a>(
     packs: &[(&'a str, &'a str)],
-    name: &str,
+    names: &[&str],
     from: &str,
 ) -> Result<Vec<(&'a str, &'a str)>, LoadErrors> {
-    let names: Vec<String> = packs
+    let known: Vec<String> = packs
         .iter()
         .map(|(file, text)| pack_name(file, text).unwrap_or_default())
         .collect();
-    let Some(at) = names.iter().position(|n| n == name) else {
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut e = LoadError::new(
-            LoadErrorCode::UnknownPack,
-            from,
-            "",
-            format!("no pack `{name}` (packs: {})", names.join(", ")),
-        );
-        if let Some(s) = crate::suggest::did_you_mean(name, names.iter().copied()) {
-            e.help = Some(format!("did you mean `{s}`?"));
+    let mut rest: Vec<Option<(&'a str, &'a str)>> = packs.iter().copied().map(Some).collect();
+    let mut ordered = Vec::with_capacity(packs.len());
+    let mut errors = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        if names.get(..k).is_some_and(|before| before.contains(name)) {
+            errors.push(LoadError::new(
+                LoadErrorCode::UnknownPack,
+                from,
+                "",
+                format!("pack `{name}` is asked for twice"),
+            ));
+            continue;
         }
-        return Err(LoadErrors(vec![e]));
-    };
-    let mut ordered = packs.to_vec();
-    let chosen = ordered.remove(at);
-    ordered.insert(0, chosen);
+        match known.iter().position(|n| n == name) {
+            Some(at) => ordered.extend(rest.get_mut(at).and_then(Option::take)),
+            None => {
+                let list: Vec<&str> = known.iter().map(String::as_str).collect();
+                let mut e = LoadError::new(
+                    LoadErrorCode::UnknownPack,
+                    from,
+                    "",
+                    format!("no pack `{name}` (packs: {})", list.join(", ")),
+                );
+                if let Some(s) = crate::suggest::did_you_mean(name, list.iter().copied()) {
+                    e.help = Some(format!("did you mean `{s}`?"));
+                }
+                errors.push(e);
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LoadErrors(errors));
+    }
+    ordered.extend(rest.into_iter().flatten());
     Ok(ordered)
 }
 /// The embedded default vocabulary (`rules/vocabulary.json`).
@@ -169,6 +187,30 @@ pub struct Rejection {
     pub problems: Vec<Problem>,
 }
 
+/// A pack the engine compiled, and its identity.
+#[derive(Debug)]
+pub struct LoadedPack {
+    program: Program,
+    ruleset: RulesetInfo,
+}
+
+impl LoadedPack {
+    /// The pack's name.
+    pub fn name(&self) -> &str {
+        &self.program.name
+    }
+
+    /// The compiled pack.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Its identity, as written in results.
+    pub fn ruleset(&self) -> &RulesetInfo {
+        &self.ruleset
+    }
+}
+
 /// A compiled, immutable screening engine. `Send + Sync`: share one across threads.
 ///
 /// ```
@@ -183,20 +225,26 @@ pub struct Rejection {
 /// assert_eq!(&rules[..2], ["BAC-RENAL-BEERS", "BAC-DDI-OPIOID"]);
 /// ```
 pub struct Engine {
-    program: Program,
-    /// The packs the engine knows besides the one that screens, compiled against the same facts.
-    others: Vec<Program>,
+    /// The first pack that screens: what [`Engine::screen`] and the pack accessors are about.
+    first: LoadedPack,
+    /// The other packs that screen, in the order they were asked for.
+    also: Vec<LoadedPack>,
+    /// The packs the engine knows but does not screen with, compiled against the same facts.
+    others: Vec<LoadedPack>,
     facts: Arc<FactTable>,
     vocab: Vocabulary,
     profile_schema: SchemaChecker,
-    ruleset: RulesetInfo,
 }
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
-            .field("ruleset", &self.ruleset.label)
-            .field("rules", &self.program.rules.len())
+            .field("ruleset", &self.first.ruleset.label)
+            .field(
+                "also",
+                &self.also.iter().map(LoadedPack::name).collect::<Vec<_>>(),
+            )
+            .field("rules", &self.first.program.rules.len())
             .field("ingredients", &self.vocab.len())
             .finish()
     }
@@ -210,8 +258,19 @@ impl Engine {
 
     /// The engine screening with the embedded pack `name`; every embedded pack's facts are accepted.
     pub fn embedded_pack(name: &str) -> Result<Engine, LoadErrors> {
-        let packs = screening_first(EMBEDDED_PACKS, name, "the packs built into medscreen")?;
-        Engine::from_packs(&packs, "rules/vocabulary.json", EMBEDDED_VOCABULARY)
+        Engine::embedded_packs(&[name])
+    }
+
+    /// The engine screening with the embedded packs `names`, in that order (the default pack when
+    /// `names` is empty); every embedded pack's facts are accepted.
+    pub fn embedded_packs(names: &[&str]) -> Result<Engine, LoadErrors> {
+        let packs = screening_order(EMBEDDED_PACKS, names, "the packs built into medscreen")?;
+        Engine::from_packs_screening(
+            &packs,
+            names.len().max(1),
+            "rules/vocabulary.json",
+            EMBEDDED_VOCABULARY,
+        )
     }
 
     /// Load a rule directory: `pack.json` and `vocabulary.json` in `dir`, or, when `dir` has no
@@ -223,6 +282,12 @@ impl Engine {
 
     /// [`Engine::from_dir`], screening with the pack in folder `name` of `dir` when given.
     pub fn from_dir_pack(dir: &Path, name: Option<&str>) -> Result<Engine, LoadErrors> {
+        Engine::from_dir_packs(dir, name.as_slice())
+    }
+
+    /// [`Engine::from_dir`], screening with the packs in folders `names` of `dir`, in that order (the
+    /// directory's default when `names` is empty).
+    pub fn from_dir_packs(dir: &Path, names: &[&str]) -> Result<Engine, LoadErrors> {
         let read = |path: &Path| {
             let shown = path.display().to_string();
             match std::fs::read_to_string(path) {
@@ -304,18 +369,14 @@ impl Engine {
                     .iter()
                     .map(|(n, t)| (n.as_str(), t.as_str()))
                     .collect();
-                let default = match (name, listed) {
-                    (Some(n), _) => Some(n.to_owned()),
-                    (None, Some((_, d))) => Some(d),
-                    (None, None) => None,
+                let default = listed.map(|(_, d)| d);
+                let names: Vec<&str> = match (names, &default) {
+                    ([], Some(d)) => vec![d.as_str()],
+                    _ => names.to_vec(),
                 };
-                match default {
-                    Some(n) => {
-                        let shown = dir.display().to_string();
-                        Engine::from_packs(&screening_first(&packs, &n, &shown)?, &vn, &v)
-                    }
-                    None => Engine::from_packs(&packs, &vn, &v),
-                }
+                let shown = dir.display().to_string();
+                let ordered = screening_order(&packs, &names, &shown)?;
+                Engine::from_packs_screening(&ordered, names.len().max(1), &vn, &v)
             }
             (_, v) => Err(LoadErrors(
                 errors
@@ -340,6 +401,16 @@ impl Engine {
     /// accepted) and a vocabulary. Every problem of every file is collected.
     pub fn from_packs(
         packs: &[(&str, &str)],
+        vocab_name: &str,
+        vocab_text: &str,
+    ) -> Result<Engine, LoadErrors> {
+        Engine::from_packs_screening(packs, 1, vocab_name, vocab_text)
+    }
+
+    /// [`Engine::from_packs`], the first `screening` packs screening (at least one), in their order.
+    pub fn from_packs_screening(
+        packs: &[(&str, &str)],
+        screening: usize,
         vocab_name: &str,
         vocab_text: &str,
     ) -> Result<Engine, LoadErrors> {
@@ -419,9 +490,12 @@ impl Engine {
         let profile_schema = SchemaChecker::new(facts.schema().clone())
             .map_err(|e| bad_schema("schemas/profile.schema.json", e))?;
         let mut programs = Vec::new();
-        for (pack_name, pack_value) in &readable {
+        for ((pack_name, pack_value), (_, text)) in readable.iter().zip(packs) {
             match compile::compile(pack_value, pack_name, &facts, &vocab) {
-                Ok(p) => programs.push(p),
+                Ok(program) => {
+                    let ruleset = ruleset_info(&program, text, vocab_text);
+                    programs.push(LoadedPack { program, ruleset });
+                }
                 Err(compile_errors) => {
                     errors.extend(compile_errors.into_iter().filter(|e| !consequence(e)));
                 }
@@ -431,60 +505,63 @@ impl Engine {
             return Err(LoadErrors(errors));
         }
         let mut programs = programs.into_iter();
-        let (Some(program), Some((_, pack))) = (programs.next(), packs.first()) else {
+        let Some(first) = programs.next() else {
             return Err(LoadErrors(errors));
         };
-        let others = programs.collect();
-        let mut hasher = Sha256::new();
-        for part in [*pack, vocab_text] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
-        let hash: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
+        let also = programs
+            .by_ref()
+            .take(screening.saturating_sub(1))
             .collect();
-        let label = format!("{}@{}#{}", program.name, program.version, &hash[..12]);
-        let ruleset = RulesetInfo {
-            name: program.name.clone(),
-            version: program.version.clone(),
-            hash,
-            label,
-        };
+        let others = programs.collect();
         Ok(Engine {
-            program,
+            first,
+            also,
             others,
             facts,
             vocab,
             profile_schema,
-            ruleset,
         })
     }
 
-    /// Identity of the loaded pack.
+    /// Identity of the (first) pack that screens.
     pub fn ruleset(&self) -> &RulesetInfo {
-        &self.ruleset
+        &self.first.ruleset
+    }
+
+    /// The packs that screen, in the order they were asked for (one unless several were).
+    pub fn screening_packs(&self) -> impl Iterator<Item = &LoadedPack> + Clone {
+        std::iter::once(&self.first).chain(&self.also)
+    }
+
+    /// Whether more than one pack screens: each record then gets one screening per pack
+    /// ([`Engine::screen_packs_with`]).
+    pub fn several(&self) -> bool {
+        !self.also.is_empty()
+    }
+
+    /// Every pack the engine knows: those that screen, then the others in load order.
+    pub fn packs(&self) -> impl Iterator<Item = &LoadedPack> + Clone {
+        self.screening_packs().chain(&self.others)
     }
 
     /// The compiled rules, in pack order.
     pub fn rules(&self) -> &[Rule] {
-        &self.program.rules
+        &self.first.program.rules
     }
 
     /// The pack's groups of rules that cite each comedication ingredient once between them.
     pub fn groups(&self) -> &[crate::compile::Group] {
-        &self.program.groups
+        &self.first.program.groups
     }
 
     /// The drug the pack screens (its ingredient in the vocabulary), if the pack names one.
     pub fn subject(&self) -> Option<crate::vocab::IngredientId> {
-        self.program.subject
+        self.first.program.subject
     }
 
     /// The pack's description.
     pub fn description(&self) -> &str {
-        &self.program.description
+        &self.first.program.description
     }
 
     /// The medication vocabulary.
@@ -495,11 +572,6 @@ impl Engine {
     /// The facts a profile may carry: the shared ones and every known pack's.
     pub fn facts(&self) -> &Arc<FactTable> {
         &self.facts
-    }
-
-    /// The packs the engine knows besides the one that screens, in load order.
-    pub fn other_packs(&self) -> &[Program] {
-        &self.others
     }
 
     /// The profile schema checker (the shared schema with every known pack's facts).
@@ -562,8 +634,40 @@ impl Engine {
     /// Screen a validated profile, remembering medication matches in `cache` (keep one per thread
     /// when screening many profiles: medication strings recur).
     pub fn screen_with<'e>(&'e self, profile: &Profile, cache: &mut MatchCache) -> Screening<'e> {
-        Evaluator::new(&self.program, &self.facts, &self.vocab, profile, cache)
-            .screen(&self.ruleset.label)
+        Evaluator::new(
+            &self.first.program,
+            &self.facts,
+            &self.vocab,
+            profile,
+            cache,
+        )
+        .screen(&self.first.ruleset.label)
+    }
+
+    /// Screen a validated profile with every pack that screens, in their order: one screening per
+    /// pack. Its comedications are matched once, whatever the number of packs.
+    pub fn screen_packs_with<'e>(
+        &'e self,
+        profile: &Profile,
+        cache: &mut MatchCache,
+    ) -> Vec<Screening<'e>> {
+        let matches: Option<Vec<MedMatch>> = profile.comedications.as_deref().map(|meds| {
+            meds.iter()
+                .map(|m| cache.match_medication(&self.vocab, m))
+                .collect()
+        });
+        self.screening_packs()
+            .map(|pack| {
+                Evaluator::with_matches(
+                    &pack.program,
+                    &self.facts,
+                    &self.vocab,
+                    profile,
+                    matches.as_deref(),
+                )
+                .screen(&pack.ruleset.label)
+            })
+            .collect()
     }
 
     /// For each rule (in pack order), how each of its tiers came out for `profile` when the rule
@@ -573,13 +677,14 @@ impl Engine {
     pub fn tier_outcomes(&self, profile: &Profile) -> Vec<Vec<Option<bool>>> {
         use crate::eval::Tri;
         let eval = Evaluator::new(
-            &self.program,
+            &self.first.program,
             &self.facts,
             &self.vocab,
             profile,
             &mut MatchCache::new(),
         );
-        self.program
+        self.first
+            .program
             .rules
             .iter()
             .map(|rule| {
@@ -612,6 +717,32 @@ impl Engine {
     pub fn screen_json(&self, bytes: &[u8]) -> Result<Screening<'_>, Rejection> {
         let profile = self.parse_profile(bytes)?;
         Ok(self.screen(&profile))
+    }
+}
+
+/// A pack's identity: its name, version and the SHA-256 of its text and the vocabulary's.
+fn ruleset_info(program: &Program, pack: &str, vocab: &str) -> RulesetInfo {
+    let mut hasher = Sha256::new();
+    for part in [pack, vocab] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let hash: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let label = format!(
+        "{}@{}#{}",
+        program.name,
+        program.version,
+        hash.get(..12).unwrap_or(&hash)
+    );
+    RulesetInfo {
+        name: program.name.clone(),
+        version: program.version.clone(),
+        hash,
+        label,
     }
 }
 

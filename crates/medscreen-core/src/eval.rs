@@ -82,12 +82,27 @@ impl MedFacts {
         subject: Option<IngredientId>,
         cache: &mut MatchCache,
     ) -> MedFacts {
+        MedFacts::from_matches(
+            meds.iter().map(|med| cache.match_medication(vocab, med)),
+            meds.len(),
+            vocab,
+            subject,
+        )
+    }
+
+    /// The facts of entries already matched (`len` of them), as the pack whose drug is `subject` sees
+    /// them: the subject is never its own comedication.
+    pub fn from_matches(
+        matches: impl Iterator<Item = MedMatch>,
+        len: usize,
+        vocab: &Vocabulary,
+        subject: Option<IngredientId>,
+    ) -> MedFacts {
         let mut facts = MedFacts {
-            entries: Vec::with_capacity(meds.len()),
+            entries: Vec::with_capacity(len),
             ..MedFacts::default()
         };
-        for (k, med) in meds.iter().enumerate() {
-            let mut m = cache.match_medication(vocab, med);
+        for (k, mut m) in matches.enumerate() {
             if !m.recognized() {
                 facts.unrecognized = true;
             }
@@ -219,6 +234,30 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             .comedications
             .as_deref()
             .map(|m| MedFacts::new(m, vocab, program.subject, cache));
+        Evaluator::with_meds(program, facts, vocab, profile, meds)
+    }
+
+    /// Prepare to evaluate `profile` with its comedications already matched (`matches`, one per entry,
+    /// `None` when the profile does not say): several packs screening one record match it once.
+    pub fn with_matches(
+        program: &'e Program,
+        facts: &'e FactTable,
+        vocab: &'e Vocabulary,
+        profile: &'p Profile,
+        matches: Option<&[MedMatch]>,
+    ) -> Self {
+        let meds = matches
+            .map(|m| MedFacts::from_matches(m.iter().cloned(), m.len(), vocab, program.subject));
+        Evaluator::with_meds(program, facts, vocab, profile, meds)
+    }
+
+    fn with_meds(
+        program: &'e Program,
+        facts: &'e FactTable,
+        vocab: &'e Vocabulary,
+        profile: &'p Profile,
+        meds: Option<MedFacts>,
+    ) -> Self {
         Evaluator {
             program,
             facts,
@@ -266,6 +305,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
             cautions,
             indeterminate,
             ruleset,
+            pack: &self.program.name,
         }
     }
 

@@ -90,6 +90,9 @@ pub struct OutputOptions {
     pub min_severity: Severity,
     /// Write the input's name with each result (several inputs).
     pub show_input: bool,
+    /// Several packs screen: each result holds one screening per pack ([`screened_packs_at`]), and CSV
+    /// has a `pack` column ([`CSV_HEADER_PACKS`]).
+    pub several_packs: bool,
 }
 
 impl Default for OutputOptions {
@@ -99,6 +102,7 @@ impl Default for OutputOptions {
             detail: Detail::Compact,
             min_severity: Severity::Info,
             show_input: false,
+            several_packs: false,
         }
     }
 }
@@ -153,6 +157,73 @@ impl<'s, 'e> Reported<'s, 'e> {
     }
 }
 
+/// What `--min-severity` leaves of one record's screenings by several packs: each pack's [`Reported`],
+/// in the packs' order, and the record's status and highest severity over them (flagged when any pack
+/// is).
+pub struct ReportedPacks<'s, 'e> {
+    /// Each pack's, in order.
+    pub packs: Vec<Reported<'s, 'e>>,
+    /// The highest kept severity of any pack; `None` when no pack kept a caution.
+    pub max_severity: Option<Severity>,
+}
+
+impl<'s, 'e> ReportedPacks<'s, 'e> {
+    /// What `min_severity` leaves of `screenings` (one per pack).
+    pub fn new(screenings: &'s [Screening<'e>], min_severity: Severity) -> Self {
+        let packs: Vec<Reported<'s, 'e>> = screenings
+            .iter()
+            .map(|s| Reported::new(s, min_severity))
+            .collect();
+        let max_severity = packs.iter().filter_map(|r| r.max_severity).max();
+        ReportedPacks {
+            packs,
+            max_severity,
+        }
+    }
+
+    /// `flagged` when any pack kept a caution, `clear` otherwise.
+    pub fn status(&self) -> Status {
+        if self.max_severity.is_some() {
+            Status::Flagged
+        } else {
+            Status::Clear
+        }
+    }
+
+    /// The packs side by side in one line: `baclofen: 2 critical, 1 warning, 3 undecided; tizanidine:
+    /// clear, 5 undecided`.
+    pub fn comparison(&self) -> String {
+        let parts: Vec<String> = self
+            .packs
+            .iter()
+            .map(|r| format!("{}: {}", r.screening().pack, r.counts()))
+            .collect();
+        parts.join("; ")
+    }
+}
+
+impl Reported<'_, '_> {
+    /// The kept cautions by severity and the undecided rules, in a few words: `2 critical, 1 warning,
+    /// 3 undecided`, `clear`, `clear, 5 undecided`.
+    pub fn counts(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        for sev in [Severity::Critical, Severity::Warning, Severity::Info] {
+            let n = self.cautions().filter(|c| c.severity == sev).count();
+            if n > 0 {
+                parts.push(format!("{n} {}", sev.as_str()));
+            }
+        }
+        if parts.is_empty() {
+            parts.push("clear".to_owned());
+        }
+        let undecided = self.screening.indeterminate.len();
+        if undecided > 0 {
+            parts.push(format!("{undecided} undecided"));
+        }
+        parts.join(", ")
+    }
+}
+
 /// What an input path adds to the native result, written by the native printer at fixed places. Every
 /// method has an empty default, so the native path is [`NoAnnotation`].
 pub trait Annotate {
@@ -203,12 +274,12 @@ pub struct Stream<'a> {
 }
 
 impl<'a> Stream<'a> {
-    /// Write the header of `format` to `out`.
-    pub fn begin(out: &'a mut (dyn Write + Send), format: Format) -> io::Result<Stream<'a>> {
-        out.write_all(header_of(format))?;
+    /// Write the header of the format of `opts` to `out`.
+    pub fn begin(out: &'a mut (dyn Write + Send), opts: &OutputOptions) -> io::Result<Stream<'a>> {
+        out.write_all(header(opts))?;
         Ok(Stream {
             out,
-            format,
+            format: opts.format,
             empty: true,
         })
     }
@@ -297,12 +368,9 @@ struct StatusLine<'a> {
 
 /// What goes before the first result.
 pub fn header(opts: &OutputOptions) -> &'static [u8] {
-    header_of(opts.format)
-}
-
-fn header_of(format: Format) -> &'static [u8] {
-    match format {
+    match opts.format {
         Format::Json => b"[\n",
+        Format::Csv if opts.several_packs => CSV_HEADER_PACKS,
         Format::Csv => CSV_HEADER,
         Format::Ndjson | Format::Table => b"",
     }
@@ -383,35 +451,154 @@ pub fn screened_at<A: Annotate + ?Sized>(
                 location(line, index, input),
                 printable(&s.id)
             );
-            for c in reported.cautions() {
-                let _ = writeln!(
-                    t,
-                    "  {:<8}  {}  {}",
-                    c.severity.as_str().to_uppercase(),
-                    c.rule,
-                    c.title
-                );
-                let _ = writeln!(t, "            {}", c.message);
-                let _ = writeln!(t, "            action: {}", c.action);
-                for e in &c.evidence {
-                    let _ = writeln!(t, "            evidence: {}", evidence_text(e));
-                }
-                for src in c.sources {
-                    let _ = writeln!(t, "            source: {}", source_text(src));
-                }
-            }
-            if !s.indeterminate.is_empty() {
-                let list: Vec<String> = s
-                    .indeterminate
-                    .iter()
-                    .map(|i| format!("{} ({})", i.rule, i.missing.join(", ")))
-                    .collect();
-                let _ = writeln!(t, "  could not evaluate: {}", list.join("; "));
-            }
+            table_cautions(&mut t, &reported);
             annotate.table_lines(&reported, &mut t);
             t.push('\n');
             buf.extend_from_slice(t.as_bytes());
         }
+    }
+}
+
+/// The version of the result shape with one screening per pack, written as its `shape` member.
+pub const PACKS_SHAPE: &str = "screenings/1";
+
+/// Append a record's result screened by several packs (`screenings`, one per pack, in the packs'
+/// order; [`Engine::screen_packs_with`](crate::Engine::screen_packs_with)), with what `annotate` adds.
+/// With one screening this is exactly [`screened_at`]. Otherwise, in JSON (see [`Format::Ndjson`]):
+///
+/// ```json
+/// {"line":3,"id":"p-3","status":"flagged","max_severity":"critical","screenings":[
+///   {"pack":"baclofen","status":"flagged","max_severity":"critical","cautions":[...],
+///    "indeterminate":[...],"ruleset":"baclofen@2.0.0#0123456789ab"},
+///   {"pack":"tizanidine","status":"clear","max_severity":null,"cautions":[],
+///    "indeterminate":[...],"ruleset":"tizanidine@1.0.0#0123456789ab"}],"shape":"screenings/1"}
+/// ```
+///
+/// The record's `status` is `flagged` when any pack's is, and `max_severity` is the highest over the
+/// packs. A CSV row names its pack ([`CSV_HEADER_PACKS`]); a table block puts the packs side by side in
+/// one line, then each pack's cautions.
+pub fn screened_packs_at<A: Annotate + ?Sized>(
+    opts: &OutputOptions,
+    buf: &mut Vec<u8>,
+    line: u64,
+    index: Option<u64>,
+    input: Option<&str>,
+    screenings: &[Screening<'_>],
+    annotate: &A,
+) {
+    let (Some(first), false) = (
+        screenings.first(),
+        screenings.len() == 1 && !opts.several_packs,
+    ) else {
+        if let Some(one) = screenings.first() {
+            screened_at(opts, buf, line, index, input, one, annotate);
+        }
+        return;
+    };
+    let reported = ReportedPacks::new(screenings, opts.min_severity);
+    let (csv, input) = place(opts, line, index, input, &first.id);
+    match opts.format {
+        Format::Ndjson | Format::Json => {
+            begin_result(opts, buf);
+            buf.extend_from_slice(b"{\"line\":");
+            write_u64(buf, line);
+            if let Some(i) = input {
+                buf.extend_from_slice(b",\"input\":");
+                write_str(buf, i);
+            }
+            if let Some(i) = index {
+                buf.extend_from_slice(b",\"index\":");
+                write_u64(buf, i);
+            }
+            buf.extend_from_slice(b",\"id\":");
+            write_str(buf, &first.id);
+            buf.push(b',');
+            write_status_json(buf, reported.status(), reported.max_severity);
+            buf.extend_from_slice(b",\"screenings\":[");
+            for (k, r) in reported.packs.iter().enumerate() {
+                if k > 0 {
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(b"{\"pack\":");
+                write_str(buf, r.screening.pack);
+                buf.push(b',');
+                write_screening_json(buf, opts, r, annotate);
+                buf.push(b'}');
+            }
+            buf.extend_from_slice(b"],\"shape\":");
+            write_str(buf, PACKS_SHAPE);
+            annotate.result_json(opts, buf);
+            buf.push(b'}');
+            if opts.format == Format::Ndjson {
+                buf.push(b'\n');
+            }
+        }
+        Format::Csv => {
+            for r in &reported.packs {
+                let pack = r.screening.pack;
+                let mut kept = r.cautions().peekable();
+                if kept.peek().is_none() {
+                    csv.pack_row(buf, pack, "clear", "", "", "");
+                }
+                for c in kept {
+                    csv.pack_row(buf, pack, "flagged", c.rule, c.severity.as_str(), c.title);
+                }
+            }
+        }
+        Format::Table => {
+            if reported.status() == Status::Clear {
+                return;
+            }
+            let mut t = String::new();
+            let sev = reported
+                .max_severity
+                .map_or("", Severity::as_str)
+                .to_uppercase();
+            let _ = writeln!(
+                t,
+                "{}  {}  FLAGGED ({sev})",
+                location(line, index, input),
+                printable(&first.id)
+            );
+            let _ = writeln!(t, "  {}", reported.comparison());
+            for r in &reported.packs {
+                let _ = writeln!(t, "  [{}]", r.screening.pack);
+                table_cautions(&mut t, r);
+                annotate.table_lines(r, &mut t);
+            }
+            t.push('\n');
+            buf.extend_from_slice(t.as_bytes());
+        }
+    }
+}
+
+/// A table block's cautions and undecided rules, as [`Format::Table`] shows them.
+fn table_cautions(t: &mut String, reported: &Reported<'_, '_>) {
+    for c in reported.cautions() {
+        let _ = writeln!(
+            t,
+            "  {:<8}  {}  {}",
+            c.severity.as_str().to_uppercase(),
+            c.rule,
+            c.title
+        );
+        let _ = writeln!(t, "            {}", c.message);
+        let _ = writeln!(t, "            action: {}", c.action);
+        for e in &c.evidence {
+            let _ = writeln!(t, "            evidence: {}", evidence_text(e));
+        }
+        for src in c.sources {
+            let _ = writeln!(t, "            source: {}", source_text(src));
+        }
+    }
+    let s = reported.screening;
+    if !s.indeterminate.is_empty() {
+        let list: Vec<String> = s
+            .indeterminate
+            .iter()
+            .map(|i| format!("{} ({})", i.rule, i.missing.join(", ")))
+            .collect();
+        let _ = writeln!(t, "  could not evaluate: {}", list.join("; "));
     }
 }
 
@@ -440,14 +627,33 @@ fn write_screened_json<A: Annotate + ?Sized>(
     }
     buf.extend_from_slice(b",\"id\":");
     write_str(buf, &s.id);
-    buf.extend_from_slice(match reported.status() {
-        Status::Clear => b",\"status\":\"clear\",\"max_severity\":",
-        Status::Flagged => b",\"status\":\"flagged\",\"max_severity\":",
+    buf.push(b',');
+    write_screening_json(buf, opts, reported, annotate);
+    annotate.result_json(opts, buf);
+    buf.push(b'}');
+}
+
+/// `"status":..,"max_severity":..` of a result, or of one pack's screening in it.
+fn write_status_json(buf: &mut Vec<u8>, status: Status, max: Option<Severity>) {
+    buf.extend_from_slice(match status {
+        Status::Clear => b"\"status\":\"clear\",\"max_severity\":",
+        Status::Flagged => b"\"status\":\"flagged\",\"max_severity\":",
     });
-    match reported.max_severity {
+    match max {
         Some(sev) => write_str(buf, sev.as_str()),
         None => buf.extend_from_slice(b"null"),
     }
+}
+
+/// The members of one screening after `--min-severity`, from `status` to `ruleset`, without braces.
+fn write_screening_json<A: Annotate + ?Sized>(
+    buf: &mut Vec<u8>,
+    opts: &OutputOptions,
+    reported: &Reported<'_, '_>,
+    annotate: &A,
+) {
+    let s = reported.screening;
+    write_status_json(buf, reported.status(), reported.max_severity);
     buf.extend_from_slice(b",\"cautions\":[");
     let full = opts.detail == Detail::Full;
     let mut first = true;
@@ -502,8 +708,6 @@ fn write_screened_json<A: Annotate + ?Sized>(
     }
     buf.extend_from_slice(b"],\"ruleset\":");
     write_str(buf, s.ruleset);
-    annotate.result_json(opts, buf);
-    buf.push(b'}');
 }
 
 /// One piece of evidence in JSON, as `Evidence` serialises, then what `annotate` adds.
@@ -706,6 +910,7 @@ fn place<'a>(
         line,
         index,
         id,
+        pack_column: opts.several_packs,
     };
     (csv, if opts.show_input { input } else { None })
 }
@@ -765,6 +970,10 @@ pub fn source_text(s: &Source) -> String {
 /// and the reason a FHIR patient was skipped.
 pub const CSV_HEADER: &[u8] = b"input,line,index,id,status,rule,severity,title\n";
 
+/// The CSV header when several packs screen: `pack` after `id`, and a screened record has rows for every
+/// pack (a clear row for a pack that reported nothing). An invalid record's row has an empty `pack`.
+pub const CSV_HEADER_PACKS: &[u8] = b"input,line,index,id,pack,status,rule,severity,title\n";
+
 /// Where a CSV row's record is: the leading columns of every row.
 pub struct CsvRecord<'a> {
     /// The input's name (`-` for standard input).
@@ -775,20 +984,38 @@ pub struct CsvRecord<'a> {
     pub index: Option<u64>,
     /// Its id (empty when it has none).
     pub id: &'a str,
+    /// Rows have a `pack` column after `id` ([`CSV_HEADER_PACKS`]).
+    pub pack_column: bool,
 }
 
 impl CsvRecord<'_> {
-    /// Append one row.
+    /// Append one row (about the record, not one pack: its `pack` column, if any, is empty).
     pub fn row(&self, buf: &mut Vec<u8>, status: &str, rule: &str, severity: &str, title: &str) {
+        self.pack_row(buf, "", status, rule, severity, title);
+    }
+
+    /// Append one row about `pack` (written only when rows have a `pack` column).
+    pub fn pack_row(
+        &self,
+        buf: &mut Vec<u8>,
+        pack: &str,
+        status: &str,
+        rule: &str,
+        severity: &str,
+        title: &str,
+    ) {
         let mut row = String::new();
         let _ = write!(row, "{},{},", csv_field(self.input), self.line);
         if let Some(i) = self.index {
             let _ = write!(row, "{i}");
         }
+        let _ = write!(row, ",{}", csv_field(self.id));
+        if self.pack_column {
+            let _ = write!(row, ",{}", csv_field(pack));
+        }
         let _ = writeln!(
             row,
-            ",{},{status},{},{severity},{}",
-            csv_field(self.id),
+            ",{status},{},{severity},{}",
             csv_field(rule),
             csv_field(title)
         );
@@ -897,6 +1124,7 @@ mod tests {
                             detail,
                             min_severity,
                             show_input: input.is_some(),
+                            several_packs: false,
                         };
                         let index = (k % 3 == 0).then_some(k as u64 * 7);
                         let mut got = Vec::new();

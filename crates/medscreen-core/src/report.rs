@@ -46,6 +46,9 @@ pub struct Screening<'e> {
     pub indeterminate: Vec<Indeterminate<'e>>,
     /// `name@version#hash` of the rule pack.
     pub ruleset: &'e str,
+    /// The pack's name (written by the several-pack result shape, not by this one).
+    #[serde(skip)]
+    pub pack: &'e str,
 }
 
 /// A rule that fired.

@@ -6,8 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::batch::PackSummary;
 use crate::compile::Rule;
-use crate::output::Reported;
+use crate::engine::Engine;
+use crate::output::{Reported, ReportedPacks};
 use crate::severity::Severity;
 
 const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
@@ -25,6 +27,9 @@ pub struct ScreenTally {
     severity: [u64; 3],
     by_rule: Vec<u64>,
     indeterminate: Vec<u64>,
+    /// With several packs, each pack's counts in the packs' order (the counts above are then of
+    /// records, and by rule are left to these).
+    packs: Vec<ScreenTally>,
 }
 
 impl ScreenTally {
@@ -49,8 +54,57 @@ impl ScreenTally {
         }
     }
 
+    /// Count one record screened by several packs: the record once (flagged when any pack flagged
+    /// it), and each pack's screening in that pack's counts.
+    pub fn add_packs(&mut self, reported: &ReportedPacks<'_, '_>, fail_on: Option<Severity>) {
+        if reported.max_severity.is_some() {
+            self.flagged += 1;
+        } else {
+            self.clear += 1;
+        }
+        if let (Some(max), Some(f)) = (reported.max_severity, fail_on) {
+            self.fail_on_reached |= max >= f;
+        }
+        if self.packs.len() < reported.packs.len() {
+            self.packs
+                .resize_with(reported.packs.len(), ScreenTally::default);
+        }
+        for (tally, r) in self.packs.iter_mut().zip(&reported.packs) {
+            tally.add(r, fail_on);
+            for c in r.cautions() {
+                if let Some(n) = self.severity.get_mut(c.severity as usize) {
+                    *n += 1;
+                }
+            }
+        }
+    }
+
+    /// Each screening pack's counts as the summary writes them (several packs only).
+    pub fn pack_summaries(&self, engine: &Engine) -> Vec<PackSummary> {
+        engine
+            .screening_packs()
+            .zip(&self.packs)
+            .map(|(pack, t)| PackSummary {
+                pack: pack.name().to_owned(),
+                ruleset: pack.ruleset().label.clone(),
+                clear: t.clear,
+                flagged: t.flagged,
+                cautions_by_severity: t.cautions_by_severity(),
+                cautions_by_rule: t.cautions_by_rule(&pack.program().rules),
+                indeterminate_by_rule: t.indeterminate_by_rule(&pack.program().rules),
+            })
+            .collect()
+    }
+
     /// Add `other`'s counts to these.
     pub fn merge(&mut self, other: &ScreenTally) {
+        if self.packs.len() < other.packs.len() {
+            self.packs
+                .resize_with(other.packs.len(), ScreenTally::default);
+        }
+        for (a, b) in self.packs.iter_mut().zip(&other.packs) {
+            a.merge(b);
+        }
         self.clear += other.clear;
         self.flagged += other.flagged;
         self.fail_on_reached |= other.fail_on_reached;

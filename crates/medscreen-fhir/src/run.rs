@@ -276,7 +276,16 @@ pub fn run(
     };
     let stop = AtomicBool::new(false);
     let mut writer = Writer {
-        out: Some(Stream::begin(out, format).map_err(RunError::Output)?),
+        out: Some(
+            Stream::begin(
+                out,
+                &OutputOptions {
+                    format,
+                    ..cfg.output.clone()
+                },
+            )
+            .map_err(RunError::Output)?,
+        ),
         error: None,
         stop: &stop,
         tally: Tally::default(),

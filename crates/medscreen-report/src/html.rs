@@ -107,6 +107,8 @@ struct Layout<'t> {
     codes_more: usize,
     packs: Vec<PackIds<'t>>,
     packs_more: usize,
+    /// Records were screened by several packs each: the packs' record counts overlap.
+    overlapping: bool,
     demo: Option<DemoIds>,
     cells: Vec<Cell>,
 }
@@ -200,7 +202,14 @@ impl<'t> Layout<'t> {
                 (|r| r.mx[1], |p| p.max_severity[1], t.max_severity[1]),
                 (|r| r.mx[2], |p| p.max_severity[2], t.max_severity[2]),
             ];
-            for (id, value, total) in measures {
+            // Records screened by several packs are counted once on the page and once by each pack, so
+            // the packs' record counts overlap; their cautions still add up.
+            let measures = if t.overlapping {
+                &[][..]
+            } else {
+                &measures[..]
+            };
+            for &(id, value, total) in measures {
                 let parts: Vec<(CellId, u64)> = packs
                     .iter()
                     .map(|p| (id(&p.counts), value(p.tally)))
@@ -279,6 +288,7 @@ impl<'t> Layout<'t> {
             codes_more,
             packs,
             packs_more,
+            overlapping: t.overlapping,
             demo,
             cells,
         }
@@ -759,11 +769,14 @@ impl Page<'_, '_> {
             }
             self.line("</tr>");
         }
-        let more = if l.packs_more > 0 {
+        let mut more = if l.packs_more > 0 {
             format!("<p class=\"note\">and {} more packs.</p>", l.packs_more)
         } else {
             String::new()
         };
+        if l.overlapping {
+            more.push_str("<p class=\"note\">Records were screened by several packs in one pass: each pack counts every record it screened, so the packs' record counts overlap and do not add up to the page's; their cautions do.</p>");
+        }
         self.line(&format!("</tbody></table>{more}</section>"));
     }
 

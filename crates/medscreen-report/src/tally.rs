@@ -258,6 +258,9 @@ pub(crate) struct Tally {
     /// Invalid records by the code of their first problem (as the run's summary counts them).
     pub(crate) invalid_by_code: Bounded<u64>,
     pub(crate) packs: Bounded<PackTally>,
+    /// Some record was screened by several packs (`"shape":"screenings/1"`): the packs' counts then
+    /// overlap, and do not add up to the page's.
+    pub(crate) overlapping: bool,
     pub(crate) demographics: Option<DemoTally>,
     /// Results files read: name, lines, bytes.
     pub(crate) inputs: Vec<(String, u64, u64)>,
@@ -318,6 +321,7 @@ impl Default for Tally {
             cautions: [0; 3],
             invalid_by_code: Bounded::new(MAX_KEYS),
             packs: Bounded::new(MAX_PACKS),
+            overlapping: false,
             demographics: None,
             inputs: Vec::new(),
             inputs_dropped: 0,
@@ -354,6 +358,24 @@ struct ResultLine<'a> {
     errors: Option<SmallVec<[ErrorLine<'a>; 4]>>,
     #[serde(borrow, default)]
     ruleset: Option<Cow<'a, str>>,
+    /// Several packs: one screening per pack (`"shape":"screenings/1"`).
+    #[serde(borrow, default)]
+    screenings: Option<SmallVec<[PackLine<'a>; 2]>>,
+}
+
+/// One pack's screening in a result of several packs.
+#[derive(Deserialize)]
+struct PackLine<'a> {
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow, default)]
+    max_severity: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    cautions: SmallVec<[CautionLine<'a>; 16]>,
+    #[serde(borrow, default)]
+    indeterminate: SmallVec<[IndeterminateLine<'a>; 32]>,
+    #[serde(borrow)]
+    ruleset: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -432,21 +454,55 @@ impl Tally {
         demographics: Option<Demographics>,
         scratch: &mut Scratch,
     ) -> Result<(), NotAResult> {
-        let cautions = r.cautions.as_deref().ok_or(NotAResult::Screened)?;
-        let ruleset = r.ruleset.as_deref().ok_or(NotAResult::Screened)?;
         let flagged = r.status == "flagged";
-        if flagged == cautions.is_empty() {
-            return Err(NotAResult::Screened);
-        }
-        let mut severities: SmallVec<[Severity; 16]> = SmallVec::new();
-        for c in cautions {
-            severities.push(Severity::parse(&c.severity).ok_or(NotAResult::Severity)?);
-        }
-        let max = match (flagged, r.max_severity.as_deref()) {
-            (true, Some(s)) => Some(Severity::parse(s).ok_or(NotAResult::Severity)?),
-            (true, None) => severities.iter().copied().max(),
-            (false, _) => None,
+        let max = if let Some(screenings) = &r.screenings {
+            // Several packs: the record once, then each pack's screening in that pack's counts.
+            if screenings.is_empty() || r.cautions.is_some() {
+                return Err(NotAResult::Screened);
+            }
+            let mut max = None;
+            for p in screenings {
+                let status = match p.status.as_ref() {
+                    "flagged" => true,
+                    "clear" => false,
+                    _ => return Err(NotAResult::Status),
+                };
+                let pack_max = self.add_pack(
+                    &p.ruleset,
+                    status,
+                    p.max_severity.as_deref(),
+                    &p.cautions,
+                    &p.indeterminate,
+                    scratch,
+                )?;
+                max = max.max(pack_max);
+            }
+            if flagged != max.is_some() {
+                return Err(NotAResult::Screened);
+            }
+            self.overlapping = true;
+            max
+        } else {
+            let cautions = r.cautions.as_deref().ok_or(NotAResult::Screened)?;
+            let ruleset = r.ruleset.as_deref().ok_or(NotAResult::Screened)?;
+            let indeterminate = r.indeterminate.as_deref().unwrap_or_default();
+            self.add_pack(
+                ruleset,
+                flagged,
+                r.max_severity.as_deref(),
+                cautions,
+                indeterminate,
+                scratch,
+            )?
         };
+        if flagged {
+            self.flagged += 1;
+        } else {
+            self.clear += 1;
+        }
+        if let Some(m) = max {
+            add_at(&mut self.max_severity, severity_index(m));
+        }
         let mix = max.map_or(0, |s| severity_index(s) + 1);
         if let Some(d) = demographics {
             let t = self.demographics.get_or_insert_with(DemoTally::default);
@@ -459,16 +515,39 @@ impl Tally {
                 *c += 1;
             }
         }
+        Ok(())
+    }
+
+    /// Count one pack's screening of a record in that pack's tally (and its cautions in the page's);
+    /// returns its highest severity.
+    fn add_pack(
+        &mut self,
+        ruleset: &str,
+        flagged: bool,
+        max_severity: Option<&str>,
+        cautions: &[CautionLine<'_>],
+        indeterminate: &[IndeterminateLine<'_>],
+        scratch: &mut Scratch,
+    ) -> Result<Option<Severity>, NotAResult> {
+        if flagged == cautions.is_empty() {
+            return Err(NotAResult::Screened);
+        }
+        let mut severities: SmallVec<[Severity; 16]> = SmallVec::new();
+        for c in cautions {
+            severities.push(Severity::parse(&c.severity).ok_or(NotAResult::Severity)?);
+        }
+        let max = match (flagged, max_severity) {
+            (true, Some(s)) => Some(Severity::parse(s).ok_or(NotAResult::Severity)?),
+            (true, None) => severities.iter().copied().max(),
+            (false, _) => None,
+        };
         let pack = self.packs.entry(ruleset);
         if flagged {
-            self.flagged += 1;
             pack.flagged += 1;
         } else {
-            self.clear += 1;
             pack.clear += 1;
         }
         if let Some(m) = max {
-            add_at(&mut self.max_severity, severity_index(m));
             add_at(&mut pack.max_severity, severity_index(m));
         }
         scratch.fired.clear();
@@ -481,7 +560,6 @@ impl Tally {
                 scratch.fired.push(rule.id);
             }
         }
-        let indeterminate = r.indeterminate.as_deref().unwrap_or_default();
         let mut missing: SmallVec<[&str; 32]> = SmallVec::new();
         for ind in indeterminate {
             pack.rule(&ind.rule).indeterminate += 1;
@@ -509,7 +587,7 @@ impl Tally {
                 }
             }
         }
-        Ok(())
+        Ok(max)
     }
 }
 
@@ -603,6 +681,7 @@ impl Merge for Tally {
         self.cautions.merge(other.cautions);
         self.invalid_by_code.merge(other.invalid_by_code);
         self.packs.merge(other.packs);
+        self.overlapping |= other.overlapping;
         if let Some(d) = other.demographics {
             let mine = self.demographics.get_or_insert_with(DemoTally::default);
             for (band, theirs) in mine.cells.iter_mut().zip(d.cells) {

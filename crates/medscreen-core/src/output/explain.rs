@@ -18,14 +18,26 @@
 //! ```
 //!
 //! An invalid profile: `profile p-3 is invalid:` and one line per problem, each with its help.
+//!
+//! With several packs, a first line puts them side by side, then each pack's screening follows under
+//! its name, as above:
+//!
+//! ```text
+//! profile p-3: baclofen: 1 critical, 2 undecided; tizanidine: 1 warning, 3 undecided
+//!
+//! == baclofen ==
+//! profile p-3 (baclofen@2.0.0#0123456789ab): FLAGGED: 1 caution, highest critical
+//! ...
+//! ```
 
 use std::fmt::Write as _;
 use std::io;
 
 use super::{evidence_text, source_text};
+use crate::compile::Rule;
 use crate::engine::Engine;
 use crate::input::{ItemKind, Splitter};
-use crate::report::Status;
+use crate::report::{Screening, Status};
 use crate::severity::Severity;
 
 /// What `explain` says about its input.
@@ -87,7 +99,23 @@ pub fn explain(engine: &Engine, bytes: &[u8]) -> Explained {
             return Explained::Invalid(t);
         }
     };
-    let s = engine.screen(&profile);
+    if !engine.several() {
+        screening_text(&mut t, &engine.screen(&profile), engine.rules());
+        return Explained::Screened(t);
+    }
+    // Several packs: the comparison first, then each pack's screening as one pack's would read.
+    let screenings = engine.screen_packs_with(&profile, &mut crate::vocab::MatchCache::new());
+    let reported = super::ReportedPacks::new(&screenings, Severity::Info);
+    let _ = writeln!(t, "profile {}: {}", profile.id, reported.comparison());
+    for (s, pack) in screenings.iter().zip(engine.screening_packs()) {
+        let _ = write!(t, "\n== {} ==\n", pack.name());
+        screening_text(&mut t, s, &pack.program().rules);
+    }
+    Explained::Screened(t)
+}
+
+/// One pack's screening in prose.
+fn screening_text(t: &mut String, s: &Screening<'_>, rules: &[Rule]) {
     let verdict = match s.status {
         Status::Clear => "CLEAR: no caution".to_owned(),
         Status::Flagged => format!(
@@ -122,19 +150,17 @@ pub fn explain(engine: &Engine, bytes: &[u8]) -> Explained {
             plural(s.indeterminate.len())
         );
         for i in &s.indeterminate {
-            let title = engine.rules().get(i.index).map_or("", |r| r.title.as_str());
+            let title = rules.get(i.index).map_or("", |r| r.title.as_str());
             let _ = writeln!(t, "  {} ({title}): needs {}", i.rule, i.missing.join(", "));
         }
     }
-    let decided = engine
-        .rules()
+    let decided = rules
         .len()
         .saturating_sub(s.cautions.len() + s.indeterminate.len());
     let _ = write!(
         t,
         "\n{decided} other rules did not apply or found nothing.\n"
     );
-    Explained::Screened(t)
 }
 
 fn plural(n: usize) -> &'static str {
