@@ -31,6 +31,8 @@ struct Fixtures {
     batch_file: tempfile::NamedTempFile,
     batch_records: u64,
     sample: Vec<Profile>,
+    /// The same 200 records as bytes (valid and invalid).
+    sample_lines: Vec<Vec<u8>>,
 }
 
 fn fixtures() -> Fixtures {
@@ -40,9 +42,13 @@ fn fixtures() -> Fixtures {
         .expect("generate");
     let mut batch_file = tempfile::NamedTempFile::new().expect("temp file");
     batch_file.write_all(&data).expect("write");
-    let sample = data
+    let sample_lines: Vec<Vec<u8>> = data
         .split(|b| *b == b'\n')
         .take(200)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let sample = sample_lines
+        .iter()
         .filter_map(|l| engine.parse_profile(l).ok())
         .collect();
     Fixtures {
@@ -50,6 +56,7 @@ fn fixtures() -> Fixtures {
         batch_file,
         batch_records: 100_000,
         sample,
+        sample_lines,
     }
 }
 
@@ -204,6 +211,55 @@ fn bench_rules(c: &mut Criterion, f: &Fixtures) {
     g.finish();
 }
 
+/// Parse and screen 200 records with one pack, with the other, with both in one pass (parsed and
+/// matched once), and with both one after the other (each parsing and matching the record): what a
+/// second pack costs.
+fn bench_packs(c: &mut Criterion, f: &Fixtures) {
+    let mut g = c.benchmark_group("packs");
+    g.sample_size(30);
+    g.throughput(Throughput::Elements(f.sample_lines.len() as u64));
+    let baclofen = Engine::embedded_pack("baclofen").expect("baclofen");
+    let tizanidine = Engine::embedded_pack("tizanidine").expect("tizanidine");
+    let both = Engine::embedded_packs(&["baclofen", "tizanidine"]).expect("both");
+    let one = |engine: &Engine, cache: &mut MatchCache| {
+        f.sample_lines
+            .iter()
+            .filter_map(|l| engine.parse_profile(black_box(l)).ok())
+            .map(|p| engine.screen_with(&p, cache).cautions.len())
+            .sum::<usize>()
+    };
+    for (name, engine) in [("baclofen", &baclofen), ("tizanidine", &tizanidine)] {
+        let mut cache = MatchCache::new();
+        g.bench_function(BenchmarkId::new("parse_and_screen_200", name), |b| {
+            b.iter(|| one(engine, &mut cache))
+        });
+    }
+    let mut cache = MatchCache::new();
+    g.bench_function(
+        BenchmarkId::new("parse_and_screen_200", "both_in_one_pass"),
+        |b| {
+            b.iter(|| {
+                f.sample_lines
+                    .iter()
+                    .filter_map(|l| both.parse_profile(black_box(l)).ok())
+                    .map(|p| {
+                        both.screen_packs_with(&p, &mut cache)
+                            .iter()
+                            .map(|s| s.cautions.len())
+                            .sum::<usize>()
+                    })
+                    .sum::<usize>()
+            })
+        },
+    );
+    let (mut c1, mut c2) = (MatchCache::new(), MatchCache::new());
+    g.bench_function(
+        BenchmarkId::new("parse_and_screen_200", "both_one_after_the_other"),
+        |b| b.iter(|| one(&baclofen, &mut c1) + one(&tizanidine, &mut c2)),
+    );
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let f = fixtures();
     bench_load(c);
@@ -212,6 +268,7 @@ fn benches(c: &mut Criterion) {
     bench_meds(c, &f);
     bench_batch(c, &f);
     bench_rules(c, &f);
+    bench_packs(c, &f);
 }
 
 criterion_group!(all, benches);

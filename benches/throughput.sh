@@ -56,6 +56,8 @@ measure "floor: parse to typed Profile (2 threads)" "$floor" typed "$data" 2
 measure "medscreen validate (2 threads)" "$bin" validate -q --threads 2 -o "$work/out" "$data"
 measure "medscreen screen (1 thread)" "$bin" screen -q --threads 1 -o "$work/out" "$data"
 measure "medscreen screen (2 threads)" "$bin" screen -q --threads 2 -o "$work/out" "$data"
+measure "screen --pack tizanidine (2 threads)" "$bin" screen -q --threads 2 --pack tizanidine -o "$work/out" "$data"
+measure "screen both packs in one pass (2 threads)" "$bin" screen -q --threads 2 --pack baclofen --pack tizanidine -o "$work/out" "$data"
 
 base=${secs["floor: parse to serde_json::Value (2 threads)"]}
 echo "records: $records ($((bytes / records)) bytes each, $((bytes / 1000000)) MB), repetitions: $reps, $(nproc) CPUs, $(date -u +%Y-%m-%d)"
@@ -66,3 +68,9 @@ for name in "${order[@]}"; do
     awk -v n="$name" -v s="$s" -v r="$records" -v b="$bytes" -v m="${rss[$name]}" -v f="$base" 'BEGIN {
         printf "| %-46s | %9.2f | %11.0f | %8.1f | %13.1f | %13.2fx |\n", n, s, r / s, b / s / 1e6, m / 1024, f / s }'
 done
+
+# What the second pack costs: both packs in one pass against the default pack (baclofen) alone and
+# against the two packs run one after the other.
+awk -v b="${secs["medscreen screen (2 threads)"]}" -v t="${secs["screen --pack tizanidine (2 threads)"]}" \
+    -v both="${secs["screen both packs in one pass (2 threads)"]}" 'BEGIN {
+    printf "second pack in one pass: +%.2f s over baclofen alone (%.2f s), %.2fx the first pack'"'"'s cost; both in one pass %.2fx the two runs one after the other\n", both - b, b, (both - b) / b, both / (b + t) }'

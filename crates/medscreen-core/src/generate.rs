@@ -289,6 +289,34 @@ pub fn scaled_pack(base: &str, n: usize) -> Result<String, serde_json::Error> {
         out.push(rule);
     }
     pack["rules"] = serde_json::Value::Array(out);
+    // Each copy of the rules keeps the pack's groups, over that copy's rules.
+    if let Some(groups) = pack.get("groups").and_then(|g| g.as_array()).cloned() {
+        let copies = n.div_ceil(rules.len().max(1));
+        let index = |id: &str| rules.iter().position(|r| r["id"] == id);
+        let mut scaled = Vec::new();
+        for c in 0..copies {
+            for group in &groups {
+                let mut g = group.clone();
+                let members: Vec<serde_json::Value> = group["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| {
+                        let k = c * rules.len() + index(m.as_str()?)?;
+                        (k < n).then(|| format!("{}-X{k}", m.as_str().unwrap_or_default()).into())
+                    })
+                    .collect();
+                if members.len() < 2 {
+                    continue;
+                }
+                let id = group["id"].as_str().unwrap_or("GROUP");
+                g["id"] = format!("{id}-C{c}").into();
+                g["rules"] = serde_json::Value::Array(members);
+                scaled.push(g);
+            }
+        }
+        pack["groups"] = serde_json::Value::Array(scaled);
+    }
     serde_json::to_string(&pack)
 }
 
@@ -315,6 +343,25 @@ fn shift_numbers(v: &mut serde_json::Value, by: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scaled_packs_load_with_their_groups() {
+        use crate::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY};
+        for n in [7, 300, 3000] {
+            let pack = scaled_pack(EMBEDDED_PACK, n).unwrap();
+            let engine = crate::Engine::from_sources(
+                "pack.json",
+                &pack,
+                "vocabulary.json",
+                EMBEDDED_VOCABULARY,
+            )
+            .unwrap();
+            assert_eq!(engine.rules().len(), n);
+            if n >= 300 {
+                assert!(!engine.groups().is_empty(), "{n} rules keep groups");
+            }
+        }
+    }
 
     #[test]
     fn same_seed_same_bytes_and_invalid_rate_respected() {

@@ -340,10 +340,15 @@ mod tests {
 
     /// The NDJSON results of `n` generated profiles (1% invalid), screened with the embedded pack.
     fn results(n: u64) -> Vec<u8> {
+        results_of(n, &[])
+    }
+
+    /// The same, screened with the embedded packs `packs` (the default one when empty).
+    fn results_of(n: u64, packs: &[&str]) -> Vec<u8> {
         use medscreen_core::batch::{self, BatchConfig, Sinks};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("profiles.ndjson");
-        let engine = medscreen_core::Engine::embedded().unwrap();
+        let engine = medscreen_core::Engine::embedded_packs(packs).unwrap();
         let mut profiles = Vec::new();
         medscreen_core::generate::write_profiles(&mut profiles, engine.facts(), n, 11, 0.01)
             .unwrap();
@@ -397,6 +402,55 @@ mod tests {
             r.add_results(&results[..], "r.ndjson").unwrap();
             assert_eq!(page(&r.tally), expected, "{threads} threads");
         }
+    }
+
+    fn tally_of(results: &[u8]) -> Tally {
+        let mut t = Tally::default();
+        let mut scratch = Scratch::default();
+        for line in results.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            t.add(line, None, &mut scratch).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn results_of_several_packs_count_each_pack_as_its_own_results_do() {
+        let both = tally_of(&results_of(3_000, &["baclofen", "tizanidine"]));
+        assert!(both.overlapping);
+        let mut screened_by_any = 0;
+        for name in ["baclofen", "tizanidine"] {
+            let alone = tally_of(&results_of(3_000, &[name]));
+            assert!(!alone.overlapping);
+            assert_eq!(alone.packs.map.len(), 1);
+            let (ruleset, a) = alone.packs.map.iter().next().unwrap();
+            let b = both.packs.map.get(ruleset).unwrap();
+            assert_eq!(
+                (b.clear, b.flagged, b.max_severity, b.cautions),
+                (a.clear, a.flagged, a.max_severity, a.cautions),
+                "{name}"
+            );
+            assert_eq!(b.rules.map.len(), a.rules.map.len(), "{name}");
+            for (rule, r) in &a.rules.map {
+                let m = b.rules.map.get(rule).unwrap();
+                assert_eq!(
+                    (m.fired, m.indeterminate, m.id),
+                    (r.fired, r.indeterminate, r.id),
+                    "{rule}"
+                );
+            }
+            for (fact, f) in &a.facts.map {
+                let m = b.facts.map.get(fact).unwrap();
+                assert_eq!((m.records, m.undecided), (f.records, f.undecided), "{fact}");
+            }
+            assert_eq!(b.pairs, a.pairs, "{name}");
+            assert_eq!(both.invalid, alone.invalid);
+            screened_by_any = alone.clear + alone.flagged;
+            assert!(both.flagged >= alone.flagged);
+        }
+        // Each record is counted once on the page.
+        assert_eq!(both.clear + both.flagged, screened_by_any);
+        let html = page(&both);
+        assert!(html.contains("record counts overlap"));
     }
 
     #[test]
