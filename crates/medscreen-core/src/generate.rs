@@ -62,6 +62,8 @@ const SAMPLES: &str = include_str!("../../../rules/generate.json");
 
 #[derive(serde::Deserialize)]
 struct Samples {
+    /// Shared yes/no facts and how often each is true.
+    flags: Flags,
     /// Free-text medication entries.
     medications: Vec<String>,
     /// Entries that match nothing, as real exports contain them.
@@ -72,33 +74,50 @@ struct Samples {
     indications: Vec<String>,
 }
 
+/// `flags` of `rules/generate.json`.
+#[derive(serde::Deserialize)]
+struct Flags {
+    /// Out of 100 draws, how many leave the fact out...
+    absent_percent: u64,
+    /// ...and how many write `null`; the others write `true` with the fact's probability, else `false`.
+    null_percent: u64,
+    /// Each fact and its probability of `true`, in the order they are drawn.
+    #[serde(rename = "true")]
+    facts: Vec<(String, f64)>,
+}
+
 impl Samples {
-    fn load() -> io::Result<Samples> {
-        let s: Samples = serde_json::from_str(SAMPLES)
-            .map_err(|e| io::Error::other(format!("rules/generate.json: {e}")))?;
+    /// The samples, checked against the facts profiles may carry: each flag a yes/no fact.
+    fn load(facts: &FactTable) -> io::Result<Samples> {
+        Samples::parse(SAMPLES, facts)
+    }
+
+    fn parse(text: &str, facts: &FactTable) -> io::Result<Samples> {
+        let bad = |what: String| io::Error::other(format!("rules/generate.json: {what}"));
+        let s: Samples = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let lists = [&s.medications, &s.unrecognised, &s.coded, &s.indications];
         if lists.iter().any(|l| l.is_empty()) {
-            return Err(io::Error::other("rules/generate.json: a list is empty"));
+            return Err(bad("a list is empty".to_owned()));
+        }
+        if s.flags.absent_percent + s.flags.null_percent > 100 {
+            return Err(bad(
+                "`absent_percent` and `null_percent` add up to more than 100".to_owned(),
+            ));
+        }
+        for (name, p) in &s.flags.facts {
+            let is_flag = facts
+                .decls()
+                .iter()
+                .any(|d| d.name == *name && d.kind == crate::facts::FactKind::Bool);
+            if !is_flag || !(0.0..=1.0).contains(p) {
+                return Err(bad(format!(
+                    "flag `{name}` must be a yes/no fact with a probability from 0 to 1"
+                )));
+            }
         }
         Ok(s)
     }
 }
-
-const BOOL_FACTS: &[(&str, f64)] = &[
-    ("seizure_history", 0.06),
-    ("kidney_disease", 0.12),
-    ("dialysis", 0.02),
-    ("stroke_history", 0.08),
-    ("relies_on_spasticity", 0.1),
-    ("liver_disease", 0.05),
-    ("heart_disease", 0.15),
-    ("diabetes", 0.18),
-    ("psychiatric_disorder", 0.07),
-    ("alcohol_use", 0.2),
-    ("operates_machinery", 0.25),
-    ("autonomic_dysreflexia", 0.03),
-    ("respiratory_impairment", 0.12),
-];
 
 const CKD_STAGES: &[&str] = &[
     "\"1\"", "\"2\"", "\"3a\"", "\"3b\"", "\"4\"", "\"5\"", "null",
@@ -113,7 +132,7 @@ pub fn write_profiles<W: Write>(
     seed: u64,
     invalid_rate: f64,
 ) -> io::Result<()> {
-    let samples = Samples::load()?;
+    let samples = Samples::load(facts)?;
     let mut rng = Rng::new(seed);
     let mut line = String::with_capacity(1024);
     for n in 1..=count {
@@ -179,15 +198,18 @@ fn profile(rng: &mut Rng, n: u64, facts: &FactTable, samples: &Samples, line: &m
             );
         }
     }
-    for (fact, p_true) in BOOL_FACTS {
-        match rng.below(100) {
-            0..=24 => {}
-            25..=29 => push_field(line, fact, "null"),
-            _ => push_field(
+    let flags = &samples.flags;
+    for (fact, p_true) in &flags.facts {
+        let draw = rng.below(100);
+        if draw < flags.absent_percent {
+        } else if draw < flags.absent_percent + flags.null_percent {
+            push_field(line, fact, "null");
+        } else {
+            push_field(
                 line,
                 fact,
                 if rng.chance(*p_true) { "true" } else { "false" },
-            ),
+            );
         }
     }
     if rng.chance(0.7) {
@@ -343,6 +365,23 @@ fn shift_numbers(v: &mut serde_json::Value, by: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_that_is_not_a_yes_no_fact_is_refused() {
+        let engine = crate::Engine::embedded().unwrap();
+        assert!(Samples::parse(SAMPLES, engine.facts()).is_ok());
+        for (from, to) in [
+            ("[\"dialysis\", 0.02]", "[\"egfr\", 0.02]"),
+            ("[\"dialysis\", 0.02]", "[\"dialysys\", 0.02]"),
+            ("[\"dialysis\", 0.02]", "[\"dialysis\", 1.5]"),
+            ("\"null_percent\": 5", "\"null_percent\": 80"),
+        ] {
+            assert!(SAMPLES.contains(from));
+            let text = SAMPLES.replace(from, to);
+            let e = Samples::parse(&text, engine.facts()).err().unwrap();
+            assert!(e.to_string().starts_with("rules/generate.json: "), "{e}");
+        }
+    }
 
     #[test]
     fn scaled_packs_load_with_their_groups() {
