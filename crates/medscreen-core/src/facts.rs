@@ -73,6 +73,10 @@ impl FactType {
     }
 }
 
+/// Numeric bounds must be smaller than this in magnitude (2^53): every integer below it is an exact
+/// `f64`, and values are compared as `f64`.
+const EXACT_LIMIT: f64 = 9_007_199_254_740_992.0;
+
 /// What values a declared fact takes, besides `null`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FactKind {
@@ -629,7 +633,13 @@ fn declaration(
         ("maxLength", text, "a string"),
     ] {
         if let Some(v) = obj.get(k) {
-            let valid = if numeric { v.is_number() } else { v.is_u64() };
+            // Values are compared as f64: a bound beyond 2^53 would not be compared exactly, so a
+            // value just past it could pass.
+            let valid = if numeric {
+                v.as_f64().is_some_and(|x| x.abs() < EXACT_LIMIT)
+            } else {
+                v.is_u64()
+            };
             if !fits || !valid {
                 bad(
                     format!("{at}/{k}"),

@@ -187,6 +187,17 @@ fn declarations_outside_the_typed_subset_do_not_load() {
             "`maximum` of fact `x` needs a number fact and a valid bound",
         ),
         (
+            // Beyond 2^53 a bound cannot be compared exactly with values read as f64.
+            json!({"type": ["integer", "null"], "minimum": 0, "maximum": 9_007_199_254_740_993u64}),
+            "/facts/x/maximum",
+            "`maximum` of fact `x` needs a number fact and a valid bound",
+        ),
+        (
+            json!({"type": ["number", "null"], "minimum": -1e300}),
+            "/facts/x/minimum",
+            "`minimum` of fact `x` needs a number fact and a valid bound",
+        ),
+        (
             json!({"type": ["number", "null"], "maximum": 3, "generate": {"chance": 0.5, "values": [4]}}),
             "/facts/x/generate",
             "`generate` of fact `x` needs a chance from 0 to 1 and values of the fact",
