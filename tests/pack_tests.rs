@@ -211,16 +211,34 @@ fn pack_chooses_the_drug_screened_and_the_default_stays_baclofen() {
         "{}",
         stderr(&typo)
     );
-    // FHIR input finds the order with the value sets' subject set (baclofen's, embedded): another
-    // pack is refused, not misread.
+    // FHIR input finds the order with the value sets' subject set, each pack's own when embedded;
+    // value sets whose subject set is another drug's are refused, not misread.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let baclofen = medscreen::fhir::valueset::EMBEDDED_PACKS
+        .iter()
+        .filter(|(pack, _)| *pack == "baclofen")
+        .flat_map(|(_, files)| files.iter());
+    for (name, text) in medscreen::fhir::valueset::EMBEDDED.iter().chain(baclofen) {
+        std::fs::write(dir.path().join(name), text).expect("value set");
+    }
+    let sets = dir.path().to_str().expect("utf-8");
     let fhir = run(
-        &["screen", "--from", "fhir", "--pack", "tizanidine", "-"],
+        &[
+            "screen",
+            "--from",
+            "fhir",
+            "--pack",
+            "tizanidine",
+            "--valuesets",
+            sets,
+            "-",
+        ],
         b"{}",
     );
     assert_eq!(code(&fhir), 2);
     assert!(
         stderr(&fhir).contains(
-            "the value sets map orders of `baclofen`, but the pack that screens is `tizanidine`"
+            "error: the value sets map orders of `baclofen`, but the pack that screens is `tizanidine`: FHIR input would read one drug's order as the other's\n  help: give `--valuesets` a directory whose subject set is the `tizanidine` drug, or screen with the `baclofen` pack\n"
         ),
         "{}",
         stderr(&fhir)
