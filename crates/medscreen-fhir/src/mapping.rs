@@ -228,11 +228,13 @@ pub struct MedInfo {
     pub ingredients: Vec<MedEntry>,
 }
 
-/// What an observation said: a number, or a status answer (`None`: the answer "unknown").
+/// What an observation said: a number, a status answer (`None`: the answer "unknown"), or a result
+/// that gives no value of the fact (a ratio without an upper limit), which still hides older ones.
 #[derive(Debug, Clone, Copy)]
 enum ObsValue {
     Number(f64),
     Answer(Option<bool>),
+    Unusable,
 }
 
 /// The latest observation kept for one value set (and, for an `observation` set with measures, one
@@ -630,16 +632,19 @@ impl<'v> Mapper<'v> {
                     };
                     let rank = set.fills.measure_rank(entry.measure.as_deref());
                     let p = prov(h.set, &entry.code, entry.display.clone(), reading.note);
+                    let value = ObsValue::Number(value);
                     self.keep_number(&mut facts.obs, (h.set, rank), (date, &stamp), value, p);
                 }
                 Kind::RatioToUpperLimit => {
-                    let Some((ratio, note)) = ratio_to_upper_limit(&mut g, r, &set.units) else {
-                        continue;
+                    // The latest result decides: one that gives no ratio (no upper limit in its
+                    // unit) leaves the fact unknown rather than let an older, lower one stand.
+                    let ratio = ratio_to_upper_limit(&mut g, r, &set.units)
+                        .and_then(|(ratio, note)| Some((self.admit(h.set, ratio)?, note)));
+                    let (value, note) = match ratio {
+                        Some((v, note)) => (ObsValue::Number(v), Some(note)),
+                        None => (ObsValue::Unusable, None),
                     };
-                    let Some(value) = self.admit(h.set, ratio) else {
-                        continue;
-                    };
-                    let p = prov(h.set, &entry.code, entry.display.clone(), Some(note));
+                    let p = prov(h.set, &entry.code, entry.display.clone(), note);
                     self.keep_number(&mut facts.obs, (h.set, 0), (date, &stamp), value, p);
                 }
                 Kind::Status => {
@@ -714,6 +719,7 @@ impl<'v> Mapper<'v> {
             }
         }
         for (set, value, p, rank) in best {
+            let value = ObsValue::Number(value);
             self.keep_number(&mut facts.obs, (set, rank), (date, &stamp), value, p);
         }
     }
@@ -740,7 +746,7 @@ impl<'v> Mapper<'v> {
         obs: &mut Vec<ObsHit>,
         (set, rank): (usize, usize),
         (date, stamp): (Date, &str),
-        value: f64,
+        value: ObsValue,
         prov: Prov,
     ) {
         let days = self
@@ -756,7 +762,7 @@ impl<'v> Mapper<'v> {
         let d = Dated {
             date,
             stamp: stamp.to_owned(),
-            value: ObsValue::Number(value),
+            value,
             prov,
         };
         keep_latest(obs, (set, rank), d);

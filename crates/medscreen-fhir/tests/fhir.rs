@@ -923,3 +923,161 @@ fn an_active_hypotension_condition_sets_the_shared_fact_and_a_resolved_one_does_
     let resolved = profile_of(&synthetic(json!([patient(), condition("c2", "resolved")])));
     assert_eq!(resolved["hypotension"], json!(false), "{resolved}");
 }
+
+// ---- alt_uln_ratio: ALT over its own reference range's upper limit (tizanidine's `alt.json`). ----
+
+/// An ALT Observation (LOINC 1742-6) of `value` in `unit`, dated `date`, with `ranges` as its
+/// referenceRange (left out when empty).
+fn alt(id: &str, date: &str, value: f64, unit: &str, ranges: Value) -> Value {
+    let mut r = json!({"resourceType": "Observation", "id": id, "status": "final",
+        "subject": {"reference": "urn:uuid:p1"}, "effectiveDateTime": date,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1742-6"}]},
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}});
+    if ranges.as_array().is_some_and(|a| !a.is_empty()) {
+        r["referenceRange"] = ranges;
+    }
+    json!({"resource": r})
+}
+
+fn high(value: f64, unit: &str) -> Value {
+    json!([{"low": {"value": 7, "unit": unit}, "high": {"value": value, "unit": unit,
+        "system": "http://unitsofmeasure.org", "code": unit}}])
+}
+
+/// The profile, provenance and TZN-LIVER outcome (`critical`, `info`... or `indeterminate`) of the
+/// tizanidine pack for `observations`, evaluated on 2024-06-01 with a `lookback`-day window.
+fn tizanidine_liver(observations: &[Value], lookback: u32) -> (Value, Value, String) {
+    let binding = Binding::new(
+        Engine::embedded_pack("tizanidine").unwrap(),
+        ValueSets::embedded_for("tizanidine").unwrap(),
+    )
+    .unwrap();
+    let mut o = opts("2024-06-01");
+    o.lookback_days = lookback;
+    let mapper = binding.mapper(o);
+    let mut entries = vec![patient()];
+    entries.extend(observations.iter().cloned());
+    let facts = read_bundle(&mapper, &synthetic(Value::Array(entries)), "test", 1);
+    let Outcome::Profile {
+        profile,
+        provenance,
+    } = mapper.profile(&facts.patients[0])
+    else {
+        panic!("no profile")
+    };
+    let engine = binding.engine();
+    let s = engine.screen(&engine.validate_value(&profile).unwrap());
+    let liver = s
+        .cautions
+        .iter()
+        .find(|c| c.rule == "TZN-LIVER")
+        .map(|c| c.severity.as_str().to_owned())
+        .or_else(|| {
+            s.indeterminate
+                .iter()
+                .any(|i| i.rule == "TZN-LIVER")
+                .then(|| "indeterminate".to_owned())
+        })
+        .unwrap_or_else(|| "silent".to_owned());
+    (profile, serde_json::to_value(&provenance).unwrap(), liver)
+}
+
+#[test]
+fn alt_at_three_times_its_upper_limit_is_critical_and_just_below_is_not() {
+    let (p, prov, liver) = tizanidine_liver(
+        &[alt("a1", "2024-05-01", 120.0, "U/L", high(40.0, "U/L"))],
+        365,
+    );
+    assert_eq!(p["alt_uln_ratio"], json!(3.0));
+    assert_eq!(liver, "critical");
+    assert_eq!(prov["/alt_uln_ratio"][0]["resource"], "Observation/a1");
+    assert_eq!(prov["/alt_uln_ratio"][0]["valueset"], "alt");
+    assert_eq!(
+        prov["/alt_uln_ratio"][0]["note"],
+        "divided by the upper limit of its reference range, 40 U/L"
+    );
+    let (p, _, liver) = tizanidine_liver(
+        &[alt("a1", "2024-05-01", 119.0, "U/L", high(40.0, "U/L"))],
+        365,
+    );
+    assert_eq!(p["alt_uln_ratio"], json!(2.98));
+    // Tier 2 (liver disease) is false on a closed-world problem list, so the rule does not fire.
+    assert_eq!(liver, "silent");
+}
+
+#[test]
+fn alt_without_a_reference_range_leaves_the_ratio_unknown() {
+    let (p, _, liver) = tizanidine_liver(&[alt("a1", "2024-05-01", 300.0, "U/L", json!([]))], 365);
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    assert_eq!(liver, "indeterminate");
+    // The latest result decides: an older one with a range does not stand in for it.
+    let (p, _, _) = tizanidine_liver(
+        &[
+            alt("old", "2024-01-01", 20.0, "U/L", high(40.0, "U/L")),
+            alt("new", "2024-05-01", 300.0, "U/L", json!([])),
+        ],
+        365,
+    );
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    // A range that only names a low limit, or is of another meaning, gives no upper limit either.
+    let low_only = json!([{"low": {"value": 7, "unit": "U/L"}}]);
+    let treatment = json!([{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/referencerange-meaning", "code": "treatment"}]},
+        "high": {"value": 40, "unit": "U/L"}}]);
+    for ranges in [low_only, treatment] {
+        let (p, _, _) = tizanidine_liver(&[alt("a1", "2024-05-01", 300.0, "U/L", ranges)], 365);
+        assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    }
+    // Of several normal ranges, one upper limit is needed; two that differ leave it unknown.
+    let normal = |v: f64| json!({"type": {"coding": [{"code": "normal"}]}, "high": {"value": v, "unit": "U/L"}});
+    let (p, _, _) = tizanidine_liver(
+        &[alt(
+            "a1",
+            "2024-05-01",
+            120.0,
+            "U/L",
+            json!([normal(40.0), normal(40.0)]),
+        )],
+        365,
+    );
+    assert_eq!(p["alt_uln_ratio"], json!(3.0));
+    let (p, _, _) = tizanidine_liver(
+        &[alt(
+            "a1",
+            "2024-05-01",
+            120.0,
+            "U/L",
+            json!([normal(40.0), normal(56.0)]),
+        )],
+        365,
+    );
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+}
+
+#[test]
+fn alt_and_an_upper_limit_in_different_units_give_no_ratio() {
+    // 120 U/L over 0.67 ukat/L would be read as 179: the units must be the same.
+    let (p, _, liver) = tizanidine_liver(
+        &[alt("a1", "2024-05-01", 120.0, "U/L", high(0.67, "ukat/L"))],
+        365,
+    );
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    assert_eq!(liver, "indeterminate");
+    // A value in a unit the set does not list is not read at all.
+    let (p, _, _) = tizanidine_liver(
+        &[alt("a1", "2024-05-01", 2.0, "ukat/L", high(0.67, "ukat/L"))],
+        365,
+    );
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+}
+
+#[test]
+fn alt_older_than_the_lookback_window_is_not_used() {
+    // 2023-05-01 is 397 days before 2024-06-01.
+    let old = [alt("a1", "2023-05-01", 200.0, "U/L", high(40.0, "U/L"))];
+    let (p, _, liver) = tizanidine_liver(&old, 396);
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    assert_eq!(liver, "indeterminate");
+    let (p, _, liver) = tizanidine_liver(&old, 397);
+    assert_eq!(p["alt_uln_ratio"], json!(5.0));
+    assert_eq!(liver, "critical");
+}
