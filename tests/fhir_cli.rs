@@ -649,26 +649,28 @@ fn value_sets_in(dir: &Path, flat: Option<&str>) {
     }
 }
 
+/// `screen --from fhir --pack tizanidine` on `input` at 2021-06-01, with `extra` options.
+fn screen_tizanidine(extra: &[&str], input: &Path) -> Output {
+    let mut args = vec![
+        "screen",
+        "-q",
+        "--from",
+        "fhir",
+        "--pack",
+        "tizanidine",
+        "--as-of",
+        "2021-06-01",
+    ];
+    args.extend_from_slice(extra);
+    let input = input.display().to_string();
+    args.push(&input);
+    run(&args)
+}
+
 #[test]
 fn the_tizanidine_pack_screens_fhir_with_its_own_embedded_value_sets() {
-    let synthea = fixtures().join("synthea").display().to_string();
-    let args = |extra: &[&str]| {
-        let mut a = vec![
-            "screen",
-            "-q",
-            "--from",
-            "fhir",
-            "--pack",
-            "tizanidine",
-            "--as-of",
-            "2021-06-01",
-        ];
-        a.extend_from_slice(extra);
-        a.push(&synthea);
-        a.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>()
-    };
-    let run_owned = |a: Vec<String>| bin().args(&a).output().unwrap();
-    let o = run_owned(args(&[]));
+    let synthea = fixtures().join("synthea");
+    let o = screen_tizanidine(&[], &synthea);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -702,7 +704,7 @@ fn the_tizanidine_pack_screens_fhir_with_its_own_embedded_value_sets() {
     value_sets_in(&dir.path().join("flat"), Some("tizanidine"));
     for layout in ["rules", "flat"] {
         let d = dir.path().join(layout).display().to_string();
-        let again = run_owned(args(&["--valuesets", &d]));
+        let again = screen_tizanidine(&["--valuesets", &d], &synthea);
         assert_eq!(again.status.code(), Some(0), "{layout}");
         assert_eq!(again.stdout, o.stdout, "{layout}");
     }
@@ -729,19 +731,7 @@ fn a_tizanidine_order_and_an_alt_with_its_upper_limit_fill_the_packs_facts() {
         "referenceRange": [{"high": {"value": 56, "unit": "U/L", "system": "http://unitsofmeasure.org", "code": "U/L"}}]}}));
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "clarine.json", &b);
-    let o = run(&[
-        "screen",
-        "-q",
-        "--from",
-        "fhir",
-        "--pack",
-        "tizanidine",
-        "--as-of",
-        "2021-06-01",
-        "--detail",
-        "full",
-        &file.display().to_string(),
-    ]);
+    let o = screen_tizanidine(&["--detail", "full"], &file);
     assert_eq!(
         o.status.code(),
         Some(0),

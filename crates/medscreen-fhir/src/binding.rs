@@ -367,18 +367,7 @@ mod tests {
     /// `(file, pointer, message, help)` of each fact error binding `vs` to `engine`.
     fn fact_errors(engine: Engine, vs: ValueSets) -> Vec<(String, String, String, Option<String>)> {
         match Binding::new(engine, vs) {
-            Err(BindError::Facts(e)) => e
-                .errors()
-                .iter()
-                .map(|e| {
-                    (
-                        e.file.clone(),
-                        e.pointer.clone(),
-                        e.message.clone(),
-                        e.help.clone(),
-                    )
-                })
-                .collect(),
+            Err(BindError::Facts(e)) => crate::valueset::located(&e),
             Err(other) => panic!("{other}"),
             Ok(_) => Vec::new(),
         }

@@ -1022,6 +1022,23 @@ impl Code {
     }
 }
 
+/// Each error as `(file, pointer, message, help)`, for tests that assert all four together.
+#[cfg(test)]
+pub(crate) fn located(errors: &LoadErrors) -> Vec<(String, String, String, Option<String>)> {
+    errors
+        .errors()
+        .iter()
+        .map(|e| {
+            (
+                e.file.clone(),
+                e.pointer.clone(),
+                e.message.clone(),
+                e.help.clone(),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1077,19 +1094,7 @@ mod tests {
             .collect();
         ValueSets::from_sources(&files)
             .map(|_| Vec::new())
-            .unwrap_or_else(|e| {
-                e.errors()
-                    .iter()
-                    .map(|e| {
-                        (
-                            e.file.clone(),
-                            e.pointer.clone(),
-                            e.message.clone(),
-                            e.help.clone(),
-                        )
-                    })
-                    .collect()
-            })
+            .unwrap_or_else(|e| located(&e))
     }
 
     fn one_error(v: Value) -> (String, String, Option<String>) {

@@ -531,6 +531,7 @@ fn every_external_hl7_example_parses() {
 fn value_sets_are_send_sync() {
     fn check<T: Send + Sync>() {}
     check::<ValueSets>();
+    check::<Binding>();
     check::<Mapper<'static>>();
 }
 
@@ -1029,28 +1030,11 @@ fn alt_without_a_reference_range_leaves_the_ratio_unknown() {
     }
     // Of several normal ranges, one upper limit is needed; two that differ leave it unknown.
     let normal = |v: f64| json!({"type": {"coding": [{"code": "normal"}]}, "high": {"value": v, "unit": "U/L"}});
-    let (p, _, _) = tizanidine_liver(
-        &[alt(
-            "a1",
-            "2024-05-01",
-            120.0,
-            "U/L",
-            json!([normal(40.0), normal(40.0)]),
-        )],
-        365,
-    );
-    assert_eq!(p["alt_uln_ratio"], json!(3.0));
-    let (p, _, _) = tizanidine_liver(
-        &[alt(
-            "a1",
-            "2024-05-01",
-            120.0,
-            "U/L",
-            json!([normal(40.0), normal(56.0)]),
-        )],
-        365,
-    );
-    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    for (second, want) in [(40.0, Some(json!(3.0))), (56.0, None)] {
+        let ranges = json!([normal(40.0), normal(second)]);
+        let (p, _, _) = tizanidine_liver(&[alt("a1", "2024-05-01", 120.0, "U/L", ranges)], 365);
+        assert_eq!(p.get("alt_uln_ratio").cloned(), want, "{p}");
+    }
 }
 
 #[test]
