@@ -18,9 +18,10 @@ use medscreen_cds::service::{Cds, CdsOptions, Step};
 use medscreen_core::engine::{EMBEDDED_PACK, EMBEDDED_VOCABULARY, Engine};
 use medscreen_core::input::{Item, ItemKind, Splitter};
 use medscreen_core::output::{self, OutputOptions};
+use medscreen_fhir::Binding;
 use medscreen_fhir::bundle::read_bundle;
 use medscreen_fhir::date::Date;
-use medscreen_fhir::mapping::{Absent, Mapper, Options, Outcome};
+use medscreen_fhir::mapping::{Absent, Options, Outcome};
 use medscreen_fhir::valueset::ValueSets;
 
 fn engine() -> &'static Engine {
@@ -28,9 +29,14 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| Engine::embedded().expect("the embedded pack compiles"))
 }
 
-fn valuesets() -> &'static ValueSets {
-    static VS: OnceLock<ValueSets> = OnceLock::new();
-    VS.get_or_init(|| ValueSets::embedded().expect("the embedded value sets load"))
+/// The embedded engine and value sets, bound.
+fn binding() -> &'static Binding {
+    static BINDING: OnceLock<Binding> = OnceLock::new();
+    BINDING.get_or_init(|| {
+        let engine = Engine::embedded().expect("the embedded pack compiles");
+        let vs = ValueSets::embedded().expect("the embedded value sets load");
+        Binding::new(engine, vs).expect("the embedded value sets fit the embedded pack")
+    })
 }
 
 /// One record: the fast path and the schema path agree (same verdict, same profile), and a valid
@@ -82,15 +88,15 @@ pub fn bundle(data: &[u8]) {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    let engine = engine();
+    let binding = binding();
+    let engine = binding.engine();
     for absent in [Absent::False, Absent::Unknown] {
         let opts = Options {
             as_of: Date::parse("2026-12-01").expect("date"),
             lookback_days: 365,
             absent,
         };
-        let base = Mapper::new(valuesets(), opts);
-        let mapper = base.with_engine(engine);
+        let mapper = binding.mapper(opts);
         let facts = read_bundle(&mapper, &value, "fuzz", 1);
         for p in &facts.patients {
             if let Outcome::Profile { profile, .. } = mapper.profile(p)
@@ -112,6 +118,7 @@ pub fn cds_request(data: &[u8]) {
             ValueSets::embedded().expect("value sets"),
             CdsOptions::default(),
         )
+        .expect("the embedded value sets fit the embedded pack")
     });
     let Ok(prepared) = cds.prepare(data) else {
         return;

@@ -132,7 +132,9 @@ struct ServeArgs {
     /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded packs.
     #[arg(long)]
     rules: Option<PathBuf>,
-    /// Value-set directory for FHIR mapping; default: the embedded sets (`rules/valuesets/`).
+    /// Value-set directory for FHIR mapping: its `*.json` files (or, laid out as `rules/`, its
+    /// `valuesets/*.json`) and the pack's `NAME/valuesets/*.json`; default: the embedded shared sets
+    /// and the pack's.
     #[arg(long)]
     valuesets: Option<PathBuf>,
     /// Trusted EHRs: `{"issuers": {"<iss>": {"keys": [JWK, ...]}}}`; requests need a JWT signed by one.
@@ -168,7 +170,8 @@ struct ServeArgs {
     /// Requests handled at once; others wait for a slot within the timeout.
     #[arg(long, default_value_t = 64)]
     max_concurrent: usize,
-    /// eGFR older than this many days before today is not used.
+    /// An observation value (eGFR, ALT) older than this many days before today is not used, unless
+    /// its value set sets its own window.
     #[arg(long, default_value_t = 365)]
     lookback_days: u32,
     /// Log every request (method, path, status, time; never bodies) to standard error.
@@ -316,14 +319,17 @@ struct FhirArgs {
     /// FHIR: the evaluation date (YYYY-MM-DD; default: today, UTC).
     #[arg(long, value_parser = parse_date)]
     as_of: Option<medscreen::fhir::date::Date>,
-    /// FHIR: eGFR older than this many days before the evaluation date is not used (default 365).
+    /// FHIR: an observation value (eGFR, ALT) older than this many days before the evaluation date
+    /// is not used, unless its value set sets its own window (default 365).
     #[arg(long)]
     lookback_days: Option<u32>,
     /// FHIR: how a condition absent from the record is read (default `false`; `pregnant`,
     /// `breastfeeding`, `egfr` are never assumed).
     #[arg(long, value_enum)]
     absent: Option<AbsentArg>,
-    /// FHIR: value-set directory; default: the embedded sets (`rules/valuesets/`).
+    /// FHIR: value-set directory: its `*.json` files (or, laid out as `rules/`, its
+    /// `valuesets/*.json`) and the pack's `NAME/valuesets/*.json`; default: the embedded shared sets
+    /// and the pack's.
     #[arg(long)]
     valuesets: Option<PathBuf>,
 }
@@ -516,13 +522,15 @@ fn main() -> ExitCode {
 /// `--from fhir` and `fhir-profile`: the glue to `medscreen::fhir::run`.
 mod fhir {
     use super::*;
+    use medscreen::diagnostic::Diagnostic;
     use medscreen::fhir::run::{self, RunConfig};
-    use medscreen::fhir::{Absent, Mapper, Options, ValueSets};
+    use medscreen::fhir::{Absent, BindError, Binding, Options, ValueSets};
 
-    pub(super) fn valuesets(dir: Option<&Path>) -> Result<ValueSets, u8> {
+    /// The value sets for `pack`: the shared ones and the pack's own, embedded or from `dir`.
+    pub(super) fn valuesets(dir: Option<&Path>, pack: &str) -> Result<ValueSets, u8> {
         let loaded = match dir {
-            Some(d) => ValueSets::from_dir(d),
-            None => ValueSets::embedded(),
+            Some(d) => ValueSets::from_dir_for(d, pack),
+            None => ValueSets::embedded_for(pack),
         };
         loaded.map_err(|errors| {
             let n = errors.errors().len();
@@ -537,22 +545,44 @@ mod fhir {
         })
     }
 
-    /// FHIR input finds the order being screened with the value sets' `subject` set: it must be the
-    /// drug of the pack that screens, or another drug's order would be read as this pack's (its dose
-    /// into this pack's facts, or this drug's order taken for a comedication).
-    pub(super) fn same_drug(engine: &Engine, vs: &ValueSets) -> Result<(), u8> {
-        let subject = vs
-            .find(medscreen::fhir::valueset::Target::Subject)
-            .map(|i| vs.set(i).id.as_str());
-        let pack = engine.ruleset().name.as_str();
-        match subject {
-            Some(drug) if drug != pack => {
-                eprintln!(
-                    "error: the value sets map orders of `{drug}`, but the pack that screens is `{pack}`: FHIR input would read one drug's order as the other's\n  help: give `--valuesets` a directory whose subject set is the `{pack}` drug, or screen with the `{drug}` pack"
-                );
-                Err(EXIT_USAGE)
+    /// The value sets bound to the engine (the library checks the facts they fill and that their
+    /// subject set is the pack's drug), or the exit code after saying why not.
+    fn bind(engine: Engine, vs: ValueSets) -> Result<Binding, u8> {
+        Binding::new(engine, vs).map_err(|e| bind_failed(&e))
+    }
+
+    /// Report why value sets do not fit the engine: another drug's, or no, subject set is a usage error
+    /// (exit 2); facts they cannot fill are load errors (exit 3).
+    pub(super) fn bind_failed(e: &BindError) -> u8 {
+        match e {
+            BindError::Drug(d) => {
+                let pack = &d.pack;
+                let help = match &d.drug {
+                    Some(drug) => format!(
+                        "give `--valuesets` a directory whose subject set is the `{pack}` drug, or screen with the `{drug}` pack"
+                    ),
+                    None => format!(
+                        "give `--valuesets` a directory with a subject set for `{pack}` (in `{pack}/valuesets/`)"
+                    ),
+                };
+                eprintln!("error: {}\n  help: {help}", d.message());
+                EXIT_USAGE
             }
-            _ => Ok(()),
+            BindError::Facts(errors) => {
+                let n = errors.errors().len();
+                eprintln!(
+                    "the value sets failed to load ({n} error{}):",
+                    if n == 1 { "" } else { "s" }
+                );
+                for e in errors.errors() {
+                    eprintln!("error: {e}");
+                }
+                EXIT_RULES
+            }
+            other => {
+                eprintln!("error: {other}");
+                EXIT_USAGE
+            }
         }
     }
 
@@ -604,9 +634,9 @@ mod fhir {
             return Err(EXIT_USAGE);
         }
         let engine = load(rules, pack)?;
-        let vs = valuesets(fhir.valuesets.as_deref())?;
-        same_drug(&engine, &vs)?;
-        let mapper = Mapper::new(&vs, options(fhir));
+        let vs = valuesets(fhir.valuesets.as_deref(), &engine.ruleset().name)?;
+        let binding = bind(engine, vs)?;
+        let mapper = binding.mapper(options(fhir));
         let mut file;
         let mut stdout;
         let out: &mut (dyn Write + Send) = match output {
@@ -619,7 +649,7 @@ mod fhir {
                 &mut stdout
             }
         };
-        let summary = match run::run(&engine, &mapper, inputs, &cfg, out) {
+        let summary = match run::run(&mapper, inputs, &cfg, out) {
             Ok(s) => s,
             Err(run::RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
             Err(e) => {
@@ -730,13 +760,22 @@ fn serve(a: ServeArgs) -> u8 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let vs = match fhir::valuesets(a.valuesets.as_deref()) {
+    let vs = match fhir::valuesets(a.valuesets.as_deref(), &engine.ruleset().name) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    if let Err(code) = fhir::same_drug(&engine, &vs) {
-        return code;
-    }
+    let cds = Cds::new(
+        engine,
+        vs,
+        CdsOptions {
+            min_card_severity: a.min_card_severity.into(),
+            lookback_days: a.lookback_days,
+        },
+    );
+    let cds = match cds {
+        Ok(cds) => cds,
+        Err(e) => return fhir::bind_failed(&e),
+    };
     let auth = match &a.trust {
         Some(path) => match Trust::from_file(path) {
             Ok(t) => Auth::Trust(t),
@@ -764,14 +803,6 @@ fn serve(a: ServeArgs) -> u8 {
         Auth::Trust(t) => format!("JWT from {} trusted issuer(s)", t.issuers()),
         Auth::Insecure => "NO AUTHENTICATION (--insecure-no-auth)".to_owned(),
     };
-    let cds = Cds::new(
-        engine,
-        vs,
-        CdsOptions {
-            min_card_severity: a.min_card_severity.into(),
-            lookback_days: a.lookback_days,
-        },
-    );
     let config = |public_url| Config {
         public_url,
         auth,

@@ -622,3 +622,153 @@ fn screen_from_fhir_report_writes_the_page_report_makes_with_age_and_sex() {
         assert!(!during.contains(&name), "{name}");
     }
 }
+
+/// The embedded value sets laid out in `dir` as `rules/` keeps them (`valuesets/`, `NAME/valuesets/`),
+/// or all in `dir` itself when `flat` (the shared sets and one pack's).
+fn value_sets_in(dir: &Path, flat: Option<&str>) {
+    use medscreen::fhir::valueset::{EMBEDDED, EMBEDDED_PACKS};
+    let shared = if flat.is_some() {
+        dir.to_path_buf()
+    } else {
+        dir.join("valuesets")
+    };
+    std::fs::create_dir_all(&shared).unwrap();
+    for (name, text) in EMBEDDED {
+        std::fs::write(shared.join(name), text).unwrap();
+    }
+    for (pack, files) in EMBEDDED_PACKS {
+        let own = match flat {
+            Some(p) if p == *pack => dir.to_path_buf(),
+            Some(_) => continue,
+            None => dir.join(pack).join("valuesets"),
+        };
+        std::fs::create_dir_all(&own).unwrap();
+        for (name, text) in *files {
+            std::fs::write(own.join(name), text).unwrap();
+        }
+    }
+}
+
+/// `screen --from fhir --pack tizanidine` on `input` at 2021-06-01, with `extra` options.
+fn screen_tizanidine(extra: &[&str], input: &Path) -> Output {
+    let mut args = vec![
+        "screen",
+        "-q",
+        "--from",
+        "fhir",
+        "--pack",
+        "tizanidine",
+        "--as-of",
+        "2021-06-01",
+    ];
+    args.extend_from_slice(extra);
+    let input = input.display().to_string();
+    args.push(&input);
+    run(&args)
+}
+
+#[test]
+fn the_tizanidine_pack_screens_fhir_with_its_own_embedded_value_sets() {
+    let synthea = fixtures().join("synthea");
+    let o = screen_tizanidine(&[], &synthea);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = lines(&o);
+    assert_eq!(out.len(), 14);
+    let screened: Vec<&Value> = out.iter().filter(|r| r["status"] != "skipped").collect();
+    assert_eq!(screened.len(), 13);
+    for r in &screened {
+        assert!(
+            r["ruleset"].as_str().unwrap().starts_with("tizanidine@"),
+            "{r}"
+        );
+        for c in r["cautions"].as_array().unwrap() {
+            assert!(c["rule"].as_str().unwrap().starts_with("TZN-"), "{c}");
+        }
+        // These bundles carry no ALT with a reference range: the ratio is unknown, never assumed.
+        let liver = r["indeterminate"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["rule"] == "TZN-LIVER")
+            .unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(liver["missing"], json!(["alt_uln_ratio"]));
+    }
+    // The same value sets from a directory, laid out as `rules/` or flat, give the same bytes.
+    let dir = tempfile::tempdir().unwrap();
+    value_sets_in(&dir.path().join("rules"), None);
+    value_sets_in(&dir.path().join("flat"), Some("tizanidine"));
+    for layout in ["rules", "flat"] {
+        let d = dir.path().join(layout).display().to_string();
+        let again = screen_tizanidine(&["--valuesets", &d], &synthea);
+        assert_eq!(again.status.code(), Some(0), "{layout}");
+        assert_eq!(again.stdout, o.stdout, "{layout}");
+    }
+}
+
+#[test]
+fn a_tizanidine_order_and_an_alt_with_its_upper_limit_fill_the_packs_facts() {
+    // Clarine (born 1951) with a tizanidine order and an ALT of 3 times its reference range's upper
+    // limit added to her bundle.
+    let path = fixtures().join("synthea/Clarine_OKeefe_e8c2a98e-6524-46cc-8d3b-48bc91f7cd2d.json");
+    let mut b: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let subject = json!({"reference": b["entry"][0]["fullUrl"]});
+    let entries = b["entry"].as_array_mut().unwrap();
+    entries.push(json!({"resource": {"resourceType": "MedicationRequest", "id": "tzn", "status": "active",
+        "intent": "order", "subject": subject, "authoredOn": "2021-05-20",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+            "code": "57258", "display": "tizanidine 4 MG Oral Tablet"}]},
+        "dosageInstruction": [{"timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "TAB"}}]}]}}));
+    entries.push(json!({"resource": {"resourceType": "Observation", "id": "alt", "status": "final",
+        "subject": subject, "effectiveDateTime": "2021-05-15",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1742-6"}]},
+        "valueQuantity": {"value": 168, "unit": "U/L", "system": "http://unitsofmeasure.org", "code": "U/L"},
+        "referenceRange": [{"high": {"value": 56, "unit": "U/L", "system": "http://unitsofmeasure.org", "code": "U/L"}}]}}));
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "clarine.json", &b);
+    let o = screen_tizanidine(&["--detail", "full"], &file);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = &lines(&o)[0];
+    let liver = r["cautions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == "TZN-LIVER")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(liver["severity"], "critical");
+    assert_eq!(liver["evidence"][0]["pointer"], "/alt_uln_ratio");
+    assert_eq!(liver["evidence"][0]["value"].as_f64(), Some(3.0));
+    assert_eq!(
+        liver["evidence"][0]["fhir"][0]["resource"],
+        "Observation/alt"
+    );
+    assert_eq!(
+        r["provenance"]["/tizanidine_daily_dose_mg"][0]["resource"],
+        "MedicationRequest/tzn"
+    );
+    // The order screened is not its own comedication, and its dose fills tizanidine's fact.
+    let profile = run(&[
+        "fhir-profile",
+        "-q",
+        "--as-of",
+        "2021-06-01",
+        &file.display().to_string(),
+    ]);
+    assert_eq!(profile.status.code(), Some(0));
+    // `fhir-profile` maps for the default pack (baclofen): the tizanidine order is a comedication
+    // there, and ALT is not mapped (its set is tizanidine's own).
+    let p = &lines(&profile)[0];
+    assert!(p.get("alt_uln_ratio").is_none(), "{p}");
+    assert!(p.get("tizanidine_daily_dose_mg").is_none(), "{p}");
+    assert!(p["comedications"].to_string().contains("tizanidine"), "{p}");
+}

@@ -211,16 +211,34 @@ fn pack_chooses_the_drug_screened_and_the_default_stays_baclofen() {
         "{}",
         stderr(&typo)
     );
-    // FHIR input finds the order with the value sets' subject set (baclofen's, embedded): another
-    // pack is refused, not misread.
+    // FHIR input finds the order with the value sets' subject set, each pack's own when embedded;
+    // value sets whose subject set is another drug's are refused, not misread.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let baclofen = medscreen::fhir::valueset::EMBEDDED_PACKS
+        .iter()
+        .filter(|(pack, _)| *pack == "baclofen")
+        .flat_map(|(_, files)| files.iter());
+    for (name, text) in medscreen::fhir::valueset::EMBEDDED.iter().chain(baclofen) {
+        std::fs::write(dir.path().join(name), text).expect("value set");
+    }
+    let sets = dir.path().to_str().expect("utf-8");
     let fhir = run(
-        &["screen", "--from", "fhir", "--pack", "tizanidine", "-"],
+        &[
+            "screen",
+            "--from",
+            "fhir",
+            "--pack",
+            "tizanidine",
+            "--valuesets",
+            sets,
+            "-",
+        ],
         b"{}",
     );
     assert_eq!(code(&fhir), 2);
     assert!(
         stderr(&fhir).contains(
-            "the value sets map orders of `baclofen`, but the pack that screens is `tizanidine`"
+            "error: the value sets map orders of `baclofen`, but the pack that screens is `tizanidine`: FHIR input would read one drug's order as the other's\n  help: give `--valuesets` a directory whose subject set is the `tizanidine` drug, or screen with the `baclofen` pack\n"
         ),
         "{}",
         stderr(&fhir)
@@ -228,7 +246,7 @@ fn pack_chooses_the_drug_screened_and_the_default_stays_baclofen() {
 }
 
 #[test]
-fn a_third_pack_with_its_own_fact_class_and_group_is_screened_and_tested_without_rust() {
+fn a_third_pack_with_its_own_fact_class_group_and_value_set_is_screened_and_tested_without_rust() {
     use serde_json::{Value, json};
     let dir = tempfile::tempdir().expect("tempdir");
     let mut vocabulary: Value =
@@ -354,6 +372,124 @@ fn a_third_pack_with_its_own_fact_class_and_group_is_screened_and_tested_without
         "{}",
         stdout(&out)
     );
+    // FHIR input: the pack's own value set (`demo/valuesets/`) fills its new fact from an
+    // Observation, with the set's own look-back window; the shared sets are read from `valuesets/`.
+    // Still no Rust: `fills` names the fact and the kind of reading, checked against the pack.
+    let shared = dir.path().join("valuesets");
+    std::fs::create_dir_all(&shared).expect("valuesets dir");
+    for (name, text) in medscreen::fhir::valueset::EMBEDDED {
+        std::fs::write(shared.join(name), text).expect("shared set");
+    }
+    std::fs::create_dir_all(demo.join("valuesets")).expect("demo valuesets dir");
+    let falls = json!({
+        "id": "demo-falls",
+        "fills": {"kind": "observation", "fact": "demo_falls_last_year", "lookback_days": 365},
+        "title": "Falls counted in the last year",
+        "sources": {"D1": {"label": "Test source", "citation": "Written for this test."}},
+        "observation": {
+            "codes": [{"system": "loinc", "code": "99999-9", "display": "Falls in the last year (a test code)",
+                       "evidence": "M", "source": "D1"}],
+            "units": ["{#}"]
+        }
+    });
+    std::fs::write(demo.join("valuesets/falls.json"), falls.to_string()).expect("falls set");
+    let observation = |patient: &str, id: &str, date: &str, value: f64| {
+        json!({"resource": {"resourceType": "Observation", "id": id, "status": "final",
+            "subject": {"reference": format!("urn:uuid:{patient}")}, "effectiveDateTime": date,
+            "code": {"coding": [{"system": "http://loinc.org", "code": "99999-9"}]},
+            "valueQuantity": {"value": value, "unit": "{#}"}}})
+    };
+    let patient = |id: &str| {
+        json!({"fullUrl": format!("urn:uuid:{id}"), "resource": {"resourceType": "Patient", "id": id,
+            "gender": "female", "birthDate": "1950-01-01"}})
+    };
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        // Two falls 200 days before the evaluation date (an older count of 0 is not the latest).
+        patient("recent"),
+        observation("recent", "f1", "2023-11-14", 2.0),
+        observation("recent", "f0", "2023-08-01", 0.0),
+        // One count, 400 days before: outside the set's 365-day window.
+        patient("old"),
+        observation("old", "f2", "2023-04-28", 3.0),
+        // Not a count: an integer fact takes integral values only.
+        patient("half"),
+        observation("half", "f3", "2024-05-01", 1.5)
+    ]});
+    let bundle_path = dir.path().join("falls-bundle.json");
+    std::fs::write(&bundle_path, bundle.to_string()).expect("bundle");
+    let fhir = |extra: &[&str]| {
+        let mut args = vec![
+            "screen",
+            "-q",
+            "--rules",
+            rules,
+            "--valuesets",
+            rules,
+            "--pack",
+            "demo",
+            "--from",
+            "fhir",
+            "--as-of",
+            "2024-06-01",
+        ];
+        args.extend_from_slice(extra);
+        args.push(bundle_path.to_str().expect("utf-8"));
+        run(&args, b"")
+    };
+    // `--lookback-days 30` is the run's window; the set's own 365 days applies to it.
+    let out = fhir(&["--lookback-days", "30"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let results: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("result"))
+        .collect();
+    let falls_rule = |r: &Value| -> (String, Value) {
+        if let Some(c) = r["cautions"]
+            .as_array()
+            .expect("cautions")
+            .iter()
+            .find(|c| c["rule"] == "DEMO-FALLS")
+        {
+            return (
+                c["severity"].as_str().expect("sev").to_owned(),
+                c["evidence"][0].clone(),
+            );
+        }
+        let undecided = r["indeterminate"]
+            .as_array()
+            .expect("indeterminate")
+            .iter()
+            .any(|i| i["rule"] == "DEMO-FALLS");
+        (
+            if undecided { "indeterminate" } else { "silent" }.to_owned(),
+            Value::Null,
+        )
+    };
+    let (severity, evidence) = falls_rule(&results[0]);
+    assert_eq!(
+        (results[0]["id"].as_str(), severity.as_str()),
+        (Some("recent"), "warning")
+    );
+    assert_eq!(evidence["pointer"], "/demo_falls_last_year");
+    assert_eq!(evidence["value"], json!(2), "written as the integer it is");
+    assert_eq!(evidence["fhir"][0]["resource"], "Observation/f1");
+    assert_eq!(evidence["fhir"][0]["valueset"], "demo-falls");
+    assert_eq!(falls_rule(&results[1]).0, "indeterminate", "{}", results[1]);
+    assert_eq!(falls_rule(&results[2]).0, "indeterminate", "{}", results[2]);
+    // A set that fills a fact the pack does not declare is refused at start, with file and pointer.
+    let mut misspelt = falls.clone();
+    misspelt["fills"]["fact"] = json!("demo_falls_last_yr");
+    std::fs::write(demo.join("valuesets/falls.json"), misspelt.to_string()).expect("falls set");
+    let out = fhir(&[]);
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out).contains(
+            "falls.json at /fills/fact: unknown fact `demo_falls_last_yr`\n  help: did you mean `demo_falls_last_year`?"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
 }
 
 #[test]

@@ -57,6 +57,7 @@ fn cds() -> Cds {
         ValueSets::embedded().expect("embedded value sets"),
         CdsOptions::default(),
     )
+    .expect("the embedded value sets fit the embedded pack")
 }
 
 fn pending(cds: &Cds, body: &[u8]) -> Box<Pending> {

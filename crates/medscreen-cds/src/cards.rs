@@ -62,7 +62,7 @@ pub(crate) struct Context<'a> {
     pub trigger: &'a Trigger,
     pub min: Severity,
     pub ignored_other_patients: usize,
-    pub not_sent: Vec<&'static str>,
+    pub not_sent: Vec<&'a str>,
 }
 
 impl Context<'_> {

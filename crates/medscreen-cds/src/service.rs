@@ -29,8 +29,8 @@ use medscreen_fhir::bundle::{Found, Gap, reference_key, subject_reference, walk}
 use medscreen_fhir::date::Date;
 use medscreen_fhir::mapping::{Loc, MedInfo, PatientFacts, med_info, resource_name};
 use medscreen_fhir::resource_types::is_patient_record;
-use medscreen_fhir::valueset::{System, Target};
-use medscreen_fhir::{Absent, Mapper, Options, Outcome, ValueSets};
+use medscreen_fhir::valueset::{Kind as SetKind, System};
+use medscreen_fhir::{Absent, BindError, Binding, Mapper, Options, Outcome, ValueSets};
 
 /// The hooks a service is offered for.
 pub const HOOKS: [&str; 3] = ["order-select", "order-sign", "medication-prescribe"];
@@ -87,7 +87,7 @@ pub struct Template {
     /// What it returns.
     pub kind: Kind,
     /// The profile facts it feeds.
-    pub facts: Vec<&'static str>,
+    pub facts: Vec<String>,
 }
 
 impl Template {
@@ -189,11 +189,10 @@ impl Default for CdsOptions {
     }
 }
 
-/// The engine, the value sets and the discovery document, compiled once. `Send + Sync`.
+/// The engine, the value sets bound to it and the discovery document, compiled once. `Send + Sync`.
 #[derive(Debug)]
 pub struct Cds {
-    engine: Engine,
-    vs: ValueSets,
+    binding: Binding,
     services: Vec<ServiceDef>,
     templates: Vec<Template>,
     opts: CdsOptions,
@@ -267,9 +266,12 @@ impl std::fmt::Debug for FhirAccess {
 }
 
 impl Cds {
-    /// The service over `engine` and `vs`.
-    pub fn new(engine: Engine, vs: ValueSets, opts: CdsOptions) -> Cds {
-        let templates = templates(&engine, &vs);
+    /// The service over `engine` and `vs`, once they are checked against each other
+    /// ([`Binding::new`]: the facts the sets fill, and the drug the subject set is).
+    pub fn new(engine: Engine, vs: ValueSets, opts: CdsOptions) -> Result<Cds, BindError> {
+        let binding = Binding::new(engine, vs)?;
+        let engine = binding.engine();
+        let templates = templates(engine, binding.value_sets());
         let info = engine.ruleset();
         let subject = info.name.clone();
         let services = HOOKS
@@ -287,18 +289,17 @@ impl Cds {
                 ),
             })
             .collect();
-        Cds {
-            engine,
-            vs,
+        Ok(Cds {
+            binding,
             services,
             templates,
             opts,
-        }
+        })
     }
 
     /// The engine.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.binding.engine()
     }
 
     /// The services.
@@ -657,15 +658,11 @@ impl Cds {
     /// The mapper: evaluated today; absence on a list the client sent means no (closed world), and
     /// a list it did not send stays unknown (`conditions_known` / `medications_known`).
     fn mapper(&self) -> Mapper<'_> {
-        Mapper::new(
-            &self.vs,
-            Options {
-                as_of: Date::today(),
-                lookback_days: self.opts.lookback_days,
-                absent: Absent::False,
-            },
-        )
-        .with_engine(&self.engine)
+        self.binding.mapper(Options {
+            as_of: Date::today(),
+            lookback_days: self.opts.lookback_days,
+            absent: Absent::False,
+        })
     }
 
     /// Screen a prepared request, with `fetched` holding each missing template's answer.
@@ -790,7 +787,7 @@ impl Cds {
         facts.conditions_known = whole(&provided, &partial, Kind::Condition);
         facts.medications_known = whole(&provided, &partial, Kind::MedicationRequest);
         let ctx = cards::Context {
-            engine: &self.engine,
+            engine: self.binding.engine(),
             trigger: &pending.trigger,
             min: self.opts.min_card_severity,
             ignored_other_patients: ignored,
@@ -802,10 +799,10 @@ impl Cds {
             Outcome::Profile {
                 profile,
                 provenance,
-            } => match self.engine.validate_value(&profile) {
+            } => match self.binding.engine().validate_value(&profile) {
                 Err(rejection) => vec![cards::invalid_profile(&ctx, &rejection)],
                 Ok(p) => {
-                    let screening = self.engine.screen(&p);
+                    let screening = self.binding.engine().screen(&p);
                     cards::from_screening(&ctx, &screening, &profile, &provenance)
                 }
             },
@@ -871,13 +868,13 @@ impl Cds {
 
     /// Facts whose data did not arrive whole: not sent (a client's own prefetch keys), a page of a
     /// longer list, a list with an error, or resources that could not be placed.
-    fn not_sent(&self, provided: &[Kind], partial: &[Kind]) -> Vec<&'static str> {
-        let mut out = Vec::new();
+    fn not_sent(&self, provided: &[Kind], partial: &[Kind]) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
         for t in &self.templates {
             if !whole(provided, partial, t.kind) {
                 for f in &t.facts {
-                    if !out.contains(f) {
-                        out.push(*f);
+                    if !out.contains(&f.as_str()) {
+                        out.push(f);
                     }
                 }
             }
@@ -905,24 +902,22 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
         key: "patient".into(),
         query: format!("Patient/{pid}"),
         kind: Kind::Patient,
-        facts: vec!["age", "sex"],
+        facts: vec!["age".to_owned(), "sex".to_owned()],
     }];
     let mut condition_facts = Vec::new();
     let mut observations = Vec::new();
     for set in vs.sets() {
-        let Target::Field(field) = set.target else {
+        // The problem list and observations; the order's indication and dose come with the order.
+        if matches!(set.fills.kind, SetKind::Indication | SetKind::Subject) {
+            continue;
+        }
+        let Some(field) = set.fills.fact.as_deref() else {
             continue;
         };
-        if field == "indication" {
-            continue;
-        }
-        // A kidney-disease set with staged codes also gives `ckd_stage`.
-        let staged = set.conditions.iter().any(|c| c.stage.is_some());
+        // A set with staged codes also gives its stage fact (`ckd_stage`).
         let mut filled = vec![field];
-        if staged {
-            filled.push("ckd_stage");
-        }
-        let read: Vec<&'static str> = filled.into_iter().filter(|f| fields.contains(f)).collect();
+        filled.extend(set.fills.stage_fact.as_deref());
+        let read: Vec<&str> = filled.into_iter().filter(|f| fields.contains(f)).collect();
         if read.is_empty() {
             continue;
         }
@@ -949,7 +944,7 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
                     codes.join(",")
                 ),
                 kind: Kind::Observation,
-                facts: vec![field],
+                facts: vec![field.to_owned()],
             });
         }
     }
@@ -958,7 +953,7 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
             key: "conditions".into(),
             query: format!("Condition?patient={pid}"),
             kind: Kind::Condition,
-            facts: condition_facts,
+            facts: condition_facts.into_iter().map(str::to_owned).collect(),
         });
     }
     if fields.contains(&"comedications") {
@@ -968,7 +963,7 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
                 "MedicationRequest?patient={pid}&status=active&_include=MedicationRequest:medication"
             ),
             kind: Kind::MedicationRequest,
-            facts: vec!["comedications"],
+            facts: vec!["comedications".to_owned()],
         });
         out.push(Template {
             key: "medicationStatements".into(),
@@ -976,7 +971,7 @@ fn templates(engine: &Engine, vs: &ValueSets) -> Vec<Template> {
                 "MedicationStatement?patient={pid}&status=active&_include=MedicationStatement:medication"
             ),
             kind: Kind::MedicationStatement,
-            facts: vec!["comedications"],
+            facts: vec!["comedications".to_owned()],
         });
     }
     out.extend(observations);
@@ -1338,6 +1333,7 @@ mod tests {
             ValueSets::embedded().unwrap(),
             CdsOptions::default(),
         )
+        .unwrap()
     }
 
     #[test]

@@ -93,7 +93,8 @@ async fn start(o: Options) -> String {
             min_card_severity: o.min,
             lookback_days: 365,
         },
-    );
+    )
+    .unwrap();
     let public_url = o
         .public_url
         .unwrap_or_else(|| server::default_public_url(addr));

@@ -6,6 +6,11 @@
 //! itself is dropped. [`Mapper::profile`] then decides each field once every resource has been seen,
 //! applying the evaluation date, the lookback window and the open- or closed-world reading of absence.
 //! Every fact keeps where it came from ([`Prov`]) so that evidence can name the resource.
+//!
+//! Which fact a resource fills, and how, is the value sets' `fills` ([`crate::valueset::Fills`]): this
+//! module knows the kinds of reading (a condition, a status, the latest observation, a ratio to the
+//! reference range's upper limit, the order's indication and dose), never a fact by name. A mapper is
+//! made only from a [`Binding`], so the facts it writes were checked against the engine that screens.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -13,10 +18,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use super::binding::Binding;
 use super::date::Date;
-use super::valueset::{List, Measure, System, Target, ValueSets};
+use super::valueset::{Kind, List, System, ValueSets};
 use medscreen_core::diagnostic::{self, Diagnostic, Location};
 use medscreen_core::engine::Engine;
+use medscreen_core::facts::FactKind;
 use medscreen_core::profile::{CkdStage, CodedMedication, Medication};
 use medscreen_core::vocab::{IngredientId, Vocabulary};
 
@@ -37,7 +44,8 @@ pub enum Absent {
 pub struct Options {
     /// The evaluation date: nothing recorded, started or measured after it is known.
     pub as_of: Date,
-    /// eGFR older than this many days before `as_of` is not used.
+    /// An observation value older than this many days before `as_of` is not used, unless its value
+    /// set declares its own window (`fills.lookback_days`).
     pub lookback_days: u32,
     /// How an absent condition is read.
     pub absent: Absent,
@@ -220,6 +228,24 @@ pub struct MedInfo {
     pub ingredients: Vec<MedEntry>,
 }
 
+/// What an observation said: a number, a status answer (`None`: the answer "unknown"), or a result
+/// that gives no value of the fact (a ratio without an upper limit), which still hides older ones.
+#[derive(Debug, Clone, Copy)]
+enum ObsValue {
+    Number(f64),
+    Answer(Option<bool>),
+    Unusable,
+}
+
+/// The latest observation kept for one value set (and, for an `observation` set with measures, one
+/// measure: `rank` is its place in `fills.measures`).
+#[derive(Debug, Clone)]
+struct ObsHit {
+    set: usize,
+    rank: usize,
+    dated: Dated<ObsValue>,
+}
+
 #[derive(Debug, Clone)]
 struct SubjectOrder {
     dose_mg: Option<f64>,
@@ -245,10 +271,7 @@ pub struct PatientFacts {
     gender: Option<String>,
     deceased: Option<String>,
     conds: Vec<CondHit>,
-    pregnancy_obs: Option<Dated<Option<bool>>>,
-    breastfeeding_obs: Option<Dated<Option<bool>>>,
-    egfr: Option<Dated<f64>>,
-    crcl: Option<Dated<f64>>,
+    obs: Vec<ObsHit>,
     meds: Vec<(MedEntry, Prov)>,
     subject_order: Option<Dated<SubjectOrder>>,
     /// `subject_order` is an order being placed, which no recorded order replaces.
@@ -273,10 +296,7 @@ impl PatientFacts {
             gender: None,
             deceased: None,
             conds: Vec::new(),
-            pregnancy_obs: None,
-            breastfeeding_obs: None,
-            egfr: None,
-            crcl: None,
+            obs: Vec::new(),
             meds: Vec::new(),
             subject_order: None,
             subject_draft: false,
@@ -302,18 +322,16 @@ pub enum Outcome {
     Invalid(Vec<FhirProblem>),
 }
 
-/// The mapping, compiled: value sets plus options, and the engine's medication vocabulary when it is
-/// given ([`Mapper::with_engine`]). Immutable; share across threads.
-#[derive(Debug)]
+/// The mapping, compiled: value sets bound to the engine that screens, plus options. Made by
+/// [`Binding::mapper`]. Immutable; share across threads.
+#[derive(Debug, Clone, Copy)]
 pub struct Mapper<'v> {
+    binding: &'v Binding,
     vs: &'v ValueSets,
-    vocab: Option<&'v Vocabulary>,
+    vocab: &'v Vocabulary,
     /// The drug screened, as an ingredient of `vocab`.
     subject_ingredient: Option<IngredientId>,
     opts: Options,
-    pregnancy: Option<usize>,
-    breastfeeding: Option<usize>,
-    egfr: Option<usize>,
     indication: Option<usize>,
     subject: Option<usize>,
 }
@@ -322,45 +340,32 @@ const MAX_COMEDICATIONS: usize = 200;
 const MAX_NAME: usize = 500;
 
 impl<'v> Mapper<'v> {
-    /// A mapper over `vs` with `opts`.
-    pub fn new(vs: &'v ValueSets, opts: Options) -> Mapper<'v> {
+    /// A mapper over `binding`'s value sets with `opts`, reading medications through its engine's
+    /// vocabulary as well: a medication is the drug screened when any of its RxNorm or ATC codes or its
+    /// name names the pack's subject there (brands, ingredient codes, ATC M03BX01), and of several
+    /// codings the profile takes those the vocabulary recognises.
+    pub(crate) fn bound(binding: &'v Binding, opts: Options) -> Mapper<'v> {
+        let vs = binding.value_sets();
+        let engine = binding.engine();
         Mapper {
+            binding,
             vs,
-            vocab: None,
-            subject_ingredient: None,
-            opts,
-            pregnancy: vs.find(Target::Field("pregnant")),
-            breastfeeding: vs.find(Target::Field("breastfeeding")),
-            egfr: vs.find(Target::Field("egfr")),
-            indication: vs.find(Target::Field("indication")),
-            subject: vs.find(Target::Subject),
-        }
-    }
-
-    /// The same mapper, reading medications through `engine`'s vocabulary as well: a medication is the
-    /// drug screened when any of its RxNorm or ATC codes or its name names the pack's subject there
-    /// (brands, ingredient codes, ATC M03BX01), and of several codings the profile takes those the
-    /// vocabulary recognises. Without it only the value sets decide, and the first codings are taken.
-    pub fn with_engine<'a>(&self, engine: &'a Engine) -> Mapper<'a>
-    where
-        'v: 'a,
-    {
-        Mapper {
-            vs: self.vs,
-            vocab: Some(engine.vocabulary()),
+            vocab: engine.vocabulary(),
             subject_ingredient: engine.subject(),
-            opts: self.opts,
-            pregnancy: self.pregnancy,
-            breastfeeding: self.breastfeeding,
-            egfr: self.egfr,
-            indication: self.indication,
-            subject: self.subject,
+            opts,
+            indication: vs.find_kind(Kind::Indication),
+            subject: vs.find_kind(Kind::Subject),
         }
     }
 
     /// The options.
     pub fn options(&self) -> &Options {
         &self.opts
+    }
+
+    /// The engine the value sets are bound to: it screens the profiles this mapper makes.
+    pub fn engine(&self) -> &'v Engine {
+        self.binding.engine()
     }
 
     /// The drug screened, as the subject value set names it (its `id`: `baclofen`), for provenance
@@ -372,7 +377,7 @@ impl<'v> Mapper<'v> {
     /// The profile fact the daily dose of the order screened fills, as the subject value set says.
     fn daily_dose_fact(&self) -> Option<&str> {
         self.subject
-            .and_then(|s| self.vs.set(s).daily_dose_fact.as_deref())
+            .and_then(|s| self.vs.set(s).fills.daily_dose_fact.as_deref())
     }
 
     /// Read a `Patient` resource into `facts`.
@@ -535,7 +540,8 @@ impl<'v> Mapper<'v> {
             self.vs.lookup(List::Condition, system, &c, &mut hits);
             for h in &hits {
                 let set = self.vs.set(h.set);
-                if set.target == Target::Field("indication") {
+                // Only problem-list kinds read Conditions (an indication set's codes are reasons).
+                if !matches!(set.fills.kind, Kind::Condition | Kind::Status) {
                     continue;
                 }
                 let entry = self.vs.code(List::Condition, *h);
@@ -604,123 +610,152 @@ impl<'v> Mapper<'v> {
             return;
         }
         let resource = g.resource_name();
+        let prov = |set: usize, code: &str, display: String, note: Option<String>| Prov {
+            resource: resource.clone(),
+            system: Some("loinc"),
+            code: Some(code.to_owned()),
+            display: Some(display),
+            date: Some(stamp.clone()),
+            valueset: Some(self.vs.set(set).id.clone()),
+            note,
+        };
         for h in hits.iter().copied() {
+            let set = self.vs.set(h.set);
             let entry = self.vs.code(List::Observation, h);
-            if Some(h.set) == self.egfr {
-                if let Some((value, note)) = g.egfr_value(r, "", &self.vs.set(h.set).units) {
-                    let prov = Prov {
-                        resource: resource.clone(),
-                        system: Some("loinc"),
-                        code: Some(entry.code.clone()),
-                        display: Some(entry.display.clone()),
-                        date: Some(stamp.clone()),
-                        valueset: Some(self.vs.set(h.set).id.clone()),
-                        note,
+            match set.fills.kind {
+                Kind::Observation => {
+                    let Some(reading) = g.quantity(r, "", &set.units) else {
+                        continue;
                     };
-                    self.keep_kidney(
-                        &mut facts.egfr,
-                        &mut facts.crcl,
-                        entry.measure(),
-                        date,
-                        &stamp,
-                        value,
-                        prov,
-                    );
+                    let Some(value) = self.admit(h.set, reading.value) else {
+                        continue;
+                    };
+                    let rank = set.fills.measure_rank(entry.measure.as_deref());
+                    let p = prov(h.set, &entry.code, entry.display.clone(), reading.note);
+                    let value = ObsValue::Number(value);
+                    self.keep_number(&mut facts.obs, (h.set, rank), (date, &stamp), value, p);
                 }
-            } else if Some(h.set) == self.pregnancy || Some(h.set) == self.breastfeeding {
-                let Some(answer) = self.answer(&mut g, r, h.set) else {
+                Kind::RatioToUpperLimit => {
+                    // The latest result decides: one that gives no ratio (no upper limit in its
+                    // unit) leaves the fact unknown rather than let an older, lower one stand.
+                    let ratio = ratio_to_upper_limit(&mut g, r, &set.units)
+                        .and_then(|(ratio, note)| Some((self.admit(h.set, ratio)?, note)));
+                    let (value, note) = match ratio {
+                        Some((v, note)) => (ObsValue::Number(v), Some(note)),
+                        None => (ObsValue::Unusable, None),
+                    };
+                    let p = prov(h.set, &entry.code, entry.display.clone(), note);
+                    self.keep_number(&mut facts.obs, (h.set, 0), (date, &stamp), value, p);
+                }
+                Kind::Status => {
+                    let Some((answer, shown)) = self.answer(&mut g, r, h.set) else {
+                        continue;
+                    };
+                    // A status is the latest answer, whatever its age: no look-back window.
+                    let d = Dated {
+                        date,
+                        stamp: stamp.clone(),
+                        value: ObsValue::Answer(answer),
+                        prov: prov(h.set, &entry.code, shown, None),
+                    };
+                    keep_latest(&mut facts.obs, (h.set, 0), d);
+                }
+                Kind::Condition | Kind::Indication | Kind::Subject => {}
+            }
+        }
+        // Values reported in components (a panel, or several values under one code), for the sets
+        // that read them: of one Observation's components, the lowest is kept.
+        if !self.vs.sets().iter().any(|s| s.fills.lowest_component) {
+            return;
+        }
+        let Some(components) = g.arr(r, "component", "/component") else {
+            return;
+        };
+        let mut best: Vec<(usize, f64, Prov, usize)> = Vec::new();
+        for (i, comp) in components.iter().enumerate() {
+            let base = format!("/component/{i}");
+            let Some(ccode) = g.obj(comp, "code", &format!("{base}/code")) else {
+                continue;
+            };
+            for (system, c, _) in g.codings(ccode, &format!("{base}/code")) {
+                let mut ch = Vec::new();
+                self.vs.lookup(List::Observation, system, &c, &mut ch);
+                let Some(h) = ch
+                    .into_iter()
+                    .find(|h| self.vs.set(h.set).fills.lowest_component)
+                else {
                     continue;
                 };
-                let d = Dated {
-                    date,
-                    stamp: stamp.clone(),
-                    value: answer.0,
-                    prov: Prov {
-                        resource: resource.clone(),
-                        system: Some("loinc"),
-                        code: Some(entry.code.clone()),
-                        display: Some(answer.1),
-                        date: Some(stamp.clone()),
-                        valueset: Some(self.vs.set(h.set).id.clone()),
-                        note: None,
-                    },
+                let set = self.vs.set(h.set);
+                let entry = self.vs.code(List::Observation, h);
+                let Some(reading) = g.quantity(comp, &base, &set.units) else {
+                    continue;
                 };
-                let slot = if Some(h.set) == self.pregnancy {
-                    &mut facts.pregnancy_obs
-                } else {
-                    &mut facts.breastfeeding_obs
+                let Some(value) = self.admit(h.set, reading.value) else {
+                    continue;
                 };
-                if d.newer_than(slot) {
-                    *slot = Some(d);
+                let at = best.iter().position(|b| b.0 == h.set);
+                if at.is_some_and(|k| best.get(k).is_some_and(|b| value >= b.1)) {
+                    continue;
+                }
+                let note = Some(match reading.note {
+                    Some(n) => format!("{n}; from a component, lowest of several kept"),
+                    None => format!(
+                        "from a component; the lowest {} component is kept",
+                        set.fills.label
+                    ),
+                });
+                let rank = set.fills.measure_rank(entry.measure.as_deref());
+                let kept = (
+                    h.set,
+                    value,
+                    prov(h.set, &entry.code, entry.display.clone(), note),
+                    rank,
+                );
+                match at.and_then(|k| best.get_mut(k)) {
+                    Some(b) => *b = kept,
+                    None => best.push(kept),
                 }
             }
         }
-        // eGFR reported in components (a panel, or race-specific values under an MDRD code).
-        let Some(egfr_set) = self.egfr else { return };
-        if let Some(components) = g.arr(r, "component", "/component") {
-            let units = &self.vs.set(egfr_set).units;
-            let mut best: Option<(f64, Prov, Option<Measure>)> = None;
-            for (i, comp) in components.iter().enumerate() {
-                let base = format!("/component/{i}");
-                let Some(ccode) = g.obj(comp, "code", &format!("{base}/code")) else {
-                    continue;
-                };
-                for (system, c, _) in g.codings(ccode, &format!("{base}/code")) {
-                    let mut ch = Vec::new();
-                    self.vs.lookup(List::Observation, system, &c, &mut ch);
-                    let Some(h) = ch.into_iter().find(|h| h.set == egfr_set) else {
-                        continue;
-                    };
-                    let entry = self.vs.code(List::Observation, h);
-                    if let Some((value, note)) = g.egfr_value(comp, &base, units)
-                        && best.as_ref().is_none_or(|b| value < b.0)
-                    {
-                        let note = Some(match note {
-                            Some(n) => format!("{n}; from a component, lowest of several kept"),
-                            None => "from a component; the lowest eGFR component is kept".into(),
-                        });
-                        best = Some((
-                            value,
-                            Prov {
-                                resource: resource.clone(),
-                                system: Some("loinc"),
-                                code: Some(entry.code.clone()),
-                                display: Some(entry.display.clone()),
-                                date: Some(stamp.clone()),
-                                valueset: Some(self.vs.set(egfr_set).id.clone()),
-                                note,
-                            },
-                            entry.measure(),
-                        ));
-                    }
-                }
-            }
-            if let Some((value, prov, measure)) = best {
-                self.keep_kidney(
-                    &mut facts.egfr,
-                    &mut facts.crcl,
-                    measure,
-                    date,
-                    &stamp,
-                    value,
-                    prov,
-                );
-            }
+        for (set, value, p, rank) in best {
+            let value = ObsValue::Number(value);
+            self.keep_number(&mut facts.obs, (set, rank), (date, &stamp), value, p);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn keep_kidney(
+    /// `value` as a value of set `set`'s number fact: not below 0 or the fact's minimum, and integral
+    /// for an integer fact (a value above the maximum is capped when the profile is written, and says
+    /// so).
+    fn admit(&self, set: usize, value: f64) -> Option<f64> {
+        if !value.is_finite() || value < 0.0 {
+            return None;
+        }
+        match self.binding.fact(set) {
+            Some(FactKind::Number { min, integer, .. }) => (min.is_none_or(|m| value >= m)
+                && (!integer || value.fract() == 0.0))
+                .then_some(value),
+            _ => Some(value),
+        }
+    }
+
+    /// Keep `value` for `(set, rank)` if it is inside the set's look-back window and newer than what is
+    /// kept.
+    fn keep_number(
         &self,
-        egfr: &mut Option<Dated<f64>>,
-        crcl: &mut Option<Dated<f64>>,
-        measure: Option<Measure>,
-        date: Date,
-        stamp: &str,
-        value: f64,
+        obs: &mut Vec<ObsHit>,
+        (set, rank): (usize, usize),
+        (date, stamp): (Date, &str),
+        value: ObsValue,
         prov: Prov,
     ) {
-        let earliest = self.opts.as_of.days() - i64::from(self.opts.lookback_days);
+        let days = self
+            .vs
+            .set(set)
+            .fills
+            .lookback_days
+            .unwrap_or(self.opts.lookback_days);
+        let earliest = self.opts.as_of.days() - i64::from(days);
         if date.days() < earliest {
             return;
         }
@@ -730,13 +765,7 @@ impl<'v> Mapper<'v> {
             value,
             prov,
         };
-        let slot = match measure {
-            Some(Measure::Crcl) => crcl,
-            _ => egfr,
-        };
-        if d.newer_than(slot) {
-            *slot = Some(d);
-        }
+        keep_latest(obs, (set, rank), d);
     }
 
     /// The answer of a status observation: `Some((value, display))`, `value` `None` for "unknown".
@@ -1057,18 +1086,18 @@ impl<'v> Mapper<'v> {
 
     fn recognised(&self, c: CodedMedication) -> bool {
         self.vocab
-            .is_some_and(|v| v.match_medication(&Medication::Coded(c)).recognized())
+            .match_medication(&Medication::Coded(c))
+            .recognized()
     }
 
     /// Whether the vocabulary reads this coded medication as the drug screened.
     fn vocab_subject(&self, c: CodedMedication) -> bool {
-        match (self.vocab, self.subject_ingredient) {
-            (Some(v), Some(s)) => v
+        self.subject_ingredient.is_some_and(|s| {
+            self.vocab
                 .match_medication(&Medication::Coded(c))
                 .ingredients
-                .contains(&s),
-            _ => false,
-        }
+                .contains(&s)
+        })
     }
 
     /// Whether a medication is the drug being screened: the `subject` value set (its RxNorm codes,
@@ -1170,7 +1199,10 @@ impl<'v> Mapper<'v> {
             .then_some((total * 100.0).round() / 100.0)
     }
 
+    /// The indication the order's reasonCode gives, when a value set fills one: a code of the set
+    /// gives its label, else the first reason's text passes through (cut to the fact's length).
     fn indication(&self, r: &Value, resource: &str, date: Option<&str>) -> Option<(String, Prov)> {
+        let set = self.indication?;
         let reasons = r.get("reasonCode")?.as_array()?;
         let mut hits = Vec::new();
         let mut first_text = None;
@@ -1192,7 +1224,7 @@ impl<'v> Mapper<'v> {
                 };
                 hits.clear();
                 self.vs.lookup(List::Condition, system, code, &mut hits);
-                if let Some(h) = hits.iter().find(|h| Some(h.set) == self.indication) {
+                if let Some(h) = hits.iter().find(|h| h.set == set) {
                     let entry = self.vs.code(List::Condition, *h);
                     let label = entry.label.clone().unwrap_or_else(|| entry.display.clone());
                     let mut prov = Prov::of(resource);
@@ -1221,6 +1253,12 @@ impl<'v> Mapper<'v> {
                     .map(str::to_owned);
             }
         }
+        let max_len = match self.binding.fact(set) {
+            Some(FactKind::Text {
+                max_len: Some(m), ..
+            }) => usize::try_from(*m).unwrap_or(usize::MAX),
+            _ => 1000,
+        };
         first_text.filter(|t| !t.trim().is_empty()).map(|t| {
             let mut prov = Prov::of(resource);
             prov.date = date.map(str::to_owned);
@@ -1228,7 +1266,7 @@ impl<'v> Mapper<'v> {
                 "reasonCode text of the {} order (not coded in a value set)",
                 self.drug()
             ));
-            (truncate(&t, 1000), prov)
+            (truncate(&t, max_len), prov)
         })
     }
 
@@ -1292,105 +1330,103 @@ impl<'v> Mapper<'v> {
             pp.note = Some("gender".into());
             prov.insert("/sex".into(), vec![pp]);
         }
-        // Conditions, one value set per field.
+        // Each value set fills its fact by its kind; the order's dose and indication come below.
         for (si, set) in self.vs.sets().iter().enumerate() {
-            let Target::Field(field) = set.target else {
+            let fills = &set.fills;
+            let Some(fact) = fills.fact.as_deref() else {
                 continue;
             };
-            if matches!(field, "egfr" | "indication") {
-                continue;
-            }
+            let pointer = format!("/{fact}");
             let counted: Vec<Prov> = facts
                 .conds
                 .iter()
-                .filter(|c| c.set == si && (c.active || set.history))
+                .filter(|c| c.set == si && (c.active || fills.history))
                 .map(|c| c.prov.clone())
                 .collect();
-            let pointer = format!("/{field}");
-            match field {
-                "pregnant" | "breastfeeding" => {
-                    let obs = if field == "pregnant" {
-                        &facts.pregnancy_obs
-                    } else {
-                        &facts.breastfeeding_obs
-                    };
+            match fills.kind {
+                Kind::Status => {
+                    // The later of the latest answer and the latest counted condition decides; an
+                    // answer "unknown" leaves it to the conditions. Never assumed from absence.
+                    let obs =
+                        facts
+                            .obs
+                            .iter()
+                            .find(|o| o.set == si)
+                            .and_then(|o| match o.dated.value {
+                                ObsValue::Answer(Some(v)) => Some((v, &o.dated)),
+                                _ => None,
+                            });
                     let cond_date = counted
                         .iter()
                         .filter_map(|c| c.date.as_deref().and_then(Date::parse))
                         .max();
                     let decided = match obs {
-                        Some(o) if o.value.is_some() && cond_date.is_none_or(|c| o.date >= c) => {
-                            Some((o.value, vec![o.prov.clone()]))
+                        Some((v, o)) if cond_date.is_none_or(|c| o.date >= c) => {
+                            Some((v, vec![o.prov.clone()]))
                         }
-                        _ if !counted.is_empty() => Some((Some(true), counted)),
+                        _ if !counted.is_empty() => Some((true, counted)),
                         _ => None,
                     };
-                    if let Some((Some(v), from)) = decided {
-                        p.insert(field.into(), json!(v));
+                    if let Some((v, from)) = decided {
+                        p.insert(fact.into(), json!(v));
                         prov.insert(pointer, from);
                     }
                 }
-                _ => {
+                Kind::Condition => {
                     if !counted.is_empty() {
-                        p.insert(field.into(), json!(true));
+                        p.insert(fact.into(), json!(true));
                         prov.insert(pointer, counted);
                     } else if self.opts.absent == Absent::False && facts.conditions_known {
-                        p.insert(field.into(), json!(false));
+                        p.insert(fact.into(), json!(false));
+                    }
+                    if let Some(stage_fact) = fills.stage_fact.as_deref() {
+                        self.stage(facts, si, fills.history, stage_fact, &mut p, &mut prov);
                     }
                 }
-            }
-            // A staged CKD code also gives `ckd_stage`: of several active ones, the most severe.
-            if field == "kidney_disease" {
-                let staged = facts
-                    .conds
-                    .iter()
-                    .filter(|c| c.set == si && (c.active || set.history))
-                    .filter_map(|c| c.stage.map(|s| (stage_rank(s), s, c)));
-                let worst = staged.clone().map(|x| x.0).max();
-                if let Some(worst) = worst {
-                    let from: Vec<&CondHit> =
-                        staged.filter(|x| x.0 == worst).map(|x| x.2).collect();
-                    let stage = from.first().and_then(|c| c.stage);
-                    if let Some(stage) = stage {
-                        let others = staged_count(facts, si, set.history) - from.len();
-                        let provs = from
-                            .iter()
-                            .map(|c| {
-                                let mut pv = c.prov.clone();
-                                if others > 0 {
-                                    pv.note = Some(join_notes(
-                                        pv.note.as_deref(),
-                                        "the most severe of the active CKD stages recorded",
-                                    ));
-                                }
-                                pv
-                            })
-                            .collect();
-                        p.insert("ckd_stage".into(), json!(stage.as_str()));
-                        prov.insert("/ckd_stage".into(), provs);
+                Kind::Observation | Kind::RatioToUpperLimit => {
+                    // The most preferred measure with a value in the window.
+                    let kept = facts
+                        .obs
+                        .iter()
+                        .filter(|o| o.set == si)
+                        .min_by_key(|o| o.rank);
+                    let Some((o, ObsValue::Number(mut value))) = kept.map(|o| (o, o.dated.value))
+                    else {
+                        continue;
+                    };
+                    let mut pv = o.dated.prov.clone();
+                    let (max, integer) = match self.binding.fact(si) {
+                        Some(FactKind::Number { max, integer, .. }) => (*max, *integer),
+                        _ => (None, false),
+                    };
+                    if let Some(max) = max
+                        && value > max
+                    {
+                        value = max;
+                        pv.note = Some(join_notes(
+                            pv.note.as_deref(),
+                            &format!("above {max}, taken as {max}"),
+                        ));
                     }
+                    if o.rank > 0
+                        && let Some(m) = fills.measures.get(o.rank)
+                    {
+                        pv.note = Some(join_notes(
+                            pv.note.as_deref(),
+                            &format!("{} used as a proxy for {}", m.label, fills.label),
+                        ));
+                    }
+                    let written = if integer && value.fract() == 0.0 {
+                        // Checked integral when read; a cap may not be.
+                        json!(value as i64)
+                    } else {
+                        json!(round2(value))
+                    };
+                    p.insert(fact.into(), written);
+                    prov.insert(pointer, vec![pv]);
                 }
+                Kind::Indication | Kind::Subject => {}
             }
-        }
-        // Kidney function: eGFR preferred; creatinine clearance as a proxy.
-        let kidney = facts.egfr.as_ref().map(|d| (d, None)).or_else(|| {
-            facts
-                .crcl
-                .as_ref()
-                .map(|d| (d, Some("creatinine clearance used as a proxy for eGFR")))
-        });
-        if let Some((d, proxy)) = kidney {
-            let mut pv = d.prov.clone();
-            let mut value = d.value;
-            if value > 200.0 {
-                value = 200.0;
-                pv.note = Some(join_notes(pv.note.as_deref(), "above 200, taken as 200"));
-            }
-            if let Some(proxy) = proxy {
-                pv.note = Some(join_notes(pv.note.as_deref(), proxy));
-            }
-            p.insert("egfr".into(), json!(round2(value)));
-            prov.insert("/egfr".into(), vec![pv]);
         }
         // Medications.
         if let Some(b) = &facts.subject_order {
@@ -1411,9 +1447,12 @@ impl<'v> Mapper<'v> {
                 });
                 prov.insert(format!("/{fact}"), vec![pv]);
             }
-            if let Some((text, pv)) = &b.value.indication {
-                p.insert("indication".into(), json!(text));
-                prov.insert("/indication".into(), vec![pv.clone()]);
+            let indication = self
+                .indication
+                .and_then(|s| self.vs.set(s).fills.fact.as_deref());
+            if let (Some((text, pv)), Some(fact)) = (&b.value.indication, indication) {
+                p.insert(fact.to_owned(), json!(text));
+                prov.insert(format!("/{fact}"), vec![pv.clone()]);
             }
         }
         // A medication seen is listed even when the record's medication list as a whole was not
@@ -1466,6 +1505,47 @@ impl<'v> Mapper<'v> {
             profile: Value::Object(p),
             provenance: prov,
         }
+    }
+
+    /// A staged CKD code also gives `stage_fact`: of several counted ones, the most severe, with the
+    /// provenance of the conditions that give it.
+    fn stage(
+        &self,
+        facts: &PatientFacts,
+        si: usize,
+        history: bool,
+        stage_fact: &str,
+        p: &mut Map<String, Value>,
+        prov: &mut BTreeMap<String, Vec<Prov>>,
+    ) {
+        let staged = facts
+            .conds
+            .iter()
+            .filter(|c| c.set == si && (c.active || history))
+            .filter_map(|c| c.stage.map(|s| (stage_rank(s), s, c)));
+        let Some(worst) = staged.clone().map(|x| x.0).max() else {
+            return;
+        };
+        let from: Vec<&CondHit> = staged.filter(|x| x.0 == worst).map(|x| x.2).collect();
+        let Some(stage) = from.first().and_then(|c| c.stage) else {
+            return;
+        };
+        let others = staged_count(facts, si, history) - from.len();
+        let provs = from
+            .iter()
+            .map(|c| {
+                let mut pv = c.prov.clone();
+                if others > 0 {
+                    pv.note = Some(join_notes(
+                        pv.note.as_deref(),
+                        "the most severe of the active CKD stages recorded",
+                    ));
+                }
+                pv
+            })
+            .collect();
+        p.insert(stage_fact.to_owned(), json!(stage.as_str()));
+        prov.insert(format!("/{stage_fact}"), provs);
     }
 }
 
@@ -1754,13 +1834,9 @@ impl<'a, 'p> Getter<'a, 'p> {
             .map(str::to_owned)
     }
 
-    /// An eGFR value from `valueQuantity` or `valueString` of `r` (a resource or a component).
-    fn egfr_value(
-        &mut self,
-        r: &Value,
-        base: &str,
-        units: &[String],
-    ) -> Option<(f64, Option<String>)> {
+    /// A value from `valueQuantity` (in one of `units`, or with none) or `valueString` (a number,
+    /// perhaps after a comparator) of `r`, a resource or a component at `base`.
+    fn quantity(&mut self, r: &Value, base: &str, units: &[String]) -> Option<Reading> {
         if let Some(q) = r.get("valueQuantity") {
             let rel = format!("{base}/valueQuantity");
             if !q.is_object() {
@@ -1774,11 +1850,10 @@ impl<'a, 'p> Getter<'a, 'p> {
                     return None;
                 }
             };
-            let unit_ok = [q.get("code"), q.get("unit")]
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .any(|u| units.iter().any(|a| a.eq_ignore_ascii_case(u.trim())));
+            let named = unit_names(q);
+            let unit_ok = named
+                .iter()
+                .any(|u| units.iter().any(|a| a.eq_ignore_ascii_case(u)));
             let no_unit = q.get("code").is_none() && q.get("unit").is_none();
             if !unit_ok && !no_unit {
                 return None;
@@ -1788,7 +1863,11 @@ impl<'a, 'p> Getter<'a, 'p> {
                 return None;
             }
             let note = comparator.map(|c| format!("reported as `{c} {value}`; taken at its bound"));
-            return Some((value, note));
+            return Some(Reading {
+                value,
+                units: named,
+                note,
+            });
         }
         if let Some(s) = r.get("valueString") {
             let Some(s) = s.as_str() else {
@@ -1809,9 +1888,111 @@ impl<'a, 'p> Getter<'a, 'p> {
                 Some(c) => format!("reported as text `{c} {number}`; taken at its bound"),
                 None => "reported as text".to_owned(),
             });
-            return Some((value, note));
+            return Some(Reading {
+                value,
+                units: Vec::new(),
+                note,
+            });
         }
         None
+    }
+}
+
+/// A value read from an Observation or a component: the number, the units its quantity names
+/// (`code` and `unit`, trimmed; none for text), and a note on how it was read.
+struct Reading {
+    value: f64,
+    units: Vec<String>,
+    note: Option<String>,
+}
+
+/// The `code` and `unit` a Quantity names, trimmed.
+fn unit_names(q: &Value) -> Vec<String> {
+    [q.get("code"), q.get("unit")]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|u| u.trim().to_owned())
+        .collect()
+}
+
+/// The value of an Observation over the upper limit of its own reference range, and a note saying so:
+/// the `high` of each `referenceRange` whose `type` is `normal` (or not given), in the value's unit
+/// (both name one in common, or neither names any). None without such a limit, or with several that
+/// differ: no limit is ever assumed, since it differs between laboratories and populations.
+fn ratio_to_upper_limit(
+    g: &mut Getter<'_, '_>,
+    r: &Value,
+    units: &[String],
+) -> Option<(f64, String)> {
+    let reading = g.quantity(r, "", units)?;
+    let ranges = g.arr(r, "referenceRange", "/referenceRange")?;
+    let mut limit: Option<(f64, Vec<String>)> = None;
+    for (i, range) in ranges.iter().enumerate() {
+        let base = format!("/referenceRange/{i}");
+        let meanings: Vec<&str> = range
+            .pointer("/type/coding")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("code").and_then(Value::as_str))
+            .collect();
+        if range.get("type").is_some() && !meanings.contains(&"normal") {
+            continue;
+        }
+        let Some(high) = g.obj(range, "high", &format!("{base}/high")) else {
+            continue;
+        };
+        let value = match high.get("value") {
+            Some(Value::Number(n)) => n.as_f64().filter(|v| *v > 0.0),
+            Some(_) => {
+                g.mismatch(&format!("{base}/high/value"), "value", "a number");
+                None
+            }
+            None => None,
+        };
+        let Some(value) = value else { continue };
+        let named = unit_names(high);
+        let same = if named.is_empty() || reading.units.is_empty() {
+            named.is_empty() && reading.units.is_empty()
+        } else {
+            named
+                .iter()
+                .any(|u| reading.units.iter().any(|v| v.eq_ignore_ascii_case(u)))
+        };
+        if !same {
+            continue;
+        }
+        match &limit {
+            Some((v, _)) if *v != value => return None,
+            Some(_) => {}
+            None => limit = Some((value, named)),
+        }
+    }
+    let (high, named) = limit?;
+    let unit = named.first().map(|u| format!(" {u}")).unwrap_or_default();
+    let note = format!("divided by the upper limit of its reference range, {high}{unit}");
+    let note = match reading.note {
+        Some(n) => format!("{n}; {note}"),
+        None => note,
+    };
+    Some((reading.value / high, note))
+}
+
+/// Keep `d` for `(set, rank)` when nothing is kept for it yet or it is newer (a later date, or the
+/// same day at a later time).
+fn keep_latest(obs: &mut Vec<ObsHit>, (set, rank): (usize, usize), d: Dated<ObsValue>) {
+    match obs.iter_mut().find(|o| o.set == set && o.rank == rank) {
+        Some(o) => {
+            if (d.date, &d.stamp) > (o.dated.date, &o.dated.stamp) {
+                o.dated = d;
+            }
+        }
+        None => obs.push(ObsHit {
+            set,
+            rank,
+            dated: d,
+        }),
     }
 }
 

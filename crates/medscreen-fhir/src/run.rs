@@ -251,18 +251,16 @@ impl Writer<'_> {
     }
 }
 
-/// Screen (or map) every input. Results go to `out`; the summary is returned.
+/// Screen (or map) every input with the engine `mapper` is bound to ([`crate::Binding::mapper`]).
+/// Results go to `out`; the summary is returned.
 pub fn run(
-    engine: &Engine,
     mapper: &Mapper<'_>,
     inputs: &[String],
     cfg: &RunConfig,
     out: &mut (dyn Write + Send),
 ) -> Result<FhirSummary, RunError> {
     let start = Instant::now();
-    // Medications are read through the engine's vocabulary too (every RxNorm and ATC coding).
-    let with_vocabulary = mapper.with_engine(engine);
-    let mapper = &with_vocabulary;
+    let engine = mapper.engine();
     let mut summary = FhirSummary {
         inputs: inputs.to_vec(),
         as_of: mapper.options().as_of.to_string(),

@@ -1,10 +1,19 @@
-//! Coded value sets: which FHIR codes fill which profile field, kept as data in `rules/valuesets/`.
+//! Coded value sets: which FHIR codes fill which profile fact, and how, kept as data.
+//!
+//! Shared sets live in `rules/valuesets/`, a pack's own in `rules/NAME/valuesets/`; FHIR input for a
+//! pack reads both ([`ValueSets::embedded_for`], [`ValueSets::from_dir_for`]). Each file says what it
+//! fills in its `fills` object: the fact, and the kind of reading that fills it ([`Fills`]: a condition,
+//! a status, the latest observation, a ratio to the reference range's upper limit, the order's
+//! indication, or the drug screened). The mapping code knows these kinds, never a fact by name.
 //!
 //! Like the rule pack, the sets are loaded and checked once, up front: each file against
-//! `schemas/valueset.schema.json`, then each code against the pattern of its system, each cited source
-//! against the file's `sources`, and no code twice in one list. Every problem is reported with its file
-//! and JSON Pointer and the run refuses to start. The checked sets are compiled into hash indexes, so
-//! matching a coding is one lookup (ICD-10-CM: one lookup per prefix length of the code).
+//! `schemas/valueset.schema.json`, then what the schema cannot say: each option and list against what
+//! its kind reads, each code against the pattern of its system, each cited source against the file's
+//! `sources`, no code twice in one list and no fact filled twice. Every problem is reported with its
+//! file and JSON Pointer and the run refuses to start. Whether the facts exist, with the type each kind
+//! gives, depends on the engine that screens: that is checked when the sets are bound to it
+//! ([`crate::Binding`]). The checked sets are compiled into hash indexes, so matching a coding is one
+//! lookup (ICD-10-CM: one lookup per prefix length of the code).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -18,7 +27,8 @@ use medscreen_core::profile::CkdStage;
 /// The value-set schema (`schemas/valueset.schema.json`).
 pub const VALUESET_SCHEMA: &str = include_str!("../../../schemas/valueset.schema.json");
 
-// `EMBEDDED`: every `rules/valuesets/*.json`, written by `build.rs`.
+// `EMBEDDED` (every `rules/valuesets/*.json`) and `EMBEDDED_PACKS` (each listed pack's
+// `rules/NAME/valuesets/*.json`), written by `build.rs` from `rules/packs.json`.
 include!(concat!(env!("OUT_DIR"), "/valuesets.rs"));
 
 /// A code system we match.
@@ -122,44 +132,112 @@ pub fn normalize(system: System, code: &str) -> String {
     }
 }
 
-/// The shared patient facts FHIR input fills from value sets, by name. Which facts a FHIR record
-/// gives, and how, is the mapping's knowledge (conditions, observations, the order's reason); a fact
-/// outside this list is left unknown.
-pub const FILLABLE: [&str; 16] = [
-    "pregnant",
-    "breastfeeding",
-    "seizure_history",
-    "kidney_disease",
-    "dialysis",
-    "egfr",
-    "stroke_history",
-    "liver_disease",
-    "heart_disease",
-    "diabetes",
-    "psychiatric_disorder",
-    "alcohol_use",
-    "autonomic_dysreflexia",
-    "respiratory_impairment",
-    "hypotension",
-    "indication",
-];
-
-/// What a value set fills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// A profile fact, one of [`FILLABLE`].
-    Field(&'static str),
-    /// The drug being screened (orders of the pack's drug).
+/// The kind of reading that fills a set's fact (`fills.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A boolean fact from the problem list (`condition`).
+    Condition,
+    /// A boolean fact from a status observation's answer and conditions (`status`).
+    Status,
+    /// A number fact, the latest observation value in the look-back window (`observation`).
+    Observation,
+    /// A number fact, the latest observation value over its reference range's upper limit
+    /// (`ratio_to_upper_limit`).
+    RatioToUpperLimit,
+    /// A string fact, the reasonCode of the order screened (`indication`).
+    Indication,
+    /// The drug screened: its orders are the order screened (`subject`).
     Subject,
 }
 
-/// Whether an observation is an eGFR or a creatinine clearance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Measure {
-    /// Estimated GFR.
-    Egfr,
-    /// Creatinine clearance, used as a proxy.
-    Crcl,
+impl Kind {
+    /// The kind as files write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Condition => "condition",
+            Kind::Status => "status",
+            Kind::Observation => "observation",
+            Kind::RatioToUpperLimit => "ratio_to_upper_limit",
+            Kind::Indication => "indication",
+            Kind::Subject => "subject",
+        }
+    }
+
+    /// The options of `fills` this kind reads, besides `kind`.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Condition => &["fact", "history", "stage_fact"],
+            Kind::Status => &["fact", "history"],
+            Kind::Observation => &["fact", "label", "measures", "components", "lookback_days"],
+            Kind::RatioToUpperLimit => &["fact", "lookback_days"],
+            Kind::Indication => &["fact"],
+            Kind::Subject => &["daily_dose_fact"],
+        }
+    }
+
+    /// The lists of the file this kind reads.
+    fn lists(self) -> &'static [&'static str] {
+        match self {
+            Kind::Condition | Kind::Indication => &["conditions"],
+            Kind::Status => &["conditions", "observation"],
+            Kind::Observation | Kind::RatioToUpperLimit => &["observation"],
+            Kind::Subject => &["medication"],
+        }
+    }
+}
+
+/// One kind of measurement of an `observation` set, in order of preference (`fills.measures`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasureDef {
+    /// What codes name it by (`egfr`).
+    pub id: String,
+    /// Its name in provenance notes (`creatinine clearance`).
+    pub label: String,
+}
+
+/// What a value set fills, and how: its `fills` object, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fills {
+    /// The kind of reading.
+    pub kind: Kind,
+    /// The fact filled (`None` only for the subject set).
+    pub fact: Option<String>,
+    /// `condition`, `status`: inactive conditions count too.
+    pub history: bool,
+    /// `condition`: the fact the codes' CKD stage fills.
+    pub stage_fact: Option<String>,
+    /// `observation`: the measurement's name in notes (default: the fact's name).
+    pub label: String,
+    /// `observation`: measures, most preferred first (empty: every code is alike).
+    pub measures: Vec<MeasureDef>,
+    /// `observation`: components are read too, the lowest of one Observation kept.
+    pub lowest_component: bool,
+    /// `observation`, `ratio_to_upper_limit`: the set's own look-back window, in days.
+    pub lookback_days: Option<u32>,
+    /// `subject`: the fact the daily dose of the order screened fills.
+    pub daily_dose_fact: Option<String>,
+}
+
+impl Fills {
+    /// Every fact the set fills, with the option of `fills` that names it (`fact`, `stage_fact`,
+    /// `daily_dose_fact`).
+    pub fn facts(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("fact", self.fact.as_deref()),
+            ("stage_fact", self.stage_fact.as_deref()),
+            ("daily_dose_fact", self.daily_dose_fact.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(option, f)| f.map(|f| (option, f)))
+    }
+
+    /// The rank of a code's `measure` among [`Fills::measures`] (0 when the set declares none).
+    pub fn measure_rank(&self, measure: Option<&str>) -> usize {
+        measure
+            .and_then(|m| self.measures.iter().position(|d| d.id == m))
+            .unwrap_or(0)
+    }
 }
 
 /// One code of a set.
@@ -220,8 +298,6 @@ struct MedicationPart {
     #[serde(default)]
     names: Vec<MedicationName>,
     #[serde(default)]
-    daily_dose_fact: Option<String>,
-    #[serde(default)]
     other_route: Option<OtherRoutePart>,
 }
 
@@ -230,6 +306,54 @@ struct OtherRoutePart {
     label: String,
     codes: Vec<Code>,
     terms: Vec<MedicationName>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawMeasure {
+    id: String,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// `fills` as written; [`lower_fills`] checks it against its kind.
+#[derive(Debug, Clone, Deserialize)]
+struct RawFills {
+    kind: Kind,
+    #[serde(default)]
+    fact: Option<String>,
+    #[serde(default)]
+    history: Option<bool>,
+    #[serde(default)]
+    stage_fact: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    measures: Option<Vec<RawMeasure>>,
+    #[serde(default)]
+    components: Option<String>,
+    #[serde(default)]
+    lookback_days: Option<u32>,
+    #[serde(default)]
+    daily_dose_fact: Option<String>,
+}
+
+impl RawFills {
+    /// The options given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("fact", self.fact.is_some()),
+            ("history", self.history.is_some()),
+            ("stage_fact", self.stage_fact.is_some()),
+            ("label", self.label.is_some()),
+            ("measures", self.measures.is_some()),
+            ("components", self.components.is_some()),
+            ("lookback_days", self.lookback_days.is_some()),
+            ("daily_dose_fact", self.daily_dose_fact.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
 }
 
 /// A route that makes an order of the screened drug not the order screened (intrathecal, for
@@ -246,10 +370,8 @@ pub struct OtherRoute {
 #[serde(rename_all = "snake_case")]
 struct ValueSetFile {
     id: String,
-    field: String,
+    fills: RawFills,
     title: String,
-    #[serde(default)]
-    history: bool,
     sources: serde_json::Map<String, Value>,
     #[serde(default)]
     conditions: Vec<Code>,
@@ -266,13 +388,11 @@ pub struct ValueSet {
     pub id: String,
     /// The file it came from.
     pub file: String,
-    /// What it fills.
-    pub target: Target,
+    /// What it fills, and how.
+    pub fills: Fills,
     /// Title.
     pub title: String,
-    /// Inactive conditions count too.
-    pub history: bool,
-    /// Condition codes.
+    /// Condition codes (for `indication`: reasonCode codes).
     pub conditions: Vec<Code>,
     /// Observation codes.
     pub observation_codes: Vec<Code>,
@@ -288,8 +408,6 @@ pub struct ValueSet {
     pub other_route: Option<OtherRoute>,
     /// Its route codes (`medication.other_route.codes`).
     pub route_codes: Vec<Code>,
-    /// For the subject set: the profile fact the daily dose of the order screened fills.
-    pub daily_dose_fact: Option<String>,
 }
 
 /// Which list of a set a code is in.
@@ -325,49 +443,51 @@ pub struct ValueSets {
 }
 
 impl ValueSets {
-    /// The sets compiled into this binary.
+    /// The sets compiled into this binary for the default pack: the shared ones and that pack's
+    /// (`default` in `rules/packs.json`).
     pub fn embedded() -> Result<ValueSets, LoadErrors> {
-        let files: Vec<(String, String)> = EMBEDDED
+        ValueSets::embedded_for(medscreen_core::engine::EMBEDDED_DEFAULT)
+    }
+
+    /// The sets compiled into this binary for pack `pack`: the shared ones (`rules/valuesets/`) and the
+    /// pack's own (`rules/NAME/valuesets/`; none for a pack not built in).
+    pub fn embedded_for(pack: &str) -> Result<ValueSets, LoadErrors> {
+        let shared = EMBEDDED
             .iter()
-            .map(|(n, t)| (format!("rules/valuesets/{n}"), (*t).to_owned()))
-            .collect();
+            .map(|(n, t)| (format!("rules/valuesets/{n}"), (*t).to_owned()));
+        let own = EMBEDDED_PACKS
+            .iter()
+            .filter(|(name, _)| *name == pack)
+            .flat_map(|(name, files)| {
+                files
+                    .iter()
+                    .map(move |(n, t)| (format!("rules/{name}/valuesets/{n}"), (*t).to_owned()))
+            });
+        let files: Vec<(String, String)> = shared.chain(own).collect();
         ValueSets::from_sources(&files)
     }
 
-    /// Every `*.json` file of `dir`.
+    /// Every `*.json` file of `dir`, a flat directory of sets.
     pub fn from_dir(dir: &Path) -> Result<ValueSets, LoadErrors> {
-        let shown = dir.display().to_string();
-        let io = |e: std::io::Error| {
-            LoadErrors(vec![LoadError::new(
-                LoadErrorCode::Io,
-                &shown,
-                "",
-                format!("cannot read the value-set directory: {e}"),
-            )])
+        let files = read_json_files(dir)?;
+        ValueSets::from_sources(&files)
+    }
+
+    /// The sets of `dir` for pack `pack`, laid out as `rules/` is: the shared sets are `dir/valuesets/*.json`
+    /// when `dir/valuesets/` exists (`dir` is a rule directory), else `dir/*.json`; the pack's own are
+    /// `dir/PACK/valuesets/*.json`, if there are any. A flat directory of sets reads as
+    /// [`ValueSets::from_dir`].
+    pub fn from_dir_for(dir: &Path, pack: &str) -> Result<ValueSets, LoadErrors> {
+        let nested = dir.join("valuesets");
+        let shared = if nested.is_dir() {
+            nested
+        } else {
+            dir.to_path_buf()
         };
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        names.sort();
-        let mut files = Vec::new();
-        let mut errors = Vec::new();
-        for p in names {
-            let name = p.display().to_string();
-            match std::fs::read_to_string(&p) {
-                Ok(t) => files.push((name, t)),
-                Err(e) => errors.push(LoadError::new(
-                    LoadErrorCode::Io,
-                    &name,
-                    "",
-                    format!("cannot read the file: {e}"),
-                )),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(LoadErrors(errors));
+        let mut files = read_json_files(&shared)?;
+        let own = dir.join(pack).join("valuesets");
+        if own.is_dir() {
+            files.extend(read_json_files(&own)?);
         }
         ValueSets::from_sources(&files)
     }
@@ -380,11 +500,33 @@ impl ValueSets {
         let mut sets = Vec::new();
         let mut ids: HashMap<String, String> = HashMap::new();
         for (name, text) in files {
-            let value =
-                match medscreen_core::engine::parse_checked(text, name, &schema, &mut errors) {
-                    Some((value, true)) => value,
-                    _ => continue,
-                };
+            let value = match medscreen_core::engine::parse_checked(
+                text,
+                name,
+                &schema,
+                &mut errors,
+            ) {
+                Some((value, true)) => value,
+                Some((value, false)) => {
+                    // A file written before `fills`: say what replaced `field` and `history`.
+                    if value.get("field").is_some() && value.get("fills").is_none() {
+                        errors.push(
+                                LoadError::new(
+                                    LoadErrorCode::Schema,
+                                    name,
+                                    "/field",
+                                    "`field` is no longer read: a value set says what it fills in `fills`",
+                                )
+                                .with_help(Some(
+                                    "write `\"fills\": {\"kind\": ..., \"fact\": ...}` (see schemas/valueset.schema.json)"
+                                        .to_owned(),
+                                )),
+                            );
+                    }
+                    continue;
+                }
+                None => continue,
+            };
             let file: ValueSetFile = match serde_json::from_value(value) {
                 Ok(f) => f,
                 Err(e) => {
@@ -409,26 +551,7 @@ impl ValueSets {
                 sets.push(set);
             }
         }
-        let targets: BTreeSet<&str> = sets
-            .iter()
-            .map(|s| match s.target {
-                Target::Field(f) => f,
-                Target::Subject => "subject",
-            })
-            .collect();
-        for required in ["egfr", "pregnant", "subject"] {
-            if !errors.is_empty() {
-                break;
-            }
-            if !targets.contains(required) {
-                errors.push(LoadError::new(
-                    LoadErrorCode::Schema,
-                    "rules/valuesets",
-                    "",
-                    format!("no value set fills `{required}`"),
-                ));
-            }
-        }
+        check_once(&sets, &mut errors);
         if !errors.is_empty() {
             return Err(LoadErrors(errors));
         }
@@ -513,38 +636,144 @@ impl ValueSets {
         }
     }
 
-    /// The index of the set that fills `target`, if any.
-    pub fn find(&self, target: Target) -> Option<usize> {
-        self.sets.iter().position(|s| s.target == target)
+    /// The index of the first set of kind `kind`, if any (there is at most one `subject` and one
+    /// `indication` set).
+    pub fn find_kind(&self, kind: Kind) -> Option<usize> {
+        self.sets.iter().position(|s| s.fills.kind == kind)
     }
 }
 
-fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Option<ValueSet> {
-    let before = errors.len();
-    let target = if file.field == "subject" {
-        Target::Subject
+/// `(file name, text)` of every `*.json` file of `dir`, in name order.
+fn read_json_files(dir: &Path) -> Result<Vec<(String, String)>, LoadErrors> {
+    let shown = dir.display().to_string();
+    let io = |e: std::io::Error| {
+        LoadErrors(vec![LoadError::new(
+            LoadErrorCode::Io,
+            &shown,
+            "",
+            format!("cannot read the value-set directory: {e}"),
+        )])
+    };
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .collect();
+    names.sort();
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in names {
+        let name = p.display().to_string();
+        match std::fs::read_to_string(&p) {
+            Ok(t) => files.push((name, t)),
+            Err(e) => errors.push(LoadError::new(
+                LoadErrorCode::Io,
+                &name,
+                "",
+                format!("cannot read the file: {e}"),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(files)
     } else {
-        match FILLABLE.iter().find(|f| **f == file.field) {
-            Some(f) => Target::Field(f),
-            None => {
-                let shared = serde_json::from_str::<Value>(medscreen_core::engine::PROFILE_SCHEMA)
-                    .ok()
-                    .and_then(|s| s.pointer(&format!("/properties/{}", file.field)).cloned())
-                    .is_some();
+        Err(LoadErrors(errors))
+    }
+}
+
+/// What must hold across files: no fact filled by two sets (the second would overwrite the first),
+/// and at most one `subject` and one `indication` set (the order screened, and its reason, are one).
+fn check_once(sets: &[ValueSet], errors: &mut Vec<LoadError>) {
+    let mut filled: HashMap<&str, &str> = HashMap::new();
+    let mut single: HashMap<Kind, &str> = HashMap::new();
+    for set in sets {
+        for (option, fact) in set.fills.facts() {
+            if let Some(first) = filled.insert(fact, &set.file) {
                 errors.push(LoadError::new(
-                    LoadErrorCode::UnknownFact,
-                    name,
-                    "/field",
-                    if shared {
-                        format!("FHIR input cannot fill `{}`", file.field)
-                    } else {
-                        format!("unknown profile field `{}`", file.field)
-                    },
+                    LoadErrorCode::Duplicate,
+                    &set.file,
+                    format!("/fills/{option}"),
+                    format!("fact `{fact}` is also filled by {first}"),
                 ));
-                return None;
             }
         }
-    };
+        let kind = set.fills.kind;
+        if matches!(kind, Kind::Subject | Kind::Indication)
+            && let Some(first) = single.insert(kind, &set.file)
+        {
+            errors.push(LoadError::new(
+                LoadErrorCode::Duplicate,
+                &set.file,
+                "/fills/kind",
+                format!("a second `{}` set (the first is {first})", kind.as_str()),
+            ));
+        }
+    }
+}
+
+/// `fills` checked against its kind (the schema has checked the kind, and that every kind but
+/// `subject` names its `fact`): every option given is one it reads, and measures are named once.
+fn lower_fills(raw: RawFills, name: &str, errors: &mut Vec<LoadError>) -> Option<Fills> {
+    let kind = raw.kind;
+    let before = errors.len();
+    for option in raw.given() {
+        if !kind.options().contains(&option) {
+            errors.push(
+                LoadError::new(
+                    LoadErrorCode::Schema,
+                    name,
+                    format!("/fills/{option}"),
+                    format!("`{}` sets do not read `{option}`", kind.as_str()),
+                )
+                .with_help(Some(format!(
+                    "its options: {}",
+                    kind.options()
+                        .iter()
+                        .map(|o| format!("`{o}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            );
+        }
+    }
+    let mut measures: Vec<MeasureDef> = Vec::new();
+    for (i, m) in raw.measures.into_iter().flatten().enumerate() {
+        if measures.iter().any(|d| d.id == m.id) {
+            errors.push(LoadError::new(
+                LoadErrorCode::Duplicate,
+                name,
+                format!("/fills/measures/{i}/id"),
+                format!("measure `{}` is listed twice", m.id),
+            ));
+        }
+        let label = m.label.unwrap_or_else(|| m.id.clone());
+        measures.push(MeasureDef { id: m.id, label });
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let label = raw.label.or_else(|| raw.fact.clone()).unwrap_or_default();
+    Some(Fills {
+        kind,
+        fact: raw.fact,
+        history: raw.history.unwrap_or(false),
+        stage_fact: raw.stage_fact,
+        label,
+        measures,
+        lowest_component: raw.components.as_deref() == Some("lowest"),
+        lookback_days: raw.lookback_days,
+        daily_dose_fact: raw.daily_dose_fact,
+    })
+}
+
+/// A list of codes of a file: its pointer, its codes, and the one property its codes may carry, if
+/// any, with whether each must.
+type CodeList<'a> = (&'static str, &'a [Code], Option<(&'static str, bool)>);
+
+fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Option<ValueSet> {
+    let before = errors.len();
+    let fills = lower_fills(file.fills, name, errors);
     let mut check = |codes: &[Code], base: &str| {
         let mut seen = BTreeSet::new();
         for (i, c) in codes.iter().enumerate() {
@@ -585,6 +814,7 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
         }
     };
     check(&file.conditions, "/conditions");
+    let has_observation = file.observation.is_some();
     let (mut obs_codes, mut answers, mut units) = (Vec::new(), Vec::new(), Vec::new());
     if let Some(o) = file.observation {
         check(&o.codes, "/observation/codes");
@@ -597,8 +827,8 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
             .map(|u| u.trim().to_ascii_lowercase())
             .collect();
     }
+    let has_medication = file.medication.is_some();
     let (mut med_codes, mut med_names, mut other_route) = (Vec::new(), Vec::new(), None);
-    let mut daily_dose_fact = None;
     let mut route_codes = Vec::new();
     if let Some(m) = file.medication {
         check(&m.codes, "/medication/codes");
@@ -628,7 +858,6 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
         }
         med_codes = m.codes;
         med_names = m.names.iter().map(|n| n.name.to_lowercase()).collect();
-        daily_dose_fact = m.daily_dose_fact;
         other_route = m.other_route.map(|r| {
             route_codes = r.codes;
             OtherRoute {
@@ -637,81 +866,126 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
             }
         });
     }
-    // What each field needs to be usable.
+    let fills = fills?;
+    let kind = fills.kind.as_str();
+    // The lists its kind reads, and what it needs of them.
+    let lists = [
+        ("conditions", !file.conditions.is_empty()),
+        ("observation", has_observation),
+        ("medication", has_medication),
+    ];
+    for (list, given) in lists {
+        if given && !fills.kind.lists().contains(&list) {
+            errors.push(LoadError::new(
+                LoadErrorCode::Schema,
+                name,
+                format!("/{list}"),
+                format!("`{kind}` sets do not read `{list}`"),
+            ));
+        }
+    }
     let need = |ok: bool, pointer: &str, what: &str, errors: &mut Vec<LoadError>| {
         if !ok {
             errors.push(LoadError::new(
                 LoadErrorCode::Schema,
                 name,
                 pointer,
-                format!("a value set for `{}` needs {what}", file.field),
+                format!("`{kind}` sets need {what}"),
             ));
         }
     };
-    if target != Target::Field("kidney_disease") {
-        for (i, c) in file.conditions.iter().enumerate() {
-            need(
-                c.stage.is_none(),
-                &format!("/conditions/{i}/stage"),
-                "no `stage` (only a `kidney_disease` set gives `ckd_stage`)",
-                errors,
-            );
-        }
-    }
-    if target != Target::Subject && other_route.is_some() {
-        need(
-            false,
-            "/medication/other_route",
-            "no `other_route` (only the `subject` set has one)",
-            errors,
-        );
-    }
-    if target != Target::Subject && daily_dose_fact.is_some() {
-        need(
-            false,
-            "/medication/daily_dose_fact",
-            "no `daily_dose_fact` (only the `subject` set has one)",
-            errors,
-        );
-    }
-    match target {
-        Target::Subject => need(!med_codes.is_empty(), "", "`medication`", errors),
-        Target::Field("egfr") => {
+    match fills.kind {
+        Kind::Condition => need(!file.conditions.is_empty(), "", "`conditions`", errors),
+        Kind::Status => need(!obs_codes.is_empty(), "", "`observation`", errors),
+        Kind::Observation | Kind::RatioToUpperLimit => {
             need(!obs_codes.is_empty(), "", "`observation`", errors);
-            need(!units.is_empty(), "/observation", "`units`", errors);
-            for (i, c) in obs_codes.iter().enumerate() {
-                need(
-                    c.measure.is_some(),
-                    &format!("/observation/codes/{i}"),
-                    "a `measure` on each code",
-                    errors,
-                );
+            if has_observation {
+                need(!units.is_empty(), "/observation", "`units`", errors);
+            }
+            if !answers.is_empty() {
+                errors.push(LoadError::new(
+                    LoadErrorCode::Schema,
+                    name,
+                    "/observation/answers",
+                    format!("`{kind}` sets do not read `answers`: they read a value"),
+                ));
             }
         }
-        Target::Field("indication") => {
-            for (i, c) in file.conditions.iter().enumerate() {
-                need(
-                    c.label.is_some(),
-                    &format!("/conditions/{i}"),
-                    "a `label` on each code",
-                    errors,
-                );
+        Kind::Indication => need(!file.conditions.is_empty(), "", "`conditions`", errors),
+        Kind::Subject => need(!med_codes.is_empty(), "", "`medication`", errors),
+    }
+    // What each code may carry: each list reads at most one property (and may need it on every code);
+    // a property its list does not read is an error, not silently ignored.
+    let reads = |p: &'static str, read: bool, needed: bool| read.then_some((p, needed));
+    let lists: [CodeList<'_>; 5] = [
+        (
+            "/conditions",
+            &file.conditions,
+            reads(
+                "stage",
+                fills.kind == Kind::Condition && fills.stage_fact.is_some(),
+                false,
+            )
+            .or(reads("label", fills.kind == Kind::Indication, true)),
+        ),
+        (
+            "/observation/codes",
+            &obs_codes,
+            reads("measure", !fills.measures.is_empty(), true),
+        ),
+        // Answers outside a status set are refused above, whole.
+        (
+            "/observation/answers",
+            &answers,
+            reads("value", true, fills.kind == Kind::Status),
+        ),
+        (
+            "/medication/codes",
+            &med_codes,
+            reads("strength_mg", true, false),
+        ),
+        ("/medication/other_route/codes", &route_codes, None),
+    ];
+    for (base, codes, read) in lists {
+        for (i, c) in codes.iter().enumerate() {
+            for (prop, given) in c.properties() {
+                let at = format!("{base}/{i}");
+                let (reads, needs) = match read {
+                    Some((p, needed)) if p == prop => (true, needed),
+                    _ => (false, false),
+                };
+                if given && !reads {
+                    let help = (prop == "stage" && fills.kind == Kind::Condition)
+                        .then(|| "name the fact the stage fills in `fills.stage_fact`".to_owned());
+                    errors.push(
+                        LoadError::new(
+                            LoadErrorCode::Schema,
+                            name,
+                            format!("{at}/{prop}"),
+                            format!("`{kind}` sets do not read `{prop}` here"),
+                        )
+                        .with_help(help),
+                    );
+                } else if !given && needs {
+                    need(false, &at, &format!("a `{prop}` on each code"), errors);
+                }
             }
-        }
-        Target::Field(_) => {
-            // Every other fillable fact is a yes/no condition.
-            need(
-                !file.conditions.is_empty() || !obs_codes.is_empty(),
-                "",
-                "`conditions` or `observation`",
-                errors,
-            );
-            for (i, a) in answers.iter().enumerate() {
-                need(
-                    a.value.is_some(),
-                    &format!("/observation/answers/{i}"),
-                    "a `value` on each answer",
-                    errors,
+            if let Some(m) = c.measure.as_deref()
+                && matches!(read, Some(("measure", _)))
+                && !fills.measures.iter().any(|d| d.id == m)
+            {
+                let known = fills.measures.iter().map(|d| d.id.as_str());
+                errors.push(
+                    LoadError::new(
+                        LoadErrorCode::Schema,
+                        name,
+                        format!("{base}/{i}/measure"),
+                        format!("unknown measure `{m}`: not in `fills.measures`"),
+                    )
+                    .with_help(
+                        medscreen_core::suggest::did_you_mean(m, known)
+                            .map(|s| format!("did you mean `{s}`?")),
+                    ),
                 );
             }
         }
@@ -722,9 +996,8 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
     Some(ValueSet {
         id: file.id,
         file: name.to_owned(),
-        target,
+        fills,
         title: file.title,
-        history: file.history,
         conditions: file.conditions,
         observation_codes: obs_codes,
         answers,
@@ -733,19 +1006,37 @@ fn check_file(file: ValueSetFile, name: &str, errors: &mut Vec<LoadError>) -> Op
         medication_names: med_names,
         other_route,
         route_codes,
-        daily_dose_fact,
     })
 }
 
 impl Code {
-    /// `egfr` or `crcl`.
-    pub fn measure(&self) -> Option<Measure> {
-        match self.measure.as_deref() {
-            Some("egfr") => Some(Measure::Egfr),
-            Some("crcl") => Some(Measure::Crcl),
-            _ => None,
-        }
+    /// Which of the optional properties the code carries, by name.
+    fn properties(&self) -> [(&'static str, bool); 5] {
+        [
+            ("stage", self.stage.is_some()),
+            ("label", self.label.is_some()),
+            ("measure", self.measure.is_some()),
+            ("value", self.value.is_some()),
+            ("strength_mg", self.strength_mg.is_some()),
+        ]
     }
+}
+
+/// Each error as `(file, pointer, message, help)`, for tests that assert all four together.
+#[cfg(test)]
+pub(crate) fn located(errors: &LoadErrors) -> Vec<(String, String, String, Option<String>)> {
+    errors
+        .errors()
+        .iter()
+        .map(|e| {
+            (
+                e.file.clone(),
+                e.pointer.clone(),
+                e.message.clone(),
+                e.help.clone(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -772,6 +1063,327 @@ mod tests {
         assert!(hits.is_empty());
         vs.lookup(List::Condition, System::Icd10Cm, "N19", &mut hits);
         assert!(hits.is_empty());
+    }
+
+    /// A small set of kind `kind` (a condition set unless changed), edited by `edit`.
+    fn set_file(edit: impl Fn(&mut Value)) -> Value {
+        let mut v = serde_json::json!({
+            "id": "t", "title": "T", "fills": {"kind": "condition", "fact": "x"},
+            "sources": {"S": {"label": "a source"}},
+            "conditions": [{"system": "icd10cm", "code": "G40", "display": "Epilepsy",
+                            "evidence": "M", "source": "S"}]
+        });
+        edit(&mut v);
+        v
+    }
+
+    fn observation_set(fills: Value) -> impl Fn(&mut Value) {
+        move |v: &mut Value| {
+            v["fills"] = fills.clone();
+            v.as_object_mut().unwrap().remove("conditions");
+            v["observation"] = serde_json::json!({"units": ["U/L"], "codes": [
+                {"system": "loinc", "code": "1742-6", "display": "ALT", "evidence": "M", "source": "S"}]});
+        }
+    }
+
+    /// Every error of loading `files` as `(file, pointer, message, help)`.
+    fn errors_of(files: &[(&str, Value)]) -> Vec<(String, String, String, Option<String>)> {
+        let files: Vec<(String, String)> = files
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), v.to_string()))
+            .collect();
+        ValueSets::from_sources(&files)
+            .map(|_| Vec::new())
+            .unwrap_or_else(|e| located(&e))
+    }
+
+    fn one_error(v: Value) -> (String, String, Option<String>) {
+        let mut errors = errors_of(&[("t.json", v)]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (_, pointer, message, help) = errors.remove(0);
+        (pointer, message, help)
+    }
+
+    fn err(pointer: &str, message: &str, help: Option<&str>) -> (String, String, Option<String>) {
+        (
+            pointer.to_owned(),
+            message.to_owned(),
+            help.map(str::to_owned),
+        )
+    }
+
+    #[test]
+    fn a_small_set_of_each_kind_loads() {
+        assert_eq!(errors_of(&[("t.json", set_file(|_| {}))]), []);
+        let ratio = set_file(observation_set(
+            serde_json::json!({"kind": "ratio_to_upper_limit", "fact": "x", "lookback_days": 90}),
+        ));
+        let vs = ValueSets::from_sources(&[("t.json".to_owned(), ratio.to_string())]).unwrap();
+        assert_eq!(vs.set(0).fills.kind, Kind::RatioToUpperLimit);
+        assert_eq!(vs.set(0).fills.lookback_days, Some(90));
+        assert_eq!(vs.set(0).units, ["u/l"]);
+    }
+
+    #[test]
+    fn an_option_its_kind_does_not_read_is_a_load_error_naming_the_kinds_options() {
+        let v = set_file(|v| v["fills"]["measures"] = serde_json::json!([{"id": "egfr"}]));
+        assert_eq!(
+            one_error(v),
+            err(
+                "/fills/measures",
+                "`condition` sets do not read `measures`",
+                Some("its options: `fact`, `history`, `stage_fact`")
+            )
+        );
+        let v = set_file(|v| {
+            v["fills"] = serde_json::json!({"kind": "subject", "fact": "x"});
+            v["medication"] = v["conditions"].clone();
+            v["medication"] = serde_json::json!({"codes": [{"system": "rxnorm", "code": "1292",
+                "display": "baclofen", "evidence": "M", "source": "S"}]});
+            v.as_object_mut().unwrap().remove("conditions");
+        });
+        assert_eq!(
+            one_error(v),
+            err(
+                "/fills/fact",
+                "`subject` sets do not read `fact`",
+                Some("its options: `daily_dose_fact`")
+            )
+        );
+    }
+
+    #[test]
+    fn a_list_its_kind_does_not_read_or_needs_is_a_load_error() {
+        let v = set_file(observation_set(
+            serde_json::json!({"kind": "observation", "fact": "x"}),
+        ));
+        let with_conditions = {
+            let mut v = v.clone();
+            v["conditions"] = set_file(|_| {})["conditions"].clone();
+            v
+        };
+        assert_eq!(
+            one_error(with_conditions),
+            err(
+                "/conditions",
+                "`observation` sets do not read `conditions`",
+                None
+            )
+        );
+        let mut no_units = v.clone();
+        no_units["observation"]
+            .as_object_mut()
+            .unwrap()
+            .remove("units");
+        assert_eq!(
+            one_error(no_units),
+            err("/observation", "`observation` sets need `units`", None)
+        );
+        let mut answers = v.clone();
+        answers["observation"]["answers"] = answers["observation"]["codes"].clone();
+        assert_eq!(
+            one_error(answers),
+            err(
+                "/observation/answers",
+                "`observation` sets do not read `answers`: they read a value",
+                None
+            )
+        );
+        // A condition set given an observation instead of conditions: both are said.
+        let mut swapped = v;
+        swapped["fills"] = serde_json::json!({"kind": "condition", "fact": "x"});
+        assert_eq!(
+            errors_of(&[("t.json", swapped)])
+                .into_iter()
+                .map(|e| (e.1, e.2))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "/observation".to_owned(),
+                    "`condition` sets do not read `observation`".to_owned()
+                ),
+                (
+                    "".to_owned(),
+                    "`condition` sets need `conditions`".to_owned()
+                )
+            ]
+        );
+        let subject = set_file(|v| v["fills"] = serde_json::json!({"kind": "subject"}));
+        assert_eq!(
+            errors_of(&[("t.json", subject)])
+                .into_iter()
+                .map(|e| e.2)
+                .collect::<Vec<_>>(),
+            [
+                "`subject` sets do not read `conditions`",
+                "`subject` sets need `medication`"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_code_property_its_set_does_not_read_or_needs_is_a_load_error() {
+        let staged = set_file(|v| v["conditions"][0]["stage"] = serde_json::json!("3a"));
+        assert_eq!(
+            one_error(staged.clone()),
+            err(
+                "/conditions/0/stage",
+                "`condition` sets do not read `stage` here",
+                Some("name the fact the stage fills in `fills.stage_fact`")
+            )
+        );
+        let mut with_stage_fact = staged;
+        with_stage_fact["fills"]["stage_fact"] = serde_json::json!("ckd_stage");
+        assert_eq!(errors_of(&[("t.json", with_stage_fact)]), []);
+        let strength = set_file(|v| v["conditions"][0]["strength_mg"] = serde_json::json!(10));
+        assert_eq!(
+            one_error(strength),
+            err(
+                "/conditions/0/strength_mg",
+                "`condition` sets do not read `strength_mg` here",
+                None
+            )
+        );
+        let indication =
+            set_file(|v| v["fills"] = serde_json::json!({"kind": "indication", "fact": "x"}));
+        assert_eq!(
+            one_error(indication),
+            err(
+                "/conditions/0",
+                "`indication` sets need a `label` on each code",
+                None
+            )
+        );
+        let status = set_file(|v| {
+            v["fills"] = serde_json::json!({"kind": "status", "fact": "x"});
+            v["observation"] = serde_json::json!({"codes": [{"system": "loinc", "code": "82810-3",
+                "display": "Pregnancy status", "evidence": "M", "source": "S"}],
+                "answers": [{"system": "loinc", "code": "LA15173-0", "display": "Pregnant",
+                "evidence": "M", "source": "S"}]});
+        });
+        assert_eq!(
+            one_error(status),
+            err(
+                "/observation/answers/0",
+                "`status` sets need a `value` on each code",
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn measures_are_declared_once_and_every_code_names_a_declared_one() {
+        let fills = serde_json::json!({"kind": "observation", "fact": "x",
+            "measures": [{"id": "egfr"}, {"id": "crcl", "label": "creatinine clearance"}]});
+        let unnamed = set_file(observation_set(fills.clone()));
+        assert_eq!(
+            one_error(unnamed.clone()),
+            err(
+                "/observation/codes/0",
+                "`observation` sets need a `measure` on each code",
+                None
+            )
+        );
+        let mut misspelt = unnamed.clone();
+        misspelt["observation"]["codes"][0]["measure"] = serde_json::json!("egrf");
+        assert_eq!(
+            one_error(misspelt),
+            err(
+                "/observation/codes/0/measure",
+                "unknown measure `egrf`: not in `fills.measures`",
+                Some("did you mean `egfr`?")
+            )
+        );
+        let mut twice = unnamed.clone();
+        twice["observation"]["codes"][0]["measure"] = serde_json::json!("egfr");
+        twice["fills"]["measures"][1]["id"] = serde_json::json!("egfr");
+        assert_eq!(
+            one_error(twice),
+            err(
+                "/fills/measures/1/id",
+                "measure `egfr` is listed twice",
+                None
+            )
+        );
+        // Without `measures`, a code naming one is not read.
+        let mut undeclared = set_file(observation_set(
+            serde_json::json!({"kind": "observation", "fact": "x"}),
+        ));
+        undeclared["observation"]["codes"][0]["measure"] = serde_json::json!("egfr");
+        assert_eq!(
+            one_error(undeclared),
+            err(
+                "/observation/codes/0/measure",
+                "`observation` sets do not read `measure` here",
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn a_fact_filled_twice_or_a_second_subject_set_is_a_load_error() {
+        let a = set_file(|_| {});
+        let b = set_file(|v| v["id"] = serde_json::json!("u"));
+        assert_eq!(
+            errors_of(&[("a.json", a), ("b.json", b)]),
+            [(
+                "b.json".to_owned(),
+                "/fills/fact".to_owned(),
+                "fact `x` is also filled by a.json".to_owned(),
+                None
+            )]
+        );
+        let subject = |id: &str| {
+            set_file(|v| {
+                v["id"] = serde_json::json!(id);
+                v["fills"] = serde_json::json!({"kind": "subject"});
+                v["medication"] = serde_json::json!({"codes": [{"system": "rxnorm", "code": "1292",
+                    "display": "baclofen", "evidence": "M", "source": "S"}]});
+                v.as_object_mut().unwrap().remove("conditions");
+            })
+        };
+        assert_eq!(
+            errors_of(&[("a.json", subject("a")), ("b.json", subject("b"))]),
+            [(
+                "b.json".to_owned(),
+                "/fills/kind".to_owned(),
+                "a second `subject` set (the first is a.json)".to_owned(),
+                None
+            )]
+        );
+    }
+
+    #[test]
+    fn a_set_written_before_fills_is_told_what_replaced_field() {
+        let old = set_file(|v| {
+            v.as_object_mut().unwrap().remove("fills");
+            v["field"] = serde_json::json!("seizure_history");
+        });
+        let errors = errors_of(&[("t.json", old)]);
+        let last = errors.last().unwrap();
+        assert_eq!(
+            (last.1.as_str(), last.2.as_str(), last.3.as_deref()),
+            (
+                "/field",
+                "`field` is no longer read: a value set says what it fills in `fills`",
+                Some(
+                    "write `\"fills\": {\"kind\": ..., \"fact\": ...}` (see schemas/valueset.schema.json)"
+                )
+            )
+        );
+        // The schema's own errors come first: `fills` is required, `field` unknown.
+        assert!(errors.len() > 1, "{errors:?}");
+    }
+
+    #[test]
+    fn every_kind_but_subject_names_its_fact() {
+        let v = set_file(|v| {
+            v["fills"].as_object_mut().unwrap().remove("fact");
+        });
+        assert_eq!(
+            one_error(v),
+            err("/fills/fact", "missing required field `fact`", None)
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use medscreen_core::Engine;
 use medscreen_fhir::bulk;
 use medscreen_fhir::bundle::read_bundle;
 use medscreen_fhir::date::Date;
-use medscreen_fhir::{Absent, Mapper, Options, Outcome, PatientFacts, ValueSets};
+use medscreen_fhir::{Absent, Binding, Mapper, Options, Outcome, PatientFacts, ValueSets};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
@@ -25,6 +25,11 @@ fn opts(as_of: &str) -> Options {
         lookback_days: 365,
         absent: Absent::False,
     }
+}
+
+/// The embedded engine and value sets, bound.
+fn embedded() -> Binding {
+    Binding::new(Engine::embedded().unwrap(), ValueSets::embedded().unwrap()).unwrap()
 }
 
 fn bundle_facts(mapper: &Mapper<'_>, path: &Path) -> Vec<PatientFacts> {
@@ -76,13 +81,13 @@ fn screen(
 
 #[test]
 fn golden_patients() {
-    let engine = Engine::embedded().unwrap();
-    let vs = ValueSets::embedded().unwrap();
+    let b = embedded();
+    let engine = b.engine();
     let cases: Vec<Value> =
         serde_json::from_slice(&std::fs::read(fixtures().join("golden.json")).unwrap()).unwrap();
     assert!(cases.len() >= 10);
     for case in &cases {
-        let mapper = Mapper::new(&vs, opts(case["as_of"].as_str().unwrap()));
+        let mapper = b.mapper(opts(case["as_of"].as_str().unwrap()));
         let file = case["file"].as_str().unwrap();
         let path = fixtures().join(file);
         let facts = if file == "bulk" {
@@ -95,7 +100,7 @@ fn golden_patients() {
             .iter()
             .find(|f| f.id == id)
             .unwrap_or_else(|| panic!("{id} in {file}"));
-        let (status, profile, prov, rules) = screen(&engine, &mapper, f);
+        let (status, profile, prov, rules) = screen(engine, &mapper, f);
         let ctx = format!("{file} {id} ({})", case["why"]);
         assert_eq!(status, case["status"].as_str().unwrap(), "{ctx}");
         for (k, want) in case["facts"].as_object().unwrap() {
@@ -133,10 +138,10 @@ fn golden_patients() {
     }
 }
 
-fn one(engine: &Engine, vs: &ValueSets, o: Options, file: &str) -> (String, Value, Vec<String>) {
-    let mapper = Mapper::new(vs, o);
+fn one(b: &Binding, o: Options, file: &str) -> (String, Value, Vec<String>) {
+    let mapper = b.mapper(o);
     let facts = bundle_facts(&mapper, &fixtures().join(file));
-    let (s, p, _, r) = screen(engine, &mapper, &facts[0]);
+    let (s, p, _, r) = screen(b.engine(), &mapper, &facts[0]);
     (s, p, r)
 }
 
@@ -144,13 +149,13 @@ const CLARINE: &str = "synthea/Clarine_OKeefe_e8c2a98e-6524-46cc-8d3b-48bc91f7cd
 
 #[test]
 fn lookback_window_boundary() {
-    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let b = embedded();
     // Clarine's latest eGFR is dated 2021-03-28, 65 days before 2021-06-01.
     let mut o = opts("2021-06-01");
     o.lookback_days = 65;
-    assert_eq!(one(&engine, &vs, o, CLARINE).1["egfr"], json!(40.89));
+    assert_eq!(one(&b, o, CLARINE).1["egfr"], json!(40.89));
     o.lookback_days = 64;
-    let (_, p, _) = one(&engine, &vs, o, CLARINE);
+    let (_, p, _) = one(&b, o, CLARINE);
     assert_ne!(
         p.get("egfr"),
         Some(&json!(40.89)),
@@ -160,44 +165,41 @@ fn lookback_window_boundary() {
 
 #[test]
 fn evaluation_date_hides_later_records() {
-    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let b = embedded();
     // Clarine's stroke was recorded on 2019-05-26.
-    let (_, p, r) = one(&engine, &vs, opts("2019-05-25"), CLARINE);
+    let (_, p, r) = one(&b, opts("2019-05-25"), CLARINE);
     assert_eq!(p["stroke_history"], json!(false));
     assert!(!r.iter().any(|x| x == "BAC-STROKE"));
-    let (_, p, r) = one(&engine, &vs, opts("2019-05-26"), CLARINE);
+    let (_, p, r) = one(&b, opts("2019-05-26"), CLARINE);
     assert_eq!(p["stroke_history"], json!(true));
     assert!(r.iter().any(|x| x == "BAC-STROKE"));
 }
 
 #[test]
 fn age_in_completed_years_boundary() {
-    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let b = embedded();
     let erin = "synthea/Erin_Rempel_25b2d9e2-7275-4508-bc0a-690946500cb0.json"; // born 2003-06-16
-    assert_eq!(
-        one(&engine, &vs, opts("2021-06-15"), erin).1["age"],
-        json!(17)
-    );
-    let (_, p, r) = one(&engine, &vs, opts("2021-06-16"), erin);
+    assert_eq!(one(&b, opts("2021-06-15"), erin).1["age"], json!(17));
+    let (_, p, r) = one(&b, opts("2021-06-16"), erin);
     assert_eq!(p["age"], json!(18));
     assert!(!r.iter().any(|x| x == "BAC-AGE-PEDIATRIC"));
 }
 
 #[test]
 fn deceased_boundary() {
-    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let b = embedded();
     let barrett = "synthea/Barrett_Douglas_d21c38f7-9fc7-4729-b414-3e0fe5ce3d8b.json"; // died 2010-01-17
-    assert_eq!(one(&engine, &vs, opts("2010-01-16"), barrett).0, "flagged");
-    assert_eq!(one(&engine, &vs, opts("2010-01-17"), barrett).0, "skipped");
+    assert_eq!(one(&b, opts("2010-01-16"), barrett).0, "flagged");
+    assert_eq!(one(&b, opts("2010-01-17"), barrett).0, "skipped");
 }
 
 #[test]
 fn absent_unknown_opens_the_world() {
-    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let b = embedded();
     let adan = "synthea/Adan_Portillo_22bbe238-220e-495c-8abc-0ce3aa28a605.json";
     let mut o = opts("2021-06-01");
     o.absent = Absent::Unknown;
-    let (_, p, r) = one(&engine, &vs, o, adan);
+    let (_, p, r) = one(&b, o, adan);
     assert_eq!(p.get("kidney_disease"), None);
     assert_eq!(
         p["stroke_history"],
@@ -205,15 +207,12 @@ fn absent_unknown_opens_the_world() {
         "what is recorded stays known"
     );
     assert!(r.iter().any(|x| x == "BAC-RENAL-UNKNOWN"), "{r:?}");
-    let (_, p, r) = one(&engine, &vs, opts("2021-06-01"), adan);
+    let (_, p, r) = one(&b, opts("2021-06-01"), adan);
     assert_eq!(p["kidney_disease"], json!(false));
     assert!(!r.iter().any(|x| x == "BAC-RENAL-UNKNOWN"));
     // Pregnancy is never assumed from absence, whatever the setting.
     let liz = "synthea/Liz_Conn_27c911c6-f045-4ffa-af5d-6eba57ac94b2.json";
-    assert_eq!(
-        one(&engine, &vs, opts("2021-06-01"), liz).1.get("pregnant"),
-        None
-    );
+    assert_eq!(one(&b, opts("2021-06-01"), liz).1.get("pregnant"), None);
 }
 
 fn synthetic(entries: Value) -> Value {
@@ -221,8 +220,9 @@ fn synthetic(entries: Value) -> Value {
 }
 
 fn run_bundle(b: &Value, as_of: &str) -> (Outcome, Vec<String>) {
-    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
-    let mapper = Mapper::new(&vs, opts(as_of));
+    let binding = embedded();
+    let engine = binding.engine();
+    let mapper = binding.mapper(opts(as_of));
     let facts = read_bundle(&mapper, b, "test", 1);
     let out = mapper.profile(&facts.patients[0]);
     let rules = match &out {
@@ -404,10 +404,11 @@ fn external() -> Option<PathBuf> {
 
 #[test]
 fn hl7_r4_and_us_core_examples() {
-    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
+    let b = embedded();
+    let engine = b.engine();
     let ex = fixtures().join("examples");
     // eGFR in components (R4 Observation-f205: `> 60` and `60`, MDRD, dated only by `issued`).
-    let mapper = Mapper::new(&vs, opts("2013-05-01"));
+    let mapper = b.mapper(opts("2013-05-01"));
     let f = bundle_facts(&mapper, &ex.join("r4-f201.json"));
     let Outcome::Profile {
         profile,
@@ -419,9 +420,9 @@ fn hl7_r4_and_us_core_examples() {
     assert_eq!(profile["egfr"], json!(60.0));
     assert_eq!(provenance["/egfr"][0].resource, "Observation/f205");
     // Pregnancy status (US Core, SNOMED answer), a patient without gender, contained and referenced Medications.
-    let mapper = Mapper::new(&vs, opts("2023-01-01"));
+    let mapper = b.mapper(opts("2023-01-01"));
     let f = bundle_facts(&mapper, &ex.join("uscore-amy.json"));
-    let (status, profile, prov, rules) = screen(&engine, &mapper, &f[0]);
+    let (status, profile, prov, rules) = screen(engine, &mapper, &f[0]);
     assert_eq!(status, "flagged");
     assert_eq!(profile["pregnant"], json!(true));
     assert_eq!(
@@ -448,7 +449,7 @@ fn hl7_r4_and_us_core_examples() {
     );
     // Stroke from R4 Condition-stroke; family history and text-only conditions change nothing.
     let f = bundle_facts(&mapper, &ex.join("r4-example.json"));
-    let (_, profile, _, _) = screen(&engine, &mapper, &f[0]);
+    let (_, profile, _, _) = screen(engine, &mapper, &f[0]);
     assert_eq!(profile["stroke_history"], json!(true));
     assert_eq!(profile["seizure_history"], json!(false));
     // No birthDate: a clear error, not a crash; deceased: skipped.
@@ -467,8 +468,9 @@ fn hl7_r4_and_us_core_examples() {
 #[test]
 fn every_external_hl7_example_parses() {
     let Some(ext) = external() else { return };
-    let (engine, vs) = (Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
-    let mapper = Mapper::new(&vs, opts("2025-01-01"));
+    let b = embedded();
+    let engine = b.engine();
+    let mapper = b.mapper(opts("2025-01-01"));
     for dir in ["fhir-r4-core-examples", "us-core-8.0.1-examples"] {
         let mut entries = Vec::new();
         let mut paths: Vec<_> = std::fs::read_dir(ext.join(dir))
@@ -529,6 +531,7 @@ fn every_external_hl7_example_parses() {
 fn value_sets_are_send_sync() {
     fn check<T: Send + Sync>() {}
     check::<ValueSets>();
+    check::<Binding>();
     check::<Mapper<'static>>();
 }
 
@@ -568,21 +571,19 @@ fn an_unresolved_medication_reference_counts_by_its_display_and_without_one_is_a
 
 /// The mapped profile and provenance of the one patient of a pack-2.0 bundle, read through the
 /// engine's vocabulary as `medscreen` does.
-fn pack2(engine: &Engine, file: &str, as_of: &str) -> (Value, Value) {
-    let vs = ValueSets::embedded().unwrap();
-    let base = Mapper::new(&vs, opts(as_of));
-    let mapper = base.with_engine(engine);
+fn pack2(b: &Binding, file: &str, as_of: &str) -> (Value, Value) {
+    let mapper = b.mapper(opts(as_of));
     let facts = bundle_facts(&mapper, &fixtures().join("pack2").join(file));
     assert_eq!(facts.len(), 1, "{file}");
-    let (_, profile, prov, _) = screen(engine, &mapper, &facts[0]);
+    let (_, profile, prov, _) = screen(b.engine(), &mapper, &facts[0]);
     assert!(profile.is_object(), "{file} maps to a profile");
     (profile, prov)
 }
 
 #[test]
 fn ckd_n18_5_without_egfr_at_70_gives_stage_5() {
-    let engine = Engine::embedded().unwrap();
-    let (p, prov) = pack2(&engine, "ckd-n18-5-no-egfr.json", "2024-06-01");
+    let b = embedded();
+    let (p, prov) = pack2(&b, "ckd-n18-5-no-egfr.json", "2024-06-01");
     assert_eq!(p["age"], json!(70));
     assert_eq!(p["ckd_stage"], json!("5"));
     assert_eq!(p["kidney_disease"], json!(true));
@@ -599,8 +600,8 @@ fn ckd_n18_5_without_egfr_at_70_gives_stage_5() {
 
 #[test]
 fn unspecified_stage_3_reads_as_3a_and_says_so() {
-    let engine = Engine::embedded().unwrap();
-    let (p, prov) = pack2(&engine, "ckd-stage-readings.json", "2024-06-01");
+    let b = embedded();
+    let (p, prov) = pack2(&b, "ckd-stage-readings.json", "2024-06-01");
     assert_eq!(p["ckd_stage"], json!("3a"));
     let note = prov["/ckd_stage"][0]["note"].as_str().unwrap();
     assert!(
@@ -611,8 +612,8 @@ fn unspecified_stage_3_reads_as_3a_and_says_so() {
 
 #[test]
 fn of_several_active_ckd_stages_the_most_severe_wins() {
-    let engine = Engine::embedded().unwrap();
-    let (p, prov) = pack2(&engine, "ckd-most-severe.json", "2024-06-01");
+    let b = embedded();
+    let (p, prov) = pack2(&b, "ckd-most-severe.json", "2024-06-01");
     assert_eq!(p["ckd_stage"], json!("4"));
     let from: Vec<&str> = prov["/ckd_stage"]
         .as_array()
@@ -628,8 +629,8 @@ fn of_several_active_ckd_stages_the_most_severe_wins() {
 #[test]
 fn regression_a_lactation_disorder_is_not_pregnancy() {
     // O92.70 matched the whole-chapter prefix O and made a breastfeeding mother pregnant.
-    let engine = Engine::embedded().unwrap();
-    let (p, prov) = pack2(&engine, "o92-lactation-breastfeeding.json", "2024-06-01");
+    let b = embedded();
+    let (p, prov) = pack2(&b, "o92-lactation-breastfeeding.json", "2024-06-01");
     assert_eq!(p["breastfeeding"], json!(true));
     assert_ne!(p.get("pregnant"), Some(&json!(true)));
     assert_eq!(
@@ -645,8 +646,8 @@ fn regression_a_lactation_disorder_is_not_pregnancy() {
 
 #[test]
 fn breastfeeding_status_answers_from_the_63895_7_answer_list() {
-    let vs = ValueSets::embedded().unwrap();
-    let mapper = Mapper::new(&vs, opts("2024-06-01"));
+    let b = embedded();
+    let mapper = b.mapper(opts("2024-06-01"));
     let bundle = |answer: &str| {
         json!({"resourceType": "Bundle", "type": "collection", "entry": [
             {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1990-01-01"}},
@@ -671,8 +672,8 @@ fn breastfeeding_status_answers_from_the_63895_7_answer_list() {
 
 #[test]
 fn intrathecal_baclofen_is_a_comedication_that_names_its_route_and_gives_no_dose() {
-    let engine = Engine::embedded().unwrap();
-    let (p, prov) = pack2(&engine, "intrathecal-and-oral.json", "2024-06-01");
+    let b = embedded();
+    let (p, prov) = pack2(&b, "intrathecal-and-oral.json", "2024-06-01");
     assert_eq!(
         p["comedications"],
         json!([{"name": "baclofen 2000 MCG/ML Injectable Solution (intrathecal)"}])
@@ -701,8 +702,8 @@ fn intrathecal_baclofen_is_a_comedication_that_names_its_route_and_gives_no_dose
 
 #[test]
 fn an_intrathecal_product_named_only_in_text_is_recognised() {
-    let engine = Engine::embedded().unwrap();
-    let (p, _) = pack2(&engine, "intrathecal-by-name-only.json", "2024-06-01");
+    let b = embedded();
+    let (p, _) = pack2(&b, "intrathecal-by-name-only.json", "2024-06-01");
     assert_eq!(
         p["comedications"],
         json!([{"name": "Lioresal Intrathecal 0.5 MG/ML (baclofen)"}])
@@ -712,8 +713,8 @@ fn an_intrathecal_product_named_only_in_text_is_recognised() {
 
 #[test]
 fn sodium_oxybate_is_listed_as_a_comedication() {
-    let engine = Engine::embedded().unwrap();
-    let (p, _) = pack2(&engine, "sodium-oxybate.json", "2024-06-01");
+    let b = embedded();
+    let (p, _) = pack2(&b, "sodium-oxybate.json", "2024-06-01");
     assert_eq!(
         p["comedications"],
         json!([{"name": "sodium oxybate 500 MG/ML Oral Solution"}])
@@ -723,8 +724,8 @@ fn sodium_oxybate_is_listed_as_a_comedication() {
 
 #[test]
 fn autonomic_dysreflexia_and_respiratory_impairment_from_their_value_sets() {
-    let engine = Engine::embedded().unwrap();
-    let (p, prov) = pack2(&engine, "g904-j449.json", "2024-06-01");
+    let b = embedded();
+    let (p, prov) = pack2(&b, "g904-j449.json", "2024-06-01");
     assert_eq!(p["autonomic_dysreflexia"], json!(true));
     assert_eq!(p["respiratory_impairment"], json!(true));
     assert_eq!(
@@ -736,15 +737,15 @@ fn autonomic_dysreflexia_and_respiratory_impairment_from_their_value_sets() {
         json!("respiratory-impairment")
     );
     // Closed world: not on the problem list means no.
-    let (q, _) = pack2(&engine, "ckd-n18-5-no-egfr.json", "2024-06-01");
+    let (q, _) = pack2(&b, "ckd-n18-5-no-egfr.json", "2024-06-01");
     assert_eq!(q["autonomic_dysreflexia"], json!(false));
     assert_eq!(q["respiratory_impairment"], json!(false));
 }
 
 #[test]
 fn every_rxnorm_and_atc_coding_reaches_the_vocabulary() {
-    let engine = Engine::embedded().unwrap();
-    let (p, _) = pack2(&engine, "atc-codings.json", "2024-06-01");
+    let b = embedded();
+    let (p, _) = pack2(&b, "atc-codings.json", "2024-06-01");
     // ATC M03BX01 alone is baclofen, the order screened; the first RxNorm code the vocabulary knows is
     // taken; ATC codes are kept, also on a Medication's coded ingredients.
     assert_eq!(
@@ -755,22 +756,13 @@ fn every_rxnorm_and_atc_coding_reaches_the_vocabulary() {
             {"name": "oxycodone", "atc": "N02AA05"}
         ])
     );
-    // Without the vocabulary only the value sets decide: the ATC-only baclofen order is not known as
-    // baclofen, and the first RxNorm code is taken.
-    let vs = ValueSets::embedded().unwrap();
-    let mapper = Mapper::new(&vs, opts("2024-06-01"));
-    let facts = bundle_facts(&mapper, &fixtures().join("pack2/atc-codings.json"));
-    let Outcome::Profile { profile, .. } = mapper.profile(&facts[0]) else {
-        panic!()
-    };
-    assert_eq!(profile["comedications"][0], json!({"atc": "M03BX01"}));
-    assert_eq!(profile["comedications"][2]["rxnorm"], json!("0"));
 }
 
 /// Rules that fire, with their severity, for a pack-2.0 bundle.
 fn pack2_cautions(file: &str) -> Vec<(String, String)> {
-    let engine = Engine::embedded().unwrap();
-    let (profile, _) = pack2(&engine, file, "2024-06-01");
+    let b = embedded();
+    let engine = b.engine();
+    let (profile, _) = pack2(&b, file, "2024-06-01");
     let p = engine.validate_value(&profile).unwrap();
     engine
         .screen(&p)
@@ -803,10 +795,15 @@ fn screening_intrathecal_plus_oral_is_a_critical_duplicate() {
     assert!(!got.iter().any(|(r, _)| r == "BAC-DUPLICATE"), "{got:?}");
 }
 
-/// The embedded value sets with `edit` applied to the text of one file.
+/// The embedded value sets for baclofen with `edit` applied to the text of one file.
 fn value_sets_with(file: &str, edit: impl Fn(&mut Value)) -> Result<ValueSets, String> {
+    let own = medscreen_fhir::valueset::EMBEDDED_PACKS
+        .iter()
+        .filter(|(pack, _)| *pack == "baclofen")
+        .flat_map(|(_, files)| files.iter());
     let files: Vec<(String, String)> = medscreen_fhir::valueset::EMBEDDED
         .iter()
+        .chain(own)
         .map(|(name, text)| {
             let mut text = (*text).to_owned();
             if *name == file {
@@ -814,10 +811,23 @@ fn value_sets_with(file: &str, edit: impl Fn(&mut Value)) -> Result<ValueSets, S
                 edit(&mut v);
                 text = v.to_string();
             }
-            (format!("rules/valuesets/{name}"), text)
+            (format!("valuesets/{name}"), text)
         })
         .collect();
     ValueSets::from_sources(&files).map_err(|e| e.to_string())
+}
+
+/// The embedded engine, its baclofen pack declaring one more fact.
+fn engine_with_fact(name: &str, declaration: Value) -> Engine {
+    let (file, text) = medscreen_core::engine::EMBEDDED_PACKS[0];
+    let mut pack: Value = serde_json::from_str(text).unwrap();
+    pack["facts"][name] = declaration;
+    Engine::from_packs(
+        &[(file, pack.to_string().as_str())],
+        "rules/vocabulary.json",
+        medscreen_core::engine::EMBEDDED_VOCABULARY,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -830,8 +840,9 @@ fn the_fact_an_order_dose_fills_is_declared_by_the_subject_value_set() {
           "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
             "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "TAB"}}]}]}}
     ]));
-    let profile_with = |vs: &ValueSets| {
-        let mapper = Mapper::new(vs, opts("2021-06-01"));
+    let profile_with = |engine: Engine, vs: ValueSets| {
+        let binding = Binding::new(engine, vs).unwrap();
+        let mapper = binding.mapper(opts("2021-06-01"));
         let facts = read_bundle(&mapper, &b, "test", 1);
         match mapper.profile(&facts.patients[0]) {
             Outcome::Profile {
@@ -841,30 +852,43 @@ fn the_fact_an_order_dose_fills_is_declared_by_the_subject_value_set() {
             other => panic!("{other:?}"),
         }
     };
-    let (p, prov) = profile_with(&ValueSets::embedded().unwrap());
+    let (p, prov) = profile_with(Engine::embedded().unwrap(), ValueSets::embedded().unwrap());
     assert_eq!(p["baclofen_daily_dose_mg"], json!(20.0));
     assert_eq!(
         prov["/baclofen_daily_dose_mg"][0].note.as_deref(),
         Some("dose x frequency of the latest active baclofen order")
     );
-    // Another fact name in the data: the dose goes there, nothing is written in Rust.
-    let renamed = value_sets_with("baclofen.json", |v| {
-        v["medication"]["daily_dose_fact"] = json!("oral_dose_mg");
-    })
-    .unwrap();
-    let (p, prov) = profile_with(&renamed);
+    // Another fact name in the data, declared by the pack: the dose goes there, nothing is written
+    // in Rust.
+    let rename = |v: &mut Value| v["fills"]["daily_dose_fact"] = json!("oral_dose_mg");
+    let declared = engine_with_fact(
+        "oral_dose_mg",
+        json!({"type": ["number", "null"], "minimum": 0, "maximum": 1000}),
+    );
+    let (p, prov) = profile_with(declared, value_sets_with("baclofen.json", rename).unwrap());
     assert_eq!(p["oral_dose_mg"], json!(20.0));
     assert!(p.get("baclofen_daily_dose_mg").is_none());
     assert!(prov.contains_key("/oral_dose_mg"));
+    // A fact the engine does not declare cannot be bound.
+    let e = Binding::new(
+        Engine::embedded().unwrap(),
+        value_sets_with("baclofen.json", rename).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("baclofen.json at /fills/daily_dose_fact: unknown fact `oral_dose_mg`"),
+        "{e}"
+    );
     // Without one, the order is still the order screened (not a comedication) but its dose is not read.
     let without = value_sets_with("baclofen.json", |v| {
-        v["medication"]
+        v["fills"]
             .as_object_mut()
             .unwrap()
             .remove("daily_dose_fact");
     })
     .unwrap();
-    let (p, _) = profile_with(&without);
+    let (p, _) = profile_with(Engine::embedded().unwrap(), without);
     assert!(p.get("baclofen_daily_dose_mg").is_none(), "{p}");
     assert!(
         p.get("comedications").is_none_or(|c| c == &json!([])),
@@ -872,11 +896,15 @@ fn the_fact_an_order_dose_fills_is_declared_by_the_subject_value_set() {
     );
     // Only the subject set may name one.
     let e = value_sets_with("egfr.json", |v| {
-        v["medication"] = json!({"codes": [{"system": "rxnorm", "code": "1", "display": "x",
-            "evidence": "M", "source": "S1"}], "daily_dose_fact": "egfr"});
+        v["fills"]["daily_dose_fact"] = json!("egfr");
     })
     .unwrap_err();
-    assert!(e.contains("daily_dose_fact"), "{e}");
+    assert!(
+        e.contains(
+            "egfr.json at /fills/daily_dose_fact: `observation` sets do not read `daily_dose_fact`"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -895,4 +923,145 @@ fn an_active_hypotension_condition_sets_the_shared_fact_and_a_resolved_one_does_
     assert_eq!(active["hypotension"], json!(true), "{active}");
     let resolved = profile_of(&synthetic(json!([patient(), condition("c2", "resolved")])));
     assert_eq!(resolved["hypotension"], json!(false), "{resolved}");
+}
+
+// ---- alt_uln_ratio: ALT over its own reference range's upper limit (tizanidine's `alt.json`). ----
+
+/// An ALT Observation (LOINC 1742-6) of `value` in `unit`, dated `date`, with `ranges` as its
+/// referenceRange (left out when empty).
+fn alt(id: &str, date: &str, value: f64, unit: &str, ranges: Value) -> Value {
+    let mut r = json!({"resourceType": "Observation", "id": id, "status": "final",
+        "subject": {"reference": "urn:uuid:p1"}, "effectiveDateTime": date,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1742-6"}]},
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}});
+    if ranges.as_array().is_some_and(|a| !a.is_empty()) {
+        r["referenceRange"] = ranges;
+    }
+    json!({"resource": r})
+}
+
+fn high(value: f64, unit: &str) -> Value {
+    json!([{"low": {"value": 7, "unit": unit}, "high": {"value": value, "unit": unit,
+        "system": "http://unitsofmeasure.org", "code": unit}}])
+}
+
+/// The profile, provenance and TZN-LIVER outcome (`critical`, `info`... or `indeterminate`) of the
+/// tizanidine pack for `observations`, evaluated on 2024-06-01 with a `lookback`-day window.
+fn tizanidine_liver(observations: &[Value], lookback: u32) -> (Value, Value, String) {
+    let binding = Binding::new(
+        Engine::embedded_pack("tizanidine").unwrap(),
+        ValueSets::embedded_for("tizanidine").unwrap(),
+    )
+    .unwrap();
+    let mut o = opts("2024-06-01");
+    o.lookback_days = lookback;
+    let mapper = binding.mapper(o);
+    let mut entries = vec![patient()];
+    entries.extend(observations.iter().cloned());
+    let facts = read_bundle(&mapper, &synthetic(Value::Array(entries)), "test", 1);
+    let Outcome::Profile {
+        profile,
+        provenance,
+    } = mapper.profile(&facts.patients[0])
+    else {
+        panic!("no profile")
+    };
+    let engine = binding.engine();
+    let s = engine.screen(&engine.validate_value(&profile).unwrap());
+    let liver = s
+        .cautions
+        .iter()
+        .find(|c| c.rule == "TZN-LIVER")
+        .map(|c| c.severity.as_str().to_owned())
+        .or_else(|| {
+            s.indeterminate
+                .iter()
+                .any(|i| i.rule == "TZN-LIVER")
+                .then(|| "indeterminate".to_owned())
+        })
+        .unwrap_or_else(|| "silent".to_owned());
+    (profile, serde_json::to_value(&provenance).unwrap(), liver)
+}
+
+#[test]
+fn alt_at_three_times_its_upper_limit_is_critical_and_just_below_is_not() {
+    let (p, prov, liver) = tizanidine_liver(
+        &[alt("a1", "2024-05-01", 120.0, "U/L", high(40.0, "U/L"))],
+        365,
+    );
+    assert_eq!(p["alt_uln_ratio"], json!(3.0));
+    assert_eq!(liver, "critical");
+    assert_eq!(prov["/alt_uln_ratio"][0]["resource"], "Observation/a1");
+    assert_eq!(prov["/alt_uln_ratio"][0]["valueset"], "alt");
+    assert_eq!(
+        prov["/alt_uln_ratio"][0]["note"],
+        "divided by the upper limit of its reference range, 40 U/L"
+    );
+    let (p, _, liver) = tizanidine_liver(
+        &[alt("a1", "2024-05-01", 119.0, "U/L", high(40.0, "U/L"))],
+        365,
+    );
+    assert_eq!(p["alt_uln_ratio"], json!(2.98));
+    // Tier 2 (liver disease) is false on a closed-world problem list, so the rule does not fire.
+    assert_eq!(liver, "silent");
+}
+
+#[test]
+fn alt_without_a_reference_range_leaves_the_ratio_unknown() {
+    let (p, _, liver) = tizanidine_liver(&[alt("a1", "2024-05-01", 300.0, "U/L", json!([]))], 365);
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    assert_eq!(liver, "indeterminate");
+    // The latest result decides: an older one with a range does not stand in for it.
+    let (p, _, _) = tizanidine_liver(
+        &[
+            alt("old", "2024-01-01", 20.0, "U/L", high(40.0, "U/L")),
+            alt("new", "2024-05-01", 300.0, "U/L", json!([])),
+        ],
+        365,
+    );
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    // A range that only names a low limit, or is of another meaning, gives no upper limit either.
+    let low_only = json!([{"low": {"value": 7, "unit": "U/L"}}]);
+    let treatment = json!([{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/referencerange-meaning", "code": "treatment"}]},
+        "high": {"value": 40, "unit": "U/L"}}]);
+    for ranges in [low_only, treatment] {
+        let (p, _, _) = tizanidine_liver(&[alt("a1", "2024-05-01", 300.0, "U/L", ranges)], 365);
+        assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    }
+    // Of several normal ranges, one upper limit is needed; two that differ leave it unknown.
+    let normal = |v: f64| json!({"type": {"coding": [{"code": "normal"}]}, "high": {"value": v, "unit": "U/L"}});
+    for (second, want) in [(40.0, Some(json!(3.0))), (56.0, None)] {
+        let ranges = json!([normal(40.0), normal(second)]);
+        let (p, _, _) = tizanidine_liver(&[alt("a1", "2024-05-01", 120.0, "U/L", ranges)], 365);
+        assert_eq!(p.get("alt_uln_ratio").cloned(), want, "{p}");
+    }
+}
+
+#[test]
+fn alt_and_an_upper_limit_in_different_units_give_no_ratio() {
+    // 120 U/L over 0.67 ukat/L would be read as 179: the units must be the same.
+    let (p, _, liver) = tizanidine_liver(
+        &[alt("a1", "2024-05-01", 120.0, "U/L", high(0.67, "ukat/L"))],
+        365,
+    );
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    assert_eq!(liver, "indeterminate");
+    // A value in a unit the set does not list is not read at all.
+    let (p, _, _) = tizanidine_liver(
+        &[alt("a1", "2024-05-01", 2.0, "ukat/L", high(0.67, "ukat/L"))],
+        365,
+    );
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+}
+
+#[test]
+fn alt_older_than_the_lookback_window_is_not_used() {
+    // 2023-05-01 is 397 days before 2024-06-01.
+    let old = [alt("a1", "2023-05-01", 200.0, "U/L", high(40.0, "U/L"))];
+    let (p, _, liver) = tizanidine_liver(&old, 396);
+    assert_eq!(p.get("alt_uln_ratio"), None, "{p}");
+    assert_eq!(liver, "indeterminate");
+    let (p, _, liver) = tizanidine_liver(&old, 397);
+    assert_eq!(p["alt_uln_ratio"], json!(5.0));
+    assert_eq!(liver, "critical");
 }
