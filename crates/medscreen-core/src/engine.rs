@@ -2,8 +2,9 @@
 //!
 //! The engine knows no drug. It knows the packs it was given (embedded or read from a directory): their
 //! declared facts, with the shared patient facts, make the one profile layout every record is read
-//! into ([`FactTable`]), so a record is accepted whatever pack screens it. Today the first pack screens;
-//! the others contribute their facts and are checked as strictly.
+//! into ([`FactTable`]), so a record is accepted whatever pack screens it. The packs asked for screen
+//! (the default one when none is), in that order, each record parsed once and its medications matched
+//! once ([`Engine::screen_packs_with`]); the others contribute their facts and are checked as strictly.
 
 use std::fmt;
 use std::path::Path;
@@ -61,7 +62,7 @@ fn pack_name(file: &str, text: &str) -> Option<String> {
 }
 
 /// `packs` with the packs named in `names` first, in that order, then the others in their order; or
-/// an `unknown_pack` error naming where the packs came from (also when a name is given twice).
+/// an `unknown_pack` error naming where the packs came from (`duplicate` when a name is given twice).
 fn screening_order<'a>(
     packs: &[(&'a str, &'a str)],
     names: &[&str],
@@ -77,7 +78,7 @@ fn screening_order<'a>(
     for (k, name) in names.iter().enumerate() {
         if names.get(..k).is_some_and(|before| before.contains(name)) {
             errors.push(LoadError::new(
-                LoadErrorCode::UnknownPack,
+                LoadErrorCode::Duplicate,
                 from,
                 "",
                 format!("pack `{name}` is asked for twice"),

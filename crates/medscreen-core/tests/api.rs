@@ -191,3 +191,50 @@ fn schema_and_typed_model_agree_on_every_fixture_profile() {
     }
     assert!(checked >= 20, "too few fixture profiles: {checked}");
 }
+
+#[test]
+fn several_packs_screen_in_the_order_asked_each_as_it_would_alone() {
+    let both = Engine::embedded_packs(&["tizanidine", "baclofen"]).expect("both packs");
+    assert!(both.several());
+    let order: Vec<&str> = both.screening_packs().map(|p| p.name()).collect();
+    assert_eq!(order, ["tizanidine", "baclofen"]);
+    assert_eq!(
+        both.ruleset().name,
+        "tizanidine",
+        "the first asked is the first"
+    );
+    let one = Engine::embedded_packs(&[]).expect("the default");
+    assert!(!one.several());
+    assert_eq!(one.ruleset().name, "baclofen");
+    assert_eq!(one.packs().count(), 2, "every embedded pack is known");
+    let alone = [
+        Engine::embedded_pack("tizanidine").expect("tizanidine"),
+        Engine::embedded_pack("baclofen").expect("baclofen"),
+    ];
+    // The subject is never its own comedication, per pack: baclofen is a CNS depressant for
+    // tizanidine and a duplicate for itself, and the other way round.
+    let profile = both
+        .parse_profile(
+            br#"{"id": "p", "age": 70, "egfr": 40, "comedications": ["baclofen 10 mg", "tizanidine 4 mg", "oxycodone 5 mg", "Zzyzx"]}"#,
+        )
+        .expect("valid");
+    let mut cache = medscreen_core::vocab::MatchCache::new();
+    let screenings = both.screen_packs_with(&profile, &mut cache);
+    assert_eq!(screenings.len(), 2);
+    for (s, engine) in screenings.iter().zip(&alone) {
+        let single = engine.screen(&profile);
+        assert_eq!(s.pack, engine.ruleset().name);
+        assert_eq!(s.ruleset, engine.ruleset().label);
+        assert_eq!(
+            serde_json::to_value(s).unwrap(),
+            serde_json::to_value(&single).unwrap(),
+            "{}",
+            s.pack
+        );
+    }
+    let rules = |k: usize| -> Vec<&str> { screenings[k].cautions.iter().map(|c| c.rule).collect() };
+    assert!(rules(0).contains(&"TZN-DUPLICATE"));
+    assert!(rules(0).contains(&"TZN-CNS-DEPRESSANT"));
+    let e = Engine::embedded_packs(&["baclofen", "baclofen"]).expect_err("twice");
+    assert_eq!(e.0[0].code.as_str(), "duplicate");
+}
