@@ -14,21 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 repeats=${REPEATS:-3}
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --bin medscreen
-bin=$target/release/medscreen
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2> /dev/null || true
-        wait "$server_pid" 2> /dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. benches/cds_common.sh
 
 python3 - fixtures/cds_hooks/load/baclofen-prefetch.json "$work/tizanidine.json" << 'PY'
 import json, sys

@@ -5,8 +5,7 @@
 
 #[test]
 fn serve_needs_trust_or_insecure_and_starts_on_port_zero() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let exe = env!("CARGO_BIN_EXE_medscreen");
     let out = Command::new(exe)
         .args(["serve", "--addr", "127.0.0.1:0"])
@@ -29,42 +28,17 @@ fn serve_needs_trust_or_insecure_and_starts_on_port_zero() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    let mut child = Command::new(exe)
-        .args(["serve", "--addr", "127.0.0.1:0", "--insecure-no-auth"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .unwrap()
-        .to_owned();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let status = rt.block_on(async {
-        client()
-            .get(format!("{url}/cds-services"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_eq!(status, 200, "{line}");
+    let (body, line) = discovery(&[]);
+    assert!(body.is_some_and(|b| b["services"].is_array()), "{line}");
 }
 
 fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// Start `medscreen serve --insecure-no-auth` on an ephemeral port with `args`, and the ids of the
-/// services its discovery lists, then stop it.
-fn discovered_ids(args: &[&str]) -> Vec<String> {
+/// Start `medscreen serve --insecure-no-auth` on an ephemeral port with `args`, get its discovery
+/// document, and stop it: the document (none if it did not start) and the first line it printed.
+fn discovery(args: &[&str]) -> (Option<serde_json::Value>, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_medscreen"))
@@ -80,25 +54,28 @@ fn discovered_ids(args: &[&str]) -> Vec<String> {
         .unwrap();
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .map(str::to_owned);
+        .find(|w| w.starts_with("http://127.0.0.1:"));
     let body = url.map(|url| {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
-            client()
+            let resp = client()
                 .get(format!("{url}/cds-services"))
                 .send()
                 .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            serde_json::from_str::<serde_json::Value>(&resp.text().await.unwrap()).unwrap()
         })
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    (body, line)
+}
+
+/// The ids of the services `serve` with `args` lists.
+fn discovered_ids(args: &[&str]) -> Vec<String> {
+    let (body, line) = discovery(args);
     let body = body.unwrap_or_else(|| panic!("serve did not start: {line}"));
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["services"]
+    body["services"]
         .as_array()
         .unwrap()
         .iter()
