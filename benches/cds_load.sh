@@ -44,8 +44,7 @@ if ! command -v wrk > /dev/null; then
 fi
 command -v curl > /dev/null || { echo "curl is needed" >&2; exit 1; }
 
-cargo build --release --quiet --bin medscreen
-bin=target/release/medscreen
+. benches/cds_common.sh
 auth=${AUTH:-}
 case "$auth" in
     "") ;;
@@ -53,18 +52,6 @@ case "$auth" in
     *) echo "AUTH must be empty or es384" >&2; exit 2 ;;
 esac
 public=http://cds.test
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2> /dev/null || true
-        wait "$server_pid" 2> /dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # The eGFR in the baclofen fixture must lie inside the service's 365-day lookback: date it today.
 today=$(date -u +%Y-%m-%dT00:00:00+00:00)
@@ -97,7 +84,7 @@ check() {
     if [ -n "$body" ]; then
         local authz=()
         if [ -n "$auth" ]; then
-            authz=(-H "Authorization: Bearer $(target/release/examples/sign_tokens 1 \
+            authz=(-H "Authorization: Bearer $("$target_dir"/release/examples/sign_tokens 1 \
                 "$public/cds-services/baclofen-order-sign")")
         fi
         code=$(curl -sS -o "$work/resp" -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -179,7 +166,7 @@ run() {
     if [ -n "$auth" ] && [ -n "${body[$target]}" ]; then
         # More than the run can use: a screened request with ES384 verification is well under
         # 3,500 per second on this machine.
-        target/release/examples/sign_tokens $((secs * 3500 + 1000)) \
+        "$target_dir"/release/examples/sign_tokens $((secs * 3500 + 1000)) \
             "$public/cds-services/baclofen-order-sign" > "$work/tokens"
         tokens=$work/tokens
     fi

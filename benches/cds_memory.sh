@@ -23,22 +23,7 @@ size=${SIZE:-4500000}
 settle=${SETTLE:-3}
 repeats=${REPEATS:-3}
 extra_args=${SERVE_ARGS:-}
-target=${CARGO_TARGET_DIR:-target}
-
-cargo build --release --quiet --bin medscreen
-bin=$target/release/medscreen
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2> /dev/null || true
-        wait "$server_pid" 2> /dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. benches/cds_common.sh
 
 python3 - "$size" fixtures/cds_hooks/load/baclofen-prefetch.json "$work/big.json" << 'PY'
 import copy, json, sys

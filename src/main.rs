@@ -132,8 +132,12 @@ struct ServeArgs {
     /// Rule directory (pack.json and vocabulary.json, or vocabulary.json and NAME/pack.json per pack); default: the embedded packs.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Offer only this pack's services (repeatable); default: every pack the rules hold, the
+    /// default pack's first.
+    #[arg(long, value_name = "NAME")]
+    pack: Vec<String>,
     /// Value-set directory for FHIR mapping: its `*.json` files (or, laid out as `rules/`, its
-    /// `valuesets/*.json`) and the pack's `NAME/valuesets/*.json`; default: the embedded shared sets
+    /// `valuesets/*.json`) and each pack's `NAME/valuesets/*.json`; default: the embedded shared sets
     /// and the pack's.
     #[arg(long)]
     valuesets: Option<PathBuf>,
@@ -749,32 +753,56 @@ fn format(f: FormatArg) -> Format {
     }
 }
 
+/// The services `serve` offers: one [`Cds`] per pack, each over an engine screening with that pack
+/// alone and the pack's value sets; every pack of the rules (the default first) unless `--pack`
+/// names some. An unknown pack is a load error, as for `screen --pack`.
+fn serve_packs(a: &ServeArgs) -> Result<medscreen::cds_hooks::Catalog, u8> {
+    use medscreen::cds_hooks::{Catalog, Cds, CdsOptions};
+
+    let opts = CdsOptions {
+        min_card_severity: a.min_card_severity.into(),
+        lookback_days: a.lookback_days,
+    };
+    let rules = a.rules.as_deref();
+    let mut engines = Vec::new();
+    if a.pack.is_empty() {
+        // The default pack's engine also says which packs there are: it is not loaded twice.
+        let default = load(rules, &[])?;
+        let others: Vec<String> = default
+            .packs()
+            .skip(1)
+            .map(|p| p.name().to_owned())
+            .collect();
+        engines.push(default);
+        for name in &others {
+            engines.push(load(rules, &[name.as_str()])?);
+        }
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        for name in a.pack.iter().filter(|n| seen.insert(n.as_str())) {
+            engines.push(load(rules, &[name.as_str()])?);
+        }
+    }
+    let mut packs = Vec::with_capacity(engines.len());
+    for engine in engines {
+        let vs = fhir::valuesets(a.valuesets.as_deref(), &engine.ruleset().name)?;
+        packs.push(Cds::new(engine, vs, opts).map_err(|e| fhir::bind_failed(&e))?);
+    }
+    Catalog::new(packs).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_RULES
+    })
+}
+
 /// `serve`: load everything, bind, and run until Ctrl-C or SIGTERM.
 fn serve(a: ServeArgs) -> u8 {
     use medscreen::cds_hooks::auth::Trust;
     use medscreen::cds_hooks::server::{self, Auth, Config};
-    use medscreen::cds_hooks::{Cds, CdsOptions};
     use std::time::Duration;
 
-    let engine = match load(a.rules.as_deref(), &[]) {
-        Ok(e) => e,
+    let catalog = match serve_packs(&a) {
+        Ok(c) => c,
         Err(code) => return code,
-    };
-    let vs = match fhir::valuesets(a.valuesets.as_deref(), &engine.ruleset().name) {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
-    let cds = Cds::new(
-        engine,
-        vs,
-        CdsOptions {
-            min_card_severity: a.min_card_severity.into(),
-            lookback_days: a.lookback_days,
-        },
-    );
-    let cds = match cds {
-        Ok(cds) => cds,
-        Err(e) => return fhir::bind_failed(&e),
     };
     let auth = match &a.trust {
         Some(path) => match Trust::from_file(path) {
@@ -816,12 +844,19 @@ fn serve(a: ServeArgs) -> u8 {
         access_log: a.access_log,
     };
     let on_listen = |bound, public_url: &str, app: &server::App| {
+        let packs: Vec<&str> = app
+            .catalog()
+            .packs()
+            .iter()
+            .map(|c| c.engine().ruleset().name.as_str())
+            .collect();
         eprintln!(
-            "medscreen serve: listening on http://{bound} as {public_url}/cds-services ({} services; {auth_note})",
-            app.cds().services().len()
+            "medscreen serve: listening on http://{bound} as {public_url}/cds-services ({} services of {}; {auth_note})",
+            app.catalog().services().count(),
+            packs.join(", ")
         );
     };
-    match server::run(a.addr, a.public_url.clone(), cds, config, on_listen) {
+    match server::run(a.addr, a.public_url.clone(), catalog, config, on_listen) {
         Ok(()) => {
             eprintln!("medscreen serve: stopped");
             0

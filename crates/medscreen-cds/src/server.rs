@@ -32,6 +32,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::{AuthError, Trust};
 use super::cards::{Card, OVERRIDE_SYSTEM};
+use super::catalog::Catalog;
 use super::fetch::Fetcher;
 use super::servers::FhirServers;
 use super::service::{Cds, CdsError, ServiceDef, Step};
@@ -77,7 +78,8 @@ pub struct Config {
 
 /// Cards issued recently, so that feedback can name the rule it answers. Kept compact (about 80
 /// bytes a card: ids as numbers, the rule and service as indexes, the hook instance shared by the
-/// cards of one call).
+/// cards of one call). The service is its number in the [`Catalog`]; the rule, its index in the
+/// rules of that service's pack.
 #[derive(Debug, Default)]
 struct Issued {
     by_uuid: HashMap<u128, IssuedCard>,
@@ -101,7 +103,7 @@ const ISSUED_MAX: usize = 100_000;
 
 /// Everything a request handler reads. Shared by every task.
 pub struct App {
-    cds: Cds,
+    catalog: Catalog,
     cfg: Config,
     fetcher: Fetcher,
     fhir_servers: Arc<FhirServers>,
@@ -125,8 +127,10 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// The application: opens the feedback log (appending) and builds the HTTP client.
-    pub fn new(cds: Cds, cfg: Config) -> Result<App, String> {
+    /// The application over one pack's services (a [`Cds`]) or several packs' (a [`Catalog`]): opens
+    /// the feedback log (appending) and builds the HTTP client.
+    pub fn new(services: impl Into<Catalog>, cfg: Config) -> Result<App, String> {
+        let catalog = services.into();
         let feedback: Box<dyn Write + Send> = match &cfg.feedback_log {
             Some(path) => Box::new(
                 std::fs::OpenOptions::new()
@@ -144,7 +148,7 @@ impl App {
             Auth::Trust(t) => t.fhir_servers(),
             Auth::Insecure => FhirServers::development(),
         });
-        let discovery = serde_json::to_vec(&cds.discovery())
+        let discovery = serde_json::to_vec(&catalog.discovery())
             .map_err(|e| format!("cannot write the discovery document: {e}"))?
             .into();
         Ok(App {
@@ -157,7 +161,7 @@ impl App {
                     .min(Semaphore::MAX_PERMITS),
             )),
             trim_pending: AtomicBool::new(false),
-            cds,
+            catalog,
             cfg,
             issued: Mutex::new(Issued::default()),
             feedback: Mutex::new(feedback),
@@ -165,9 +169,14 @@ impl App {
         })
     }
 
-    /// The service definitions.
+    /// The default pack's services (the first pack of the catalog).
     pub fn cds(&self) -> &Cds {
-        &self.cds
+        self.catalog.default_pack()
+    }
+
+    /// Every pack's services.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// A screening slot, waited for until `deadline`; 503 `busy` (with `Retry-After`) when none
@@ -197,14 +206,9 @@ impl App {
         });
     }
 
-    fn remember(&self, service: &str, hook_instance: &str, cards: &[Card]) {
-        let service = self
-            .cds
-            .services()
-            .iter()
-            .position(|s| s.id == service)
-            .unwrap_or(0);
-        let rules = self.cds.engine().rules();
+    /// Remember the cards that service number `service` issued, with rule indexes into its pack.
+    fn remember(&self, service: usize, cds: &Cds, hook_instance: &str, cards: &[Card]) {
+        let rules = cds.engine().rules();
         let hook_instance: Arc<str> = short(hook_instance).into();
         let Ok(mut issued) = self.issued.lock() else {
             return;
@@ -235,15 +239,20 @@ impl App {
         }
     }
 
-    /// The service `id` and the verified issuer, or the 404 / 401 to answer. The audience is the URL
-    /// called; for feedback the service's own URL is accepted too, as some clients send it.
+    /// The number of service `id` in the catalog, the service and the verified issuer, or the
+    /// 404 / 401 to answer. The audience is the URL called; for feedback the service's own URL is
+    /// accepted too, as some clients send it.
     fn authorized(
         &self,
         id: &str,
         headers: &HeaderMap,
         feedback: bool,
-    ) -> Result<(&ServiceDef, Option<String>), Box<Response>> {
-        let Some(service) = self.cds.service(id) else {
+    ) -> Result<(usize, &ServiceDef, Option<String>), Box<Response>> {
+        let Some((n, (_, service))) = self
+            .catalog
+            .find(id)
+            .and_then(|n| Some((n, self.catalog.get(n)?)))
+        else {
             return Err(Box::new(unknown_service(self, id)));
         };
         let base = format!("{}/cds-services/{}", self.cfg.public_url, service.id);
@@ -253,7 +262,7 @@ impl App {
             vec![base]
         };
         let iss = self.check_auth(headers, &audiences)?;
-        Ok((service, iss))
+        Ok((n, service, iss))
     }
 
     fn check_auth(
@@ -403,11 +412,12 @@ impl std::error::Error for RunError {}
 
 /// The whole life of `medscreen serve`: build a runtime, bind `addr`, make the configuration with
 /// the public URL (`public_url`, or one made from the bound address, without a trailing `/`), call
-/// `on_listen` once listening, and serve `cds` until SIGINT or SIGTERM.
+/// `on_listen` once listening, and serve `services` (one pack's [`Cds`] or a [`Catalog`]) until
+/// SIGINT or SIGTERM.
 pub fn run(
     addr: SocketAddr,
     public_url: Option<String>,
-    cds: Cds,
+    services: impl Into<Catalog>,
     config: impl FnOnce(String) -> Config,
     on_listen: impl FnOnce(SocketAddr, &str, &App),
 ) -> Result<(), RunError> {
@@ -427,7 +437,8 @@ pub fn run(
             .unwrap_or_else(|| default_public_url(bound))
             .trim_end_matches('/')
             .to_owned();
-        let app = Arc::new(App::new(cds, config(public_url.clone())).map_err(RunError::Config)?);
+        let app =
+            Arc::new(App::new(services, config(public_url.clone())).map_err(RunError::Config)?);
         on_listen(bound, &public_url, &app);
         serve(listener, app, shutdown_signal())
             .await
@@ -646,7 +657,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn unknown_service(app: &App, id: &str) -> Response {
-    let ids: Vec<&str> = app.cds.services().iter().map(|s| s.id.as_str()).collect();
+    let ids: Vec<&str> = app.catalog.services().map(|s| s.id.as_str()).collect();
     error(
         StatusCode::NOT_FOUND,
         "unknown_service",
@@ -668,7 +679,7 @@ async fn hook(
     body: Body,
 ) -> Response {
     let service = match app.authorized(&id, &headers, false) {
-        Ok((s, _)) => s,
+        Ok((n, _, _)) => n,
         Err(r) => return *r,
     };
     let deadline = Instant::now() + app.cfg.request_timeout;
@@ -685,13 +696,9 @@ async fn hook(
     resp
 }
 
-/// A hook call with its body read: take a slot, parse, fetch what is missing, screen.
-async fn screen(
-    app: &Arc<App>,
-    service: &ServiceDef,
-    bytes: Vec<u8>,
-    deadline: Instant,
-) -> Response {
+/// A hook call to service number `service` with its body read: take a slot, parse, fetch what is
+/// missing, screen with the service's pack.
+async fn screen(app: &Arc<App>, service: usize, bytes: Vec<u8>, deadline: Instant) -> Response {
     let _slot = match app.slot(deadline).await {
         Ok(s) => s,
         Err(r) => return *r,
@@ -700,15 +707,12 @@ async fn screen(
     // cannot stall the others (discovery included).
     let small = bytes.len() <= INLINE_MAX;
     let worker = app.clone();
-    let hook_id = service.id.clone();
     // The body is dropped as soon as it is parsed: only the parsed request is kept.
     let prepared = match blocking(small, move || {
-        let service = worker.cds.service(&hook_id).ok_or_else(|| {
+        let (cds, def) = worker.catalog.get(service).ok_or_else(|| {
             CdsError::invalid("the service was removed while the request was read".into())
         })?;
-        let prepared = worker
-            .cds
-            .prepare_for(service, &worker.fhir_servers, &bytes);
+        let prepared = cds.prepare_for(def, &worker.fhir_servers, &bytes);
         drop(bytes);
         prepared
     })
@@ -748,11 +752,21 @@ async fn screen(
     };
     let worker = app.clone();
     let small = small && fetched.is_empty();
-    let cards = match blocking(small, move || worker.cds.cards(&pending, &fetched)).await {
-        Ok(c) => c,
+    let cards = match blocking(small, move || {
+        worker
+            .catalog
+            .get(service)
+            .map(|(cds, _)| cds.cards(&pending, &fetched))
+    })
+    .await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => return panicked(Box::new(())),
         Err(r) => return r,
     };
-    app.remember(&service.id, &prepared.hook_instance, &cards);
+    if let Some((cds, _)) = app.catalog.get(service) {
+        app.remember(service, cds, &prepared.hook_instance, &cards);
+    }
     axum::Json(CardsBody { cards: &cards }).into_response()
 }
 
@@ -763,7 +777,7 @@ async fn feedback(
     body: Body,
 ) -> Response {
     let (service, iss) = match app.authorized(&id, &headers, true) {
-        Ok(found) => found,
+        Ok((_, s, iss)) => (s, iss),
         Err(r) => return *r,
     };
     let deadline = Instant::now() + app.cfg.request_timeout;
@@ -830,8 +844,9 @@ fn feedback_lines(
         )));
     }
     let received = now_rfc3339();
-    let rules = app.cds.engine().rules();
-    let services = app.cds.services();
+    // A card's rule is named from the pack of the service that issued it, whichever service the
+    // feedback is sent to.
+    let issued_by = |k: &IssuedCard| app.catalog.get(k.service);
     let issued = app.issued.lock().map(|i| {
         items
             .iter()
@@ -893,9 +908,9 @@ fn feedback_lines(
             "issuer": iss,
             "card": short(card),
             "known_card": known.is_some(),
-            "rule": known.as_ref().and_then(|k| k.rule).and_then(|r| rules.get(usize::from(r))).map(|r| r.id.as_str()),
+            "rule": known.as_ref().and_then(|k| Some((issued_by(k)?.0, k.rule?))).and_then(|(cds, r)| cds.engine().rules().get(usize::from(r))).map(|r| r.id.as_str()),
             "hookInstance": known.as_ref().map(|k| &*k.hook_instance),
-            "card_service_matches": known.as_ref().map(|k| services.get(k.service).is_some_and(|s| s.id == service)),
+            "card_service_matches": known.as_ref().map(|k| issued_by(k).is_some_and(|(_, s)| s.id == service)),
             "outcome": outcome,
             "outcomeTimestamp": short(when),
             "acceptedSuggestions": accepted,

@@ -319,13 +319,17 @@ impl Cds {
 
     /// The discovery document (`GET /cds-services`).
     pub fn discovery(&self) -> Value {
+        json!({ "services": self.discovery_services() })
+    }
+
+    /// The discovery document's entries for this pack's services.
+    pub(crate) fn discovery_services(&self) -> Vec<Value> {
         let prefetch: serde_json::Map<String, Value> = self
             .templates
             .iter()
             .map(|t| (t.key.clone(), json!(t.query)))
             .collect();
-        let services: Vec<Value> = self
-            .services
+        self.services
             .iter()
             .map(|s| {
                 json!({
@@ -338,8 +342,7 @@ impl Cds {
                                           the service can fetch what is missing; without either it answers 412.",
                 })
             })
-            .collect();
-        json!({ "services": services })
+            .collect()
     }
 
     /// Check a request and find what screening it needs, whatever its `hook`, with the default

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use medscreen_cds::auth::Trust;
 use medscreen_cds::server::{self, App, Auth, Config};
-use medscreen_cds::{Cds, CdsOptions};
+use medscreen_cds::{Catalog, CatalogError, Cds, CdsOptions};
 use medscreen_core::Engine;
 use medscreen_fhir::ValueSets;
 use serde_json::{Value, json};
@@ -63,6 +63,9 @@ struct Options {
     fetch_timeout: Duration,
     body_timeout: Duration,
     body_budget: usize,
+    /// The embedded packs to offer, each by its own `Cds`; `None`: one `Cds` over the default pack,
+    /// as a library user with one pack builds it.
+    packs: Option<Vec<&'static str>>,
 }
 
 impl Default for Options {
@@ -78,6 +81,7 @@ impl Default for Options {
             fetch_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(5),
             body_budget: 96 << 20,
+            packs: None,
         }
     }
 }
@@ -86,15 +90,21 @@ impl Default for Options {
 async fn start(o: Options) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let cds = Cds::new(
-        Engine::embedded().unwrap(),
-        ValueSets::embedded().unwrap(),
-        CdsOptions {
-            min_card_severity: o.min,
-            lookback_days: 365,
-        },
-    )
-    .unwrap();
+    let opts = CdsOptions {
+        min_card_severity: o.min,
+        lookback_days: 365,
+    };
+    let catalog = match &o.packs {
+        None => Catalog::from(
+            Cds::new(
+                Engine::embedded().unwrap(),
+                ValueSets::embedded().unwrap(),
+                opts,
+            )
+            .unwrap(),
+        ),
+        Some(names) => Catalog::new(names.iter().map(|n| pack_cds(n, opts)).collect()).unwrap(),
+    };
     let public_url = o
         .public_url
         .unwrap_or_else(|| server::default_public_url(addr));
@@ -113,9 +123,19 @@ async fn start(o: Options) -> String {
             max_concurrent: o.max_concurrent,
             access_log: false,
         };
-    let app = Arc::new(App::new(cds, cfg).unwrap());
+    let app = Arc::new(App::new(catalog, cfg).unwrap());
     tokio::spawn(server::serve(listener, app, std::future::pending()));
     format!("http://{addr}")
+}
+
+/// The service of embedded pack `name`: its engine screening with that pack alone, its value sets.
+fn pack_cds(name: &str, opts: CdsOptions) -> Cds {
+    Cds::new(
+        Engine::embedded_pack(name).unwrap(),
+        ValueSets::embedded_for(name).unwrap(),
+        opts,
+    )
+    .unwrap()
 }
 
 fn client() -> reqwest::Client {
@@ -2165,4 +2185,171 @@ async fn chunked_post(addr: &str, chunks: &[Vec<u8>]) -> String {
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+// ---- Several packs: one service per pack and hook, each screening with its own pack ----
+
+fn both_packs() -> Options {
+    Options {
+        packs: Some(vec!["baclofen", "tizanidine"]),
+        ..Options::default()
+    }
+}
+
+async fn get_json(base: &str, path: &str) -> Value {
+    let resp = client().get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    serde_json::from_str(&resp.text().await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_every_packs_services_with_distinct_ids() {
+    let base = start(both_packs()).await;
+    let v = get_json(&base, "/cds-services").await;
+    let services = v["services"].as_array().unwrap();
+    let ids: Vec<&str> = services.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "baclofen-order-select",
+            "baclofen-order-sign",
+            "baclofen-medication-prescribe",
+            "tizanidine-order-select",
+            "tizanidine-order-sign",
+            "tizanidine-medication-prescribe",
+        ]
+    );
+    // Baclofen's entries are those of the one-pack service, byte for byte.
+    let alone = get_json(&start(Options::default()).await, "/cds-services").await;
+    assert_eq!(services[..3], alone["services"].as_array().unwrap()[..]);
+    // Tizanidine's are its own: its title, and its prefetch (the ALT its hepatic rules read).
+    for s in &services[3..] {
+        assert!(s["title"].as_str().unwrap().contains("tizanidine"), "{s}");
+        assert!(
+            s["prefetch"]["alt"]
+                .as_str()
+                .unwrap()
+                .starts_with("Observation?patient="),
+            "{s}"
+        );
+    }
+    assert!(
+        services[..3]
+            .iter()
+            .all(|s| s["prefetch"].get("alt").is_none())
+    );
+}
+
+#[test]
+fn a_pack_offered_twice_is_refused() {
+    let opts = CdsOptions::default();
+    let err = Catalog::new(vec![
+        pack_cds("tizanidine", opts),
+        pack_cds("tizanidine", opts),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err,
+        CatalogError::DuplicateService("tizanidine-order-select".into())
+    );
+    assert_eq!(Catalog::new(Vec::new()).unwrap_err(), CatalogError::Empty);
+}
+
+/// The load fixture with its baclofen draft made a tizanidine one (RxNorm 57258, the ingredient
+/// CUI of the tizanidine subject set, 4 mg three times a day), and the tizanidine services' `alt`
+/// key sent as "no data".
+fn tizanidine_request() -> Value {
+    let mut request = load_request();
+    let draft = &mut request["context"]["draftOrders"]["entry"][0]["resource"];
+    assert_eq!(
+        draft["medicationCodeableConcept"]["coding"][0]["code"],
+        BACLOFEN
+    );
+    draft["medicationCodeableConcept"] = json!({"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "57258", "display": "tizanidine"}], "text": "tizanidine 4 MG Oral Tablet"});
+    draft["dosageInstruction"][0]["text"] = json!("4 mg by mouth three times a day");
+    draft["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = json!(4);
+    request["prefetch"]["alt"] = Value::Null;
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tizanidine_order_is_screened_by_the_tizanidine_service_only() {
+    let base = start(both_packs()).await;
+    let request = tizanidine_request();
+    let (status, body) = post(&base, "/cds-services/tizanidine-order-sign", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let rules = rules_of(&body);
+    assert!(!rules.is_empty(), "{body}");
+    assert!(rules.iter().all(|r| r.starts_with("TZN-")), "{rules:?}");
+    for s in summaries(&body) {
+        assert!(s.to_lowercase().contains("tizanidine"), "{s}");
+    }
+    check_cards(&body, &mut HashSet::new());
+    // The baclofen service sees no baclofen order: no cards, as for any other drug.
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &request).await;
+    assert_eq!((status, body), (200, json!({"cards": []})));
+    // And the baclofen order is still the baclofen service's, not the tizanidine one's.
+    let (status, body) = post(&base, "/cds-services/baclofen-order-sign", &load_request()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        rules_of(&body).iter().all(|r| r.starts_with("BAC-")),
+        "{body}"
+    );
+    let mut baclofen = load_request();
+    baclofen["prefetch"]["alt"] = Value::Null;
+    let (status, body) = post(&base, "/cds-services/tizanidine-order-sign", &baclofen).await;
+    assert_eq!((status, body), (200, json!({"cards": []})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_on_a_tizanidine_card_names_its_tizanidine_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("feedback.jsonl");
+    let base = start(Options {
+        feedback_log: Some(log.clone()),
+        ..both_packs()
+    })
+    .await;
+    let (_, cards) = post(
+        &base,
+        "/cds-services/tizanidine-order-sign",
+        &tizanidine_request(),
+    )
+    .await;
+    let card = cards["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"].is_string())
+        .unwrap()
+        .clone();
+    let rule = card["source"]["topic"]["code"].as_str().unwrap();
+    assert!(rule.starts_with("TZN-"), "{card}");
+    let fb = json!({"feedback": [{"card": card["uuid"], "outcome": "overridden",
+        "overrideReason": {"reason": card["overrideReasons"][0]},
+        "outcomeTimestamp": "2026-11-24T10:00:00Z"}]});
+    for path in [
+        "/cds-services/tizanidine-order-sign/feedback",
+        // Sent to another pack's service, the card is still known by the pack that issued it.
+        "/cds-services/baclofen-order-sign/feedback",
+    ] {
+        let (status, body) = post(&base, path, &fb).await;
+        assert_eq!((status, body), (200, json!({"recorded": 1})), "{path}");
+    }
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (line, service, matches) in [
+        (&lines[0], "tizanidine-order-sign", true),
+        (&lines[1], "baclofen-order-sign", false),
+    ] {
+        assert_eq!(line["service"], service, "{line}");
+        assert_eq!(line["known_card"], true, "{line}");
+        assert_eq!(line["rule"], rule, "{line}");
+        assert_eq!(line["card_service_matches"], matches, "{line}");
+        assert_eq!(line["reason_from_our_list"], true, "{line}");
+    }
 }
