@@ -70,9 +70,9 @@ impl Context<'_> {
         self.engine.rules().iter().find(|r| r.id == id)
     }
 
-    /// The drug the cards speak of: the pack's name, as its services' ids use it (`baclofen`).
+    /// The drug the cards speak of: the pack's `cds.drug`, by default its name (`baclofen`).
     fn drug(&self) -> &str {
-        &self.engine.ruleset().name
+        &self.engine.cds_text().drug
     }
 
     /// How a card's summary starts: `Baclofen: ...`.
@@ -378,7 +378,10 @@ fn caution_card(
             |d| format!("the order for {d}"),
         );
         vec![Suggestion {
-            label: format!("Cancel the {} order", ctx.drug()),
+            label: {
+                let text = ctx.engine.cds_text();
+                text.fill(&text.cancel_label, "", "")
+            },
             uuid: uuid(),
             is_recommended: false,
             actions: vec![Action {

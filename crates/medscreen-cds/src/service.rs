@@ -273,20 +273,14 @@ impl Cds {
         let engine = binding.engine();
         let templates = templates(engine, binding.value_sets());
         let info = engine.ruleset();
-        let subject = info.name.clone();
+        let text = engine.cds_text();
         let services = HOOKS
             .iter()
             .map(|&hook| ServiceDef {
-                id: format!("{subject}-{hook}"),
+                id: format!("{}-{hook}", info.name),
                 hook,
-                title: format!("medscreen {subject} screening ({hook})"),
-                description: format!(
-                    "Screens a {subject} order being placed against the {} rule pack: patient factors, \
-                     comorbidities, interacting comedications and dose. Cards cite their sources; facts \
-                     that could not be checked are listed in one info card. Answers no cards for orders \
-                     without {subject}.",
-                    info.label
-                ),
+                title: text.fill(&text.service_title, hook, &info.label),
+                description: text.fill(&text.service_description, hook, &info.label),
             })
             .collect();
         Ok(Cds {
@@ -1350,6 +1344,55 @@ mod tests {
         assert_eq!(diagnostic.location(), Location::Nowhere);
         let err: Box<dyn std::error::Error> = Box::new(err);
         assert_eq!(err.to_string(), message);
+    }
+
+    #[test]
+    fn a_pack_declares_how_its_services_and_cards_speak() {
+        use medscreen_core::engine::{EMBEDDED_PACKS, EMBEDDED_VOCABULARY};
+        let (file, text) = EMBEDDED_PACKS
+            .iter()
+            .find(|(f, _)| f.contains("baclofen"))
+            .unwrap();
+        let mut pack: Value = serde_json::from_str(text).unwrap();
+        pack["cds"] = serde_json::json!({
+            "drug": "baclofen tablets",
+            "service_title": "{drug}: safety check at {hook}",
+            "service_description": "Pack {ruleset}, for {drug}.",
+            "cancel_label": "Withdraw the {drug} order"
+        });
+        let pack = pack.to_string();
+        let others: Vec<(&str, &str)> = EMBEDDED_PACKS
+            .iter()
+            .filter(|(f, _)| f != file)
+            .copied()
+            .collect();
+        let packs: Vec<(&str, &str)> = [(*file, pack.as_str())].into_iter().chain(others).collect();
+        let engine =
+            Engine::from_packs(&packs, "rules/vocabulary.json", EMBEDDED_VOCABULARY).unwrap();
+        let label = engine.ruleset().label.clone();
+        let cds = Cds::new(
+            engine,
+            ValueSets::embedded().unwrap(),
+            CdsOptions::default(),
+        )
+        .unwrap();
+        let sign = cds.service("baclofen-order-sign").unwrap();
+        assert_eq!(sign.title, "baclofen tablets: safety check at order-sign");
+        assert_eq!(
+            sign.description,
+            format!("Pack {label}, for baclofen tablets.")
+        );
+        let text = cds.engine().cds_text();
+        assert_eq!(
+            text.fill(&text.cancel_label, "", ""),
+            "Withdraw the baclofen tablets order"
+        );
+        // Without `cds`, the texts are the defaults.
+        let default = embedded_cds();
+        assert_eq!(
+            default.service("baclofen-order-sign").unwrap().title,
+            "medscreen baclofen screening (order-sign)"
+        );
     }
 
     #[test]

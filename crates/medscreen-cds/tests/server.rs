@@ -457,6 +457,10 @@ async fn opioid_guideline_requests_replayed_with_baclofen_give_the_interaction_c
         assert_eq!(ddi, expect, "{name}");
         for c in body["cards"].as_array().unwrap() {
             if c["indicator"] == "critical" {
+                assert_eq!(
+                    c["suggestions"][0]["label"], "Cancel the baclofen order",
+                    "{name}: the pack's cancel_label, by default"
+                );
                 let action = &c["suggestions"][0]["actions"][0];
                 assert_eq!(action["type"], "delete", "{name}");
                 assert_eq!(action["resourceId"], order.as_str(), "{name}");

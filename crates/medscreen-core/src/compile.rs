@@ -384,6 +384,41 @@ pub struct Program {
     pub rules: Vec<Rule>,
     /// Groups of rules that cite each ingredient once between them.
     pub groups: Vec<Group>,
+    /// How the CDS Hooks service speaks of the pack.
+    pub cds: CdsText,
+}
+
+/// How the CDS Hooks service speaks of a pack: `cds` in the pack, every text optional. A text may hold
+/// `{drug}` (the drug as cards name it), and a service's title and description also `{hook}` and
+/// `{ruleset}` (`name@version#hash`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdsText {
+    /// The drug as cards name it (`drug`; default: the pack's name). A card's summary starts with it,
+    /// capitalised.
+    pub drug: String,
+    /// Each service's title (`service_title`).
+    pub service_title: String,
+    /// Each service's description (`service_description`).
+    pub service_description: String,
+    /// The label of the suggestion to cancel the order, on a critical card (`cancel_label`).
+    pub cancel_label: String,
+}
+
+impl CdsText {
+    const TITLE: &str = "medscreen {drug} screening ({hook})";
+    const DESCRIPTION: &str = "Screens a {drug} order being placed against the {ruleset} rule pack: \
+        patient factors, comorbidities, interacting comedications and dose. Cards cite their sources; \
+        facts that could not be checked are listed in one info card. Answers no cards for orders \
+        without {drug}.";
+    const CANCEL: &str = "Cancel the {drug} order";
+
+    /// `template` with its placeholders filled.
+    pub fn fill(&self, template: &str, hook: &str, ruleset: &str) -> String {
+        template
+            .replace("{drug}", &self.drug)
+            .replace("{hook}", hook)
+            .replace("{ruleset}", ruleset)
+    }
 }
 
 struct Compiler<'a> {
@@ -579,6 +614,7 @@ pub fn compile(
         );
     }
     let groups = c.groups(pack, &mut rules);
+    let cds = c.cds_text(pack);
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -589,6 +625,7 @@ pub fn compile(
         subject,
         rules,
         groups,
+        cds,
     })
 }
 
@@ -611,6 +648,57 @@ impl Compiler<'_> {
             .with_help(suggestion.map(|s| format!("did you mean `{s}`?")))
             .in_rule(self.rule.as_deref());
         self.errors.push(e);
+    }
+
+    /// The pack's `cds` texts, each checked to use only the placeholders it can be given.
+    fn cds_text(&mut self, pack: &Value) -> CdsText {
+        let cds = pack.get("cds");
+        let mut text = |key: &str, default: &str, allowed: &[&str]| {
+            let Some(t) = cds.and_then(|c| c.get(key)).and_then(Value::as_str) else {
+                return default.to_owned();
+            };
+            let mut rest = t;
+            while let Some(open) = rest.find('{') {
+                let after = rest.get(open + 1..).unwrap_or_default();
+                let name = after.split('}').next().unwrap_or_default();
+                if !allowed.contains(&name) {
+                    let names: Vec<String> = allowed.iter().map(|n| format!("`{{{n}}}`")).collect();
+                    self.error(
+                        LoadErrorCode::Schema,
+                        &format!("/cds/{key}"),
+                        format!(
+                            "`{key}` may hold only {}, not `{{{name}}}`",
+                            names.join(", ")
+                        ),
+                        crate::suggest::did_you_mean(name, allowed.iter().copied()),
+                    );
+                    break;
+                }
+                rest = after;
+            }
+            t.to_owned()
+        };
+        let service_title = text(
+            "service_title",
+            CdsText::TITLE,
+            &["drug", "hook", "ruleset"],
+        );
+        let service_description = text(
+            "service_description",
+            CdsText::DESCRIPTION,
+            &["drug", "hook", "ruleset"],
+        );
+        let cancel_label = text("cancel_label", CdsText::CANCEL, &["drug"]);
+        let drug = cds
+            .and_then(|c| c.get("drug"))
+            .and_then(Value::as_str)
+            .map_or_else(|| str_at(pack, "name"), str::to_owned);
+        CdsText {
+            drug,
+            service_title,
+            service_description,
+            cancel_label,
+        }
     }
 
     /// Compile one condition; on error, record it and return a placeholder that is never evaluated

@@ -560,6 +560,11 @@ impl Engine {
         self.first.program.subject
     }
 
+    /// How the CDS Hooks service speaks of the (first) pack.
+    pub fn cds_text(&self) -> &crate::compile::CdsText {
+        &self.first.program.cds
+    }
+
     /// The pack's description.
     pub fn description(&self) -> &str {
         &self.first.program.description

@@ -533,3 +533,27 @@ fn the_beers_flag_is_data_a_renamed_tag_screens_the_same() {
     );
     assert_eq!(rules(&a), rules(&b));
 }
+
+#[test]
+fn a_cds_text_may_hold_only_its_placeholders() {
+    let mut p = pack();
+    p["cds"] = json!({"cancel_label": "Cancel the {drug} order for {hook}", "service_title": "{drgu} check"});
+    let errors = load(&p);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        texts.contains(
+            &"rules/pack.json at /cds/cancel_label: `cancel_label` may hold only `{drug}`, not `{hook}`"
+                .to_owned()
+        ),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.contains(&"rules/pack.json at /cds/service_title: `service_title` may hold only `{drug}`, `{hook}`, `{ruleset}`, not `{drgu}`\n  help: did you mean `drug`?".to_owned()),
+        "{texts:#?}"
+    );
+    // An unknown key is the schema's to refuse.
+    let mut p = pack();
+    p["cds"] = json!({"title": "x"});
+    assert_eq!(only(load(&p)).code, LoadErrorCode::Schema);
+}
