@@ -156,7 +156,8 @@ pub struct PackSummary {
     pub indeterminate_by_rule: BTreeMap<String, u64>,
 }
 
-fn add_counts(to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+/// Add the counts of `from` to `to`, key by key (a run's counts by rule over several packs' summaries).
+pub fn add_counts(to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (k, n) in from {
         *to.entry(k.clone()).or_default() += n;
     }
@@ -518,7 +519,7 @@ fn process(
                         rec.index,
                         input,
                         &s,
-                        &output::NoAnnotation,
+                        &[],
                     );
                 } else {
                     let s = engine.screen_with(&profile, &mut cache);

@@ -101,6 +101,19 @@ pub fn screened(
     output::screened_at(&opts, buf, f.line, None, Some(&f.input), s, &p);
 }
 
+/// Append a patient's result screened by several packs (the `screenings/1` shape), each pack's
+/// evidence named by that pack's provenance (`hooks`, one per screening: each pack read its own order).
+pub fn screened_packs(
+    opts: &OutputOptions,
+    buf: &mut Vec<u8>,
+    f: &PatientFacts,
+    screenings: &[Screening<'_>],
+    hooks: &[&dyn Annotate],
+) {
+    let opts = with_input(opts);
+    output::screened_packs_at(&opts, buf, f.line, None, Some(&f.input), screenings, hooks);
+}
+
 fn prov_text(p: &Prov) -> String {
     let mut t = p.resource.clone();
     if let (Some(s), Some(c)) = (p.system, &p.code) {
