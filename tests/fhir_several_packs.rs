@@ -17,10 +17,15 @@ fn inputs(dir: &Path) -> Vec<String> {
     let file = dir.join("invalid.json");
     std::fs::write(&file, invalid.to_string()).expect("write");
     let fhir = util::root().join("fixtures/fhir");
-    [fhir.join("synthea"), fhir.join("bulk"), file, both_orders(dir)]
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect()
+    [
+        fhir.join("synthea"),
+        fhir.join("bulk"),
+        file,
+        both_orders(dir),
+    ]
+    .iter()
+    .map(|p| p.display().to_string())
+    .collect()
 }
 
 /// `screen --from fhir` at 2021-06-01 with `packs` (each after `--pack`), `extra` options and `inputs`.
@@ -87,7 +92,10 @@ fn each_packs_screening_of_a_patient_is_what_that_pack_alone_reports() {
                 }
                 screened += 1;
                 assert_eq!(r["shape"], "screenings/1", "{r}");
-                assert!(r.get("provenance").is_none(), "provenance is each pack's: {r}");
+                assert!(
+                    r.get("provenance").is_none(),
+                    "provenance is each pack's: {r}"
+                );
                 let packs = r["screenings"].as_array().expect("screenings");
                 assert_eq!(packs.len(), 2);
                 for ((p, name), one) in packs.iter().zip(["tizanidine", "baclofen"]).zip(single) {
@@ -143,15 +151,29 @@ fn the_fhir_summary_counts_patients_once_and_each_pack_as_alone() {
                 .expect("ruleset")
                 .starts_with(&format!("{name}@"))
         );
-        for key in ["clear", "flagged", "cautions_by_severity", "cautions_by_rule"] {
+        for key in [
+            "clear",
+            "flagged",
+            "cautions_by_severity",
+            "cautions_by_rule",
+        ] {
             assert_eq!(p[key], one[key], "{name} {key}");
         }
-        let line = format!("  {name}: {} clear, {} flagged\n", one["clear"], one["flagged"]);
+        let line = format!(
+            "  {name}: {} clear, {} flagged\n",
+            one["clear"], one["flagged"]
+        );
         assert!(text.contains(&line), "{line:?} in {text}");
     }
     assert!(alone[0].get("packs").is_none(), "one pack, today's shape");
     let n = |v: &Value, k: &str| v[k].as_u64().expect("count");
-    for key in ["patients", "skipped", "invalid", "file_errors", "files_read"] {
+    for key in [
+        "patients",
+        "skipped",
+        "invalid",
+        "file_errors",
+        "files_read",
+    ] {
         assert_eq!(n(&both, key), n(&alone[0], key), "{key}");
     }
     assert_eq!(
@@ -190,8 +212,14 @@ fn csv_and_table_name_each_pack_and_report_a_patient_not_screened_once() {
         match status {
             "skipped" | "invalid" => assert_eq!(pack, "", "{row}"),
             _ => {
-                assert_eq!(rule.starts_with("BAC-"), pack == "baclofen" && !rule.is_empty());
-                assert_eq!(rule.starts_with("TZN-"), pack == "tizanidine" && !rule.is_empty());
+                assert_eq!(
+                    rule.starts_with("BAC-"),
+                    pack == "baclofen" && !rule.is_empty()
+                );
+                assert_eq!(
+                    rule.starts_with("TZN-"),
+                    pack == "tizanidine" && !rule.is_empty()
+                );
                 by_pack[usize::from(pack == "tizanidine")] += 1;
             }
         }
@@ -229,7 +257,8 @@ fn csv_and_table_name_each_pack_and_report_a_patient_not_screened_once() {
 fn both_orders(dir: &Path) -> PathBuf {
     let path = util::root()
         .join("fixtures/fhir/synthea/Clarine_OKeefe_e8c2a98e-6524-46cc-8d3b-48bc91f7cd2d.json");
-    let mut b: Value = serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("json");
+    let mut b: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("json");
     let subject = json!({"reference": b["entry"][0]["fullUrl"]});
     let order = |id: &str, code: &str, display: &str, times: u32, reason: &str| {
         json!({"resource": {"resourceType": "MedicationRequest", "id": id, "status": "active",
@@ -241,8 +270,20 @@ fn both_orders(dir: &Path) -> PathBuf {
                 "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "TAB"}}]}]}})
     };
     let entries = b["entry"].as_array_mut().expect("entries");
-    entries.push(order("bac", "197391", "baclofen 10 MG Oral Tablet", 3, "G35"));
-    entries.push(order("tzn", "57258", "tizanidine 4 MG Oral Tablet", 2, "G82.2"));
+    entries.push(order(
+        "bac",
+        "197391",
+        "baclofen 10 MG Oral Tablet",
+        3,
+        "G35",
+    ));
+    entries.push(order(
+        "tzn",
+        "57258",
+        "tizanidine 4 MG Oral Tablet",
+        2,
+        "G82.2",
+    ));
     let file = dir.join("clarine.json");
     std::fs::write(&file, b.to_string()).expect("write");
     file
@@ -267,22 +308,49 @@ fn each_pack_reads_its_own_drugs_order_and_the_other_drug_as_a_comedication() {
     let r = &results(&o)[0];
     let packs = r["screenings"].as_array().expect("screenings");
     let (bac, tzn) = (&packs[0], &packs[1]);
-    assert_eq!((&bac["pack"], &tzn["pack"]), (&json!("baclofen"), &json!("tizanidine")));
+    assert_eq!(
+        (&bac["pack"], &tzn["pack"]),
+        (&json!("baclofen"), &json!("tizanidine"))
+    );
 
     // Each pack's dose fact and indication come from its own order.
     let prov = |s: &Value, pointer: &str| s["provenance"][pointer][0]["resource"].clone();
-    assert_eq!(prov(bac, "/baclofen_daily_dose_mg"), "MedicationRequest/bac");
+    assert_eq!(
+        prov(bac, "/baclofen_daily_dose_mg"),
+        "MedicationRequest/bac"
+    );
     assert_eq!(prov(bac, "/indication"), "MedicationRequest/bac");
-    assert_eq!(prov(tzn, "/tizanidine_daily_dose_mg"), "MedicationRequest/tzn");
+    assert_eq!(
+        prov(tzn, "/tizanidine_daily_dose_mg"),
+        "MedicationRequest/tzn"
+    );
     assert_eq!(prov(tzn, "/indication"), "MedicationRequest/tzn");
-    assert!(bac["provenance"].get("/tizanidine_daily_dose_mg").is_none(), "{bac}");
-    assert!(tzn["provenance"].get("/baclofen_daily_dose_mg").is_none(), "{tzn}");
+    assert!(
+        bac["provenance"].get("/tizanidine_daily_dose_mg").is_none(),
+        "{bac}"
+    );
+    assert!(
+        tzn["provenance"].get("/baclofen_daily_dose_mg").is_none(),
+        "{tzn}"
+    );
 
     // The other drug's order is each pack's comedication, and its own order is not.
-    assert!(comedication_from(bac, "MedicationRequest/tzn").is_some(), "{bac}");
-    assert!(comedication_from(bac, "MedicationRequest/bac").is_none(), "{bac}");
-    assert!(comedication_from(tzn, "MedicationRequest/bac").is_some(), "{tzn}");
-    assert!(comedication_from(tzn, "MedicationRequest/tzn").is_none(), "{tzn}");
+    assert!(
+        comedication_from(bac, "MedicationRequest/tzn").is_some(),
+        "{bac}"
+    );
+    assert!(
+        comedication_from(bac, "MedicationRequest/bac").is_none(),
+        "{bac}"
+    );
+    assert!(
+        comedication_from(tzn, "MedicationRequest/bac").is_some(),
+        "{tzn}"
+    );
+    assert!(
+        comedication_from(tzn, "MedicationRequest/tzn").is_none(),
+        "{tzn}"
+    );
 
     // Tizanidine sees baclofen as a CNS depressant, its evidence naming the baclofen order.
     let cns = tzn["cautions"]
@@ -302,4 +370,24 @@ fn each_pack_reads_its_own_drugs_order_and_the_other_drug_as_a_comedication() {
         p.as_object_mut().expect("object").remove("pack");
         assert_eq!(p, screening_of(results(&alone)[0].clone()), "{name}");
     }
+}
+
+#[test]
+fn the_population_report_shows_each_pack_of_fhir_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("report.html");
+    let page_arg = page.display().to_string();
+    let synthea = vec![
+        util::root()
+            .join("fixtures/fhir/synthea")
+            .display()
+            .to_string(),
+    ];
+    let both = ["baclofen", "tizanidine"];
+    let o = screen(&both, &["-o", "/dev/null", "--report", &page_arg], &synthea);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let html = std::fs::read_to_string(&page).expect("page");
+    assert!(html.contains("Packs side by side"), "both packs are shown");
+    assert!(html.contains("<code>baclofen@"));
+    assert!(html.contains("<code>tizanidine@"));
 }

@@ -512,15 +512,7 @@ fn process(
                     let s = engine.screen_packs_with(&profile, &mut cache);
                     st.screened
                         .add_packs(&ReportedPacks::new(&s, opts.min_severity), cfg.fail_on);
-                    output::screened_packs_at(
-                        opts,
-                        &mut main,
-                        rec.line,
-                        rec.index,
-                        input,
-                        &s,
-                        &[],
-                    );
+                    output::screened_packs_at(opts, &mut main, rec.line, rec.index, input, &s, &[]);
                 } else {
                     let s = engine.screen_with(&profile, &mut cache);
                     st.screened

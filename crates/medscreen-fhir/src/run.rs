@@ -6,7 +6,9 @@
 //! patient is mapped to a profile. The units run on the core's ordered parallel driver
 //! ([`medscreen_core::driver`]), so memory is bounded and the output is the same at any thread count;
 //! results are written by the core printers (through the `output` module) and screened patients counted
-//! by the core's [`ScreenTally`].
+//! by the core's [`ScreenTally`]. With several packs ([`Mapper::with_packs`]) a patient's resources are
+//! read once, into each pack's facts, and each pack's profile is screened by that pack's engine; the
+//! patient gets one result with a screening per pack, and the summary counts each pack (`packs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,9 +28,9 @@ use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
 use super::output::Provenance;
 use medscreen_core::Severity;
 use medscreen_core::batch::Observer;
+use medscreen_core::batch::{PackSummary, add_counts};
 use medscreen_core::driver::{self, Feed};
 use medscreen_core::engine::Engine;
-use medscreen_core::batch::{PackSummary, add_counts};
 use medscreen_core::engine::Rejection;
 use medscreen_core::output::{
     Annotate, Format, OutputOptions, Reported, ReportedPacks, Stream, summary,
