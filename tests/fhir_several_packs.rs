@@ -176,15 +176,7 @@ fn the_fhir_summary_counts_patients_once_and_each_pack_as_alone() {
     ] {
         assert_eq!(n(&both, key), n(&alone[0], key), "{key}");
     }
-    assert_eq!(
-        n(&both, "clear") + n(&both, "flagged"),
-        n(&alone[0], "clear") + n(&alone[0], "flagged")
-    );
-    assert!(n(&both, "flagged") >= n(&alone[0], "flagged").max(n(&alone[1], "flagged")));
-    for sev in ["critical", "warning", "info"] {
-        let of = |v: &Value| v["cautions_by_severity"][sev].as_u64().unwrap_or(0);
-        assert_eq!(of(&both), of(&alone[0]) + of(&alone[1]), "{sev}");
-    }
+    util::assert_screened_once_and_cautions_per_pack(&both, &alone);
     let rules = both["cautions_by_rule"].as_object().expect("by rule");
     assert_eq!(
         rules.len(),
@@ -313,44 +305,24 @@ fn each_pack_reads_its_own_drugs_order_and_the_other_drug_as_a_comedication() {
         (&json!("baclofen"), &json!("tizanidine"))
     );
 
-    // Each pack's dose fact and indication come from its own order.
+    // Each pack's dose fact and indication come from its own order; the other drug's order is its
+    // comedication, and its own order is not.
     let prov = |s: &Value, pointer: &str| s["provenance"][pointer][0]["resource"].clone();
-    assert_eq!(
-        prov(bac, "/baclofen_daily_dose_mg"),
-        "MedicationRequest/bac"
-    );
-    assert_eq!(prov(bac, "/indication"), "MedicationRequest/bac");
-    assert_eq!(
-        prov(tzn, "/tizanidine_daily_dose_mg"),
-        "MedicationRequest/tzn"
-    );
-    assert_eq!(prov(tzn, "/indication"), "MedicationRequest/tzn");
-    assert!(
-        bac["provenance"].get("/tizanidine_daily_dose_mg").is_none(),
-        "{bac}"
-    );
-    assert!(
-        tzn["provenance"].get("/baclofen_daily_dose_mg").is_none(),
-        "{tzn}"
-    );
-
-    // The other drug's order is each pack's comedication, and its own order is not.
-    assert!(
-        comedication_from(bac, "MedicationRequest/tzn").is_some(),
-        "{bac}"
-    );
-    assert!(
-        comedication_from(bac, "MedicationRequest/bac").is_none(),
-        "{bac}"
-    );
-    assert!(
-        comedication_from(tzn, "MedicationRequest/bac").is_some(),
-        "{tzn}"
-    );
-    assert!(
-        comedication_from(tzn, "MedicationRequest/tzn").is_none(),
-        "{tzn}"
-    );
+    for (s, (own, drug), (other, other_drug)) in [
+        (bac, ("bac", "baclofen"), ("tzn", "tizanidine")),
+        (tzn, ("tzn", "tizanidine"), ("bac", "baclofen")),
+    ] {
+        let (own, other) = (
+            format!("MedicationRequest/{own}"),
+            format!("MedicationRequest/{other}"),
+        );
+        assert_eq!(prov(s, &format!("/{drug}_daily_dose_mg")), own.as_str());
+        assert_eq!(prov(s, "/indication"), own.as_str());
+        let other_dose = format!("/{other_drug}_daily_dose_mg");
+        assert!(s["provenance"].get(&other_dose).is_none(), "{s}");
+        assert!(comedication_from(s, &other).is_some(), "{s}");
+        assert!(comedication_from(s, &own).is_none(), "{s}");
+    }
 
     // Tizanidine sees baclofen as a CNS depressant, its evidence naming the baclofen order.
     let cns = tzn["cautions"]

@@ -453,12 +453,17 @@ impl<'v> Mapper<'v> {
             .and_then(|s| self.vs.set(s).fills.daily_dose_fact.as_deref())
     }
 
+    /// Run `read` with this mapper on `facts`, then with each pack's after it on that pack's facts.
+    fn each_pack(&self, facts: &mut PatientFacts, read: impl Fn(&Mapper<'v>, &mut PatientFacts)) {
+        read(self, facts);
+        for (k, m) in self.also.iter().enumerate() {
+            read(m, facts.pack_mut(k, self.also.len()));
+        }
+    }
+
     /// Read a `Patient` resource into `facts` (and, with several packs, into each pack's).
     pub fn patient(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
-        self.patient_one(r, at, facts);
-        for (k, m) in self.also.iter().enumerate() {
-            m.patient_one(r, at, facts.pack_mut(k, self.also.len()));
-        }
+        self.each_pack(facts, |m, f| m.patient_one(r, at, f));
     }
 
     fn patient_one(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
@@ -518,29 +523,17 @@ impl<'v> Mapper<'v> {
         facts: &mut PatientFacts,
         medication: &dyn Fn(&str) -> Option<MedInfo>,
     ) {
-        self.resource_one(r, kind, at, facts, medication);
-        for (k, m) in self.also.iter().enumerate() {
-            m.resource_one(r, kind, at, facts.pack_mut(k, self.also.len()), medication);
-        }
-    }
-
-    fn resource_one(
-        &self,
-        r: &Value,
-        kind: &str,
-        at: &Loc<'_>,
-        facts: &mut PatientFacts,
-        medication: &dyn Fn(&str) -> Option<MedInfo>,
-    ) {
-        facts.resources += 1;
-        match kind {
-            "Condition" => self.condition(r, at, facts),
-            "Observation" => self.observation(r, at, facts),
-            "MedicationRequest" | "MedicationStatement" => {
-                self.medication_use(r, kind, at, facts, medication, None);
+        self.each_pack(facts, |m, facts| {
+            facts.resources += 1;
+            match kind {
+                "Condition" => m.condition(r, at, facts),
+                "Observation" => m.observation(r, at, facts),
+                "MedicationRequest" | "MedicationStatement" => {
+                    m.medication_use(r, kind, at, facts, medication, None);
+                }
+                _ => {}
             }
-            _ => {}
-        }
+        });
     }
 
     /// Read an order being placed (a CDS Hooks draft order: a MedicationRequest, or a DSTU2
