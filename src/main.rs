@@ -631,16 +631,25 @@ mod fhir {
         cfg.observer = page
             .clone()
             .map(|p| p as std::sync::Arc<dyn medscreen::batch::Observer>);
-        if pack.len() > 1 {
-            eprintln!(
-                "error: FHIR input screens with one pack at a time\n  help: run once per `--pack`, or map the patients with `medscreen fhir-profile` and screen the profiles with several packs"
-            );
-            return Err(EXIT_USAGE);
+        // One binding per pack (its engine and its value sets): each pack's subject set finds its own
+        // drug's order. The mappers of the packs after the first read every resource alongside it.
+        let each: Vec<&[&str]> = if pack.is_empty() {
+            vec![pack]
+        } else {
+            pack.chunks(1).collect()
+        };
+        let mut bindings = Vec::with_capacity(each.len());
+        for one in each {
+            let engine = load(rules, one)?;
+            let vs = valuesets(fhir.valuesets.as_deref(), &engine.ruleset().name)?;
+            bindings.push(bind(engine, vs)?);
         }
-        let engine = load(rules, pack)?;
-        let vs = valuesets(fhir.valuesets.as_deref(), &engine.ruleset().name)?;
-        let binding = bind(engine, vs)?;
-        let mapper = binding.mapper(options(fhir));
+        let opts = options(fhir);
+        let also: Vec<_> = bindings.iter().skip(1).map(|b| b.mapper(opts)).collect();
+        let Some(first) = bindings.first() else {
+            return Err(EXIT_USAGE);
+        };
+        let mapper = first.mapper(opts).with_packs(&also);
         let mut file;
         let mut stdout;
         let out: &mut (dyn Write + Send) = match output {

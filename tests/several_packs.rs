@@ -150,15 +150,7 @@ fn the_summary_counts_records_once_and_each_pack_as_alone() {
     // Records: flagged when any pack flagged them.
     let n = |v: &Value, k: &str| v[k].as_u64().expect("count");
     assert_eq!(n(&both, "invalid"), n(&alone[0], "invalid"));
-    assert_eq!(
-        n(&both, "clear") + n(&both, "flagged"),
-        n(&alone[0], "clear") + n(&alone[0], "flagged")
-    );
-    assert!(n(&both, "flagged") >= n(&alone[0], "flagged").max(n(&alone[1], "flagged")));
-    for sev in ["critical", "warning", "info"] {
-        let of = |v: &Value| v["cautions_by_severity"][sev].as_u64().unwrap_or(0);
-        assert_eq!(of(&both), of(&alone[0]) + of(&alone[1]), "{sev}");
-    }
+    util::assert_screened_once_and_cautions_per_pack(&both, &alone);
 }
 
 #[test]

@@ -75,3 +75,22 @@ pub fn code(out: &Output) -> i32 {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The JSON summary `both` of a run with two packs against `alone`, each pack's run by itself: the
+/// records screened are counted once (as many as with one pack, flagged when any pack flagged them),
+/// and the cautions by severity are every pack's added up.
+pub fn assert_screened_once_and_cautions_per_pack(
+    both: &serde_json::Value,
+    alone: &[serde_json::Value; 2],
+) {
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().expect("count");
+    assert_eq!(
+        n(both, "clear") + n(both, "flagged"),
+        n(&alone[0], "clear") + n(&alone[0], "flagged")
+    );
+    assert!(n(both, "flagged") >= n(&alone[0], "flagged").max(n(&alone[1], "flagged")));
+    for sev in ["critical", "warning", "info"] {
+        let of = |v: &serde_json::Value| v["cautions_by_severity"][sev].as_u64().unwrap_or(0);
+        assert_eq!(of(both), of(&alone[0]) + of(&alone[1]), "{sev}");
+    }
+}

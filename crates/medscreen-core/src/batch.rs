@@ -156,7 +156,8 @@ pub struct PackSummary {
     pub indeterminate_by_rule: BTreeMap<String, u64>,
 }
 
-fn add_counts(to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+/// Add the counts of `from` to `to`, key by key (a run's counts by rule over several packs' summaries).
+pub fn add_counts(to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (k, n) in from {
         *to.entry(k.clone()).or_default() += n;
     }
@@ -511,15 +512,7 @@ fn process(
                     let s = engine.screen_packs_with(&profile, &mut cache);
                     st.screened
                         .add_packs(&ReportedPacks::new(&s, opts.min_severity), cfg.fail_on);
-                    output::screened_packs_at(
-                        opts,
-                        &mut main,
-                        rec.line,
-                        rec.index,
-                        input,
-                        &s,
-                        &output::NoAnnotation,
-                    );
+                    output::screened_packs_at(opts, &mut main, rec.line, rec.index, input, &s, &[]);
                 } else {
                     let s = engine.screen_with(&profile, &mut cache);
                     st.screened

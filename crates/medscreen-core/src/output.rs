@@ -230,7 +230,8 @@ pub trait Annotate {
     /// More members of one piece of evidence in JSON, each written as `,"key":value` (FHIR: `fhir`, the
     /// resources the fact came from).
     fn evidence_json(&self, _evidence: &Evidence<'_>, _buf: &mut Vec<u8>) {}
-    /// More members of the result in JSON, after `ruleset`, written as `,"key":value`.
+    /// More members of the result in JSON, after `ruleset`, written as `,"key":value` (with several
+    /// packs, [`screened_packs_at`] writes them inside each pack's screening, from that pack's hook).
     fn result_json(&self, _opts: &OutputOptions, _buf: &mut Vec<u8>) {}
     /// More lines at the end of a flagged record's table block, before its blank line; about the
     /// cautions reported (what `--min-severity` keeps), never the ones left out.
@@ -463,7 +464,10 @@ pub fn screened_at<A: Annotate + ?Sized>(
 pub const PACKS_SHAPE: &str = "screenings/1";
 
 /// Append a record's result screened by several packs (`screenings`, one per pack, in the packs'
-/// order; [`Engine::screen_packs_with`](crate::Engine::screen_packs_with)), with what `annotate` adds.
+/// order; [`Engine::screen_packs_with`](crate::Engine::screen_packs_with)), with what `annotate[k]`
+/// adds to pack `k`'s screening (a pack without one gets [`NoAnnotation`]): each pack's evidence may
+/// come from its own sources (FHIR: each pack reads its own order), so each is annotated by its own hook,
+/// and what the hook adds to a result goes inside that pack's screening, after its `ruleset`.
 /// With one screening this is exactly [`screened_at`]. Otherwise, in JSON (see [`Format::Ndjson`]):
 ///
 /// ```json
@@ -477,21 +481,22 @@ pub const PACKS_SHAPE: &str = "screenings/1";
 /// The record's `status` is `flagged` when any pack's is, and `max_severity` is the highest over the
 /// packs. A CSV row names its pack ([`CSV_HEADER_PACKS`]); a table block puts the packs side by side in
 /// one line, then each pack's cautions.
-pub fn screened_packs_at<A: Annotate + ?Sized>(
+pub fn screened_packs_at(
     opts: &OutputOptions,
     buf: &mut Vec<u8>,
     line: u64,
     index: Option<u64>,
     input: Option<&str>,
     screenings: &[Screening<'_>],
-    annotate: &A,
+    annotate: &[&dyn Annotate],
 ) {
+    let of_pack = |k: usize| -> &dyn Annotate { annotate.get(k).copied().unwrap_or(&NoAnnotation) };
     let (Some(first), false) = (
         screenings.first(),
         screenings.len() == 1 && !opts.several_packs,
     ) else {
         if let Some(one) = screenings.first() {
-            screened_at(opts, buf, line, index, input, one, annotate);
+            screened_at(opts, buf, line, index, input, one, of_pack(0));
         }
         return;
     };
@@ -522,12 +527,12 @@ pub fn screened_packs_at<A: Annotate + ?Sized>(
                 buf.extend_from_slice(b"{\"pack\":");
                 write_str(buf, r.screening.pack);
                 buf.push(b',');
-                write_screening_json(buf, opts, r, annotate);
+                write_screening_json(buf, opts, r, of_pack(k));
+                of_pack(k).result_json(opts, buf);
                 buf.push(b'}');
             }
             buf.extend_from_slice(b"],\"shape\":");
             write_str(buf, PACKS_SHAPE);
-            annotate.result_json(opts, buf);
             buf.push(b'}');
             if opts.format == Format::Ndjson {
                 buf.push(b'\n');
@@ -561,10 +566,10 @@ pub fn screened_packs_at<A: Annotate + ?Sized>(
                 printable(&first.id)
             );
             let _ = writeln!(t, "  {}", reported.comparison());
-            for r in &reported.packs {
+            for (k, r) in reported.packs.iter().enumerate() {
                 let _ = writeln!(t, "  [{}]", r.screening.pack);
                 table_cautions(&mut t, r);
-                annotate.table_lines(r, &mut t);
+                of_pack(k).table_lines(r, &mut t);
             }
             t.push('\n');
             buf.extend_from_slice(t.as_bytes());

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::batch::PackSummary;
 use crate::compile::Rule;
-use crate::engine::Engine;
+use crate::engine::{Engine, LoadedPack};
 use crate::output::{Reported, ReportedPacks};
 use crate::severity::Severity;
 
@@ -81,8 +81,17 @@ impl ScreenTally {
 
     /// Each screening pack's counts as the summary writes them (several packs only).
     pub fn pack_summaries(&self, engine: &Engine) -> Vec<PackSummary> {
-        engine
-            .screening_packs()
+        self.pack_summaries_of(engine.screening_packs())
+    }
+
+    /// Each pack's counts as the summary writes them, `packs` in the order their screenings were
+    /// added (an input path that screens each pack with its own engine, as FHIR does, names them here).
+    pub fn pack_summaries_of<'p>(
+        &self,
+        packs: impl IntoIterator<Item = &'p LoadedPack>,
+    ) -> Vec<PackSummary> {
+        packs
+            .into_iter()
             .zip(&self.packs)
             .map(|(pack, t)| PackSummary {
                 pack: pack.name().to_owned(),

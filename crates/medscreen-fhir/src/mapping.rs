@@ -280,6 +280,9 @@ pub struct PatientFacts {
     pub resources: u64,
     /// Problems that make this patient's result an error.
     pub problems: Vec<FhirProblem>,
+    /// With several packs, what each pack after the first read of the same resources (its own value
+    /// sets and its own drug's order), in the packs' order; see [`Mapper::with_packs`].
+    packs: Vec<PatientFacts>,
 }
 
 impl PatientFacts {
@@ -302,7 +305,51 @@ impl PatientFacts {
             subject_draft: false,
             resources: 0,
             problems: Vec::new(),
+            packs: Vec::new(),
         }
+    }
+
+    /// The facts pack `k` after the first read, `n` packs after the first in all (made on first use).
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`packs` was just made at least `n` long, and `k < n`"
+    )]
+    fn pack_mut(&mut self, k: usize, n: usize) -> &mut PatientFacts {
+        if self.packs.len() < n {
+            let fresh = PatientFacts::new(&self.id, &self.input, self.line);
+            self.packs.resize(n, fresh);
+        }
+        &mut self.packs[k]
+    }
+
+    /// What pack `k` after the first read, with what is the patient's and not a pack's (where it was
+    /// read, whether it has a Patient, what the input could hold, the problems) from these facts.
+    fn pack_view(&self, k: usize) -> PatientFacts {
+        let mut view = self
+            .packs
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| PatientFacts::new(&self.id, &self.input, self.line));
+        view.id.clone_from(&self.id);
+        view.input.clone_from(&self.input);
+        view.line = self.line;
+        view.has_patient = self.has_patient;
+        view.conditions_known = self.conditions_known;
+        view.medications_known = self.medications_known;
+        view.resources = self.resources;
+        view.problems.clone_from(&self.problems);
+        view
+    }
+
+    /// Every problem any pack's reading found, each once, the first pack's first.
+    fn all_problems(&self) -> Vec<FhirProblem> {
+        let mut all = self.problems.clone();
+        for p in self.packs.iter().flat_map(|f| &f.problems) {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        all
     }
 }
 
@@ -334,6 +381,8 @@ pub struct Mapper<'v> {
     opts: Options,
     indication: Option<usize>,
     subject: Option<usize>,
+    /// The mappers of the packs that screen after this one's, which read every resource too.
+    also: &'v [Mapper<'v>],
 }
 
 const MAX_COMEDICATIONS: usize = 200;
@@ -355,7 +404,31 @@ impl<'v> Mapper<'v> {
             opts,
             indication: vs.find_kind(Kind::Indication),
             subject: vs.find_kind(Kind::Subject),
+            also: &[],
         }
+    }
+
+    /// This mapper, with the mappers of more packs that screen after its own (each from its own
+    /// [`Binding`]: its pack's engine and value sets).
+    ///
+    /// Several drugs screened in one pass differ in which order is screened (each pack's subject set
+    /// finds its own drug's order, whose dose and reason fill that pack's facts; another drug's order
+    /// is a comedication there) and in the sets a pack brings, so each pack reads the patient's
+    /// resources into its own facts: [`Mapper::patient`] and [`Mapper::resource`] hand every resource to
+    /// every pack as it is read, so an input is read and parsed once, and [`Mapper::profiles`] makes one
+    /// profile per pack. Orders being placed ([`Mapper::draft_order`]) are read by this mapper only.
+    pub fn with_packs(self, also: &'v [Mapper<'v>]) -> Mapper<'v> {
+        Mapper { also, ..self }
+    }
+
+    /// The mappers of the packs that screen, in order: this one, then those of [`Mapper::with_packs`].
+    pub fn packs(&self) -> impl Iterator<Item = &Mapper<'v>> {
+        std::iter::once(self).chain(self.also)
+    }
+
+    /// Whether more than one pack screens through this mapper.
+    pub fn several(&self) -> bool {
+        !self.also.is_empty()
     }
 
     /// The options.
@@ -380,8 +453,20 @@ impl<'v> Mapper<'v> {
             .and_then(|s| self.vs.set(s).fills.daily_dose_fact.as_deref())
     }
 
-    /// Read a `Patient` resource into `facts`.
+    /// Run `read` with this mapper on `facts`, then with each pack's after it on that pack's facts.
+    fn each_pack(&self, facts: &mut PatientFacts, read: impl Fn(&Mapper<'v>, &mut PatientFacts)) {
+        read(self, facts);
+        for (k, m) in self.also.iter().enumerate() {
+            read(m, facts.pack_mut(k, self.also.len()));
+        }
+    }
+
+    /// Read a `Patient` resource into `facts` (and, with several packs, into each pack's).
     pub fn patient(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
+        self.each_pack(facts, |m, f| m.patient_one(r, at, f));
+    }
+
+    fn patient_one(&self, r: &Value, at: &Loc<'_>, facts: &mut PatientFacts) {
         let mut g = Getter::new(r, at, &mut facts.problems);
         facts.has_patient = true;
         facts.input = at.input.to_owned();
@@ -438,15 +523,17 @@ impl<'v> Mapper<'v> {
         facts: &mut PatientFacts,
         medication: &dyn Fn(&str) -> Option<MedInfo>,
     ) {
-        facts.resources += 1;
-        match kind {
-            "Condition" => self.condition(r, at, facts),
-            "Observation" => self.observation(r, at, facts),
-            "MedicationRequest" | "MedicationStatement" => {
-                self.medication_use(r, kind, at, facts, medication, None);
+        self.each_pack(facts, |m, facts| {
+            facts.resources += 1;
+            match kind {
+                "Condition" => m.condition(r, at, facts),
+                "Observation" => m.observation(r, at, facts),
+                "MedicationRequest" | "MedicationStatement" => {
+                    m.medication_use(r, kind, at, facts, medication, None);
+                }
+                _ => {}
             }
-            _ => {}
-        }
+        });
     }
 
     /// Read an order being placed (a CDS Hooks draft order: a MedicationRequest, or a DSTU2
@@ -1268,6 +1355,33 @@ impl<'v> Mapper<'v> {
             ));
             (truncate(&t, max_len), prov)
         })
+    }
+
+    /// One outcome per pack that screens ([`Mapper::packs`]), in order; or, when the patient is not
+    /// screened (a problem any pack's reading found, no Patient, deceased...), that one outcome for
+    /// them all, so it is reported once. With one pack, `[self.profile(facts)]`.
+    pub fn profiles(&self, facts: &PatientFacts) -> Vec<Outcome> {
+        if self.also.is_empty() {
+            return vec![self.profile(facts)];
+        }
+        let problems = facts.all_problems();
+        if !problems.is_empty() {
+            return vec![Outcome::Invalid(problems)];
+        }
+        let first = self.profile(facts);
+        if !matches!(first, Outcome::Profile { .. }) {
+            return vec![first];
+        }
+        let mut out = vec![first];
+        for (k, m) in self.also.iter().enumerate() {
+            match m.profile(&facts.pack_view(k)) {
+                o @ Outcome::Profile { .. } => out.push(o),
+                // What is not screened is the patient's, not a pack's; should a pack disagree, its
+                // reason is the patient's.
+                other => return vec![other],
+            }
+        }
+        out
     }
 
     /// Decide every field; the profile is checked against the schema by the caller.

@@ -20,6 +20,11 @@
 //! {"code":"broken_reference","message":"...","input":"...","line":1,"pointer":"/entry/4/resource/subject/reference",
 //! "resource":"Condition/x"}]}`.
 //!
+//! With several packs (`--pack A --pack B`), a screened patient's result is the native `screenings/1`
+//! shape ([`medscreen_core::output::screened_packs_at`]); each pack mapped its own profile (its own
+//! drug's order), so each screening is annotated by its own [`Provenance`], and with `--detail full` its
+//! `provenance` is inside that screening, after its `ruleset`.
+//!
 //! These are the native printers of [`medscreen_core::output`] with a [`Provenance`] hook, so the two
 //! paths cannot drift apart: only what FHIR adds is written here.
 
@@ -99,6 +104,19 @@ pub fn screened(
     let opts = with_input(opts);
     let p = Provenance(provenance);
     output::screened_at(&opts, buf, f.line, None, Some(&f.input), s, &p);
+}
+
+/// Append a patient's result screened by several packs (the `screenings/1` shape), each pack's
+/// evidence named by that pack's provenance (`hooks`, one per screening: each pack read its own order).
+pub fn screened_packs(
+    opts: &OutputOptions,
+    buf: &mut Vec<u8>,
+    f: &PatientFacts,
+    screenings: &[Screening<'_>],
+    hooks: &[&dyn Annotate],
+) {
+    let opts = with_input(opts);
+    output::screened_packs_at(&opts, buf, f.line, None, Some(&f.input), screenings, hooks);
 }
 
 fn prov_text(p: &Prov) -> String {

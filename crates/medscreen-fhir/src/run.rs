@@ -6,7 +6,9 @@
 //! patient is mapped to a profile. The units run on the core's ordered parallel driver
 //! ([`medscreen_core::driver`]), so memory is bounded and the output is the same at any thread count;
 //! results are written by the core printers (through the `output` module) and screened patients counted
-//! by the core's [`ScreenTally`].
+//! by the core's [`ScreenTally`]. With several packs ([`Mapper::with_packs`]) a patient's resources are
+//! read once, into each pack's facts, and each pack's profile is screened by that pack's engine; the
+//! patient gets one result with a screening per pack, and the summary counts each pack (`packs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,11 +25,16 @@ use super::bulk;
 use super::bundle::{BundleFacts, read_document};
 use super::discover::{self, What};
 use super::mapping::{FhirProblem, Mapper, Outcome, PatientFacts};
+use super::output::Provenance;
 use medscreen_core::Severity;
 use medscreen_core::batch::Observer;
+use medscreen_core::batch::{PackSummary, add_counts};
 use medscreen_core::driver::{self, Feed};
 use medscreen_core::engine::Engine;
-use medscreen_core::output::{Format, OutputOptions, Reported, Stream, summary};
+use medscreen_core::engine::Rejection;
+use medscreen_core::output::{
+    Annotate, Format, OutputOptions, Reported, ReportedPacks, Stream, summary,
+};
 use medscreen_core::tally::ScreenTally;
 
 /// What to produce for each patient.
@@ -89,8 +96,13 @@ pub struct FhirSummary {
     pub skipped_files: Vec<SkippedFile>,
     /// Cautions by severity.
     pub cautions_by_severity: BTreeMap<&'static str, u64>,
-    /// Cautions by rule.
+    /// Cautions by rule (with several packs, every pack's added up).
     pub cautions_by_rule: BTreeMap<String, u64>,
+    /// With several packs, each pack's counts, in the packs' order, as the native summary has them
+    /// (absent with one pack; `clear` and `flagged` above are then of patients, flagged when any pack
+    /// flagged them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<PackSummary>,
     /// Some caution reached `--fail-on`.
     pub fail_on_reached: bool,
     /// Bytes of input read.
@@ -112,13 +124,24 @@ impl FhirSummary {
         self.bytes += t.bytes;
     }
 
-    /// Take the counts of screened patients from `screened`.
-    fn screened(&mut self, screened: &ScreenTally, engine: &Engine) {
+    /// Take the counts of screened patients from `screened`, screened through `mapper`'s packs.
+    fn screened(&mut self, screened: &ScreenTally, mapper: &Mapper<'_>) {
         self.clear = screened.clear;
         self.flagged = screened.flagged;
         self.fail_on_reached = screened.fail_on_reached;
         self.cautions_by_severity = screened.cautions_by_severity();
-        self.cautions_by_rule = screened.cautions_by_rule(engine.rules());
+        if mapper.several() {
+            // Each pack screens with its own engine, whose first screening pack is that pack.
+            let packs = mapper
+                .packs()
+                .filter_map(|m| m.engine().screening_packs().next());
+            self.packs = screened.pack_summaries_of(packs);
+            for p in &self.packs {
+                add_counts(&mut self.cautions_by_rule, &p.cautions_by_rule);
+            }
+        } else {
+            self.cautions_by_rule = screened.cautions_by_rule(mapper.engine().rules());
+        }
     }
 
     /// The summary in a few lines, for standard error.
@@ -139,7 +162,9 @@ impl FhirSummary {
         if mode == Mode::Profile {
             t = t.replace(" 0 clear, 0 flagged,", "");
         }
-        if let Some(line) = summary::cautions_line(&self.cautions_by_severity) {
+        if !self.packs.is_empty() {
+            t.push_str(&summary::packs_lines(&self.packs));
+        } else if let Some(line) = summary::cautions_line(&self.cautions_by_severity) {
             t.push_str(&line);
         }
         if !self.skipped_files.is_empty() {
@@ -261,6 +286,15 @@ pub fn run(
 ) -> Result<FhirSummary, RunError> {
     let start = Instant::now();
     let engine = mapper.engine();
+    // The result shape follows the packs the mapper screens with, as the native batch's follows its
+    // engine's.
+    let cfg = &RunConfig {
+        output: OutputOptions {
+            several_packs: mapper.several(),
+            ..cfg.output.clone()
+        },
+        ..cfg.clone()
+    };
     let mut summary = FhirSummary {
         inputs: inputs.to_vec(),
         as_of: mapper.options().as_of.to_string(),
@@ -309,7 +343,7 @@ pub fn run(
         return Err(e);
     }
     summary.add(&tally);
-    summary.screened(&tally.screened, engine);
+    summary.screened(&tally.screened, mapper);
     if let Some(mut out) = out {
         out.finish().map_err(RunError::Output)?;
     }
@@ -601,7 +635,13 @@ fn patient_record(
     tally: &mut Tally,
 ) -> Rec {
     tally.patients += 1;
-    let outcome = mapper.profile(f);
+    let mut outcomes = mapper.profiles(f);
+    if outcomes.len() > 1 {
+        return packs_record(mapper, cfg, f, &outcomes, tally);
+    }
+    let Some(outcome) = outcomes.pop() else {
+        return Rec::Out(Vec::new());
+    };
     match outcome {
         Outcome::Invalid(problems) => {
             tally.invalid += 1;
@@ -617,21 +657,7 @@ fn patient_record(
         } => match engine.validate_value(&profile) {
             Err(rejection) => {
                 tally.invalid += 1;
-                let problems: Vec<FhirProblem> = rejection
-                    .problems
-                    .iter()
-                    .map(|p| FhirProblem {
-                        code: "invalid_profile",
-                        message: format!(
-                            "the profile mapped from FHIR is invalid at `{}`: {} (please report this)",
-                            p.pointer, p.message
-                        ),
-                        input: Some(f.input.clone()),
-                        line: Some(f.line),
-                        pointer: p.pointer.clone(),
-                        resource: Some(format!("Patient/{}", f.id)),
-                    })
-                    .collect();
+                let problems = rejected(f, &rejection);
                 error_record(cfg, &f.input, f.line, Some(&f.id), &problems)
             }
             Ok(_) if cfg.mode == Mode::Profile => {
@@ -650,6 +676,69 @@ fn patient_record(
             }
         },
     }
+}
+
+/// A profile mapped from FHIR that the engine rejects: our bug, named as such.
+fn rejected(f: &PatientFacts, rejection: &Rejection) -> Vec<FhirProblem> {
+    rejection
+        .problems
+        .iter()
+        .map(|p| FhirProblem {
+            code: "invalid_profile",
+            message: format!(
+                "the profile mapped from FHIR is invalid at `{}`: {} (please report this)",
+                p.pointer, p.message
+            ),
+            input: Some(f.input.clone()),
+            line: Some(f.line),
+            pointer: p.pointer.clone(),
+            resource: Some(format!("Patient/{}", f.id)),
+        })
+        .collect()
+}
+
+/// The result of a patient screened by several packs: one profile per pack (`outcomes`, each a
+/// [`Outcome::Profile`]), each screened by its pack's engine, written as one result with one screening
+/// per pack, each with its own provenance. A profile an engine rejects makes the patient invalid, once.
+/// (`fhir-profile` maps with one pack, so it never comes here.)
+fn packs_record(
+    mapper: &Mapper<'_>,
+    cfg: &RunConfig,
+    f: &PatientFacts,
+    outcomes: &[Outcome],
+    tally: &mut Tally,
+) -> Rec {
+    let mut profiles = Vec::with_capacity(outcomes.len());
+    let mut provenances = Vec::with_capacity(outcomes.len());
+    for (m, o) in mapper.packs().zip(outcomes) {
+        let Outcome::Profile {
+            profile,
+            provenance,
+        } = o
+        else {
+            continue;
+        };
+        match m.engine().validate_value(profile) {
+            Ok(p) => profiles.push((m.engine(), p)),
+            Err(rejection) => {
+                tally.invalid += 1;
+                let problems = rejected(f, &rejection);
+                return error_record(cfg, &f.input, f.line, Some(&f.id), &problems);
+            }
+        }
+        provenances.push(Provenance(provenance));
+    }
+    let screenings: Vec<_> = profiles.iter().map(|(e, p)| e.screen(p)).collect();
+    tally.screened.add_packs(
+        &ReportedPacks::new(&screenings, cfg.output.min_severity),
+        cfg.fail_on,
+    );
+    let hooks: Vec<&dyn Annotate> = provenances.iter().map(|p| p as &dyn Annotate).collect();
+    let mut buf = Vec::new();
+    super::output::screened_packs(&cfg.output, &mut buf, f, &screenings, &hooks);
+    // The report reads the patient's demographics, which every pack's profile has alike.
+    observe(cfg, &buf, profiles.first().map(|(_, p)| p));
+    Rec::Out(buf)
 }
 
 fn error_record(

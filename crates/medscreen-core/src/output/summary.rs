@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::batch::{Mode, Summary};
+use crate::batch::{Mode, PackSummary, Summary};
 
 /// The batch run's summary.
 pub fn batch_text(s: &Summary, mode: Mode) -> String {
@@ -47,18 +47,7 @@ pub fn batch_text(s: &Summary, mode: Mode) -> String {
         t.push_str(&line);
         let _ = writeln!(t, "  most frequent: {}", most_frequent(&s.cautions_by_rule));
     }
-    // Several packs: each on its own lines, side by side.
-    for p in &s.packs {
-        let _ = writeln!(t, "  {}: {} clear, {} flagged", p.pack, p.clear, p.flagged);
-        if let Some(line) = cautions_line(&p.cautions_by_severity) {
-            let _ = write!(t, "  {line}");
-            let _ = writeln!(
-                t,
-                "    most frequent: {}",
-                most_frequent(&p.cautions_by_rule)
-            );
-        }
-    }
+    t.push_str(&packs_lines(&s.packs));
     if !s.invalid_by_code.is_empty() {
         let parts: Vec<String> = s
             .invalid_by_code
@@ -82,6 +71,24 @@ pub fn batch_text(s: &Summary, mode: Mode) -> String {
     }
     if s.duplicate_check_truncated {
         t.push_str("  note: the duplicate-id check stopped remembering new ids at its limit\n");
+    }
+    t
+}
+
+/// Several packs: each pack's counts on its own lines, side by side (nothing with one pack). Every input
+/// path's summary has these lines.
+pub fn packs_lines(packs: &[PackSummary]) -> String {
+    let mut t = String::new();
+    for p in packs {
+        let _ = writeln!(t, "  {}: {} clear, {} flagged", p.pack, p.clear, p.flagged);
+        if let Some(line) = cautions_line(&p.cautions_by_severity) {
+            let _ = write!(t, "  {line}");
+            let _ = writeln!(
+                t,
+                "    most frequent: {}",
+                most_frequent(&p.cautions_by_rule)
+            );
+        }
     }
     t
 }
