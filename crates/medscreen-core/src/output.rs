@@ -428,30 +428,12 @@ pub fn screened_at<A: Annotate + ?Sized>(
                 buf.push(b'\n');
             }
         }
-        Format::Csv => {
-            let mut kept = reported.cautions().peekable();
-            if kept.peek().is_none() {
-                csv.row(buf, "clear", "", "", "");
-            }
-            for c in kept {
-                csv.row(buf, "flagged", c.rule, c.severity.as_str(), c.title);
-            }
-        }
+        Format::Csv => csv_rows(&csv, buf, &reported),
         Format::Table => {
-            if reported.status() == Status::Clear {
+            let Some(max) = reported.max_severity else {
                 return;
-            }
-            let mut t = String::new();
-            let sev = reported
-                .max_severity
-                .map_or("", Severity::as_str)
-                .to_uppercase();
-            let _ = writeln!(
-                t,
-                "{}  {}  FLAGGED ({sev})",
-                location(line, index, input),
-                printable(&s.id)
-            );
+            };
+            let mut t = flagged_heading(location(line, index, input), &s.id, max);
             table_cautions(&mut t, &reported);
             annotate.table_lines(&reported, &mut t);
             t.push('\n');
@@ -540,31 +522,14 @@ pub fn screened_packs_at(
         }
         Format::Csv => {
             for r in &reported.packs {
-                let pack = r.screening.pack;
-                let mut kept = r.cautions().peekable();
-                if kept.peek().is_none() {
-                    csv.pack_row(buf, pack, "clear", "", "", "");
-                }
-                for c in kept {
-                    csv.pack_row(buf, pack, "flagged", c.rule, c.severity.as_str(), c.title);
-                }
+                csv_rows(&csv, buf, r);
             }
         }
         Format::Table => {
-            if reported.status() == Status::Clear {
+            let Some(max) = reported.max_severity else {
                 return;
-            }
-            let mut t = String::new();
-            let sev = reported
-                .max_severity
-                .map_or("", Severity::as_str)
-                .to_uppercase();
-            let _ = writeln!(
-                t,
-                "{}  {}  FLAGGED ({sev})",
-                location(line, index, input),
-                printable(&first.id)
-            );
+            };
+            let mut t = flagged_heading(location(line, index, input), &first.id, max);
             let _ = writeln!(t, "  {}", reported.comparison());
             for (k, r) in reported.packs.iter().enumerate() {
                 let _ = writeln!(t, "  [{}]", r.screening.pack);
@@ -575,6 +540,28 @@ pub fn screened_packs_at(
             buf.extend_from_slice(t.as_bytes());
         }
     }
+}
+
+/// A screening's CSV rows: one per kept caution, or one `clear` row (each naming the pack when rows
+/// have a `pack` column).
+fn csv_rows(csv: &CsvRecord<'_>, buf: &mut Vec<u8>, reported: &Reported<'_, '_>) {
+    let pack = reported.screening.pack;
+    let mut kept = reported.cautions().peekable();
+    if kept.peek().is_none() {
+        csv.pack_row(buf, pack, "clear", "", "", "");
+    }
+    for c in kept {
+        csv.pack_row(buf, pack, "flagged", c.rule, c.severity.as_str(), c.title);
+    }
+}
+
+/// A flagged record's table heading: `line 3  p-3  FLAGGED (CRITICAL)`.
+fn flagged_heading(at: String, id: &str, max: Severity) -> String {
+    format!(
+        "{at}  {}  FLAGGED ({})\n",
+        printable(id),
+        max.as_str().to_uppercase()
+    )
 }
 
 /// A table block's cautions and undecided rules, as [`Format::Table`] shows them.

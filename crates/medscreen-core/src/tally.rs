@@ -35,14 +35,7 @@ pub struct ScreenTally {
 impl ScreenTally {
     /// Count one screened record.
     pub fn add(&mut self, reported: &Reported<'_, '_>, fail_on: Option<Severity>) {
-        if reported.max_severity.is_some() {
-            self.flagged += 1;
-        } else {
-            self.clear += 1;
-        }
-        if let (Some(max), Some(f)) = (reported.max_severity, fail_on) {
-            self.fail_on_reached |= max >= f;
-        }
+        self.count_record(reported.max_severity, fail_on);
         for c in reported.cautions() {
             if let Some(n) = self.severity.get_mut(c.severity as usize) {
                 *n += 1;
@@ -54,17 +47,22 @@ impl ScreenTally {
         }
     }
 
-    /// Count one record screened by several packs: the record once (flagged when any pack flagged
-    /// it), and each pack's screening in that pack's counts.
-    pub fn add_packs(&mut self, reported: &ReportedPacks<'_, '_>, fail_on: Option<Severity>) {
-        if reported.max_severity.is_some() {
+    /// A record flagged at `max` (clear when `None`), and whether that reaches `fail_on`.
+    fn count_record(&mut self, max: Option<Severity>, fail_on: Option<Severity>) {
+        if max.is_some() {
             self.flagged += 1;
         } else {
             self.clear += 1;
         }
-        if let (Some(max), Some(f)) = (reported.max_severity, fail_on) {
+        if let (Some(max), Some(f)) = (max, fail_on) {
             self.fail_on_reached |= max >= f;
         }
+    }
+
+    /// Count one record screened by several packs: the record once (flagged when any pack flagged
+    /// it), and each pack's screening in that pack's counts.
+    pub fn add_packs(&mut self, reported: &ReportedPacks<'_, '_>, fail_on: Option<Severity>) {
+        self.count_record(reported.max_severity, fail_on);
         if self.packs.len() < reported.packs.len() {
             self.packs
                 .resize_with(reported.packs.len(), ScreenTally::default);
