@@ -633,6 +633,14 @@ mod fhir {
             .map(|p| p as std::sync::Arc<dyn medscreen::batch::Observer>);
         // One binding per pack (its engine and its value sets): each pack's subject set finds its own
         // drug's order. The mappers of the packs after the first read every resource alongside it.
+        if let Some(twice) = pack
+            .iter()
+            .enumerate()
+            .find_map(|(k, p)| pack.get(..k).is_some_and(|b| b.contains(p)).then_some(p))
+        {
+            eprintln!("error: pack `{twice}` is asked for twice\n  help: give each `--pack` once");
+            return Err(EXIT_RULES);
+        }
         let each: Vec<&[&str]> = if pack.is_empty() {
             vec![pack]
         } else {

@@ -286,3 +286,71 @@ fn the_population_report_reads_several_pack_results() {
     assert!(html.contains("<code>tizanidine@"));
     assert!(html.contains("packs' record counts overlap"));
 }
+
+#[test]
+fn with_nothing_screened_the_summary_still_lists_every_pack_and_validate_keeps_its_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = dir.path().join("summary.json");
+    let invalid = b"{\"id\": \"a\", \"age\": 200}\n{\"id\": \"b\", \"pregnent\": true}\n";
+    let out = run_stdin(
+        &[
+            "screen",
+            "-q",
+            "-o",
+            "/dev/null",
+            "--pack",
+            "baclofen",
+            "--pack",
+            "tizanidine",
+            "--summary",
+            summary.to_str().expect("utf-8"),
+        ],
+        invalid,
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    let packs: Vec<&Value> = s["packs"].as_array().expect("packs").iter().collect();
+    assert_eq!(packs.len(), 2, "{s}");
+    assert_eq!(packs[0]["pack"], "baclofen");
+    assert_eq!(packs[1]["pack"], "tizanidine");
+    assert_eq!(packs[1]["clear"], 0);
+
+    // `validate` screens nothing: no `pack` column.
+    let out = run_stdin(
+        &[
+            "validate",
+            "-q",
+            "--format",
+            "csv",
+            "--pack",
+            "baclofen",
+            "--pack",
+            "tizanidine",
+        ],
+        invalid,
+    );
+    assert!(
+        stdout(&out).starts_with("input,line,index,id,status,rule,severity,title\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn fhir_input_refuses_a_pack_asked_for_twice() {
+    let synthea = util::root().join("fixtures/fhir/synthea");
+    let out = run(&[
+        "screen",
+        "--from",
+        "fhir",
+        "--pack",
+        "baclofen",
+        "--pack",
+        "baclofen",
+        synthea.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("pack `baclofen` is asked for twice"));
+    assert!(out.stdout.is_empty());
+}

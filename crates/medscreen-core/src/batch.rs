@@ -320,7 +320,7 @@ pub fn run(
     // One screening per pack when several screen, whatever the caller's options said.
     let several = BatchConfig {
         output: OutputOptions {
-            several_packs: engine.several(),
+            several_packs: engine.several() && cfg.mode == Mode::Screen,
             ..cfg.output.clone()
         },
         ..cfg.clone()
@@ -622,6 +622,8 @@ struct Writer<'a, 's> {
     stop: &'a AtomicBool,
     summary: Summary,
     screened: ScreenTally,
+    /// One screening per pack (several packs screen).
+    several: bool,
     seen: IdSet,
     progress: bool,
     started: Instant,
@@ -646,6 +648,7 @@ impl<'a, 's> Writer<'a, 's> {
             stop,
             summary: Summary::default(),
             screened: ScreenTally::default(),
+            several: cfg.output.several_packs,
             seen: IdSet::new(cfg.duplicate_check_limit),
             progress: cfg.progress && io::stderr().is_terminal(),
             started: Instant::now(),
@@ -741,7 +744,7 @@ impl<'a, 's> Writer<'a, 's> {
         summary.flagged = self.screened.flagged;
         summary.fail_on_reached = self.screened.fail_on_reached;
         summary.cautions_by_severity = self.screened.cautions_by_severity();
-        if self.engine.several() {
+        if self.several {
             summary.packs = self.screened.pack_summaries(self.engine);
             for p in &summary.packs {
                 add_counts(&mut summary.cautions_by_rule, &p.cautions_by_rule);

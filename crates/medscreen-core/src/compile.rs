@@ -412,12 +412,32 @@ impl CdsText {
         without {drug}.";
     const CANCEL: &str = "Cancel the {drug} order";
 
-    /// `template` with its placeholders filled.
+    /// `template` with its placeholders filled, in one pass (what is filled in is not read again).
     pub fn fill(&self, template: &str, hook: &str, ruleset: &str) -> String {
-        template
-            .replace("{drug}", &self.drug)
-            .replace("{hook}", hook)
-            .replace("{ruleset}", ruleset)
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(rest.get(..open).unwrap_or_default());
+            let after = rest.get(open + 1..).unwrap_or_default();
+            let Some(close) = after.find('}') else {
+                out.push_str(rest.get(open..).unwrap_or_default());
+                return out;
+            };
+            let name = after.get(..close).unwrap_or_default();
+            match name {
+                "drug" => out.push_str(&self.drug),
+                "hook" => out.push_str(hook),
+                "ruleset" => out.push_str(ruleset),
+                _ => {
+                    out.push('{');
+                    out.push_str(name);
+                    out.push('}');
+                }
+            }
+            rest = after.get(close + 1..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -660,7 +680,16 @@ impl Compiler<'_> {
             let mut rest = t;
             while let Some(open) = rest.find('{') {
                 let after = rest.get(open + 1..).unwrap_or_default();
-                let name = after.split('}').next().unwrap_or_default();
+                let Some(close) = after.find('}') else {
+                    self.error(
+                        LoadErrorCode::Schema,
+                        &format!("/cds/{key}"),
+                        format!("`{key}` opens a placeholder with `{{` and does not close it"),
+                        None,
+                    );
+                    break;
+                };
+                let name = after.get(..close).unwrap_or_default();
                 if !allowed.contains(&name) {
                     let names: Vec<String> = allowed.iter().map(|n| format!("`{{{n}}}`")).collect();
                     self.error(

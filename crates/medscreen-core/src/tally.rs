@@ -88,9 +88,11 @@ impl ScreenTally {
         &self,
         packs: impl IntoIterator<Item = &'p LoadedPack>,
     ) -> Vec<PackSummary> {
+        let none = ScreenTally::default();
         packs
             .into_iter()
-            .zip(&self.packs)
+            .enumerate()
+            .map(|(k, pack)| (pack, self.packs.get(k).unwrap_or(&none)))
             .map(|(pack, t)| PackSummary {
                 pack: pack.name().to_owned(),
                 ruleset: pack.ruleset().label.clone(),

@@ -552,6 +552,16 @@ fn a_cds_text_may_hold_only_its_placeholders() {
         texts.contains(&"rules/pack.json at /cds/service_title: `service_title` may hold only `{drug}`, `{hook}`, `{ruleset}`, not `{drgu}`\n  help: did you mean `drug`?".to_owned()),
         "{texts:#?}"
     );
+    // A placeholder left open, and braces in the drug's name (which every text fills in).
+    let mut p = pack();
+    p["cds"] = json!({"cancel_label": "Cancel the {drug"});
+    assert_eq!(
+        only(load(&p)).to_string(),
+        "rules/pack.json at /cds/cancel_label: `cancel_label` opens a placeholder with `{` and does not close it"
+    );
+    let mut p = pack();
+    p["cds"] = json!({"drug": "bac {ruleset}"});
+    assert_eq!(only(load(&p)).code, LoadErrorCode::Schema);
     // An unknown key is the schema's to refuse.
     let mut p = pack();
     p["cds"] = json!({"title": "x"});

@@ -213,6 +213,10 @@ fn not_a_result(subject: &str, why: NotAResult) -> ReportError {
             "a screened result without `ruleset`, or whose `cautions` do not match its `status`"
         }
         NotAResult::Invalid => "an invalid result without `errors`",
+        NotAResult::Packs => {
+            "a result of several packs whose `screenings` are empty, name a pack twice, are not \
+             `clear` or `flagged`, or do not match the record's `status` and `max_severity`"
+        }
         NotAResult::Severity => "a severity that is not `info`, `warning` or `critical`",
     };
     ReportError::new(
@@ -451,6 +455,35 @@ mod tests {
         assert_eq!(both.clear + both.flagged, screened_by_any);
         let html = page(&both);
         assert!(html.contains("record counts overlap"));
+    }
+
+    #[test]
+    fn a_several_pack_line_that_contradicts_itself_is_refused_not_counted() {
+        let results = results_of(200, &["baclofen", "tizanidine"]);
+        let line: serde_json::Value = results
+            .split(|&b| b == b'\n')
+            .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+            .find(|v| v["status"] == "flagged" && v["screenings"][1]["status"] == "flagged")
+            .unwrap();
+        let mut scratch = Scratch::default();
+        let mut count = |v: &serde_json::Value| {
+            Tally::default().add(v.to_string().as_bytes(), None, &mut scratch)
+        };
+        assert!(count(&line).is_ok());
+        let mut twice = line.clone();
+        twice["screenings"][1] = line["screenings"][0].clone();
+        let mut lower = line.clone();
+        lower["max_severity"] = "info".into();
+        if line["max_severity"] == "info" {
+            lower["max_severity"] = "critical".into();
+        }
+        let mut record_level = line.clone();
+        record_level["ruleset"] = line["screenings"][0]["ruleset"].clone();
+        let mut invalid_pack = line.clone();
+        invalid_pack["screenings"][1]["status"] = "invalid".into();
+        for bad in [twice, lower, record_level, invalid_pack] {
+            assert_eq!(count(&bad).unwrap_err(), NotAResult::Packs, "{bad}");
+        }
     }
 
     #[test]

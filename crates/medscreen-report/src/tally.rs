@@ -411,6 +411,10 @@ pub(crate) enum NotAResult {
     Screened,
     /// An invalid result without `errors`.
     Invalid,
+    /// A result of several packs whose `screenings` are empty, name a pack twice, are not `clear` or
+    /// `flagged`, or disagree with the record's `status` or `max_severity`; or that also has
+    /// record-level `cautions`, `indeterminate` or `ruleset`.
+    Packs,
     /// A severity that is not `info`, `warning` or `critical`.
     Severity,
 }
@@ -457,15 +461,25 @@ impl Tally {
         let flagged = r.status == "flagged";
         let max = if let Some(screenings) = &r.screenings {
             // Several packs: the record once, then each pack's screening in that pack's counts.
-            if screenings.is_empty() || r.cautions.is_some() {
-                return Err(NotAResult::Screened);
+            let record_level =
+                r.cautions.is_some() || r.indeterminate.is_some() || r.ruleset.is_some();
+            if screenings.is_empty() || record_level {
+                return Err(NotAResult::Packs);
+            }
+            for (k, p) in screenings.iter().enumerate() {
+                if screenings
+                    .get(..k)
+                    .is_some_and(|before| before.iter().any(|b| b.ruleset == p.ruleset))
+                {
+                    return Err(NotAResult::Packs);
+                }
             }
             let mut max = None;
             for p in screenings {
                 let status = match p.status.as_ref() {
                     "flagged" => true,
                     "clear" => false,
-                    _ => return Err(NotAResult::Status),
+                    _ => return Err(NotAResult::Packs),
                 };
                 let pack_max = self.add_pack(
                     &p.ruleset,
@@ -477,8 +491,12 @@ impl Tally {
                 )?;
                 max = max.max(pack_max);
             }
-            if flagged != max.is_some() {
-                return Err(NotAResult::Screened);
+            let stated = match r.max_severity.as_deref() {
+                Some(s) => Some(Severity::parse(s).ok_or(NotAResult::Severity)?),
+                None => None,
+            };
+            if flagged != max.is_some() || stated != max {
+                return Err(NotAResult::Packs);
             }
             self.overlapping = true;
             max
