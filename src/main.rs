@@ -536,17 +536,20 @@ mod fhir {
             Some(d) => ValueSets::from_dir_for(d, pack),
             None => ValueSets::embedded_for(pack),
         };
-        loaded.map_err(|errors| {
-            let n = errors.errors().len();
-            eprintln!(
-                "the value sets failed to load ({n} error{}):",
-                if n == 1 { "" } else { "s" }
-            );
-            for e in errors.errors() {
-                eprintln!("error: {e}");
-            }
-            EXIT_RULES
-        })
+        loaded.map_err(|errors| value_set_errors(&errors))
+    }
+
+    /// Print every error of value sets that failed to load; the exit code to give.
+    fn value_set_errors(errors: &medscreen::LoadErrors) -> u8 {
+        let n = errors.errors().len();
+        eprintln!(
+            "the value sets failed to load ({n} error{}):",
+            if n == 1 { "" } else { "s" }
+        );
+        for e in errors.errors() {
+            eprintln!("error: {e}");
+        }
+        EXIT_RULES
     }
 
     /// The value sets bound to the engine (the library checks the facts they fill and that their
@@ -572,17 +575,7 @@ mod fhir {
                 eprintln!("error: {}\n  help: {help}", d.message());
                 EXIT_USAGE
             }
-            BindError::Facts(errors) => {
-                let n = errors.errors().len();
-                eprintln!(
-                    "the value sets failed to load ({n} error{}):",
-                    if n == 1 { "" } else { "s" }
-                );
-                for e in errors.errors() {
-                    eprintln!("error: {e}");
-                }
-                EXIT_RULES
-            }
+            BindError::Facts(errors) => value_set_errors(errors),
             other => {
                 eprintln!("error: {other}");
                 EXIT_USAGE

@@ -487,19 +487,7 @@ pub fn screened_packs_at(
     match opts.format {
         Format::Ndjson | Format::Json => {
             begin_result(opts, buf);
-            buf.extend_from_slice(b"{\"line\":");
-            write_u64(buf, line);
-            if let Some(i) = input {
-                buf.extend_from_slice(b",\"input\":");
-                write_str(buf, i);
-            }
-            if let Some(i) = index {
-                buf.extend_from_slice(b",\"index\":");
-                write_u64(buf, i);
-            }
-            buf.extend_from_slice(b",\"id\":");
-            write_str(buf, &first.id);
-            buf.push(b',');
+            write_result_head(buf, line, input, index, &first.id);
             write_status_json(buf, reported.status(), reported.max_severity);
             buf.extend_from_slice(b",\"screenings\":[");
             for (k, r) in reported.packs.iter().enumerate() {
@@ -606,7 +594,21 @@ fn write_screened_json<A: Annotate + ?Sized>(
     reported: &Reported<'_, '_>,
     annotate: &A,
 ) {
-    let s = reported.screening;
+    write_result_head(buf, line, input, index, &reported.screening.id);
+    write_screening_json(buf, opts, reported, annotate);
+    annotate.result_json(opts, buf);
+    buf.push(b'}');
+}
+
+/// A screened result's opening, up to the comma after its `id`:
+/// `{"line":3,"input":"a.ndjson","index":2,"id":"p-3",`.
+fn write_result_head(
+    buf: &mut Vec<u8>,
+    line: u64,
+    input: Option<&str>,
+    index: Option<u64>,
+    id: &str,
+) {
     buf.extend_from_slice(b"{\"line\":");
     write_u64(buf, line);
     if let Some(i) = input {
@@ -618,11 +620,8 @@ fn write_screened_json<A: Annotate + ?Sized>(
         write_u64(buf, i);
     }
     buf.extend_from_slice(b",\"id\":");
-    write_str(buf, &s.id);
+    write_str(buf, id);
     buf.push(b',');
-    write_screening_json(buf, opts, reported, annotate);
-    annotate.result_json(opts, buf);
-    buf.push(b'}');
 }
 
 /// `"status":..,"max_severity":..` of a result, or of one pack's screening in it.
