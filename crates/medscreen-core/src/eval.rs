@@ -296,11 +296,7 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         let max_severity = cautions.first().map(|c| c.severity);
         Screening {
             id: self.profile.id.clone(),
-            status: if cautions.is_empty() {
-                Status::Clear
-            } else {
-                Status::Flagged
-            },
+            status: Status::of_max(max_severity),
             max_severity,
             cautions,
             indeterminate,

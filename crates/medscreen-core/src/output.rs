@@ -135,11 +135,7 @@ impl<'s, 'e> Reported<'s, 'e> {
 
     /// `flagged` when a caution is kept, `clear` otherwise.
     pub fn status(&self) -> Status {
-        if self.max_severity.is_some() {
-            Status::Flagged
-        } else {
-            Status::Clear
-        }
+        Status::of_max(self.max_severity)
     }
 
     /// The screening this reports.
@@ -183,11 +179,7 @@ impl<'s, 'e> ReportedPacks<'s, 'e> {
 
     /// `flagged` when any pack kept a caution, `clear` otherwise.
     pub fn status(&self) -> Status {
-        if self.max_severity.is_some() {
-            Status::Flagged
-        } else {
-            Status::Clear
-        }
+        Status::of_max(self.max_severity)
     }
 
     /// The packs side by side in one line: `baclofen: 2 critical, 1 warning, 3 undecided; tizanidine:

@@ -19,6 +19,17 @@ pub enum Status {
     Flagged,
 }
 
+impl Status {
+    /// `flagged` when there is a highest severity (some caution), `clear` otherwise.
+    pub fn of_max(max_severity: Option<Severity>) -> Status {
+        if max_severity.is_some() {
+            Status::Flagged
+        } else {
+            Status::Clear
+        }
+    }
+}
+
 /// The result of screening one profile.
 ///
 /// Written as JSON like this (a rule's text is borrowed from the engine, so building one copies only the
