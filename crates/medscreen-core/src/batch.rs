@@ -452,14 +452,7 @@ fn process(
         st.read += 1;
         let bytes = &data[rec.start..rec.end];
         let rejected = match &rec.kind {
-            RecKind::TooLarge => Err((
-                None,
-                vec![Problem::new(
-                    "",
-                    ProblemCode::TooLarge,
-                    format!("the record is longer than {} bytes", cfg.max_record_bytes),
-                )],
-            )),
+            RecKind::TooLarge => Err((None, vec![Problem::too_large(cfg.max_record_bytes)])),
             RecKind::Invalid(problem) => Err((None, vec![problem.clone()])),
             RecKind::Json => engine.parse_profile(bytes).map_err(|r| {
                 match rec

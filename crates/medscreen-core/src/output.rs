@@ -659,14 +659,8 @@ fn write_screening_json<A: Annotate + ?Sized>(
                 write_str(buf, text);
             }
         }
-        buf.extend_from_slice(b",\"evidence\":[");
-        for (k, e) in c.evidence.iter().enumerate() {
-            if k > 0 {
-                buf.push(b',');
-            }
-            write_evidence(buf, e, annotate);
-        }
-        buf.push(b']');
+        buf.extend_from_slice(b",\"evidence\":");
+        write_evidence_array(buf, &c.evidence, annotate);
         if full {
             buf.extend_from_slice(b",\"sources\":");
             let _ = serde_json::to_writer(&mut *buf, c.sources);
@@ -691,6 +685,28 @@ fn write_screening_json<A: Annotate + ?Sized>(
     }
     buf.extend_from_slice(b"],\"ruleset\":");
     write_str(buf, s.ruleset);
+}
+
+/// A caution's evidence as the JSON array a native result carries under `evidence`
+/// (`[{"pointer":"/egfr","value":25}]`), for callers that hold results in other shapes (the Python
+/// package's Arrow tables keep it as this text).
+pub fn evidence_json(buf: &mut Vec<u8>, evidence: &[Evidence<'_>]) {
+    write_evidence_array(buf, evidence, &NoAnnotation);
+}
+
+fn write_evidence_array<A: Annotate + ?Sized>(
+    buf: &mut Vec<u8>,
+    evidence: &[Evidence<'_>],
+    annotate: &A,
+) {
+    buf.push(b'[');
+    for (k, e) in evidence.iter().enumerate() {
+        if k > 0 {
+            buf.push(b',');
+        }
+        write_evidence(buf, e, annotate);
+    }
+    buf.push(b']');
 }
 
 /// One piece of evidence in JSON, as `Evidence` serialises, then what `annotate` adds.

@@ -42,6 +42,15 @@ impl Problem {
             help: None,
         }
     }
+
+    /// A record longer than `limit` bytes, which is not read.
+    pub fn too_large(limit: usize) -> Self {
+        Problem::new(
+            "",
+            ProblemCode::TooLarge,
+            format!("the record is longer than {limit} bytes"),
+        )
+    }
 }
 
 impl Diagnostic for Problem {
