@@ -115,7 +115,17 @@ def with_evidence_read(row: "dict[str, Any]") -> "dict[str, Any]":
 
 
 def position_free(rows: "list[dict[str, Any]]") -> "list[str]":
-    """Rows without ``index``, as sorted canonical text: for results whose order is not the input's."""
-    return sorted(
-        json.dumps({k: v for k, v in row.items() if k != "index"}, sort_keys=True) for row in rows
-    )
+    """Rows without ``index``, as sorted canonical text: for results whose order is not the input's.
+
+    A record that is not one JSON value has its parse error's message blanked on both sides: the
+    command line may say where the next line starts a record (`the JSON value is not complete at the
+    end of line 35...`), which only a file has, and without the order the two cannot be paired.
+    Pointer and code are still compared."""
+
+    def canonical(row: "dict[str, Any]") -> str:
+        row = {k: v for k, v in row.items() if k != "index"}
+        if row["errors"] and [e["code"] for e in row["errors"]] == ["invalid_json"]:
+            row["errors"] = [dict(e, message=None) for e in row["errors"]]
+        return json.dumps(row, sort_keys=True)
+
+    return sorted(canonical(row) for row in rows)
