@@ -133,24 +133,10 @@ impl Plan {
             }
             Plan::Flat(columns) => {
                 buf.clear();
-                buf.push(b'{');
-                let mut first = true;
-                for (k, name) in columns {
-                    let Some(column) = batch.columns().get(*k) else {
-                        continue;
-                    };
-                    if column.is_null(row) {
-                        continue;
-                    }
-                    if !first {
-                        buf.push(b',');
-                    }
-                    first = false;
-                    write_str(buf, name);
-                    buf.push(b':');
-                    write_value(buf, column.as_ref(), row);
-                }
-                buf.push(b'}');
+                let members = columns.iter().filter_map(|(k, name)| {
+                    batch.columns().get(*k).map(|c| (name.as_str(), c.as_ref()))
+                });
+                write_object(buf, members, row);
                 Some(buf)
             }
         }
@@ -265,21 +251,11 @@ fn write_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
         DataType::LargeList(_) => write_items(buf, array.as_list::<i64>().value(row).as_ref()),
         DataType::Struct(_) => {
             let array = array.as_struct();
-            buf.push(b'{');
-            let mut first = true;
-            for (name, column) in array.column_names().iter().zip(array.columns()) {
-                if column.is_null(row) {
-                    continue;
-                }
-                if !first {
-                    buf.push(b',');
-                }
-                first = false;
-                write_str(buf, name);
-                buf.push(b':');
-                write_value(buf, column.as_ref(), row);
-            }
-            buf.push(b'}');
+            let members = array
+                .column_names()
+                .into_iter()
+                .zip(array.columns().iter().map(|c| c.as_ref()));
+            write_object(buf, members, row);
         }
         DataType::Dictionary(key, _) => match key.as_ref() {
             DataType::Int8 => write_entry::<Int8Type>(buf, array, row),
@@ -295,6 +271,30 @@ fn write_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
         // `writable` admits no other type; a null has no other value.
         _ => buf.extend_from_slice(b"null"),
     }
+}
+
+/// A JSON object of the members' values at `row`; a member whose value is null there is left out
+/// (a fact not given, as an absent member).
+fn write_object<'a>(
+    buf: &mut Vec<u8>,
+    members: impl Iterator<Item = (&'a str, &'a dyn Array)>,
+    row: usize,
+) {
+    buf.push(b'{');
+    let mut first = true;
+    for (name, column) in members {
+        if column.is_null(row) {
+            continue;
+        }
+        if !first {
+            buf.push(b',');
+        }
+        first = false;
+        write_str(buf, name);
+        buf.push(b':');
+        write_value(buf, column, row);
+    }
+    buf.push(b'}');
 }
 
 fn write_int(buf: &mut Vec<u8>, v: impl std::fmt::Display) {

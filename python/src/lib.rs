@@ -99,7 +99,11 @@ impl Doc {
         if item.is_instance_of::<PyBytes>() || item.is_instance_of::<PyByteArray>() {
             return match item.extract::<PyBackedBytes>() {
                 Ok(b) => Doc::Bytes(b),
-                Err(_) => Doc::Null,
+                Err(_) => Doc::Unreadable(Problem::new(
+                    "",
+                    ProblemCode::IoError,
+                    "the bytes could not be read",
+                )),
             };
         }
         if item.is_instance_of::<PyString>() {

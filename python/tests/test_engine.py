@@ -35,10 +35,12 @@ def next_line_messages_blanked(a: "dict[str, Any]", b: "dict[str, Any]") -> "tup
 
 
 def same_results(ours: "list[dict[str, Any]]", cli: "list[dict[str, Any]]") -> None:
+    """Results (or table rows) equal one by one, but for the messages ``next_line_messages_blanked``
+    blanks."""
     assert len(ours) == len(cli)
     for k, (a, b) in enumerate(zip(ours, cli)):
         a, b = next_line_messages_blanked(a, b)
-        assert a == b, f"record {k}"
+        assert a == b, f"result {k}"
 
 
 @pytest.mark.parametrize("packs", PACKS, ids=["baclofen", "both"])
@@ -87,14 +89,7 @@ def test_screen_arrow_json_column_gives_the_command_lines_results(cli, dataset, 
     ours = rows_of_table(engine.screen_arrow(table))
     expected = rows_of_results(cli_results(cli, dataset, packs), packs)
     assert len(ours) == len(lines) * len(packs)
-    same_rows(ours, expected)
-
-
-def same_rows(ours: "list[dict[str, Any]]", expected: "list[dict[str, Any]]") -> None:
-    assert len(ours) == len(expected)
-    for k, (a, b) in enumerate(zip(ours, expected)):
-        a, b = next_line_messages_blanked(a, b)
-        assert a == b, f"row {k}"
+    same_results(ours, expected)
 
 
 @pytest.mark.parametrize("packs", PACKS, ids=["baclofen", "both"])

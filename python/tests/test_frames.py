@@ -14,7 +14,7 @@ import medscreen.pandas
 import medscreen.polars
 from conftest import BOTH, cli_results, lines_of, rows_of_results, with_evidence_read
 from flat import flat_records, flat_table, write_ndjson
-from test_engine import same_rows
+from test_engine import same_results
 
 PACKS = [["baclofen"], BOTH]
 
@@ -33,14 +33,14 @@ def rows_of_pandas(df: pd.DataFrame) -> "list[dict]":
 def test_polars_json_column(cli, dataset, packs):
     df = pl.DataFrame({"profile": [line.decode() for line in lines_of(dataset)]})
     expected = rows_of_results(cli_results(cli, dataset, packs), packs)
-    same_rows(rows_of_polars(medscreen.polars.screen(df, packs=packs, threads=2)), expected)
+    same_results(rows_of_polars(medscreen.polars.screen(df, packs=packs, threads=2)), expected)
 
 
 @pytest.mark.parametrize("packs", PACKS, ids=["baclofen", "both"])
 def test_pandas_json_column(cli, dataset, packs):
     df = pd.DataFrame({"profile": [line.decode() for line in lines_of(dataset)]})
     expected = rows_of_results(cli_results(cli, dataset, packs), packs)
-    same_rows(rows_of_pandas(medscreen.pandas.screen(df, packs=packs, threads=2)), expected)
+    same_results(rows_of_pandas(medscreen.pandas.screen(df, packs=packs, threads=2)), expected)
 
 
 def test_polars_and_pandas_flat_columns(cli, generated, tmp_path):
