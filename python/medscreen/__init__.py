@@ -135,6 +135,10 @@ class Engine:
     def screen(self, profile: Profile) -> "dict[str, Any]":
         """Screen one profile (a dict, or its JSON text as str or bytes).
 
+        A dict is written as JSON as ``json.dumps`` would, except that a float that is not finite
+        (``nan``) makes the profile invalid with that member named, and a value with no JSON form
+        (a ``datetime``) makes it invalid with its place named.
+
         Returns the command line's NDJSON result as a dict, without ``line``: ``id``, ``status``,
         ``max_severity``, ``cautions``, ``indeterminate``, ``ruleset``; with several packs, ``status``,
         ``max_severity`` and one entry per pack under ``screenings``; for an invalid profile,
@@ -166,7 +170,8 @@ class Engine:
         self, data: Any, profile_col: Optional[str] = None, start_index: int = 0
     ) -> "pyarrow.Table":
         """Screen Arrow data: anything with the Arrow PyCapsule stream interface (a pyarrow Table,
-        RecordBatch or RecordBatchReader, a polars DataFrame) or a pandas DataFrame.
+        RecordBatch or RecordBatchReader, a polars DataFrame) or a pandas DataFrame (its index is
+        not read).
 
         Profiles are read from one column of JSON text (``profile_col``, or a column named
         ``profile``; other columns are then ignored), or else from columns named by facts (``id``,
@@ -179,6 +184,8 @@ class Engine:
         """
         import pyarrow as pa
 
+        if start_index < 0:
+            raise ValueError("start_index must be at least 0")
         stream = self._native.screen_arrow(_arrow(data), profile_col, start_index)
         return pa.RecordBatchReader.from_stream(stream).read_all()
 
@@ -191,15 +198,21 @@ def _results(lines: "list[bytes]") -> Iterator["dict[str, Any]"]:
 
 
 def _arrow(data: Any) -> Any:
-    """``data`` as an object with ``__arrow_c_stream__``."""
-    if hasattr(data, "__arrow_c_stream__"):
-        return data
+    """``data`` as pyarrow data, which the native module imports through ``__arrow_c_stream__``."""
     import pyarrow as pa
 
+    if isinstance(data, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
+        return data
     if type(data).__module__.split(".")[0] == "pandas":
+        if type(data).__name__ != "DataFrame":
+            raise TypeError(f"expected a pandas DataFrame, got {type(data).__name__}")
         return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "__arrow_c_stream__"):
+        # Through pyarrow, which reads every producer's layout (polars exports a Null column with a
+        # buffer that the Arrow C data interface does not have).
+        return pa.RecordBatchReader.from_stream(data)
     if hasattr(data, "__arrow_c_array__"):
-        return pa.table(pa.record_batch(data))
+        return pa.record_batch(data)
     raise TypeError(
         "expected Arrow data (an object with __arrow_c_stream__, such as a pyarrow Table or a "
         f"polars DataFrame) or a pandas DataFrame, got {type(data).__name__}"
@@ -224,6 +237,6 @@ def engine(
         packs = [packs]
     return _cached(
         tuple(packs) if packs is not None else None,
-        os.fspath(rules_dir) if rules_dir is not None else None,
+        os.path.abspath(rules_dir) if rules_dir is not None else None,
         threads,
     )

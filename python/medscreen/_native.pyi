@@ -36,7 +36,8 @@ class Engine:
     @property
     def threads(self) -> int: ...
     def screen_json(self, docs: Iterable[Any], start: int = 0) -> list[bytes]:
-        """One command-line result (NDJSON text, with ``index``) per document."""
+        """One command-line result (NDJSON text, with ``index``) per document: str, bytes, None, or a
+        dict and the lists and scalars in it."""
     def screen_arrow(
         self, data: Any, profile_col: Optional[str] = None, start: int = 0
     ) -> Stream:

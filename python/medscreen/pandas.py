@@ -20,8 +20,8 @@ def screen(
 ) -> "pandas.DataFrame":
     """Screen every row of ``df`` (a column of JSON text, or columns named by facts; see
     :meth:`medscreen.Engine.screen_arrow`) and return the results as a pandas DataFrame with the
-    columns of :func:`medscreen.output_schema`, one row per record and pack (lists and structs as
-    Python lists and dicts). The frame goes through pyarrow: its index is not read, and a float
+    columns of :func:`medscreen.output_schema`, one row per record and pack (as pyarrow converts them:
+    a list column holds numpy arrays, a struct a dict). The frame goes through pyarrow: its index is not read, and a float
     ``NaN`` is a missing value, as pandas means it. The engine is compiled once per process."""
     import pyarrow as pa
 

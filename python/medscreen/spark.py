@@ -37,8 +37,9 @@ def screen(
     Returns a DataFrame with the columns of :func:`medscreen.output_schema`, one row per record and
     pack. Spark rows have no global order, so ``index`` is the row's position within its partition:
     join results to their input on ``id``. ``threads`` is per task (Spark already runs a task per
-    core). The columns are checked here, on the driver, so that a column that is not a fact fails at
-    once rather than in every task.
+    core). A ``rules_dir`` must be readable at that path on every worker. The columns are checked here,
+    on the driver, so that a column that is not a fact fails at once rather than in every task; with a
+    JSON column, only that column is sent to the workers.
     """
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -49,6 +50,9 @@ def screen(
     medscreen.engine(packs, rules, threads).screen_arrow(
         to_arrow_schema(df.schema).empty_table(), profile_col=profile_col
     )
+    json_column = profile_col or ("profile" if "profile" in df.columns else None)
+    if json_column is not None:
+        df = df.select(json_column)
 
     def screen_partition(
         batches: "Iterator[pyarrow.RecordBatch]",

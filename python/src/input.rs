@@ -52,6 +52,18 @@ impl Plan {
             None => named("profile"),
         };
         if let Some(k) = json_column {
+            let name = schema
+                .fields()
+                .get(k)
+                .map(|f| f.name().as_str())
+                .unwrap_or("");
+            if schema.fields().iter().filter(|f| f.name() == name).count() > 1 {
+                return Err(PyValueError::new_err(format!(
+                    "column `{name}` appears twice"
+                )));
+            }
+        }
+        if let Some(k) = json_column {
             let field = schema.fields().get(k).map(|f| (f.name(), f.data_type()));
             if let Some((name, ty)) = field
                 && !matches!(
@@ -160,37 +172,18 @@ fn writable(ty: &DataType) -> bool {
     match ty {
         DataType::Null
         | DataType::Boolean
-        | DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Float16
-        | DataType::Float32
-        | DataType::Float64
         | DataType::Decimal128(_, _)
         | DataType::Utf8
         | DataType::LargeUtf8
         | DataType::Utf8View => true,
-        DataType::List(item) | DataType::LargeList(item) => writable(item.data_type()),
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            writable(item.data_type())
+        }
         DataType::Struct(fields) => fields.iter().all(|f| writable(f.data_type())),
         DataType::Dictionary(key, value) => {
-            matches!(
-                key.as_ref(),
-                DataType::Int8
-                    | DataType::Int16
-                    | DataType::Int32
-                    | DataType::Int64
-                    | DataType::UInt8
-                    | DataType::UInt16
-                    | DataType::UInt32
-                    | DataType::UInt64
-            ) && writable(value)
+            DataType::is_dictionary_key_type(key) && writable(value)
         }
-        _ => false,
+        _ => ty.is_integer() || ty.is_floating(),
     }
 }
 
@@ -199,19 +192,33 @@ fn write_str(buf: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *buf, s);
 }
 
-/// A float as JSON; one that is not finite has no JSON number, and is written as a string so that the
-/// schema rejects the row (with the field named) rather than the value being read as unknown.
-fn write_float(buf: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
+/// A float as JSON, in its shortest form for its own width (a float32 29.9 is `29.9`, as written).
+/// One that is not finite has no JSON number: it is written as `[]`, which no fact takes, so that the
+/// schema rejects the row with the field named rather than the value being read as unknown or as text.
+fn write_float<F: Copy + Into<f64> + serde::Serialize>(buf: &mut Vec<u8>, v: F) {
+    if v.into().is_finite() {
         let _ = serde_json::to_writer(&mut *buf, &v);
     } else {
-        write_str(buf, "not a finite number");
+        buf.extend_from_slice(b"[]");
+    }
+}
+
+/// Whether the cell at `row` holds no value: null in the array, or in the dictionary it points to,
+/// or of the null type (whose arrays carry no validity).
+fn is_absent(array: &dyn Array, row: usize) -> bool {
+    match array.data_type() {
+        DataType::Null => true,
+        DataType::Dictionary(_, _) => {
+            array.is_null(row)
+                || dictionary_entry(array, row).is_none_or(|(values, k)| is_absent(values, k))
+        }
+        _ => array.is_null(row),
     }
 }
 
 /// The value at `row` of `array` (not null at the top level: callers skip null cells), as JSON.
 fn write_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
-    if array.is_null(row) {
+    if is_absent(array, row) {
         buf.extend_from_slice(b"null");
         return;
     }
@@ -229,14 +236,10 @@ fn write_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
         DataType::UInt16 => write_int(buf, array.as_primitive::<UInt16Type>().value(row)),
         DataType::UInt32 => write_int(buf, array.as_primitive::<UInt32Type>().value(row)),
         DataType::UInt64 => write_int(buf, array.as_primitive::<UInt64Type>().value(row)),
-        DataType::Float16 => write_float(
-            buf,
-            f64::from(array.as_primitive::<Float16Type>().value(row).to_f32()),
-        ),
-        DataType::Float32 => write_float(
-            buf,
-            f64::from(array.as_primitive::<Float32Type>().value(row)),
-        ),
+        DataType::Float16 => {
+            write_float(buf, array.as_primitive::<Float16Type>().value(row).to_f32())
+        }
+        DataType::Float32 => write_float(buf, array.as_primitive::<Float32Type>().value(row)),
         DataType::Float64 => write_float(buf, array.as_primitive::<Float64Type>().value(row)),
         DataType::Decimal128(_, _) => buf.extend_from_slice(
             array
@@ -249,6 +252,9 @@ fn write_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
         DataType::Utf8View => write_str(buf, array.as_string_view().value(row)),
         DataType::List(_) => write_items(buf, array.as_list::<i32>().value(row).as_ref()),
         DataType::LargeList(_) => write_items(buf, array.as_list::<i64>().value(row).as_ref()),
+        DataType::FixedSizeList(_, _) => {
+            write_items(buf, array.as_fixed_size_list().value(row).as_ref());
+        }
         DataType::Struct(_) => {
             let array = array.as_struct();
             let members = array
@@ -257,16 +263,9 @@ fn write_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
                 .zip(array.columns().iter().map(|c| c.as_ref()));
             write_object(buf, members, row);
         }
-        DataType::Dictionary(key, _) => match key.as_ref() {
-            DataType::Int8 => write_entry::<Int8Type>(buf, array, row),
-            DataType::Int16 => write_entry::<Int16Type>(buf, array, row),
-            DataType::Int32 => write_entry::<Int32Type>(buf, array, row),
-            DataType::Int64 => write_entry::<Int64Type>(buf, array, row),
-            DataType::UInt8 => write_entry::<UInt8Type>(buf, array, row),
-            DataType::UInt16 => write_entry::<UInt16Type>(buf, array, row),
-            DataType::UInt32 => write_entry::<UInt32Type>(buf, array, row),
-            DataType::UInt64 => write_entry::<UInt64Type>(buf, array, row),
-            _ => buf.extend_from_slice(b"null"),
+        DataType::Dictionary(_, _) => match dictionary_entry(array, row) {
+            Some((values, k)) => write_value(buf, values, k),
+            None => buf.extend_from_slice(b"null"),
         },
         // `writable` admits no other type; a null has no other value.
         _ => buf.extend_from_slice(b"null"),
@@ -283,7 +282,7 @@ fn write_object<'a>(
     buf.push(b'{');
     let mut first = true;
     for (name, column) in members {
-        if column.is_null(row) {
+        if is_absent(column, row) {
             continue;
         }
         if !first {
@@ -312,14 +311,29 @@ fn write_items(buf: &mut Vec<u8>, items: &dyn Array) {
     buf.push(b']');
 }
 
-/// A dictionary cell: the dictionary's value its key points to.
-fn write_entry<K: ArrowDictionaryKeyType>(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
-    let dictionary = array.as_dictionary::<K>();
-    let key = dictionary.keys().value(row).as_usize();
-    let values = dictionary.values();
-    if key < values.len() {
-        write_value(buf, values.as_ref(), key);
-    } else {
-        buf.extend_from_slice(b"null");
+/// A dictionary cell's values and the key it holds (`None` when the key is out of range).
+fn dictionary_entry(array: &dyn Array, row: usize) -> Option<(&dyn Array, usize)> {
+    fn entry<K: ArrowDictionaryKeyType>(
+        array: &dyn Array,
+        row: usize,
+    ) -> Option<(&dyn Array, usize)> {
+        let dictionary = array.as_dictionary::<K>();
+        let key = dictionary.keys().value(row).as_usize();
+        let values = dictionary.values().as_ref();
+        (key < values.len()).then_some((values, key))
+    }
+    let DataType::Dictionary(key, _) = array.data_type() else {
+        return None;
+    };
+    match key.as_ref() {
+        DataType::Int8 => entry::<Int8Type>(array, row),
+        DataType::Int16 => entry::<Int16Type>(array, row),
+        DataType::Int32 => entry::<Int32Type>(array, row),
+        DataType::Int64 => entry::<Int64Type>(array, row),
+        DataType::UInt8 => entry::<UInt8Type>(array, row),
+        DataType::UInt16 => entry::<UInt16Type>(array, row),
+        DataType::UInt32 => entry::<UInt32Type>(array, row),
+        DataType::UInt64 => entry::<UInt64Type>(array, row),
+        _ => None,
     }
 }

@@ -7,13 +7,17 @@
 //!
 //! Every record is screened or reported invalid with its reasons, through the same core calls as the
 //! command line: a JSON document's result is the command line's result, byte for byte, but for `line`
-//! (the caller's position is `index`). An Arrow row's result carries the same statuses, cautions,
+//! (the caller's position is `index`) and for what the command line says from the file around a
+//! record (that the next line starts a new record, that the first record looks like FHIR or CSV):
+//! a document here has no file around it. An Arrow row's result carries the same statuses, cautions,
 //! evidence and undecided rules in columns ([`output`]).
 
 mod input;
 mod output;
+mod pyjson;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow_array::ffi::FFI_ArrowSchema;
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
@@ -83,54 +87,45 @@ fn screen_one<'e>(
 enum Doc {
     Bytes(PyBackedBytes),
     Str(PyBackedStr),
-    /// A Python object written as JSON by `json.dumps`.
-    Written(String),
+    /// A Python object written as JSON ([`pyjson`]).
+    Written(Vec<u8>),
     /// `None`.
     Null,
     /// Could not be made into JSON text.
-    Unreadable(Problem),
+    Unreadable(Rejection),
 }
 
 impl Doc {
-    fn read(item: &Bound<'_, PyAny>, dumps: &Bound<'_, PyAny>) -> Doc {
+    fn read(item: &Bound<'_, PyAny>) -> Doc {
         if item.is_none() {
             return Doc::Null;
         }
+        let unreadable = |code, message: &str| {
+            Doc::Unreadable(Rejection {
+                id: None,
+                problems: vec![Problem::new("", code, message)],
+            })
+        };
         if item.is_instance_of::<PyBytes>() || item.is_instance_of::<PyByteArray>() {
             return match item.extract::<PyBackedBytes>() {
                 Ok(b) => Doc::Bytes(b),
-                Err(_) => Doc::Unreadable(Problem::new(
-                    "",
-                    ProblemCode::IoError,
-                    "the bytes could not be read",
-                )),
+                Err(_) => unreadable(ProblemCode::IoError, "the bytes could not be read"),
             };
         }
         if item.is_instance_of::<PyString>() {
             return match item.extract::<PyBackedStr>() {
                 Ok(s) => Doc::Str(s),
                 // Lone surrogates: the text has no UTF-8 form.
-                Err(_) => Doc::Unreadable(Problem::new(
-                    "",
-                    ProblemCode::InvalidUtf8,
-                    "the record is not valid UTF-8",
-                )),
+                Err(_) => unreadable(ProblemCode::InvalidUtf8, "the record is not valid UTF-8"),
             };
         }
-        match dumps.call1((item,)).and_then(|s| s.extract::<String>()) {
-            Ok(text) => Doc::Written(text),
-            Err(e) => {
-                let kind = e
-                    .get_type(item.py())
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default();
-                Doc::Unreadable(Problem::new(
-                    "",
-                    ProblemCode::InvalidJson,
-                    format!("the profile cannot be written as JSON ({kind})"),
-                ))
-            }
+        let mut buf = Vec::new();
+        match pyjson::write(item, &mut buf) {
+            Ok(()) => Doc::Written(buf),
+            Err(problem) => Doc::Unreadable(Rejection {
+                id: usable_id(item),
+                problems: vec![problem],
+            }),
         }
     }
 
@@ -142,19 +137,61 @@ impl Doc {
         match self {
             Doc::Bytes(b) => screen_one(engine, Some(b.as_ref()), cache),
             Doc::Str(s) => screen_one(engine, Some(s.as_bytes()), cache),
-            Doc::Written(s) => screen_one(engine, Some(s.as_bytes()), cache),
+            Doc::Written(b) => screen_one(engine, Some(b), cache),
             Doc::Null => screen_one(engine, None, cache),
-            Doc::Unreadable(p) => rejected(p.clone()),
+            Doc::Unreadable(r) => Outcome::Invalid(r.clone()),
         }
     }
+}
+
+/// A dict's `id`, when it is one the results may name (see `medscreen_core::engine::record_id`).
+fn usable_id(item: &Bound<'_, PyAny>) -> Option<String> {
+    let id = item.get_item("id").ok()?.extract::<String>().ok()?;
+    let value = serde_json::json!({ "id": id });
+    medscreen_core::engine::record_id(&value)
 }
 
 /// A compiled engine and its worker pool.
 #[pyclass(frozen, module = "medscreen._native", name = "Engine")]
 struct Engine {
     engine: medscreen_core::Engine,
-    pool: rayon::ThreadPool,
     threads: usize,
+    /// Started on first use, and again in a process forked after that: a forked child has none of
+    /// its parent's threads.
+    pool: Mutex<Option<Pool>>,
+}
+
+/// A worker pool and the process it belongs to.
+struct Pool {
+    pid: u32,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl Engine {
+    /// This process's worker pool.
+    fn pool(&self) -> PyResult<Arc<rayon::ThreadPool>> {
+        let mut slot = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        if let Some(p) = slot.as_ref().filter(|p| p.pid == pid) {
+            return Ok(p.pool.clone());
+        }
+        if let Some(inherited) = slot.take() {
+            // Its threads were the parent's: there is nothing here to stop or join.
+            std::mem::forget(inherited);
+        }
+        let threads = self.threads;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|k| format!("medscreen-{k}"))
+            .build()
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start {threads} threads: {e}")))?;
+        let pool = Arc::new(pool);
+        *slot = Some(Pool {
+            pid,
+            pool: pool.clone(),
+        });
+        Ok(pool)
+    }
 }
 
 #[pymethods]
@@ -177,15 +214,10 @@ impl Engine {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|k| format!("medscreen-{k}"))
-            .build()
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start {threads} threads: {e}")))?;
         Ok(Engine {
             engine,
-            pool,
             threads,
+            pool: Mutex::new(None),
         })
     }
 
@@ -223,8 +255,8 @@ impl Engine {
         format!("Engine(packs={:?}, threads={})", self.packs(), self.threads)
     }
 
-    /// Screen JSON documents (str, bytes, None, or objects `json.dumps` writes); returns one
-    /// command-line result per document (NDJSON text), numbered with `index` from `start`.
+    /// Screen JSON documents (str, bytes, None, or Python objects written as JSON by [`pyjson`]);
+    /// returns one command-line result per document (NDJSON text), numbered with `index` from `start`.
     #[pyo3(signature = (docs, start=0))]
     fn screen_json<'py>(
         &self,
@@ -232,18 +264,18 @@ impl Engine {
         docs: &Bound<'py, PyAny>,
         start: u64,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let dumps = py.import("json")?.getattr("dumps")?;
         let docs: Vec<Doc> = docs
             .try_iter()?
-            .map(|item| item.map(|item| Doc::read(&item, &dumps)))
+            .map(|item| item.map(|item| Doc::read(&item)))
             .collect::<PyResult<_>>()?;
         let opts = OutputOptions {
             several_packs: self.engine.several(),
             ..OutputOptions::default()
         };
         let engine = &self.engine;
+        let pool = self.pool()?;
         let results: Vec<Vec<u8>> = py.detach(|| {
-            self.pool.install(|| {
+            pool.install(|| {
                 docs.par_iter()
                     .enumerate()
                     .map_init(MatchCache::new, |cache, (k, doc)| {
@@ -285,6 +317,14 @@ impl Engine {
         let reader = import_stream(data)?;
         let plan = input::Plan::new(&reader.schema(), profile_col.as_deref(), &self.engine)?;
         let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(arrow_error)?;
+        // The C stream interface imports batches unchecked; a producer may hand over arrays that do
+        // not match the schema it declared (pyarrow's `RecordBatchReader.from_batches` does not check
+        // them), and reading those would read out of bounds.
+        for batch in &batches {
+            for column in batch.columns() {
+                column.to_data().validate_full().map_err(arrow_error)?;
+            }
+        }
         let mut units = Vec::new();
         let mut first = start;
         for batch in &batches {
@@ -299,9 +339,10 @@ impl Engine {
         }
         let engine = &self.engine;
         let packs: Vec<&str> = engine.screening_packs().map(|p| p.name()).collect();
+        let pool = self.pool()?;
         let batches = py
             .detach(|| {
-                self.pool.install(|| {
+                pool.install(|| {
                     units
                         .par_iter()
                         .map(|(batch, first)| screen_batch(engine, &packs, &plan, batch, *first))
@@ -417,7 +458,8 @@ fn import_stream(data: &Bound<'_, PyAny>) -> PyResult<RecordBatchStreamReader> {
     // SAFETY: the capsule is named `arrow_array_stream`, so (by the Arrow PyCapsule interface) it
     // points to a valid `ArrowArrayStream`, and the capsule is alive while this runs. `from_raw`
     // moves the stream out and leaves a released one behind, so the capsule's own destructor does
-    // not release it a second time.
+    // not release it a second time. The arrays read from the stream are not trusted: `screen_arrow`
+    // validates each one fully before reading it.
     let stream = unsafe { FFI_ArrowArrayStream::from_raw(stream.as_ptr()) };
     RecordBatchStreamReader::try_new(stream).map_err(arrow_error)
 }

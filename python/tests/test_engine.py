@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -186,9 +188,14 @@ def test_screen_never_raises_for_a_bad_profile():
     assert engine.screen("\ud800")["errors"][0]["code"] == "invalid_utf8"
     assert engine.screen(None)["status"] == "invalid"
     assert engine.screen([1, 2])["errors"][0]["code"] == "not_an_object"
-    bad = engine.screen({"id": "p", "age": 40, "when": object()})
-    assert bad["status"] == "invalid" and bad["errors"][0]["code"] == "invalid_json"
-    assert "TypeError" in bad["errors"][0]["message"]
+    bad = engine.screen({"id": "p", "age": 40, "when": [object()]})
+    assert (bad["status"], bad["id"]) == ("invalid", "p")
+    assert bad["errors"] == [{"pointer": "/when/0", "code": "type_mismatch", "message": "a value of type `object` has no JSON form"}]
+    deep: "list[object]" = []
+    for _ in range(200):
+        deep = [deep]
+    assert engine.screen({"id": "q", "age": 1, "comedications": deep})["errors"][0]["code"] == "too_deep"
+    assert engine.screen({1: 2})["errors"][0]["code"] == "invalid_json"
 
 
 def test_columns_that_are_not_facts_are_refused_before_screening():
@@ -245,8 +252,9 @@ def test_engines_are_cached_per_arguments():
 
 
 def test_screening_releases_the_gil(generated):
-    """While one thread screens, another runs Python: with the GIL held through the call, the
-    counter could not move between the worker's start and end of screening."""
+    """With a switch interval of a second, the main thread runs Python while the worker is inside
+    the native call only if that call lets go of the GIL; were it held, the main thread would not run
+    until the call returned (and the worker had set `done`)."""
     engine = medscreen.Engine(threads=1)
     table = pa.table({"profile": [l.decode() for l in lines_of(generated)] * 3})
     started = threading.Event()
@@ -254,14 +262,124 @@ def test_screening_releases_the_gil(generated):
 
     def work():
         started.set()
-        engine.screen_arrow(table)
+        engine._native.screen_arrow(table, None, 0)
         done.set()
 
-    ticks_while_screening = 0
-    worker = threading.Thread(target=work)
-    worker.start()
-    started.wait()
-    while not done.is_set():
-        ticks_while_screening += 1
-    worker.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        started.wait()
+        ticks_while_screening = 0
+        while not done.is_set():
+            ticks_while_screening += 1
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert ticks_while_screening > 1000
+
+
+def test_a_record_longer_than_the_command_lines_limit_is_invalid_not_read():
+    engine = medscreen.Engine()
+    padding = "x" * (1 << 20)
+    long_record = '{"id":"long","age":40,"indication":"%s"}' % padding
+    for result in [engine.screen(long_record),
+                   engine.screen_arrow(pa.table({"profile": [long_record]})).to_pylist()[0]]:
+        assert result["status"] == "invalid"
+        assert [(e["pointer"], e["code"]) for e in result["errors"]] == [("", "too_large")]
+        assert result["id"] is None
+
+
+def test_an_engine_screens_in_a_forked_child():
+    """A forked child has none of its parent's threads: the engine starts its own pool there."""
+    code = """
+import os, medscreen
+engine = medscreen.engine()
+assert engine.screen({"id": "a", "age": 40})["status"] == "clear"
+pid = os.fork()
+if pid == 0:
+    status = medscreen.engine().screen({"id": "b", "age": 40, "seizure_history": True})["status"]
+    os._exit(0 if status == "flagged" else 1)
+_, code = os.waitpid(pid, 0)
+raise SystemExit(os.waitstatus_to_exitcode(code))
+"""
+    run = subprocess.run([sys.executable, "-c", code], timeout=60, capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()
+
+
+def test_batches_that_do_not_match_their_schema_are_refused_not_read():
+    """pyarrow's `from_batches` does not check a generator's batches against the declared schema;
+    the engine checks every imported array before reading it."""
+    schema = pa.schema([("profile", pa.string())])
+
+    def batches(kind):
+        yield pa.record_batch([pa.array(['{"id":"a","age":1}'] * 3, kind)], names=["profile"])
+
+    for kind in [pa.large_string(), pa.int64()]:
+        reader = pa.RecordBatchReader.from_batches(schema, batches(kind))
+        with pytest.raises(ValueError, match="Arrow data"):
+            medscreen.Engine().screen_arrow(reader)
+
+
+def test_null_cells_of_every_kind_are_facts_not_given():
+    engine = medscreen.Engine()
+    meds = [[{"name": "oxycodone 5 mg", "rxnorm": None}]]
+    table = pa.table({
+        "id": ["a"], "age": [70],
+        # Inferred as struct<name: string, rxnorm: null>: a field of the null type.
+        "comedications": pa.array(meds),
+        "pregnant": pa.array([None], pa.null()),
+        "sex": pa.DictionaryArray.from_arrays(pa.array([0], pa.int8()), pa.array([None], pa.string())),
+    })
+    assert table.schema.field("comedications").type.value_type.field("rxnorm").type == pa.null()
+    (row,) = rows_of_table(engine.screen_arrow(table))
+    expected = engine.screen({"id": "a", "age": 70, "comedications": [{"name": "oxycodone 5 mg"}]})
+    assert row["status"] == expected["status"] == "flagged"
+    assert row["cautions"] == expected["cautions"]
+    assert row["indeterminate"] == expected["indeterminate"]
+    # A null struct in a list is a null item, which the schema refuses, with its place named.
+    nulls = pa.table({"id": ["b"], "age": [70], "comedications": pa.array(
+        [[None, {"name": "x"}]], pa.list_(pa.struct([("name", pa.string())])))})
+    (bad,) = engine.screen_arrow(nulls).to_pylist()
+    assert bad["status"] == "invalid"
+    assert [e["pointer"] for e in bad["errors"]] == ["/comedications/0"]
+
+
+def test_floats_are_read_as_written_and_not_a_number_is_invalid():
+    engine = medscreen.Engine()
+    table = pa.table({"id": ["a"], "age": [70], "egfr": pa.array([29.9], pa.float32())})
+    (row,) = rows_of_table(engine.screen_arrow(table))
+    evidence = [e for c in row["cautions"] for e in c["evidence"] if e["pointer"] == "/egfr"]
+    assert evidence and all(e["value"] == 29.9 for e in evidence)
+    # A float that is not finite is invalid for any fact, text included, with the field named.
+    for column, value in [("egfr", math.nan), ("indication", math.inf), ("id", math.nan)]:
+        columns = {"id": ["a"], "age": [40], column: [value]}
+        (row,) = engine.screen_arrow(pa.table(columns)).to_pylist()
+        assert row["status"] == "invalid", column
+        assert [e["pointer"] for e in row["errors"]] == [f"/{column}"]
+    nan_dict = engine.screen({"id": "d", "age": 40, "egfr": math.nan})
+    assert nan_dict["status"] == "invalid" and nan_dict["id"] == "d"
+    assert [e["pointer"] for e in nan_dict["errors"]] == ["/egfr"]
+
+
+def test_a_json_column_given_twice_is_refused():
+    table = pa.Table.from_arrays([pa.array(["{}"]), pa.array(["{}"])], names=["profile", "profile"])
+    with pytest.raises(ValueError, match="appears twice"):
+        medscreen.Engine().screen_arrow(table)
+
+
+def test_a_pandas_frame_reads_alike_through_every_entry_point():
+    import pandas as pd
+
+    import medscreen.pandas
+
+    df = pd.DataFrame({"id": ["a", "b", "c"], "age": [80, 30, 55], "egfr": [25.0, 90.0, None]})
+    subset = df[df.age > 40]  # an index that is not 0..n
+    engine = medscreen.Engine()
+    direct = engine.screen_arrow(subset)
+    assert direct.column("id").to_pylist() == ["a", "c"]
+    assert direct.to_pylist() == pa.Table.from_pandas(
+        medscreen.pandas.screen(subset), schema=direct.schema, preserve_index=False).to_pylist()
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        engine.screen_arrow(df["age"])

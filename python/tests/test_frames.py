@@ -73,3 +73,18 @@ def test_pandas_missing_values_are_unknown_facts():
         assert row["cautions"] == r.get("cautions")
         assert row["indeterminate"] == r.get("indeterminate")
     assert rows[2]["errors"][0]["pointer"] == "/age"
+
+
+def test_polars_categoricals_and_null_columns():
+    df = pl.DataFrame({
+        "id": ["a", "b"],
+        "age": [80, 30],
+        "sex": pl.Series(["female", "male"], dtype=pl.Categorical),
+        "pregnant": pl.Series([None, None], dtype=pl.Null),
+    })
+    engine = medscreen.Engine()
+    rows = rows_of_polars(medscreen.polars.screen(df))
+    for row, profile in zip(rows, [{"id": "a", "age": 80, "sex": "female"}, {"id": "b", "age": 30, "sex": "male"}]):
+        expected = engine.screen(profile)
+        assert (row["status"], row["cautions"], row["indeterminate"]) == (
+            expected["status"], expected["cautions"], expected["indeterminate"])

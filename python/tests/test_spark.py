@@ -65,10 +65,21 @@ def test_spark_flat_columns_give_the_command_lines_results(spark, cli, generated
 
 
 def test_spark_index_counts_rows_within_each_partition(spark):
+    """Over several Arrow batches in one partition (seven rows a batch here)."""
     df = spark.createDataFrame([('{"id":"p%d","age":40}' % k,) for k in range(100)], "profile string")
-    rows = spark_rows(medscreen.spark.screen(df.coalesce(1)))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
+    try:
+        rows = spark_rows(medscreen.spark.screen(df.coalesce(1)))
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     assert [r["index"] for r in rows] == list(range(100))
     assert [r["id"] for r in rows] == ["p%d" % k for k in range(100)]
+
+
+def test_spark_sends_only_the_json_column(spark):
+    df = spark.createDataFrame([(7, '{"id":"a","age":40}')], "line int, profile string")
+    (row,) = spark_rows(medscreen.spark.screen(df))
+    assert (row["id"], row["status"]) == ("a", "clear")
 
 
 def test_spark_refuses_a_column_that_is_not_a_fact_on_the_driver(spark):
