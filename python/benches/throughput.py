@@ -105,7 +105,8 @@ def spark_rate(data: pathlib.Path, args: argparse.Namespace) -> "dict[str, float
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = (SparkSession.builder.master(f"local[{args.threads}]").appName("medscreen-bench")
-             .config("spark.ui.enabled", "false").getOrCreate())
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+             .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     df = spark.read.text(str(data)).withColumnRenamed("value", "profile")
     def run() -> None:
