@@ -56,6 +56,9 @@ measure "floor: parse to typed Profile (2 threads)" "$floor" typed "$data" 2
 measure "medscreen validate (2 threads)" "$bin" validate -q --threads 2 -o "$work/out" "$data"
 measure "medscreen screen (1 thread)" "$bin" screen -q --threads 1 -o "$work/out" "$data"
 measure "medscreen screen (2 threads)" "$bin" screen -q --threads 2 -o "$work/out" "$data"
+out_bytes=$(stat -c %s "$work/out")
+measure "screen --detail minimal (2 threads)" "$bin" screen -q --threads 2 --detail minimal -o "$work/out" "$data"
+minimal_bytes=$(stat -c %s "$work/out")
 measure "screen --pack tizanidine (2 threads)" "$bin" screen -q --threads 2 --pack tizanidine -o "$work/out" "$data"
 measure "screen both packs in one pass (2 threads)" "$bin" screen -q --threads 2 --pack baclofen --pack tizanidine -o "$work/out" "$data"
 
@@ -74,3 +77,6 @@ done
 awk -v b="${secs["medscreen screen (2 threads)"]}" -v t="${secs["screen --pack tizanidine (2 threads)"]}" \
     -v both="${secs["screen both packs in one pass (2 threads)"]}" 'BEGIN {
     printf "second pack in one pass: +%.2f s over baclofen alone (%.2f s), %.2fx the first pack'"'"'s cost; both in one pass %.2fx the two runs one after the other\n", both - b, b, (both - b) / b, both / (b + t) }'
+
+# What the results weigh: bytes written per record, default (compact) against minimal.
+echo "output per record: compact $((out_bytes / records)) bytes, minimal $((minimal_bytes / records)) bytes"

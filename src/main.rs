@@ -288,7 +288,9 @@ struct ScreenArgs {
     /// Exit with 4 when any caution reaches this severity.
     #[arg(long, value_enum)]
     fail_on: Option<SeverityArg>,
-    /// `full` adds each caution's title, message, action and sources to JSON output.
+    /// JSON output: `minimal` writes each caution's rule and severity and the undecided rules' ids
+    /// (`undecided`); `compact` adds evidence and each undecided rule's missing facts; `full` adds each
+    /// caution's title, message, action and sources.
     #[arg(long, value_enum, default_value_t = DetailArg::Compact)]
     detail: DetailArg,
     /// Input kind: native profiles, or FHIR R4 (Bundle files, NDJSON of Bundles, directories, Bulk exports).
@@ -421,6 +423,7 @@ enum SeverityArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum DetailArg {
+    Minimal,
     Compact,
     Full,
 }
@@ -461,6 +464,7 @@ fn main() -> ExitCode {
             let opts = OutputOptions {
                 format: format(common.format),
                 detail: match detail {
+                    DetailArg::Minimal => Detail::Minimal,
                     DetailArg::Compact => Detail::Compact,
                     DetailArg::Full => Detail::Full,
                 },
@@ -469,7 +473,12 @@ fn main() -> ExitCode {
                 several_packs: common.pack.len() > 1,
             };
             let report = report.map(|path| ReportTo { path, min_cell });
-            if report.is_some() && opts.format != Format::Ndjson {
+            if report.is_some() && opts.detail == Detail::Minimal {
+                eprintln!(
+                    "error: `--report` counts each undecided rule's missing facts, which `--detail minimal` leaves out\n  help: use `--detail compact` (the default) or `full` with `--report`"
+                );
+                EXIT_USAGE
+            } else if report.is_some() && opts.format != Format::Ndjson {
                 // The page is made from the NDJSON results as they are written.
                 eprintln!(
                     "error: `--report` goes with the default `--format ndjson`\n  help: write the results with `-o FILE`, then run `medscreen report FILE`"

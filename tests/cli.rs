@@ -756,3 +756,139 @@ fn screen_report_writes_the_page_report_makes_from_the_same_results() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("`--report`"), "{}", stderr(&out));
 }
+
+/// `--detail minimal` says what `compact` says of every decision: the status, the highest severity,
+/// each caution's rule and severity in order, and which rules are undecided (without their missing
+/// facts or the cautions' evidence); invalid records are explained the same.
+#[test]
+fn detail_minimal_carries_the_decisions_of_compact() {
+    let mut data = generated("3000", "0.03");
+    data.extend_from_slice(&std::fs::read(format!("{FIXTURES}/patients.ndjson")).expect("fixture"));
+    let decisions = |s: &Value| -> Value {
+        let undecided: Vec<Value> = match s.get("undecided") {
+            Some(ids) => ids.as_array().expect("undecided").clone(),
+            None => s["indeterminate"]
+                .as_array()
+                .expect("indeterminate")
+                .iter()
+                .map(|i| i["rule"].clone())
+                .collect(),
+        };
+        let cautions: Vec<Value> = s["cautions"]
+            .as_array()
+            .expect("cautions")
+            .iter()
+            .map(|c| serde_json::json!([c["rule"], c["severity"]]))
+            .collect();
+        serde_json::json!([
+            s["status"],
+            s["max_severity"],
+            cautions,
+            undecided,
+            s["ruleset"]
+        ])
+    };
+    let of = |r: &Value| -> Value {
+        match (r["status"].as_str(), r.get("screenings")) {
+            (Some("invalid"), _) => r.clone(),
+            (_, Some(packs)) => Value::Array(
+                packs
+                    .as_array()
+                    .expect("screenings")
+                    .iter()
+                    .map(decisions)
+                    .collect(),
+            ),
+            _ => decisions(r),
+        }
+    };
+    for packs in [
+        &["--pack", "baclofen"][..],
+        &["--pack", "baclofen", "--pack", "tizanidine"],
+    ] {
+        let compact = lines(&run(&[&["screen", "-q", "-"], packs].concat(), &data));
+        let minimal_out = run(
+            &[&["screen", "-q", "--detail", "minimal", "-"], packs].concat(),
+            &data,
+        );
+        let minimal = lines(&minimal_out);
+        assert_eq!(code(&minimal_out), 1, "{}", stderr(&minimal_out));
+        assert_eq!(compact.len(), minimal.len());
+        assert!(minimal.iter().filter(|r| r["status"] == "invalid").count() > 50);
+        assert!(minimal.iter().any(|r| r["status"] == "flagged"));
+        for (c, m) in compact.iter().zip(&minimal) {
+            assert_eq!(of(c), of(m), "{packs:?}");
+            assert_eq!(c["line"], m["line"]);
+            assert_eq!(c["id"], m["id"]);
+            assert!(m.get("indeterminate").is_none(), "{m}");
+            for s in m
+                .get("screenings")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_else(|| vec![m.clone()])
+            {
+                for caution in s["cautions"].as_array().into_iter().flatten() {
+                    assert!(caution.get("evidence").is_none(), "{caution}");
+                }
+            }
+        }
+    }
+}
+
+/// The population report counts each undecided rule's missing facts: results without them are
+/// refused, whether read by `report` or counted by `screen --report`.
+#[test]
+fn the_report_refuses_minimal_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("minimal.ndjson");
+    let page = dir.path().join("page.html");
+    let fixtures = format!("{FIXTURES}/patients.ndjson");
+    let out = run(
+        &[
+            "screen",
+            &fixtures,
+            "-q",
+            "--detail",
+            "minimal",
+            "-o",
+            results.to_str().expect("path"),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let out = run(
+        &[
+            "report",
+            results.to_str().expect("path"),
+            "-o",
+            page.to_str().expect("path"),
+        ],
+        b"",
+    );
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("--detail minimal"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!page.exists());
+    let out = run(
+        &[
+            "screen",
+            &fixtures,
+            "-q",
+            "--detail",
+            "minimal",
+            "--report",
+            page.to_str().expect("path"),
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("--detail minimal"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!page.exists());
+}

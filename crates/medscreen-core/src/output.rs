@@ -73,6 +73,16 @@ pub enum Format {
 /// How much of each caution to write in JSON formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
+    /// `rule` and `severity` of each caution, and the undecided rules' ids under `undecided` instead
+    /// of `indeterminate` (without the facts each misses): for throughput, where the reader wants the
+    /// decisions and not their evidence. Invalid records are explained in full, as always.
+    ///
+    /// ```json
+    /// {"line":12,"id":"p-12","status":"flagged","max_severity":"critical",
+    ///  "cautions":[{"rule":"BAC-DDI-OPIOID","severity":"critical"}],
+    ///  "undecided":["BAC-SEIZURE"],"ruleset":"baclofen@2.0.0#0123456789ab"}
+    /// ```
+    Minimal,
     /// `rule`, `severity`, `evidence`.
     Compact,
     /// Also `title`, `message`, `action`, `sources`.
@@ -313,7 +323,10 @@ struct ScreenedLine<'a, 'e> {
     status: Status,
     max_severity: Option<Severity>,
     cautions: Vec<CautionOut<'a>>,
-    indeterminate: &'a [Indeterminate<'e>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    indeterminate: Option<&'a [Indeterminate<'e>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    undecided: Option<Vec<&'a str>>,
     ruleset: &'a str,
 }
 
@@ -328,7 +341,8 @@ struct CautionOut<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     action: Option<&'a str>,
-    evidence: &'a [Evidence<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<&'a [Evidence<'a>]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<&'a [Source]>,
 }
@@ -639,6 +653,7 @@ fn write_screening_json<A: Annotate + ?Sized>(
     write_status_json(buf, reported.status(), reported.max_severity);
     buf.extend_from_slice(b",\"cautions\":[");
     let full = opts.detail == Detail::Full;
+    let minimal = opts.detail == Detail::Minimal;
     let mut first = true;
     for c in reported.cautions() {
         if !first {
@@ -659,13 +674,27 @@ fn write_screening_json<A: Annotate + ?Sized>(
                 write_str(buf, text);
             }
         }
-        buf.extend_from_slice(b",\"evidence\":");
-        write_evidence_array(buf, &c.evidence, annotate);
+        if !minimal {
+            buf.extend_from_slice(b",\"evidence\":");
+            write_evidence_array(buf, &c.evidence, annotate);
+        }
         if full {
             buf.extend_from_slice(b",\"sources\":");
             let _ = serde_json::to_writer(&mut *buf, c.sources);
         }
         buf.push(b'}');
+    }
+    if minimal {
+        buf.extend_from_slice(b"],\"undecided\":[");
+        for (k, i) in s.indeterminate.iter().enumerate() {
+            if k > 0 {
+                buf.push(b',');
+            }
+            write_str(buf, i.rule);
+        }
+        buf.extend_from_slice(b"],\"ruleset\":");
+        write_str(buf, s.ruleset);
+        return;
     }
     buf.extend_from_slice(b"],\"indeterminate\":[");
     for (k, i) in s.indeterminate.iter().enumerate() {
@@ -1067,6 +1096,7 @@ mod tests {
         s: &Screening<'_>,
     ) -> Vec<u8> {
         let full = opts.detail == Detail::Full;
+        let minimal = opts.detail == Detail::Minimal;
         let kept: Vec<CautionOut<'_>> = s
             .cautions
             .iter()
@@ -1077,7 +1107,7 @@ mod tests {
                 title: full.then_some(c.title),
                 message: full.then_some(c.message),
                 action: full.then_some(c.action),
-                evidence: &c.evidence,
+                evidence: (!minimal).then_some(&c.evidence[..]),
                 sources: full.then_some(c.sources),
             })
             .collect();
@@ -1093,7 +1123,8 @@ mod tests {
             },
             max_severity: kept.first().map(|c| c.severity),
             cautions: kept,
-            indeterminate: &s.indeterminate,
+            indeterminate: (!minimal).then_some(&s.indeterminate[..]),
+            undecided: minimal.then(|| s.indeterminate.iter().map(|i| i.rule).collect()),
             ruleset: s.ruleset,
         };
         let mut out = serde_json::to_vec(&row).unwrap();
@@ -1115,7 +1146,7 @@ mod tests {
         {
             let profile = engine.parse_profile(rec).unwrap();
             let s = engine.screen(&profile);
-            for detail in [Detail::Compact, Detail::Full] {
+            for detail in [Detail::Minimal, Detail::Compact, Detail::Full] {
                 for min_severity in [Severity::Info, Severity::Critical] {
                     for input in [None, Some("in \"1\".ndjson")] {
                         let opts = OutputOptions {

@@ -218,6 +218,10 @@ fn not_a_result(subject: &str, why: NotAResult) -> ReportError {
              `clear` or `flagged`, or do not match the record's `status` and `max_severity`"
         }
         NotAResult::Severity => "a severity that is not `info`, `warning` or `critical`",
+        NotAResult::Minimal => {
+            "a result written with `--detail minimal`, whose undecided rules carry no missing facts \
+             to count (write the results with `--detail compact`, the default, or `full`)"
+        }
     };
     ReportError::new(
         ErrorCode::NotAResult,

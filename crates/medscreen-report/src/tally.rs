@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use rustc_hash::FxHashMap as HashMap;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use smallvec::SmallVec;
 
 use medscreen_core::Severity;
@@ -361,6 +362,9 @@ struct ResultLine<'a> {
     /// Several packs: one screening per pack (`"shape":"screenings/1"`).
     #[serde(borrow, default)]
     screenings: Option<SmallVec<[PackLine<'a>; 2]>>,
+    /// Written by `--detail minimal` in place of `indeterminate`, without the missing facts.
+    #[serde(default)]
+    undecided: Option<IgnoredAny>,
 }
 
 /// One pack's screening in a result of several packs.
@@ -376,6 +380,8 @@ struct PackLine<'a> {
     indeterminate: SmallVec<[IndeterminateLine<'a>; 32]>,
     #[serde(borrow)]
     ruleset: Cow<'a, str>,
+    #[serde(default)]
+    undecided: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -417,6 +423,8 @@ pub(crate) enum NotAResult {
     Packs,
     /// A severity that is not `info`, `warning` or `critical`.
     Severity,
+    /// A result written with `--detail minimal`: its undecided rules carry no missing facts.
+    Minimal,
 }
 
 /// Scratch space reused from one record to the next.
@@ -459,6 +467,11 @@ impl Tally {
         scratch: &mut Scratch,
     ) -> Result<(), NotAResult> {
         let flagged = r.status == "flagged";
+        let minimal =
+            r.undecided.is_some() || r.screenings.iter().flatten().any(|p| p.undecided.is_some());
+        if minimal {
+            return Err(NotAResult::Minimal);
+        }
         let max = if let Some(screenings) = &r.screenings {
             // Several packs: the record once, then each pack's screening in that pack's counts.
             let record_level =
