@@ -37,7 +37,8 @@ def screen(
     Returns a DataFrame with the columns of :func:`medscreen.output_schema`, one row per record and
     pack. Spark rows have no global order, so ``index`` is the row's position within its partition:
     join results to their input on ``id``. ``threads`` is per task (Spark already runs a task per
-    core). A ``rules_dir`` must be readable at that path on every worker. The columns are checked here,
+    core). A ``rules_dir`` is made absolute on the driver and must be readable at that path on every
+    worker. The columns are checked here,
     on the driver, so that a column that is not a fact fails at once rather than in every task; with a
     JSON column, only that column is sent to the workers.
     """
@@ -46,7 +47,8 @@ def screen(
     if isinstance(packs, str):
         packs = [packs]
     packs = list(packs) if packs is not None else None
-    rules = os.fspath(rules_dir) if rules_dir is not None else None
+    # Resolved here, on the driver: a worker's working directory is not the driver's.
+    rules = os.path.abspath(rules_dir) if rules_dir is not None else None
     medscreen.engine(packs, rules, threads).screen_arrow(
         to_arrow_schema(df.schema).empty_table(), profile_col=profile_col
     )
