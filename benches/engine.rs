@@ -185,23 +185,40 @@ fn bench_rules(c: &mut Criterion, f: &Fixtures) {
     let mut g = c.benchmark_group("rules");
     g.sample_size(20);
     g.throughput(Throughput::Elements(f.sample.len() as u64));
-    for n in [0usize, 300, 3000] {
-        let engine = if n == 0 {
-            Engine::embedded().expect("embedded")
-        } else {
-            let pack = medscreen::generate::scaled_pack(EMBEDDED_PACK, n).expect("pack");
-            Engine::from_sources("pack.json", &pack, "vocabulary.json", EMBEDDED_VOCABULARY)
-                .expect("scaled pack loads")
-        };
-        let label = if n == 0 {
-            format!("baclofen_{}", engine.rules().len())
-        } else {
-            format!("generated_{n}")
-        };
+    let load = |pack: &str| {
+        Engine::from_sources("pack.json", pack, "vocabulary.json", EMBEDDED_VOCABULARY)
+            .expect("generated pack loads")
+    };
+    let mut engines = vec![(
+        format!("baclofen_{}", f.engine.rules().len()),
+        Engine::embedded().expect("embedded"),
+    )];
+    for n in [300usize, 3000] {
+        let pack = medscreen::generate::scaled_pack(EMBEDDED_PACK, n).expect("pack");
+        engines.push((format!("generated_{n}"), load(&pack)));
+    }
+    // The issue-14 target: a realistic 3,000-rule pack (interaction rules gated by classes, patient
+    // rules scoped to populations) at >= 25% of the baclofen pack's rate.
+    // It screens with the embedded packs loaded beside it, so the records' pack facts are accepted.
+    let pack = medscreen::generate::interaction_pack(EMBEDDED_VOCABULARY, 3000, 1).expect("pack");
+    let packs: Vec<(&str, &str)> = std::iter::once(("interactions/pack.json", pack.as_str()))
+        .chain(medscreen::engine::EMBEDDED_PACKS.iter().copied())
+        .collect();
+    let engine = Engine::from_packs(&packs, "vocabulary.json", EMBEDDED_VOCABULARY)
+        .expect("the interaction pack loads");
+    engines.push(("interactions_3000".to_owned(), engine));
+    for (label, engine) in &engines {
+        // Each engine reads the records into its own fact layout.
+        let sample: Vec<Profile> = f
+            .sample_lines
+            .iter()
+            .filter_map(|l| engine.parse_profile(l).ok())
+            .collect();
+        assert_eq!(sample.len(), f.sample.len(), "{label} reads the sample");
         let mut cache = MatchCache::new();
         g.bench_function(BenchmarkId::new("screen_200_profiles", label), |b| {
             b.iter(|| {
-                f.sample
+                sample
                     .iter()
                     .map(|p| engine.screen_with(black_box(p), &mut cache).cautions.len())
                     .sum::<usize>()

@@ -342,6 +342,119 @@ pub fn scaled_pack(base: &str, n: usize) -> Result<String, serde_json::Error> {
     serde_json::to_string(&pack)
 }
 
+/// A synthetic pack of `n` rules shaped like a real interaction knowledge base, for benchmarks: about
+/// four in five are drug-pair interaction rules, each gated by one comedication class of `vocabulary`
+/// (most patients take nothing in any one class), some narrowed to a population (`applies`) and most
+/// firing only with a patient fact as well (a low eGFR, an older age, a condition) or a second class;
+/// the rest are patient-fact rules (age bands, kidney function, conditions) scoped to a population.
+/// Thresholds, classes, facts and severities are drawn from `seed`, so the same arguments always give
+/// the same text. Every rule cites one source, which says that the pack is synthetic: it is not
+/// clinical content and no patient should be screened with it.
+///
+/// It reads only the shared patient facts, so it screens the records [`write_profiles`] writes.
+pub fn interaction_pack(
+    vocabulary: &str,
+    n: usize,
+    seed: u64,
+) -> Result<String, serde_json::Error> {
+    use serde_json::{Value, json};
+    let vocab: Value = serde_json::from_str(vocabulary)?;
+    let classes: Vec<String> = vocab
+        .get("classes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("id")?.as_str().map(str::to_owned))
+        .collect();
+    let mut rng = Rng::new(seed);
+    // A condition on a shared patient fact, as a rule or a population scope would test it.
+    let fact_test = |rng: &mut Rng| -> Value {
+        match rng.below(5) {
+            0 => json!({"fact": "egfr", "op": "lt", "value": 15 + rng.below(46)}),
+            1 => json!({"fact": "age", "op": "ge", "value": 60 + rng.below(26)}),
+            // Severe kidney disease: the stage counts only where no eGFR is given.
+            2 => json!({"any": [{"fact": "egfr", "op": "lt", "value": 30},
+                                {"all": [{"fact": "egfr", "op": "unknown"},
+                                         {"fact": "ckd_stage", "op": "in", "value": ["4", "5"]}]}]}),
+            _ => json!({"fact": *rng.pick(SYNTHETIC_FLAGS), "op": "eq", "value": true}),
+        }
+    };
+    let population = |rng: &mut Rng| -> Value {
+        match rng.below(4) {
+            0 => json!({"fact": "age", "op": "ge", "value": 65}),
+            1 => json!({"fact": "age", "op": "lt", "value": 18}),
+            2 => json!({"fact": "sex", "op": "eq", "value": "female"}),
+            _ => json!({"fact": "age", "op": "ge", "value": 18 + rng.below(40)}),
+        }
+    };
+    const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+    let mut rules = Vec::with_capacity(n);
+    for k in 0..n {
+        let mut tiers = Vec::new();
+        let mut rule = if rng.below(5) < 4 && !classes.is_empty() {
+            let class = rng.pick(&classes).clone();
+            let gate = json!({"medication": {"class": class}});
+            // With a second interacting comedication in a patient at risk; a second tier for
+            // another risk, where there is one.
+            let other = json!({"medication": {"class": rng.pick(&classes).clone()}});
+            tiers.push(json!({"all": [gate, other, fact_test(&mut rng)]}));
+            if rng.chance(0.5) {
+                tiers.push(json!({"all": [gate, other, fact_test(&mut rng)]}));
+            }
+            json!({"id": format!("SYN-DDI-{k:05}"), "title": format!("Synthetic interaction {k} ({class})"), "tags": ["interaction"]})
+        } else {
+            // Three risk factors together; a second tier for another third, where there is one.
+            let (a, b) = (fact_test(&mut rng), fact_test(&mut rng));
+            tiers.push(json!({"all": [a, b, fact_test(&mut rng)]}));
+            if rng.chance(0.5) {
+                tiers.push(json!({"all": [a, b, fact_test(&mut rng)]}));
+            }
+            json!({"id": format!("SYN-PT-{k:05}"), "title": format!("Synthetic patient rule {k}"), "tags": ["patient"]})
+        };
+        let Value::Object(rule) = &mut rule else {
+            continue;
+        };
+        if rng.chance(0.7) {
+            rule.insert("applies".into(), population(&mut rng));
+        }
+        // The first tier is the most severe; a later one is no more severe than the one before.
+        let mut level = 1 + rng.below(2) as usize;
+        let tiers = tiers
+            .into_iter()
+            .map(|when| {
+                let severity = SEVERITIES.get(level).copied().unwrap_or("info");
+                level = level.saturating_sub(rng.below(2) as usize);
+                json!({"when": when, "severity": severity,
+                       "message": format!("Synthetic caution of rule {k}."),
+                       "action": "None: this rule is synthetic, for benchmarks."})
+            })
+            .collect();
+        rule.insert("tiers".into(), tiers);
+        rule.insert("sources".into(), json!(["SYN"]));
+        rules.push(Value::Object(std::mem::take(rule)));
+    }
+    serde_json::to_string_pretty(&json!({
+        "name": "interactions",
+        "version": format!("1.{n}.{seed}"),
+        "description": format!("{n} synthetic rules (seed {seed}) shaped like an interaction knowledge base, for benchmarks: not clinical content."),
+        "subject": {"ingredient": "baclofen"},
+        "sources": {"SYN": {"label": "Synthetic: generated by medscreen_core::generate::interaction_pack for benchmarks; not clinical content"}},
+        "rules": rules,
+    }))
+}
+
+/// The shared yes/no facts the synthetic pack's rules test (all of them drawn by [`write_profiles`]).
+const SYNTHETIC_FLAGS: &[&str] = &[
+    "seizure_history",
+    "kidney_disease",
+    "dialysis",
+    "liver_disease",
+    "heart_disease",
+    "diabetes",
+    "respiratory_impairment",
+    "alcohol_use",
+];
+
 fn shift_numbers(v: &mut serde_json::Value, by: f64) {
     match v {
         serde_json::Value::Object(m) => {
@@ -400,6 +513,54 @@ mod tests {
                 assert!(!engine.groups().is_empty(), "{n} rules keep groups");
             }
         }
+    }
+
+    #[test]
+    fn the_interaction_pack_is_deterministic_loads_and_decides_every_way() {
+        use crate::engine::EMBEDDED_VOCABULARY;
+        let pack = interaction_pack(EMBEDDED_VOCABULARY, 3000, 5).unwrap();
+        assert_eq!(
+            pack,
+            interaction_pack(EMBEDDED_VOCABULARY, 3000, 5).unwrap()
+        );
+        assert_ne!(
+            pack,
+            interaction_pack(EMBEDDED_VOCABULARY, 3000, 6).unwrap()
+        );
+        // Beside the embedded packs, whose facts the generated records carry.
+        let packs: Vec<(&str, &str)> = std::iter::once(("pack.json", pack.as_str()))
+            .chain(crate::engine::EMBEDDED_PACKS.iter().copied())
+            .collect();
+        let engine =
+            crate::Engine::from_packs(&packs, "vocabulary.json", EMBEDDED_VOCABULARY).unwrap();
+        assert_eq!(engine.rules().len(), 3000);
+        let ddi = engine
+            .rules()
+            .iter()
+            .filter(|r| r.id.starts_with("SYN-DDI-"))
+            .count();
+        assert!(
+            (2200..=2600).contains(&ddi),
+            "{ddi} interaction rules of 3000"
+        );
+        let mut data = Vec::new();
+        write_profiles(&mut data, engine.facts(), 300, 2, 0.0).unwrap();
+        let (mut fired, mut undecided, mut clear) = (0usize, 0usize, 0usize);
+        let mut cache = crate::vocab::MatchCache::new();
+        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let profile = engine.parse_fast(line).unwrap();
+            let s = engine.screen_with(&profile, &mut cache);
+            fired += s.cautions.len();
+            undecided += s.indeterminate.len();
+            clear += 3000 - s.cautions.len() - s.indeterminate.len();
+        }
+        // Most rules are silent for most patients, as in a real interaction base; some fire and some
+        // are undecided.
+        assert!(
+            fired > 0 && undecided > 0,
+            "{fired} fired, {undecided} undecided"
+        );
+        assert!(clear > 300 * 3000 / 2, "{clear} silent of {}", 300 * 3000);
     }
 
     #[test]
