@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::error::{LoadError, LoadErrorCode};
 use crate::facts::FactTable;
@@ -153,11 +154,14 @@ impl Cond {
     }
 
     /// Classes, one of which an ingredient must be in for this condition to be true of it: a class
-    /// test, an `all` with such a part, an `any` whose every part is one. `None` when the condition
-    /// can be true whatever the ingredient.
+    /// test or count, an `all` with such a part, an `any` whose every part is one. `None` when the
+    /// condition can be true whatever the ingredient. With comedications known and none in these
+    /// classes, the condition is false (not unknown): a class test or count is then false, and so is
+    /// an `all` with a false part and an `any` of false parts.
     fn required_classes(&self) -> Option<ClassMask> {
         match self {
             Cond::MedClass { class } => Some(*class),
+            Cond::MedCount { classes, .. } => Some(*classes),
             Cond::All(parts) => parts
                 .iter()
                 .filter_map(Cond::required_classes)
@@ -167,6 +171,38 @@ impl Cond {
                 .map(Cond::required_classes)
                 .try_fold(0, |m, c| c.map(|c| m | c)),
             _ => None,
+        }
+    }
+
+    /// Adds to `out` the classes this condition needs the comedications to touch, as clauses that
+    /// must all hold (each: some comedication in one of its classes); `false` when it can be true
+    /// whatever the comedications. A class test or count is its classes; an `all`, the clauses of its
+    /// parts; an `any` whose every part has some, one clause of every class its parts name. With
+    /// comedications known and a clause not met, the condition is false, not unknown: a class test
+    /// or count is false, and so is an `all` with a false part and an `any` of false parts.
+    pub fn class_clauses(&self, out: &mut SmallVec<[ClassMask; 3]>) -> bool {
+        match self {
+            Cond::MedClass { class: classes } | Cond::MedCount { classes, .. } => {
+                out.push(*classes);
+                true
+            }
+            Cond::All(parts) => parts
+                .iter()
+                .fold(false, |any, p| p.class_clauses(out) | any),
+            Cond::Any(parts) => {
+                let mut union = 0;
+                let every = parts.iter().all(|p| {
+                    let mut inner = SmallVec::new();
+                    let needs = p.class_clauses(&mut inner);
+                    union |= inner.iter().fold(0, |m, c| m | c);
+                    needs
+                });
+                if every && !parts.is_empty() {
+                    out.push(union);
+                }
+                every && !parts.is_empty()
+            }
+            _ => false,
         }
     }
 
@@ -342,9 +378,10 @@ pub struct Rule {
     pub tiers: Vec<Tier>,
     /// Cited sources.
     pub sources: Vec<Source>,
-    /// When every tier is a plain "some comedication in class" test, the union of those classes: a
-    /// patient whose known comedications touch none of them gets `false` for the rule without evaluation.
-    pub med_gate: Option<ClassMask>,
+    /// When every tier requires comedications in some classes (see [`Cond::class_clauses`]), each
+    /// tier's requirement: a patient whose known comedications meet no tier's gets a silent rule
+    /// without evaluation.
+    pub med_gate: Option<Vec<SmallVec<[ClassMask; 3]>>>,
     /// The group the rule belongs to (an index into [`Program::groups`]).
     pub group: Option<usize>,
     /// For a grouped rule, the classes one of which an ingredient must be in for some tier to be true
@@ -386,6 +423,8 @@ pub struct Program {
     pub groups: Vec<Group>,
     /// How the CDS Hooks service speaks of the pack.
     pub cds: CdsText,
+    /// Which rules a profile's comedication classes can make fire or leave undecided.
+    pub index: RuleIndex,
 }
 
 /// How the CDS Hooks service speaks of a pack: `cds` in the pack, every text optional. A text may hold
@@ -595,14 +634,15 @@ pub fn compile(
                 ),
             }
         }
-        let med_gate = if applies.is_none() {
-            tiers.iter().try_fold(0, |m, t| match t.when {
-                Cond::MedClass { class } => Some(m | class),
-                _ => None,
+        // Each tier needs comedications in some classes: with comedications known and a tier's needs
+        // not met, the tier is false; with every tier false the rule is silent, whatever its guard.
+        let med_gate = tiers
+            .iter()
+            .map(|t| {
+                let mut clauses = SmallVec::new();
+                t.when.class_clauses(&mut clauses).then_some(clauses)
             })
-        } else {
-            None
-        };
+            .collect();
         rules.push(Rule {
             id,
             title: str_at(r, "title"),
@@ -638,6 +678,7 @@ pub fn compile(
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
+    let index = RuleIndex::new(&rules);
     Ok(Program {
         name: str_at(pack, "name"),
         version: str_at(pack, "version"),
@@ -646,6 +687,101 @@ pub fn compile(
         rules,
         groups,
         cds,
+        index,
+    })
+}
+
+/// Which rules a profile's comedication classes can make fire or leave undecided, so that the others
+/// are never visited (as zen's decision tables and OPA's rule indexing skip what cannot match).
+///
+/// A rule whose every tier needs comedications in some classes ([`Rule::med_gate`]) is silent for a
+/// patient whose known comedications touch none of its *key*: the union over its tiers of each tier's
+/// narrowest clause. Such rules are listed under each class of their key; the rest (and grouped rules,
+/// which are decided item by item) are always visited. With comedications unknown, every rule is.
+#[derive(Debug, Clone, Default)]
+pub struct RuleIndex {
+    /// The rules visited whatever the comedications, as a bit set over rule indices.
+    always: Vec<u64>,
+    /// For each class bit, the gated rules whose key has it.
+    by_class: Vec<Vec<u32>>,
+    /// How many rules the program has.
+    rules: usize,
+}
+
+impl RuleIndex {
+    fn new(rules: &[Rule]) -> RuleIndex {
+        let words = rules.len().div_ceil(64);
+        let mut index = RuleIndex {
+            always: vec![0; words],
+            by_class: vec![Vec::new(); ClassMask::BITS as usize],
+            rules: rules.len(),
+        };
+        for (r, rule) in rules.iter().enumerate() {
+            let key = match (&rule.med_gate, rule.group) {
+                (Some(tiers), None) => tiers.iter().try_fold(0, |key: ClassMask, clauses| {
+                    clauses
+                        .iter()
+                        .min_by_key(|c| c.count_ones())
+                        .map(|narrowest| key | narrowest)
+                }),
+                _ => None,
+            };
+            match key {
+                Some(key) if key != 0 => {
+                    for (bit, list) in index.by_class.iter_mut().enumerate() {
+                        if key & (1 << bit) != 0 {
+                            list.push(r as u32);
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(w) = index.always.get_mut(r / 64) {
+                        *w |= 1 << (r % 64);
+                    }
+                }
+            }
+        }
+        index
+    }
+
+    /// The rules to visit, as a bit set over rule indices: with comedications known (`classes`, every
+    /// class they fall in), the rules always visited and those listed under one of the classes; with
+    /// comedications unknown (`None`), every rule.
+    pub fn candidates(&self, classes: Option<ClassMask>) -> SmallVec<[u64; 8]> {
+        let Some(classes) = classes else {
+            let mut all: SmallVec<[u64; 8]> = SmallVec::from_elem(u64::MAX, self.rules / 64);
+            if !self.rules.is_multiple_of(64) {
+                all.push((1 << (self.rules % 64)) - 1);
+            }
+            return all;
+        };
+        let mut set: SmallVec<[u64; 8]> = SmallVec::from_slice(&self.always);
+        for (bit, list) in self.by_class.iter().enumerate() {
+            if classes & (1 << bit) == 0 {
+                continue;
+            }
+            for &r in list {
+                if let Some(w) = set.get_mut(r as usize / 64) {
+                    *w |= 1 << (r % 64);
+                }
+            }
+        }
+        set
+    }
+}
+
+/// The indices of the set bits of a bit set, in order.
+pub fn set_bits(set: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    set.iter().enumerate().flat_map(|(w, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Some(w * 64 + b)
+        })
     })
 }
 

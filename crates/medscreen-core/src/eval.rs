@@ -273,7 +273,14 @@ impl<'e, 'p> Evaluator<'e, 'p> {
         let mut cautions = Vec::new();
         let mut indeterminate = Vec::new();
         let picked = self.pick_groups();
-        for (index, rule) in self.program.rules.iter().enumerate() {
+        let visit = self
+            .program
+            .index
+            .candidates(self.meds.as_ref().map(|m| m.mask));
+        for index in crate::compile::set_bits(&visit) {
+            let Some(rule) = self.program.rules.get(index) else {
+                continue;
+            };
             let (outcome, scope) = match (&picked, rule.group) {
                 (Some(picked), Some(_)) => match picked.iter().find(|p| p.rule == index) {
                     Some(p) => (p.outcome, Scope::Items(&p.items)),
@@ -381,10 +388,11 @@ impl<'e, 'p> Evaluator<'e, 'p> {
     }
 
     fn rule_outcome_in(&self, rule: &Rule, scope: Scope<'_>) -> Outcome {
-        if let (Some(gate), Some(meds)) = (rule.med_gate, &self.meds)
-            && meds.mask_in(scope) & gate == 0
-        {
-            return Outcome::Silent;
+        if let (Some(gates), Some(meds)) = (&rule.med_gate, &self.meds) {
+            let mask = meds.mask_in(scope);
+            if !gates.iter().any(|tier| tier.iter().all(|c| mask & c != 0)) {
+                return Outcome::Silent;
+            }
         }
         if let Some(applies) = &rule.applies
             && self.decide_in(applies, scope) == Tri::False
@@ -755,5 +763,120 @@ fn number(n: f64) -> Value {
         Value::from(n as i64)
     } else {
         Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// The rule index and the class gates only skip work: on every profile, the rules a screening reports
+/// (as cautions or undecided) are exactly those that evaluating every tier of every rule, with no gate
+/// and no index, finds firing or undecided.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::Engine;
+    use crate::engine::{EMBEDDED_PACKS, EMBEDDED_VOCABULARY};
+
+    /// What a rule comes to for `profile` by evaluating its guard and every tier: `Some(true)` fires,
+    /// `Some(false)` undecided, `None` silent.
+    fn by_hand(eval: &Evaluator<'_, '_>, rule: &Rule) -> Option<bool> {
+        if rule
+            .applies
+            .as_ref()
+            .is_some_and(|a| eval.decide(a) == Tri::False)
+        {
+            return None;
+        }
+        let tiers: Vec<Tri> = rule.tiers.iter().map(|t| eval.decide(&t.when)).collect();
+        if tiers.contains(&Tri::True) {
+            Some(true)
+        } else if tiers.contains(&Tri::Unknown) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Screens every profile with `engine` and checks each ungrouped rule's outcome against
+    /// [`by_hand`]; returns how many (rule, profile) pairs fired and were undecided.
+    fn check(engine: &Engine, profiles: &[Profile]) -> (usize, usize) {
+        let pack = engine.screening_packs().next().unwrap();
+        let program = pack.program();
+        let mut cache = MatchCache::new();
+        let (mut fired, mut undecided) = (0, 0);
+        for profile in profiles {
+            let screening = engine.screen_with(profile, &mut cache);
+            let cautions: BTreeSet<&str> = screening.cautions.iter().map(|c| c.rule).collect();
+            let open: BTreeSet<&str> = screening.indeterminate.iter().map(|i| i.rule).collect();
+            let eval = Evaluator::new(
+                program,
+                engine.facts(),
+                engine.vocabulary(),
+                profile,
+                &mut cache,
+            );
+            for rule in program.rules.iter().filter(|r| r.group.is_none()) {
+                let id = rule.id.as_str();
+                let got = if cautions.contains(id) {
+                    Some(true)
+                } else if open.contains(id) {
+                    Some(false)
+                } else {
+                    None
+                };
+                assert_eq!(got, by_hand(&eval, rule), "{} on {:?}", id, profile.id);
+                match got {
+                    Some(true) => fired += 1,
+                    Some(false) => undecided += 1,
+                    None => {}
+                }
+            }
+        }
+        (fired, undecided)
+    }
+
+    fn profiles(engine: &Engine, n: u64, seed: u64) -> Vec<Profile> {
+        let mut data = Vec::new();
+        crate::generate::write_profiles(&mut data, engine.facts(), n, seed, 0.0).unwrap();
+        data.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| engine.parse_profile(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_packs_report_what_every_tier_says() {
+        for name in crate::engine::embedded_pack_names() {
+            let engine = Engine::embedded_pack(&name).unwrap();
+            let (fired, undecided) = check(&engine, &profiles(&engine, 2000, 21));
+            assert!(
+                fired > 0 && undecided > 0,
+                "{name}: {fired} fired, {undecided} undecided"
+            );
+        }
+    }
+
+    #[test]
+    fn the_interaction_pack_reports_what_every_tier_says() {
+        let pack = crate::generate::interaction_pack(EMBEDDED_VOCABULARY, 3000, 3).unwrap();
+        let packs: Vec<(&str, &str)> = std::iter::once(("interactions/pack.json", pack.as_str()))
+            .chain(EMBEDDED_PACKS.iter().copied())
+            .collect();
+        let engine = Engine::from_packs(&packs, "vocabulary.json", EMBEDDED_VOCABULARY).unwrap();
+        // Some rules are indexed under classes; some profiles have no comedications listed, so every
+        // rule is visited for them.
+        let gated = engine
+            .rules()
+            .iter()
+            .filter(|r| r.med_gate.is_some())
+            .count();
+        assert!(gated > 2000, "{gated} gated rules");
+        let profiles = profiles(&engine, 400, 22);
+        assert!(profiles.iter().any(|p| p.comedications.is_none()));
+        let (fired, undecided) = check(&engine, &profiles);
+        assert!(
+            fired > 0 && undecided > 0,
+            "{fired} fired, {undecided} undecided"
+        );
     }
 }
