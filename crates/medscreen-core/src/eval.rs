@@ -114,8 +114,8 @@ impl MedFacts {
             }
             facts.entries.push(m);
         }
-        let mut seen: Vec<IngredientId> = Vec::new();
-        let mut groups: Vec<&str> = Vec::new();
+        let mut seen: SmallVec<[IngredientId; 16]> = SmallVec::new();
+        let mut groups: SmallVec<[&str; 4]> = SmallVec::new();
         for (k, e) in facts.entries.iter().enumerate() {
             for &i in &e.ingredients {
                 if !seen.contains(&i) {
@@ -136,6 +136,8 @@ impl MedFacts {
                 });
             }
         }
+        // The group codes borrow the entries.
+        drop(groups);
         facts.mask = facts.items.iter().fold(0, |m, it| m | it.mask);
         facts
     }

@@ -765,7 +765,11 @@ fn write_evidence<A: Annotate + ?Sized>(buf: &mut Vec<u8>, e: &Evidence<'_>, ann
 
 /// A JSON string, escaped exactly as serde_json escapes it (quote, backslash, control characters).
 fn write_str(buf: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    // No early exit, so that the check is a vector loop: most strings need no escape.
+    let escape = s
+        .bytes()
+        .fold(false, |e, b| e | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if escape {
         let _ = serde_json::to_writer(&mut *buf, s);
     } else {
         buf.push(b'"');
@@ -1086,6 +1090,28 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
     use crate::engine::Engine;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "",
+            "plain id-42",
+            "a \"quoted\" word",
+            "back\\slash",
+            "tab\there\nnew line\r\u{1}\u{1f}",
+            "\u{7f} and caf\u{e9}, \u{1f600}",
+            "a long plain string that is longer than one vector of bytes, and then some more text",
+            "a long string whose escape comes only at the very end, after every plain byte\"",
+        ] {
+            let mut buf = Vec::new();
+            write_str(&mut buf, s);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(s).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
 
     /// The reference: the same line through `Serialize`.
     fn reference(
