@@ -154,14 +154,11 @@ impl Cond {
     }
 
     /// Classes, one of which an ingredient must be in for this condition to be true of it: a class
-    /// test or count, an `all` with such a part, an `any` whose every part is one. `None` when the
-    /// condition can be true whatever the ingredient. With comedications known and none in these
-    /// classes, the condition is false (not unknown): a class test or count is then false, and so is
-    /// an `all` with a false part and an `any` of false parts.
+    /// test, an `all` with such a part, an `any` whose every part is one. `None` when the condition
+    /// can be true whatever the ingredient.
     fn required_classes(&self) -> Option<ClassMask> {
         match self {
             Cond::MedClass { class } => Some(*class),
-            Cond::MedCount { classes, .. } => Some(*classes),
             Cond::All(parts) => parts
                 .iter()
                 .filter_map(Cond::required_classes)

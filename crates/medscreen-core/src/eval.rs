@@ -846,6 +846,121 @@ mod tests {
             .collect()
     }
 
+    /// Rules shaped to catch an unsound gate or index: class tests under `not`, `any` mixing a class
+    /// and a fact, counts behind a guard, a class with a fact, the subject, unrecognised entries.
+    const EDGES: &str = r#"{
+        "name": "edges", "version": "1.0.0", "subject": {"ingredient": "baclofen"},
+        "sources": {"T": {"label": "test"}},
+        "groups": [{"id": "G", "title": "group", "rules": ["G-OPIOID", "G-BENZO"]}],
+        "rules": [
+            {"id": "NOT-CLASS", "title": "t", "sources": ["T"], "tiers": [
+                {"when": {"not": {"medication": {"class": "opioid"}}}, "severity": "info", "message": "m", "action": "a"}]},
+            {"id": "NOT-ALL", "title": "t", "sources": ["T"], "tiers": [
+                {"when": {"not": {"all": [{"medication": {"class": "opioid"}}, {"fact": "age", "op": "ge", "value": 65}]}},
+                 "severity": "info", "message": "m", "action": "a"}]},
+            {"id": "ANY-MIXED", "title": "t", "sources": ["T"], "tiers": [
+                {"when": {"any": [{"medication": {"class": "opioid"}}, {"fact": "egfr", "op": "lt", "value": 30}]},
+                 "severity": "warning", "message": "m", "action": "a"}]},
+            {"id": "ANY-CLASSES", "title": "t", "sources": ["T"], "tiers": [
+                {"when": {"any": [{"medication": {"class": "opioid"}}, {"medication": {"class": "benzodiazepine"}}]},
+                 "severity": "warning", "message": "m", "action": "a"}]},
+            {"id": "COUNT-GUARDED", "title": "t", "sources": ["T"], "applies": {"fact": "age", "op": "ge", "value": 65},
+             "tiers": [{"when": {"medications": {"classes": ["opioid", "benzodiazepine", "gabapentinoid"], "at_least": 2}},
+                        "severity": "critical", "message": "m", "action": "a"}]},
+            {"id": "CLASS-AND-FACT", "title": "t", "sources": ["T"], "tiers": [
+                {"when": {"all": [{"medication": {"class": "opioid"}}, {"fact": "egfr", "op": "lt", "value": 60}]},
+                 "severity": "critical", "message": "m", "action": "a"},
+                {"when": {"all": [{"medication": {"class": "gabapentinoid"}}, {"any": [{"medication": {"class": "opioid"}}, {"fact": "dialysis", "op": "eq", "value": true}]}]},
+                 "severity": "warning", "message": "m", "action": "a"}]},
+            {"id": "GUARDED-CLASS", "title": "t", "sources": ["T"], "applies": {"medication": {"class": "antidepressant"}},
+             "tiers": [{"when": {"medication": {"class": "antipsychotic"}}, "severity": "warning", "message": "m", "action": "a"}]},
+            {"id": "SUBJECT", "title": "t", "sources": ["T"], "tiers": [
+                {"when": {"medication": {"subject": true}}, "severity": "info", "message": "m", "action": "a"}]},
+            {"id": "UNRECOGNIZED", "title": "t", "sources": ["T"], "tiers": [
+                {"when": {"medication": {"unrecognized": true}}, "severity": "info", "message": "m", "action": "a"}]},
+            {"id": "G-OPIOID", "title": "t", "sources": ["T"], "applies": {"fact": "age", "op": "ge", "value": 18}, "tiers": [
+                {"when": {"medication": {"class": "opioid"}}, "severity": "critical", "message": "m", "action": "a"}]},
+            {"id": "G-BENZO", "title": "t", "sources": ["T"], "tiers": [
+                {"when": {"medication": {"class": "benzodiazepine"}}, "severity": "warning", "message": "m", "action": "a"}]}
+        ]
+    }"#;
+
+    #[test]
+    fn edge_rules_report_what_every_tier_says() {
+        let packs: Vec<(&str, &str)> = std::iter::once(("edges/pack.json", EDGES))
+            .chain(EMBEDDED_PACKS.iter().copied())
+            .collect();
+        let engine = Engine::from_packs(&packs, "vocabulary.json", EMBEDDED_VOCABULARY).unwrap();
+        let rule = |id: &str| engine.rules().iter().find(|r| r.id == id).unwrap();
+        // The ones that can be gated are, and the ones that cannot are not.
+        for id in [
+            "ANY-CLASSES",
+            "COUNT-GUARDED",
+            "CLASS-AND-FACT",
+            "GUARDED-CLASS",
+            "G-OPIOID",
+        ] {
+            assert!(rule(id).med_gate.is_some(), "{id} is gated");
+        }
+        for id in [
+            "NOT-CLASS",
+            "NOT-ALL",
+            "ANY-MIXED",
+            "SUBJECT",
+            "UNRECOGNIZED",
+        ] {
+            assert!(rule(id).med_gate.is_none(), "{id} is not gated");
+        }
+        let mut lines = Vec::new();
+        for meds in [
+            "",
+            r#","comedications":[]"#,
+            r#","comedications":null"#,
+            r#","comedications":["Zzyzx 10 mg"]"#,
+            r#","comedications":["baclofen 10 mg"]"#,
+            r#","comedications":[{"atc":"N02AX99"}]"#,
+            r#","comedications":["oxycodone 5 mg"]"#,
+            r#","comedications":["oxycodone 5 mg","diazepam 5 mg"]"#,
+            r#","comedications":["gabapentin 300 mg","sertraline 50 mg","quetiapine 25 mg"]"#,
+            r#","comedications":["gabapentin 300 mg","Zzyzx","baclofen 10 mg"]"#,
+        ] {
+            for facts in [
+                r#""age":70"#,
+                r#""age":40,"egfr":25"#,
+                r#""age":80,"egfr":75,"dialysis":false"#,
+                r#""age":12,"dialysis":true"#,
+            ] {
+                lines.push(format!(r#"{{"id":"e{}",{facts}{meds}}}"#, lines.len()));
+            }
+        }
+        let mut profiles: Vec<Profile> = lines
+            .iter()
+            .map(|l| engine.parse_profile(l.as_bytes()).unwrap())
+            .collect();
+        profiles.extend(self::profiles(&engine, 300, 23));
+        let (fired, undecided) = check(&engine, &profiles);
+        assert!(
+            fired > 0 && undecided > 0,
+            "{fired} fired, {undecided} undecided"
+        );
+        // A gated rule both fires and is left undecided somewhere.
+        let mut cache = MatchCache::new();
+        let outcomes: Vec<Screening<'_>> = profiles
+            .iter()
+            .map(|p| engine.screen_with(p, &mut cache))
+            .collect();
+        assert!(
+            outcomes
+                .iter()
+                .any(|s| s.cautions.iter().any(|c| c.rule == "CLASS-AND-FACT"))
+        );
+        assert!(
+            outcomes
+                .iter()
+                .any(|s| s.indeterminate.iter().any(|i| i.rule == "CLASS-AND-FACT"))
+        );
+    }
+
     #[test]
     fn the_embedded_packs_report_what_every_tier_says() {
         for name in crate::engine::embedded_pack_names() {
@@ -861,9 +976,10 @@ mod tests {
     #[test]
     fn the_interaction_pack_reports_what_every_tier_says() {
         let pack = crate::generate::interaction_pack(EMBEDDED_VOCABULARY, 3000, 3).unwrap();
-        let packs: Vec<(&str, &str)> = std::iter::once(("interactions/pack.json", pack.as_str()))
-            .chain(EMBEDDED_PACKS.iter().copied())
-            .collect();
+        let packs: Vec<(&str, &str)> =
+            std::iter::once(("synthetic-interactions/pack.json", pack.as_str()))
+                .chain(EMBEDDED_PACKS.iter().copied())
+                .collect();
         let engine = Engine::from_packs(&packs, "vocabulary.json", EMBEDDED_VOCABULARY).unwrap();
         // Some rules are indexed under classes; some profiles have no comedications listed, so every
         // rule is visited for them.
