@@ -201,9 +201,10 @@ fn bench_rules(c: &mut Criterion, f: &Fixtures) {
     // rules scoped to populations) at >= 25% of the baclofen pack's rate.
     // It screens with the embedded packs loaded beside it, so the records' pack facts are accepted.
     let pack = medscreen::generate::interaction_pack(EMBEDDED_VOCABULARY, 3000, 1).expect("pack");
-    let packs: Vec<(&str, &str)> = std::iter::once(("interactions/pack.json", pack.as_str()))
-        .chain(medscreen::engine::EMBEDDED_PACKS.iter().copied())
-        .collect();
+    let packs: Vec<(&str, &str)> =
+        std::iter::once(("synthetic-interactions/pack.json", pack.as_str()))
+            .chain(medscreen::engine::EMBEDDED_PACKS.iter().copied())
+            .collect();
     let engine = Engine::from_packs(&packs, "vocabulary.json", EMBEDDED_VOCABULARY)
         .expect("the interaction pack loads");
     engines.push(("interactions_3000".to_owned(), engine));

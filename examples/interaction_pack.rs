@@ -1,12 +1,14 @@
 //! Writes a rule directory holding the synthetic interaction pack of issue 14 beside the embedded
-//! packs, for `medscreen screen --rules DIR --pack interactions` (see `benches/throughput.sh`):
+//! packs, for `medscreen screen --rules DIR --pack synthetic-interactions` (see
+//! `benches/throughput.sh`):
 //!
 //!     cargo run --release --example interaction_pack -- DIR [RULES] [SEED]
 //!
 //! `RULES` rules (default 3000) drawn from `SEED` (default 1) by
 //! `medscreen::generate::interaction_pack`: synthetic, for benchmarks, not clinical content. The
 //! directory gets `vocabulary.json`, the embedded packs' folders (pack and value sets, copied from
-//! `rules/`), the new `interactions/pack.json` and a `packs.json` whose default is `interactions`.
+//! `rules/`), the new `synthetic-interactions/pack.json` and a `packs.json` that lists it after them
+//! and keeps the embedded default: the synthetic pack screens only when asked for by name.
 
 use std::path::Path;
 
@@ -28,12 +30,13 @@ fn main() {
     let pack =
         medscreen::generate::interaction_pack(medscreen::engine::EMBEDDED_VOCABULARY, rules, seed)
             .expect("the vocabulary is JSON");
-    std::fs::create_dir_all(dir.join("interactions")).expect("create the pack folder");
-    std::fs::write(dir.join("interactions/pack.json"), pack).expect("write the pack");
-    let names: Vec<String> = std::iter::once("interactions".to_owned())
-        .chain(medscreen::engine::embedded_pack_names())
-        .collect();
-    let manifest = serde_json::json!({"packs": names, "default": "interactions"});
+    let folder = dir.join("synthetic-interactions");
+    std::fs::create_dir_all(&folder).expect("create the pack folder");
+    std::fs::write(folder.join("pack.json"), pack).expect("write the pack");
+    let mut names = medscreen::engine::embedded_pack_names();
+    let default = names.first().cloned().expect("an embedded pack");
+    names.push("synthetic-interactions".to_owned());
+    let manifest = serde_json::json!({"packs": names, "default": default});
     std::fs::write(dir.join("packs.json"), manifest.to_string()).expect("write packs.json");
 }
 

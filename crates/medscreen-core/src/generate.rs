@@ -342,16 +342,19 @@ pub fn scaled_pack(base: &str, n: usize) -> Result<String, serde_json::Error> {
     serde_json::to_string(&pack)
 }
 
-/// A synthetic pack of `n` rules shaped like a real interaction knowledge base, for benchmarks: about
-/// four in five are drug-pair interaction rules, each gated by one comedication class of `vocabulary`
-/// (most patients take nothing in any one class), some narrowed to a population (`applies`) and most
-/// firing only with a patient fact as well (a low eGFR, an older age, a condition) or a second class;
-/// the rest are patient-fact rules (age bands, kidney function, conditions) scoped to a population.
-/// Thresholds, classes, facts and severities are drawn from `seed`, so the same arguments always give
-/// the same text. Every rule cites one source, which says that the pack is synthetic: it is not
-/// clinical content and no patient should be screened with it.
+/// A synthetic pack of `n` rules shaped like a real interaction knowledge base, for benchmarks
+/// (`synthetic-interactions`): about four in five are drug-pair interaction rules, each gated by one
+/// comedication class of `vocabulary` (most patients take nothing in any one class) and firing only
+/// with a second interacting class in a patient with a risk factor (a low eGFR, an older age, severe
+/// kidney disease, a condition); the rest are patient-fact rules needing three risk factors. Seven in
+/// ten are narrowed to a population (`applies`). Thresholds, classes, facts and severities are drawn
+/// from `seed`, so the same arguments always give the same text. Every rule's id starts `SYN-` and
+/// cites one source, which says that the pack is synthetic: it is not clinical content and no
+/// patient should be screened with it.
 ///
-/// It reads only the shared patient facts, so it screens the records [`write_profiles`] writes.
+/// It reads only the shared patient facts, so it screens the records [`write_profiles`] writes. Its
+/// subject is baclofen, so that an entry naming baclofen is, as in the baclofen pack, not one of the
+/// patient's comedications.
 pub fn interaction_pack(
     vocabulary: &str,
     n: usize,
@@ -434,7 +437,7 @@ pub fn interaction_pack(
         rules.push(Value::Object(std::mem::take(rule)));
     }
     serde_json::to_string_pretty(&json!({
-        "name": "interactions",
+        "name": "synthetic-interactions",
         "version": format!("1.{n}.{seed}"),
         "description": format!("{n} synthetic rules (seed {seed}) shaped like an interaction knowledge base, for benchmarks: not clinical content."),
         "subject": {"ingredient": "baclofen"},
