@@ -983,7 +983,16 @@ impl Pipeline {
         let record = Value::Object(record);
         let data: &DataValue = match (&record).into_arena_value(arena) {
             Ok(d) => d,
-            Err(_) => return None,
+            Err(e) => {
+                // Still one line for the record, as for any record that cannot be screened.
+                let errors = vec![SchemaError {
+                    pointer: String::new(),
+                    message: format!("the record could not be converted for JSONLogic: {e}"),
+                }];
+                let id = record.get("id").and_then(Value::as_str);
+                write_line(out, &Invalid::new(line, id, errors));
+                return None;
+            }
         };
 
         // Evaluate every rule: a tier number, or the missing facts.
