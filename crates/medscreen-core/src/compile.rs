@@ -753,10 +753,7 @@ impl RuleIndex {
             return all;
         };
         let mut set: SmallVec<[u64; 8]> = SmallVec::from_slice(&self.always);
-        for (bit, list) in self.by_class.iter().enumerate() {
-            if classes & (1 << bit) == 0 {
-                continue;
-            }
+        for list in set_bits(&[classes]).filter_map(|bit| self.by_class.get(bit)) {
             for &r in list {
                 if let Some(w) = set.get_mut(r as usize / 64) {
                     *w |= 1 << (r % 64);
